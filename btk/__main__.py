@@ -1,0 +1,5 @@
+"""Allow ``python -m btk``."""
+
+from btk.cli import main
+
+raise SystemExit(main())

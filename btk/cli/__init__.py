@@ -1,0 +1,80 @@
+"""The ``btk`` command line: one sub-command per component.
+
+User mistakes (:class:`btk.errors.BtkError`) are printed as one message and exit with code 2; a traceback
+is shown only with ``--verbose``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from btk import __version__
+from btk.cli import common
+from btk.cli.evaluate import evaluate
+from btk.cli.fuse import alarms, fuse
+from btk.console import configure_logging, console
+from btk.errors import BtkError
+
+app = typer.Typer(
+    name="btk",
+    help="Brain-tumour MRI from raw DICOM studies to a consensus tumour segmentation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command(no_args_is_help=True)(fuse)
+app.command(no_args_is_help=True)(alarms)
+app.command(no_args_is_help=True)(evaluate)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"btk {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: common.VerboseOption = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Brain-tumour MRI from raw DICOM studies to a consensus tumour segmentation."""
+    common.set_verbose(verbose)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line and return its exit code."""
+    configure_logging(verbose=False)
+    try:
+        app(args=argv, prog_name="btk")
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except BtkError as error:
+        if common.is_verbose():
+            console.print_exception()
+        console.print(f"[bold red]Error:[/] {error}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        console.print("[bold red]Interrupted.[/]")
+        return 130
+    except Exception as error:  # a bug, not a user mistake: say so and how to get details
+        if common.is_verbose():
+            console.print_exception()
+        else:
+            console.print(
+                f"[bold red]Internal error:[/] {error.__class__.__name__}: {error}\n"
+                "  -> run again with --verbose for the traceback and report it to the btk developers",
+                highlight=False,
+            )
+        return 70
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

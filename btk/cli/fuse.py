@@ -1,0 +1,145 @@
+"""``btk fuse`` and ``btk alarms``: consensus of candidate segmentations and cohort failure alarms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from btk.cli import common
+from btk.console import console, logger
+from btk.errors import BtkError
+from btk.fusion import FLAVOURS, METHODS, Fusionator, FusionResult, sidecar_paths
+from btk.fusion.agreement import DEFAULT_ALPHA, AgreementReport, AlarmReport, ensemble_alarms
+from btk.io import check_writable_output
+from btk.labels import REGIONS
+
+
+def fuse(
+    candidates: Annotated[
+        list[Path], typer.Argument(help="Candidate segmentations (NIfTI files, or folders holding them).")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Fused segmentation to write (.nii.gz).")],
+    method: Annotated[str, typer.Option("--method", "-m", help=f"Fusion method: {', '.join(METHODS)}.")] = "mav",
+    flavour: Annotated[
+        str,
+        typer.Option(help="'default': the methods done right; 'btk': BraTS Toolkit's results, voxel for voxel."),
+    ] = "default",
+    regions: Annotated[
+        bool, typer.Option("--regions", help="Fuse the regions WT, TC, ET and rebuild a nested label map.")
+    ] = False,
+    weights: Annotated[
+        Optional[str],
+        typer.Option(help="Weights in candidate order ('1,2,1') or by name ('isen-20=2,scan-20=0.5')."),
+    ] = None,
+    labels: Annotated[
+        Optional[str], typer.Option(help="Label convention: brats2021, brats2023, brats2024-post (default: detected).")
+    ] = None,
+    threshold: Annotated[Optional[float], typer.Option(help="SIMPLE: dropout threshold at the first iteration (0.05).")] = None,
+    increment: Annotated[Optional[float], typer.Option(help="SIMPLE: growth of the threshold per iteration (0.07).")] = None,
+    max_iterations: Annotated[Optional[int], typer.Option(help="SIMPLE: iteration limit (25).")] = None,
+    case: Annotated[Optional[str], typer.Option(help="Case name in the agreement report.")] = None,
+    force: common.ForceOption = False,
+    verbose: common.VerboseOption = False,
+) -> None:
+    """Fuse candidate segmentations of one case into a consensus.
+
+    Writes OUTPUT, OUTPUT's provenance sidecar (.json) and the agreement of every candidate with the
+    consensus (_agreement.json), and shows the agreement as a table.
+    """
+    common.set_verbose(verbose)
+    check_writable_output(output, force)
+    if flavour.lower() not in (*FLAVOURS, "brats-toolkit"):
+        raise BtkError(f"unknown flavour {flavour!r}", hint=f"use one of {', '.join(FLAVOURS)}")
+    fusionator = Fusionator(flavour=flavour, labels=labels)
+    result = fusionator.fuse(
+        candidates, method=method, weights=parse_weights(weights), regions=regions, case=case,
+        threshold=threshold, increment=increment, max_iterations=max_iterations,
+    )
+    result.save(output, force=force)
+    logger.debug("Timings: %s", {k: round(v, 3) for k, v in result.timings.items()})
+    console.print(agreement_table(result))
+    sidecar, agreement = sidecar_paths(output)
+    console.print(f"Wrote {output}, {sidecar.name} and {agreement.name}", highlight=False)
+
+
+def parse_weights(text: str | None) -> list[float] | dict[str, float] | None:
+    """``'1,2,1'`` -> ``[1.0, 2.0, 1.0]``; ``'a=2,b=1'`` -> ``{'a': 2.0, 'b': 1.0}``."""
+    if text is None:
+        return None
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    try:
+        if all("=" in item for item in items):
+            return {name.strip(): float(value) for name, value in (item.split("=", 1) for item in items)}
+        return [float(item) for item in items]
+    except ValueError:
+        raise BtkError(f"cannot read the weights {text!r}", hint="write numbers like '1,2,1' or 'name=2,other=1'") from None
+
+
+def agreement_table(result: FusionResult) -> Table:
+    """The candidates' Dice and HD95 against the consensus, per region."""
+    table = Table(title=f"Agreement with the {result.method} consensus ({result.flavour} flavour)")
+    table.add_column("candidate", no_wrap=True)
+    table.add_column("weight", justify="right")
+    for region in REGIONS:
+        table.add_column(f"{region} Dice", justify="right")
+    for region in REGIONS:
+        table.add_column(f"{region} HD95", justify="right")
+    for weight, candidate in zip(result.weights, result.agreement.candidates):
+        table.add_row(
+            candidate.name,
+            f"{weight:g}",
+            *(f"{candidate.dice[r]:.3f}" for r in REGIONS),
+            *(f"{candidate.hd95_mm[r]:.1f}" for r in REGIONS),
+        )
+    return table
+
+
+def alarms(
+    reports: Annotated[
+        list[Path], typer.Argument(help="Agreement reports (*_agreement.json) or folders searched for them.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSON file to write.")] = Path("alarms.json"),
+    alpha: Annotated[float, typer.Option(help="Threshold = median - alpha * MAD of an algorithm's Dice.")] = DEFAULT_ALPHA,
+    force: common.ForceOption = False,
+    verbose: common.VerboseOption = False,
+) -> None:
+    """Ensemble failure alarms over a cohort (Kofler et al. 2021).
+
+    For each algorithm and region, the threshold is the median minus alpha times the MAD of the algorithm's
+    Dice with the consensus over all cases; each case below it raises an alarm. Cases with many alarms
+    deserve a look.
+    """
+    common.set_verbose(verbose)
+    check_writable_output(output, force)
+    paths = []
+    for path in reports:
+        if path.is_dir():
+            paths.extend(sorted(path.rglob("*_agreement.json")))
+        else:
+            paths.append(path)
+    if not paths:
+        raise BtkError("no agreement reports (*_agreement.json) found", path=reports[0], hint="run btk fuse first")
+    report = ensemble_alarms([AgreementReport.load(path) for path in paths], alpha)
+    report.save(output)
+    console.print(alarm_table(report))
+    console.print(f"Wrote {output}", highlight=False)
+
+
+def alarm_table(report: AlarmReport) -> Table:
+    """Alarms per case, with the algorithms and regions that raised them."""
+    table = Table(title=f"Ensemble failure alarms (alpha = {report.alpha:g})")
+    table.add_column("case")
+    table.add_column("alarms", justify="right")
+    table.add_column("algorithm / region (Dice < threshold)")
+    for case, count in sorted(report.counts.items(), key=lambda item: (-item[1], item[0])):
+        raised = [a for a in report.alarms if a.case == case]
+        table.add_row(
+            case,
+            str(count),
+            ", ".join(f"{a.algorithm}/{a.region} ({a.dice:.2f} < {a.threshold:.2f})" for a in raised) or "-",
+            style="bold red" if count else None,
+        )
+    return table

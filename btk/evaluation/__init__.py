@@ -1,0 +1,185 @@
+"""Evaluation of segmentations against references, per case and region, as in the BraTS challenge.
+
+>>> from btk.evaluation import evaluate_case
+>>> rows = evaluate_case("pred.nii.gz", "ref.nii.gz")
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from btk.errors import BtkError
+from btk.io import atomic_path, is_nifti, load_label_map, strip_nifti_suffix
+from btk.labels import REGIONS, LabelConvention, detect_convention, get_convention
+from btk.evaluation.metrics import HD95_EMPTY_PENALTY_MM, RegionMetrics, dice, hd95, region_metrics
+
+__all__ = [
+    "CSV_COLUMNS",
+    "EvaluationRow",
+    "HD95_EMPTY_PENALTY_MM",
+    "RegionMetrics",
+    "dice",
+    "evaluate_arrays",
+    "evaluate_case",
+    "evaluate_folders",
+    "hd95",
+    "pair_cases",
+    "region_metrics",
+    "write_csv",
+]
+
+CSV_COLUMNS = ("case", "region", "dice", "hd95_mm", "sensitivity", "specificity", "volume_pred_ml", "volume_ref_ml")
+_SEGMENTATION_SUFFIX = re.compile(r"[-_](seg|label|labels|mask)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class EvaluationRow:
+    """The metrics of one region of one case."""
+
+    case: str
+    region: str
+    metrics: RegionMetrics
+
+    def as_csv_row(self) -> dict[str, object]:
+        """The row as a mapping of :data:`CSV_COLUMNS` to values."""
+        return {"case": self.case, "region": self.region, **asdict(self.metrics)}
+
+
+def evaluate_arrays(
+    prediction: np.ndarray,
+    reference: np.ndarray,
+    spacing: tuple[float, ...] = (1.0, 1.0, 1.0),
+    case: str = "case",
+    prediction_labels: str | LabelConvention | None = None,
+    reference_labels: str | LabelConvention | None = None,
+) -> list[EvaluationRow]:
+    """Evaluate the regions WT, TC and ET of two label maps on the same grid.
+
+    Each map is read in its own label convention (detected from its values unless given), so a 0/1/2/4
+    prediction can be scored against a 0/1/2/3 reference.
+    """
+    if prediction.shape != reference.shape:
+        raise BtkError(f"prediction shape {prediction.shape} differs from reference shape {reference.shape}")
+    prediction_convention = get_convention(prediction_labels) if prediction_labels else detect_convention(prediction)
+    reference_convention = get_convention(reference_labels) if reference_labels else detect_convention(reference)
+    prediction_convention.validate(prediction)
+    reference_convention.validate(reference)
+    return [
+        EvaluationRow(
+            case=case,
+            region=region,
+            metrics=region_metrics(
+                prediction_convention.region_mask(prediction, region),
+                reference_convention.region_mask(reference, region),
+                spacing,
+            ),
+        )
+        for region in REGIONS
+    ]
+
+
+def evaluate_case(
+    prediction_path: str | Path,
+    reference_path: str | Path,
+    case: str | None = None,
+    prediction_labels: str | LabelConvention | None = None,
+    reference_labels: str | LabelConvention | None = None,
+) -> list[EvaluationRow]:
+    """Evaluate one predicted segmentation file against its reference file."""
+    prediction_image, prediction = load_label_map(prediction_path)
+    reference_image, reference = load_label_map(reference_path)
+    _check_same_grid(prediction_image, prediction_path, reference_image, reference_path)
+    spacing = tuple(float(s) for s in reference_image.header.get_zooms()[:3])
+    try:
+        return evaluate_arrays(
+            prediction,
+            reference,
+            spacing,
+            case or case_id(reference_path),
+            prediction_labels,
+            reference_labels,
+        )
+    except BtkError as error:
+        raise BtkError(error.problem, path=error.path or prediction_path, hint=error.hint) from None
+
+
+def case_id(path: str | Path) -> str:
+    """The case a segmentation file belongs to: its name without suffixes like ``.nii.gz`` and ``-seg``."""
+    return _SEGMENTATION_SUFFIX.sub("", strip_nifti_suffix(path))
+
+
+def pair_cases(prediction_folder: str | Path, reference_folder: str | Path) -> list[tuple[str, Path, Path]]:
+    """Match predictions to references by case id, searching both folders recursively.
+
+    Every reference needs a prediction: a missing one is an error (silently skipping it would inflate
+    the cohort's scores). Predictions without a reference are ignored.
+    """
+    predictions = _index_folder(prediction_folder)
+    references = _index_folder(reference_folder)
+    if not references:
+        raise BtkError("no NIfTI files found", path=reference_folder)
+    missing = sorted(set(references) - set(predictions))
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise BtkError(
+            f"no prediction for {len(missing)} reference case(s): {shown}",
+            path=prediction_folder,
+            hint="name each prediction after its case (e.g. CASE.nii.gz or CASE-seg.nii.gz)",
+        )
+    return [(case, predictions[case], references[case]) for case in sorted(references)]
+
+
+def _index_folder(folder: str | Path) -> dict[str, Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BtkError("folder not found", path=folder)
+    index: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and is_nifti(path):
+            case = case_id(path)
+            if case in index:
+                raise BtkError(f"two files for case {case}: {index[case]} and {path}", path=folder)
+            index[case] = path
+    return index
+
+
+def evaluate_folders(
+    prediction_folder: str | Path,
+    reference_folder: str | Path,
+    prediction_labels: str | LabelConvention | None = None,
+    reference_labels: str | LabelConvention | None = None,
+) -> list[EvaluationRow]:
+    """Evaluate every reference case in a folder against the prediction of the same case id."""
+    rows: list[EvaluationRow] = []
+    for case, prediction, reference in pair_cases(prediction_folder, reference_folder):
+        rows.extend(evaluate_case(prediction, reference, case, prediction_labels, reference_labels))
+    return rows
+
+
+def write_csv(rows: list[EvaluationRow], path: str | Path) -> None:
+    """Write evaluation rows atomically as CSV with the columns of :data:`CSV_COLUMNS`."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.as_csv_row().items()})
+    with atomic_path(path) as temporary:
+        temporary.write_text(buffer.getvalue(), encoding="utf-8")
+
+
+def _check_same_grid(a: nib.Nifti1Image, a_path: str | Path, b: nib.Nifti1Image, b_path: str | Path) -> None:
+    if a.shape[:3] != b.shape[:3]:
+        raise BtkError(f"shape {a.shape[:3]} differs from the reference's {b.shape[:3]} ({b_path})", path=a_path)
+    if not np.allclose(a.affine, b.affine, atol=1e-3):
+        raise BtkError(
+            f"the affine differs from the reference's ({b_path}); the images are not on the same grid",
+            path=a_path,
+            hint="resample the prediction onto the reference grid first",
+        )

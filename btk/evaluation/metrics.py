@@ -1,0 +1,96 @@
+"""Overlap and distance metrics between two binary masks, with the BraTS rules for empty regions.
+
+* Dice: 2|P∩R| / (|P|+|R|); both empty -> 1, one empty -> 0.
+* HD95: the 95th percentile Hausdorff distance in millimetres, computed on the surfaces (boundary voxels)
+  of both masks with the voxel spacing, symmetric as in the BraTS 2023 evaluation:
+  max(p95 of distances from P's surface to R's, p95 of distances from R's surface to P's).
+  Both empty -> 0; exactly one empty -> :data:`HD95_EMPTY_PENALTY_MM`.
+* Sensitivity |P∩R|/|R| (1 when R is empty), specificity |¬P∩¬R|/|¬R| (1 when ¬R is empty).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+#: HD95 when exactly one of the two masks is empty: the diagonal of the 240 x 240 x 155 mm BraTS volume,
+#: the penalty of the BraTS 2023 evaluation.
+HD95_EMPTY_PENALTY_MM: float = float(np.sqrt(240.0**2 + 240.0**2 + 155.0**2))
+
+
+@dataclass(frozen=True)
+class RegionMetrics:
+    """Metrics of one predicted region against its reference."""
+
+    dice: float
+    hd95_mm: float
+    sensitivity: float
+    specificity: float
+    volume_pred_ml: float
+    volume_ref_ml: float
+
+
+def dice(prediction: np.ndarray, reference: np.ndarray) -> float:
+    """Dice coefficient of two boolean masks; two empty masks agree perfectly (1.0)."""
+    total = int(np.count_nonzero(prediction)) + int(np.count_nonzero(reference))
+    if total == 0:
+        return 1.0
+    return 2.0 * int(np.count_nonzero(prediction & reference)) / total
+
+
+def hd95(prediction: np.ndarray, reference: np.ndarray, spacing: tuple[float, ...] = (1.0, 1.0, 1.0)) -> float:
+    """Symmetric 95th-percentile Hausdorff distance between the surfaces of two masks, in mm."""
+    has_prediction, has_reference = bool(prediction.any()), bool(reference.any())
+    if not has_prediction and not has_reference:
+        return 0.0
+    if not has_prediction or not has_reference:
+        return HD95_EMPTY_PENALTY_MM
+    box = _bounding_box(prediction | reference)
+    prediction, reference = prediction[box], reference[box]
+    surface_prediction, surface_reference = _surface(prediction), _surface(reference)
+    to_reference = ndimage.distance_transform_edt(~surface_reference, sampling=spacing)
+    to_prediction = ndimage.distance_transform_edt(~surface_prediction, sampling=spacing)
+    forward = np.percentile(to_reference[surface_prediction], 95)
+    backward = np.percentile(to_prediction[surface_reference], 95)
+    return float(max(forward, backward))
+
+
+def region_metrics(
+    prediction: np.ndarray, reference: np.ndarray, spacing: tuple[float, ...] = (1.0, 1.0, 1.0)
+) -> RegionMetrics:
+    """All metrics of one region; ``prediction`` and ``reference`` are boolean masks on the same grid."""
+    prediction, reference = np.asarray(prediction, dtype=bool), np.asarray(reference, dtype=bool)
+    true_positive = int(np.count_nonzero(prediction & reference))
+    positives = int(np.count_nonzero(reference))
+    negatives = reference.size - positives
+    true_negative = negatives - (int(np.count_nonzero(prediction)) - true_positive)
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    return RegionMetrics(
+        dice=dice(prediction, reference),
+        hd95_mm=hd95(prediction, reference, spacing),
+        sensitivity=true_positive / positives if positives else 1.0,
+        specificity=true_negative / negatives if negatives else 1.0,
+        volume_pred_ml=int(np.count_nonzero(prediction)) * voxel_ml,
+        volume_ref_ml=positives * voxel_ml,
+    )
+
+
+def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
+    """The smallest box holding the mask, one voxel wider on each side where the image allows.
+
+    Surface-to-surface distances never leave this box, so cropping to it changes no distance.
+    """
+    box = []
+    for axis in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != axis)
+        indices = np.flatnonzero(mask.any(axis=other))
+        box.append(slice(max(indices[0] - 1, 0), indices[-1] + 2))
+    return tuple(box)
+
+
+def _surface(mask: np.ndarray) -> np.ndarray:
+    """Voxels of the mask that touch the background (6-connectivity); the image border counts as background."""
+    eroded = ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(mask.ndim, 1), border_value=0)
+    return mask & ~eroded

@@ -1,0 +1,286 @@
+"""The Fusionator: a consensus of several candidate segmentations.
+
+>>> from btk.fusion import Fusionator
+>>> result = Fusionator().fuse(["a.nii.gz", "b.nii.gz", "c.nii.gz"], method="simple")
+>>> result.save("fused.nii.gz")        # also writes fused.json and fused_agreement.json
+
+Methods: ``mav`` (majority voting), ``simple`` (SIMPLE) and ``staple`` (STAPLE); label-wise, or region-wise
+(``regions=True``: WT, TC and ET fused as binary masks and rebuilt into a label map that is nested by
+construction). Two flavours:
+
+``default``
+    The methods done right. Majority voting is a weighted plurality vote in which background votes like
+    any label. SIMPLE drops poor candidates with a growing threshold and filters their weights with them;
+    two empty masks have Dice 1. One tie rule for every method: a tie goes to background first, then to
+    the outer class (ED before NCR before ET), so ties never grow the tumour.
+``btk``
+    BraTS Toolkit's Fusionator (``brats-toolkit`` 1.0.18) reproduced voxel for voxel, defects included;
+    see :mod:`btk.fusion.compat` for every difference.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from btk import __version__
+from btk.console import logger
+from btk.errors import BtkError
+from btk.fusion import compat
+from btk.fusion.agreement import AgreementReport, agreement_report
+from btk.fusion.candidates import CandidateLike, Candidates, load_candidates, normalise_weights
+from btk.fusion.simple import DEFAULT_INCREMENT, DEFAULT_MAX_ITERATIONS, DEFAULT_THRESHOLD, simple
+from btk.fusion.staple import staple
+from btk.fusion.voting import plurality_vote
+from btk.io import check_writable_output, save_json, save_label_map, strip_nifti_suffix
+from btk.labels import REGIONS, LabelConvention, detect_convention, get_convention
+
+__all__ = ["FLAVOURS", "METHODS", "FusionResult", "Fusionator", "sidecar_paths"]
+
+METHODS = ("mav", "simple", "staple")
+FLAVOURS = ("default", "btk")
+_FLAVOUR_ALIASES = {"brats-toolkit": "btk", "bratstoolkit": "btk"}
+#: STAPLE runs on the box around all candidates' tumour voxels widened by this margin (voxels), so that its
+#: estimates do not depend on how much empty field of view surrounds the head.
+STAPLE_MARGIN = 10
+
+
+@dataclass
+class FusionResult:
+    """A fused segmentation with everything needed to reproduce and judge it."""
+
+    segmentation: np.ndarray
+    method: str
+    flavour: str
+    regions: bool
+    convention: LabelConvention
+    candidates: Candidates
+    weights: np.ndarray
+    parameters: dict
+    details: dict
+    timings: dict[str, float] = field(default_factory=dict)
+    agreement: AgreementReport | None = None
+
+    def to_nifti(self) -> nib.Nifti1Image:
+        """The fused label map as a ``uint8`` NIfTI image with the candidates' affine and header."""
+        reference = self.candidates.reference or nib.Nifti1Image(np.zeros((1, 1, 1), np.uint8), np.eye(4))
+        header = reference.header.copy()
+        header.set_data_dtype(np.uint8)
+        return nib.Nifti1Image(self.segmentation.astype(np.uint8), reference.affine, header)
+
+    def sidecar(self) -> dict:
+        """Provenance of the fusion: method, flavour, parameters, candidates with checksums, timings."""
+        return {
+            "btk_version": __version__,
+            "method": self.method,
+            "flavour": self.flavour,
+            "mode": "regions" if self.regions else "labels",
+            "label_convention": self.convention.name,
+            "parameters": self.parameters,
+            "candidates": [
+                {**described, "weight": float(weight)}
+                for described, weight in zip(self.candidates.describe(), self.weights)
+            ],
+            "details": self.details,
+            "timings_s": {name: round(seconds, 4) for name, seconds in self.timings.items()},
+            "label_volumes_voxels": {
+                str(label): int(np.count_nonzero(self.segmentation == label)) for label in self.convention.labels[1:]
+            },
+        }
+
+    def save(self, path: str | Path, force: bool = False) -> Path:
+        """Write the fused image and, beside it, ``<name>.json`` (the sidecar) and ``<name>_agreement.json``.
+
+        Every file is written atomically and the image comes last, so an image on disk always has its
+        sidecars. Refuses to overwrite an existing image unless ``force``.
+        """
+        path = check_writable_output(path, force)
+        sidecar, agreement = sidecar_paths(path)
+        if self.agreement is not None:
+            self.agreement.save(agreement)
+        save_json(self.sidecar(), sidecar)
+        reference = self.candidates.reference or nib.Nifti1Image(np.zeros((1, 1, 1), np.uint8), np.eye(4))
+        save_label_map(self.segmentation, reference, path)
+        return path
+
+
+def sidecar_paths(path: str | Path) -> tuple[Path, Path]:
+    """The provenance sidecar and agreement report written beside a fused image."""
+    path = Path(path)
+    stem = strip_nifti_suffix(path)
+    return path.with_name(f"{stem}.json"), path.with_name(f"{stem}_agreement.json")
+
+
+class Fusionator:
+    """Fuses candidate segmentations of one case into a consensus.
+
+    Args:
+        flavour: ``"default"`` (the methods done right) or ``"btk"`` (BraTS Toolkit, voxel for voxel).
+        labels: The label convention of the candidates (``"brats2021"``, ``"brats2023"``,
+            ``"brats2024-post"``); detected from the values present when not given.
+    """
+
+    def __init__(self, flavour: str = "default", labels: str | LabelConvention | None = None):
+        flavour = _FLAVOUR_ALIASES.get(flavour.lower(), flavour.lower())
+        if flavour not in FLAVOURS:
+            raise BtkError(f"unknown flavour {flavour!r}", hint=f"use one of {', '.join(FLAVOURS)}")
+        self.flavour = flavour
+        self.labels = get_convention(labels) if labels is not None else None
+
+    def fuse(
+        self,
+        candidates: Sequence[CandidateLike],
+        method: str = "mav",
+        weights: Sequence[float] | Mapping[str, float] | None = None,
+        regions: bool = False,
+        names: Sequence[str] | None = None,
+        case: str | None = None,
+        threshold: float | None = None,
+        increment: float | None = None,
+        max_iterations: int | None = None,
+    ) -> FusionResult:
+        """Fuse candidates (files, folders of files, nibabel images or arrays) into one label map.
+
+        Args:
+            candidates: Two or more label maps on the same grid.
+            method: ``"mav"``, ``"simple"`` or ``"staple"``.
+            weights: One non-negative weight per candidate (a list, or a mapping from candidate name);
+                not supported by STAPLE.
+            regions: Fuse the regions WT, TC, ET instead of the labels.
+            names: Candidate names for reports (default: file names without suffix).
+            case: Case name for the agreement report (default: the first candidate's folder name).
+            threshold, increment, max_iterations: SIMPLE's dropout threshold at the first iteration,
+                its growth per iteration, and the iteration limit (default flavour only).
+        """
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        loaded = load_candidates(candidates, names)
+        timings["load"] = time.perf_counter() - started
+        logger.info("Fusing %d candidates with %s (%s flavour, %s)", len(loaded), method, self.flavour,
+                    "regions" if regions else "labels")
+        method = method.lower()
+        if method not in METHODS:
+            raise BtkError(f"unknown fusion method {method!r}", hint=f"use one of {', '.join(METHODS)}")
+        user_weights = normalise_weights(weights, loaded.names)
+        convention = self.labels or detect_convention(loaded.arrays)
+        for array, name, path in zip(loaded.arrays, loaded.names, loaded.paths):
+            try:
+                convention.validate(array, path or name)
+            except BtkError as error:
+                raise BtkError(
+                    error.problem, path=error.path, hint="pass the right convention with --labels, or fix the file"
+                ) from None
+        parameters = self._parameters(method, weights is not None, threshold, increment, max_iterations)
+
+        started = time.perf_counter()
+        stack = np.stack(loaded.arrays)
+        box = _tumour_box(stack, STAPLE_MARGIN if method == "staple" else 0)
+        fused = np.zeros(loaded.shape, dtype=np.uint8)
+        details: dict = {}
+        if box is not None:
+            cropped = stack[(slice(None), *box)]
+            if self.flavour == "btk":
+                fused[box], details = self._fuse_btk(cropped, user_weights, method, regions)
+            elif regions:
+                fused[box], details = self._fuse_regions(cropped, user_weights, method, convention, parameters)
+            else:
+                fused[box], details = _fuse_once(cropped, user_weights, method, convention.tie_order(), parameters)
+        timings["fuse"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        spacing = (
+            tuple(float(s) for s in loaded.reference.header.get_zooms()[:3]) if loaded.reference else (1.0, 1.0, 1.0)
+        )
+        case_name = case or (loaded.paths[0].parent.parent.name if loaded.paths[0] else "case")
+        agreement = agreement_report(loaded.arrays, loaded.names, fused, convention, spacing, case_name)
+        timings["agreement"] = time.perf_counter() - started
+        return FusionResult(
+            fused, method, self.flavour, regions, convention, loaded, user_weights, parameters, details, timings, agreement
+        )
+
+    def _parameters(
+        self, method: str, weighted: bool, threshold: float | None, increment: float | None, max_iterations: int | None
+    ) -> dict:
+        given = {k: v for k, v in {"threshold": threshold, "increment": increment, "max_iterations": max_iterations}.items() if v is not None}
+        if given and (method != "simple" or self.flavour == "btk"):
+            raise BtkError(
+                f"{', '.join(given)} only apply to SIMPLE in the default flavour",
+                hint="drop them, or use --method simple with --flavour default",
+            )
+        if method == "staple" and weighted:
+            raise BtkError("STAPLE estimates each candidate's reliability itself and takes no weights",
+                           hint="drop the weights or use mav or simple")
+        if method == "staple" and self.flavour == "btk":
+            raise BtkError("BraTS Toolkit has no STAPLE, so the btk flavour has none", hint="use --flavour default")
+        if method != "simple" or self.flavour == "btk":
+            return {}
+        parameters = {
+            "threshold": DEFAULT_THRESHOLD if threshold is None else float(threshold),
+            "increment": DEFAULT_INCREMENT if increment is None else float(increment),
+            "max_iterations": DEFAULT_MAX_ITERATIONS if max_iterations is None else int(max_iterations),
+        }
+        if not 0 <= parameters["threshold"] <= 1 or parameters["increment"] < 0 or parameters["max_iterations"] < 1:
+            raise BtkError(f"SIMPLE needs 0 <= threshold <= 1, increment >= 0 and max_iterations >= 1, got {parameters}")
+        return parameters
+
+    @staticmethod
+    def _fuse_btk(stack: np.ndarray, weights: np.ndarray, method: str, regions: bool) -> tuple[np.ndarray, dict]:
+        if regions and method != "simple":
+            raise BtkError("BraTS Toolkit fuses regions with SIMPLE only", hint="use --method simple, or --flavour default")
+        if regions:
+            fused, iterations = compat.region_simple(stack, weights)
+        elif method == "simple":
+            fused, iterations = compat.simple(stack, weights)
+        else:
+            return compat.majority_vote(stack, weights), {}
+        return fused, {"iterations": iterations}
+
+    @staticmethod
+    def _fuse_regions(
+        stack: np.ndarray, weights: np.ndarray, method: str, convention: LabelConvention, parameters: dict
+    ) -> tuple[np.ndarray, dict]:
+        masks = {region: convention.region_mask(stack, region) for region in REGIONS}
+        fused, details = {}, {}
+        for region, region_stack in masks.items():
+            binary, details[region] = _fuse_once(region_stack.astype(np.uint8), weights, method, (0, 1), parameters)
+            fused[region] = binary == 1
+        result = convention.from_regions(fused["WT"], fused["TC"], fused["ET"])
+        if "RC" in convention.tissues.values():  # the resection cavity is no region: fuse it on its own
+            cavity = convention.label_of("RC")
+            binary, details["RC"] = _fuse_once((stack == cavity).astype(np.uint8), weights, method, (0, 1), parameters)
+            result[(binary == 1) & (result == 0)] = cavity
+        return result, details
+
+
+def _fuse_once(
+    stack: np.ndarray, weights: np.ndarray, method: str, order: Sequence[int], parameters: dict
+) -> tuple[np.ndarray, dict]:
+    """One default-flavour fusion of label maps (or binary masks with ``order == (0, 1)``)."""
+    if method == "mav":
+        return plurality_vote(stack, weights, order), {}
+    if method == "staple":
+        return staple(stack, order), {}
+    fused, trace = simple(stack, weights, order, **parameters)
+    return fused, {"iterations": len(trace.iterations), "converged": trace.converged, "kept": trace.kept,
+                   "history": trace.iterations}
+
+
+def _tumour_box(stack: np.ndarray, margin: int) -> tuple[slice, ...] | None:
+    """The box around every non-background voxel of every candidate (plus ``margin``), or None if all empty.
+
+    Outside it every candidate says background, so every method says background there too.
+    """
+    any_label = stack.any(axis=0)
+    if not any_label.any():
+        return None
+    box = []
+    for axis in range(any_label.ndim):
+        others = tuple(a for a in range(any_label.ndim) if a != axis)
+        indices = np.flatnonzero(any_label.any(axis=others))
+        box.append(slice(max(int(indices[0]) - margin, 0), int(indices[-1]) + 1 + margin))
+    return tuple(box)

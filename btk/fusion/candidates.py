@@ -1,0 +1,141 @@
+"""Loading and checking the candidate segmentations and their weights."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import nibabel as nib
+import numpy as np
+
+from btk.errors import BtkError
+from btk.io import as_label_array, is_nifti, load_label_map, sha256, strip_nifti_suffix
+
+#: What a candidate may be: a NIfTI file, a nibabel image or a label array.
+CandidateLike = Union[str, Path, nib.Nifti1Image, np.ndarray]
+
+
+@dataclass
+class Candidates:
+    """Candidate label maps on one grid, with where they came from."""
+
+    arrays: list[np.ndarray]
+    names: list[str]
+    paths: list[Path | None]
+    reference: nib.Nifti1Image | None
+    """The first candidate's image: its affine and header are given to the fused result."""
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.arrays[0].shape
+
+    def describe(self) -> list[dict[str, object]]:
+        """Name, path and SHA-256 of each candidate, for provenance."""
+        return [
+            {"name": name, "path": str(path) if path else None, "sha256": sha256(path) if path else None}
+            for name, path in zip(self.names, self.paths)
+        ]
+
+
+def expand_candidate_paths(items: Sequence[CandidateLike]) -> list[CandidateLike]:
+    """Replace each folder in ``items`` by the NIfTI files inside it, sorted by name."""
+    expanded: list[CandidateLike] = []
+    for item in items:
+        if isinstance(item, (str, Path)) and Path(item).is_dir():
+            files = sorted(p for p in Path(item).iterdir() if p.is_file() and is_nifti(p))
+            if not files:
+                raise BtkError("the folder holds no NIfTI files (.nii or .nii.gz)", path=item)
+            expanded.extend(files)
+        else:
+            expanded.append(item)
+    return expanded
+
+
+def load_candidates(items: Sequence[CandidateLike], names: Sequence[str] | None = None) -> Candidates:
+    """Read and check candidates: at least two, all 3-D label maps with the same shape and affine."""
+    items = expand_candidate_paths(list(items))
+    if len(items) < 2:
+        raise BtkError(
+            f"fusion needs at least 2 candidate segmentations, got {len(items)}",
+            hint="pass two or more label maps (files or a folder holding them)",
+        )
+    if names is not None and len(names) != len(items):
+        raise BtkError(f"got {len(names)} names for {len(items)} candidates")
+    arrays, paths, images, default_names = [], [], [], []
+    for index, item in enumerate(items):
+        if isinstance(item, (str, Path)):
+            image, array = load_label_map(item)
+            path: Path | None = Path(item)
+            default_names.append(strip_nifti_suffix(item))
+        elif isinstance(item, nib.Nifti1Image):
+            image, array, path = item, as_label_array(np.asanyarray(item.dataobj), f"candidate {index}"), None
+            default_names.append(f"candidate{index}")
+        else:
+            image, array, path = None, as_label_array(item, f"candidate {index}"), None
+            default_names.append(f"candidate{index}")
+        arrays.append(array)
+        paths.append(path)
+        images.append(image)
+    candidate_names = list(names) if names is not None else _unique(default_names)
+    _check_same_grid(arrays, images, candidate_names, paths)
+    return Candidates(arrays, candidate_names, paths, next((i for i in images if i is not None), None))
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return unique
+
+
+def _check_same_grid(
+    arrays: list[np.ndarray], images: list[nib.Nifti1Image | None], names: list[str], paths: list[Path | None]
+) -> None:
+    first_shape = arrays[0].shape
+    first_affine = next((image.affine for image in images if image is not None), None)
+    for array, image, name, path in zip(arrays, images, names, paths):
+        where = path if path is not None else None
+        label = "" if path is not None else f"{name}: "
+        if array.shape != first_shape:
+            raise BtkError(
+                f"{label}shape {array.shape} differs from the first candidate's {first_shape} ({names[0]})",
+                path=where,
+                hint="all candidates must be on the same grid; resample them first",
+            )
+        if image is not None and first_affine is not None and not np.allclose(image.affine, first_affine, atol=1e-4):
+            raise BtkError(
+                f"{label}the affine (voxel-to-world mapping) differs from the first candidate's ({names[0]}):\n"
+                f"{np.array2string(image.affine, precision=4)}\nversus\n{np.array2string(first_affine, precision=4)}",
+                path=where,
+                hint="all candidates must be on the same grid; resample them first",
+            )
+
+
+def normalise_weights(
+    weights: Sequence[float] | Mapping[str, float] | None, names: Sequence[str]
+) -> np.ndarray:
+    """Check per-candidate weights (a list in candidate order or a name -> weight mapping); default all 1."""
+    if weights is None:
+        return np.ones(len(names))
+    if isinstance(weights, Mapping):
+        unknown = sorted(set(weights) - set(names))
+        if unknown:
+            raise BtkError(f"weights name unknown candidates: {', '.join(unknown)}", hint=f"candidates: {', '.join(names)}")
+        values = [float(weights.get(name, 1.0)) for name in names]
+    else:
+        values = [float(w) for w in weights]
+    if len(values) != len(names):
+        raise BtkError(f"got {len(values)} weights for {len(names)} candidates", hint="give one weight per candidate")
+    array = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(array).all() or (array < 0).any():
+        raise BtkError(f"weights must be finite and not negative, got {values}")
+    if not (array > 0).any():
+        raise BtkError("at least one weight must be positive")
+    return array

@@ -1,0 +1,184 @@
+"""Label conventions of the BraTS challenges and the nested tumour regions.
+
+Three conventions are in use:
+
+=================  ===================================================================
+``brats2021``      BraTS 2017-2021: 0 background, 1 necrosis / non-enhancing core (NCR/NET),
+                   2 oedema (ED), 4 enhancing tumour (ET).
+``brats2023``      BraTS 2023 and later: 0, 1 NCR, 2 ED, 3 ET.
+``brats2024-post`` BraTS 2024 post-treatment gliomas: the 2023 labels plus 4 resection cavity (RC).
+=================  ===================================================================
+
+The evaluated regions are nested: whole tumour WT = {NCR, ED, ET}, tumour core TC = {NCR, ET},
+enhancing tumour ET. The resection cavity belongs to none of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from btk.errors import BtkError
+
+#: The nested regions, outermost first.
+REGIONS: tuple[str, ...] = ("WT", "TC", "ET")
+
+#: The tissue classes a convention may name, in the order in which ties are resolved
+#: (see :mod:`btk.fusion`): a tie never favours a class that comes later in this order.
+TISSUES: tuple[str, ...] = ("background", "RC", "ED", "NCR", "ET")
+
+_REGION_TISSUES: dict[str, tuple[str, ...]] = {
+    "WT": ("NCR", "ED", "ET"),
+    "TC": ("NCR", "ET"),
+    "ET": ("ET",),
+}
+
+
+@dataclass(frozen=True)
+class LabelConvention:
+    """How the tissue classes of a brain tumour are numbered in a label map.
+
+    Args:
+        name: Short identifier, e.g. ``"brats2021"``.
+        description: One line for humans.
+        tissues: Label value -> tissue class name (``NCR``, ``ED``, ``ET`` and optionally ``RC``).
+    """
+
+    name: str
+    description: str
+    tissues: dict[int, str] = field(hash=False)
+
+    @property
+    def labels(self) -> tuple[int, ...]:
+        """All valid values, background (0) included, ascending."""
+        return (0, *sorted(self.tissues))
+
+    def label_of(self, tissue: str) -> int:
+        """The value of a tissue class (``"ET"`` -> 4 in ``brats2021``)."""
+        for value, name in self.tissues.items():
+            if name == tissue:
+                return value
+        raise KeyError(f"{self.name} has no {tissue} label")
+
+    def region_labels(self, region: str) -> tuple[int, ...]:
+        """The label values that make up a region (``"TC"`` -> (1, 4) in ``brats2021``)."""
+        try:
+            wanted = _REGION_TISSUES[region]
+        except KeyError:
+            raise BtkError(f"unknown region {region!r}", hint=f"use one of {', '.join(REGIONS)}") from None
+        return tuple(sorted(value for value, name in self.tissues.items() if name in wanted))
+
+    def region_mask(self, segmentation: np.ndarray, region: str) -> np.ndarray:
+        """Boolean mask of a region in a label map of this convention."""
+        return np.isin(segmentation, self.region_labels(region))
+
+    def tie_order(self) -> tuple[int, ...]:
+        """Label values in the order ties are resolved: background first, then outer to inner classes."""
+        rank = {name: i for i, name in enumerate(TISSUES)}
+        return (0, *sorted(self.tissues, key=lambda value: rank[self.tissues[value]]))
+
+    def from_regions(self, wt: np.ndarray, tc: np.ndarray, et: np.ndarray) -> np.ndarray:
+        """Build a label map from region masks, nested by construction.
+
+        WT voxels become ED, TC voxels NCR, ET voxels ET, each painted over the previous one, so an ET
+        voxel outside the given TC is still tumour core and whole tumour in the result.
+        """
+        segmentation = np.zeros(np.shape(wt), dtype=np.uint8)
+        segmentation[np.asarray(wt, dtype=bool)] = self.label_of("ED")
+        segmentation[np.asarray(tc, dtype=bool)] = self.label_of("NCR")
+        segmentation[np.asarray(et, dtype=bool)] = self.label_of("ET")
+        return segmentation
+
+    def validate(self, segmentation: np.ndarray, source: str | Path | None = None) -> None:
+        """Raise :class:`BtkError` if the label map holds values that are not labels of this convention."""
+        present = np.unique(segmentation)
+        unknown = sorted(set(present.tolist()) - set(self.labels))
+        if unknown:
+            shown = ", ".join(str(_plain_number(v)) for v in unknown[:10])
+            raise BtkError(
+                f"label values {shown} are not part of the {self.name} convention "
+                f"(valid: {', '.join(map(str, self.labels))})",
+                path=source,
+                hint="pick the convention the file was written in with --labels, or convert it first",
+            )
+
+
+def _plain_number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+BRATS_2021 = LabelConvention(
+    "brats2021",
+    "BraTS 2017-2021: 1 NCR/NET, 2 ED, 4 ET",
+    {1: "NCR", 2: "ED", 4: "ET"},
+)
+BRATS_2023 = LabelConvention(
+    "brats2023",
+    "BraTS 2023+: 1 NCR, 2 ED, 3 ET",
+    {1: "NCR", 2: "ED", 3: "ET"},
+)
+BRATS_2024_POST = LabelConvention(
+    "brats2024-post",
+    "BraTS 2024 post-treatment: 1 NETC, 2 SNFH, 3 ET, 4 RC",
+    {1: "NCR", 2: "ED", 3: "ET", 4: "RC"},
+)
+
+CONVENTIONS: dict[str, LabelConvention] = {c.name: c for c in (BRATS_2021, BRATS_2023, BRATS_2024_POST)}
+_ALIASES = {"2017": "brats2021", "2018": "brats2021", "2019": "brats2021", "2020": "brats2021",
+            "2021": "brats2021", "2023": "brats2023", "2024": "brats2024-post"}
+
+
+def get_convention(name: str | LabelConvention) -> LabelConvention:
+    """Look up a convention by name (``"brats2021"``, ``"brats2023"``, ``"brats2024-post"``) or year."""
+    if isinstance(name, LabelConvention):
+        return name
+    key = _ALIASES.get(str(name).lower().removeprefix("brats"), str(name).lower())
+    try:
+        return CONVENTIONS[key]
+    except KeyError:
+        raise BtkError(
+            f"unknown label convention {name!r}", hint=f"use one of {', '.join(CONVENTIONS)}"
+        ) from None
+
+
+def detect_convention(segmentations: list[np.ndarray] | np.ndarray) -> LabelConvention:
+    """Guess the convention of one or several label maps from the values present.
+
+    A 3 means BraTS 2023+, a 4 without a 3 means BraTS 2017-2021, 3 and 4 together the 2024 post-treatment
+    convention. Maps holding only 0, 1 and 2 are ambiguous; they are read as BraTS 2021, whose regions agree
+    with BraTS 2023's for those labels.
+    """
+    arrays = segmentations if isinstance(segmentations, list) else [segmentations]
+    present: set[int] = set()
+    for array in arrays:
+        present.update(int(v) for v in np.unique(array))
+    if 3 in present and 4 in present:
+        return BRATS_2024_POST
+    if 3 in present:
+        return BRATS_2023
+    return BRATS_2021
+
+
+def convert(segmentation: np.ndarray, source: str | LabelConvention, target: str | LabelConvention) -> np.ndarray:
+    """Renumber a label map from one convention to another, tissue class by tissue class.
+
+    Raises :class:`BtkError` if the map holds a class the target has no label for (a resection cavity
+    converted to a pre-2024 convention).
+    """
+    source, target = get_convention(source), get_convention(target)
+    source.validate(segmentation)
+    result = np.zeros(segmentation.shape, dtype=np.uint8)
+    for value, tissue in source.tissues.items():
+        voxels = segmentation == value
+        if not voxels.any():
+            continue
+        try:
+            result[voxels] = target.label_of(tissue)
+        except KeyError:
+            raise BtkError(
+                f"the label map holds {tissue} (label {value}), which {target.name} cannot represent",
+                hint=f"keep the {source.name} convention or remove label {value} first",
+            ) from None
+    return result

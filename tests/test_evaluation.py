@@ -1,0 +1,124 @@
+import csv
+import math
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from btk.cli import main
+from btk.evaluation import HD95_EMPTY_PENALTY_MM, evaluate_case, evaluate_folders
+from btk.evaluation.metrics import dice, hd95, region_metrics
+from conftest import DATA, save, sphere
+
+
+def _sitk_hd95(a: np.ndarray, b: np.ndarray, spacing: tuple[float, float, float]) -> float:
+    """Independent HD95: SimpleITK label contours and Danielsson distance maps (arrays are z, y, x here)."""
+
+    def image(mask):
+        img = sitk.GetImageFromArray(mask.astype(np.uint8))
+        img.SetSpacing(spacing[::-1])
+        return img
+
+    def contour(mask):
+        return sitk.GetArrayFromImage(sitk.LabelContour(image(mask), fullyConnected=False)) > 0
+
+    def distance_to(surface):
+        return sitk.GetArrayFromImage(sitk.DanielssonDistanceMap(image(surface), useImageSpacing=True))
+
+    sa, sb = contour(a), contour(b)
+    return max(np.percentile(distance_to(sb)[sa], 95), np.percentile(distance_to(sa)[sb], 95))
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.9, 0.9, 3.0)])
+def test_hd95_matches_simpleitk(spacing):
+    shape = (48, 52, 40)
+    a = sphere(shape, (20, 24, 18), 9)
+    b = sphere(shape, (24, 22, 20), 7) | sphere(shape, (10, 10, 30), 3)
+    ours = hd95(a, b, spacing)
+    theirs = _sitk_hd95(a, b, spacing)
+    assert ours > 3.0
+    assert ours == pytest.approx(theirs, abs=1e-3)
+
+
+def test_dice_matches_simpleitk_overlap_measures():
+    shape = (40, 40, 40)
+    a = sphere(shape, (20, 20, 20), 10)
+    b = sphere(shape, (23, 20, 18), 9)
+    overlap = sitk.LabelOverlapMeasuresImageFilter()
+    overlap.Execute(sitk.GetImageFromArray(a.astype(np.uint8)), sitk.GetImageFromArray(b.astype(np.uint8)))
+    assert dice(a, b) == pytest.approx(overlap.GetDiceCoefficient(), abs=1e-12)
+    assert 0.5 < dice(a, b) < 0.95
+
+
+def test_empty_region_rules():
+    empty = np.zeros((10, 10, 10), bool)
+    full = empty.copy()
+    full[4:6, 4:6, 4:6] = True
+    both = region_metrics(empty, empty)
+    assert (both.dice, both.hd95_mm, both.sensitivity, both.specificity) == (1.0, 0.0, 1.0, 1.0)
+    one = region_metrics(full, empty)
+    assert one.dice == 0.0 and one.hd95_mm == HD95_EMPTY_PENALTY_MM
+    assert HD95_EMPTY_PENALTY_MM == pytest.approx(math.sqrt(240**2 + 240**2 + 155**2))
+    assert region_metrics(empty, full).hd95_mm == HD95_EMPTY_PENALTY_MM
+
+
+def test_sensitivity_specificity_and_volumes_count_voxels_with_spacing():
+    ref = np.zeros((10, 10, 10), bool)
+    ref[:5] = True  # 500 voxels
+    pred = np.zeros_like(ref)
+    pred[:4] = True  # 400 voxels, all inside ref
+    pred[9, 0, :2] = True  # 2 false positives
+    m = region_metrics(pred, ref, (2.0, 1.0, 1.0))
+    assert m.sensitivity == pytest.approx(400 / 500)
+    assert m.specificity == pytest.approx(498 / 500)
+    assert m.volume_pred_ml == pytest.approx(402 * 2 / 1000)
+    assert m.volume_ref_ml == pytest.approx(1.0)
+
+
+def test_evaluate_case_reads_each_map_in_its_own_convention(tmp_path):
+    shape = (30, 30, 30)
+    pred = np.zeros(shape, np.uint8)
+    pred[sphere(shape, (15, 15, 15), 8)] = 2
+    pred[sphere(shape, (15, 15, 15), 5)] = 1
+    pred[sphere(shape, (15, 15, 15), 3)] = 4
+    ref = np.where(pred == 4, 3, pred)  # the same segmentation in the 2023 convention
+    rows = evaluate_case(save(pred, tmp_path / "p.nii.gz"), save(ref, tmp_path / "CASE-seg.nii.gz"))
+    assert [r.region for r in rows] == ["WT", "TC", "ET"]
+    assert all(r.case == "CASE" and r.metrics.dice == 1.0 and r.metrics.hd95_mm == 0.0 for r in rows)
+
+
+def test_cli_folder_mode_writes_one_row_per_case_and_region(tmp_path):
+    candidates = DATA / "fusion"
+    pred_dir, ref_dir = tmp_path / "pred", tmp_path / "ref"
+    for case in ("TCGA-FG-6692", "TCGA-DU-7294"):
+        (pred_dir).mkdir(exist_ok=True)
+        (ref_dir / case).mkdir(parents=True)
+        (pred_dir / f"{case}.nii.gz").write_bytes((candidates / case / "candidates" / "isen-20.nii.gz").read_bytes())
+        (ref_dir / case / f"{case}-seg.nii.gz").write_bytes((candidates / case / "btk_reference" / "mav.nii.gz").read_bytes())
+    out = tmp_path / "eval.csv"
+    assert main(["evaluate", str(pred_dir), str(ref_dir), "-o", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["case"] for r in rows] == ["TCGA-DU-7294"] * 3 + ["TCGA-FG-6692"] * 3
+    assert list(rows[0]) == ["case", "region", "dice", "hd95_mm", "sensitivity", "specificity", "volume_pred_ml", "volume_ref_ml"]
+    expected = evaluate_folders(pred_dir, ref_dir)
+    assert [float(r["dice"]) for r in rows] == pytest.approx([e.metrics.dice for e in expected], rel=1e-5)
+    assert all(0.5 < float(r["dice"]) <= 1.0 for r in rows)
+    assert any(float(r["dice"]) < 0.99 for r in rows)
+
+
+def test_cli_missing_prediction_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "ref").mkdir()
+    save(np.zeros((4, 4, 4)), tmp_path / "ref" / "A-seg.nii.gz")
+    out = tmp_path / "eval.csv"
+    assert main(["evaluate", str(tmp_path / "pred"), str(tmp_path / "ref"), "-o", str(out)]) == 2
+    assert "no prediction for 1 reference case(s): A" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_cli_mismatched_grid_names_the_file(tmp_path, capsys):
+    a = save(np.zeros((4, 4, 4)), tmp_path / "a.nii.gz")
+    b = save(np.zeros((4, 4, 5)), tmp_path / "b.nii.gz")
+    assert main(["evaluate", str(a), str(b), "-o", str(tmp_path / "e.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "a.nii.gz" in err and "(4, 4, 4) differs" in err

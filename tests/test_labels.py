@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from btk.errors import BtkError
+from btk.labels import (
+    BRATS_2021,
+    BRATS_2023,
+    BRATS_2024_POST,
+    convert,
+    detect_convention,
+    get_convention,
+)
+
+
+def test_regions_are_nested_in_every_convention():
+    assert BRATS_2021.region_labels("WT") == (1, 2, 4)
+    assert BRATS_2021.region_labels("TC") == (1, 4)
+    assert BRATS_2021.region_labels("ET") == (4,)
+    assert BRATS_2023.region_labels("WT") == (1, 2, 3)
+    assert BRATS_2023.region_labels("ET") == (3,)
+    # the resection cavity is not tumour
+    assert BRATS_2024_POST.region_labels("WT") == (1, 2, 3)
+    assert 4 not in BRATS_2024_POST.region_labels("TC")
+
+
+def test_convert_2021_to_2023_and_back_is_lossless():
+    seg = np.array([[[0, 1, 2, 4]]], dtype=np.uint8)
+    converted = convert(seg, "brats2021", "brats2023")
+    assert converted.tolist() == [[[0, 1, 2, 3]]]
+    assert np.array_equal(convert(converted, "2023", "2021"), seg)
+
+
+def test_convert_refuses_a_resection_cavity_the_target_cannot_hold():
+    seg = np.array([[[0, 4]]], dtype=np.uint8)
+    with pytest.raises(BtkError, match="RC"):
+        convert(seg, BRATS_2024_POST, BRATS_2021)
+
+
+def test_validate_names_the_unknown_labels():
+    with pytest.raises(BtkError, match="label values 3, 7 are not part of the brats2021"):
+        BRATS_2021.validate(np.array([0, 1, 3, 7]))
+    BRATS_2023.validate(np.array([0, 1, 2, 3]))
+
+
+def test_detect_convention():
+    assert detect_convention(np.array([0, 1, 2, 4])) is BRATS_2021
+    assert detect_convention(np.array([0, 2, 3])) is BRATS_2023
+    assert detect_convention([np.array([0, 3]), np.array([4])]) is BRATS_2024_POST
+
+
+def test_get_convention_accepts_years_and_rejects_nonsense():
+    assert get_convention("2019") is BRATS_2021
+    assert get_convention("BraTS2023") is BRATS_2023
+    with pytest.raises(BtkError, match="unknown label convention"):
+        get_convention("brats1999")
+
+
+def test_from_regions_paints_nested_regions():
+    wt = np.array([1, 1, 1, 0, 0], bool)
+    tc = np.array([0, 1, 1, 0, 0], bool)
+    et = np.array([0, 0, 1, 0, 1], bool)  # the last ET voxel lies outside WT and TC
+    seg = BRATS_2023.from_regions(wt, tc, et)
+    assert seg.tolist() == [2, 1, 3, 0, 3]
+    for region in ("WT", "TC", "ET"):
+        inner = BRATS_2023.region_mask(seg, "ET")
+        assert np.all(BRATS_2023.region_mask(seg, region)[inner])
+
+
+def test_tie_order_goes_from_background_outwards_in():
+    assert BRATS_2021.tie_order() == (0, 2, 1, 4)
+    assert BRATS_2024_POST.tie_order() == (0, 4, 2, 1, 3)
