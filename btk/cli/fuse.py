@@ -13,7 +13,7 @@ from btk.console import console, logger
 from btk.errors import BtkError
 from btk.fusion import FLAVOURS, METHODS, Fusionator, FusionResult, sidecar_paths
 from btk.fusion.agreement import DEFAULT_ALPHA, AgreementReport, AlarmReport, ensemble_alarms
-from btk.io import check_writable_output
+from btk.io import check_writable_output, strip_nifti_suffix
 from btk.labels import REGIONS
 
 
@@ -40,7 +40,9 @@ def fuse(
     threshold: Annotated[Optional[float], typer.Option(help="SIMPLE: dropout threshold at the first iteration (0.05).")] = None,
     increment: Annotated[Optional[float], typer.Option(help="SIMPLE: growth of the threshold per iteration (0.07).")] = None,
     max_iterations: Annotated[Optional[int], typer.Option(help="SIMPLE: iteration limit (25).")] = None,
-    case: Annotated[Optional[str], typer.Option(help="Case name in the agreement report.")] = None,
+    case: Annotated[
+        Optional[str], typer.Option(help="Case name in the agreement report (default: OUTPUT's name).")
+    ] = None,
     force: common.ForceOption = False,
     verbose: common.VerboseOption = False,
 ) -> None:
@@ -55,7 +57,7 @@ def fuse(
         raise BtkError(f"unknown flavour {flavour!r}", hint=f"use one of {', '.join(FLAVOURS)}")
     fusionator = Fusionator(flavour=flavour, labels=labels)
     result = fusionator.fuse(
-        candidates, method=method, weights=parse_weights(weights), regions=regions, case=case,
+        candidates, method=method, weights=parse_weights(weights), regions=regions, case=case or strip_nifti_suffix(output),
         threshold=threshold, increment=increment, max_iterations=max_iterations,
     )
     result.save(output, force=force)

@@ -143,6 +143,7 @@ class Fusionator:
         threshold: float | None = None,
         increment: float | None = None,
         max_iterations: int | None = None,
+        agreement: bool = True,
     ) -> FusionResult:
         """Fuse candidates (files, folders of files, nibabel images or arrays) into one label map.
 
@@ -153,9 +154,10 @@ class Fusionator:
                 not supported by STAPLE.
             regions: Fuse the regions WT, TC, ET instead of the labels.
             names: Candidate names for reports (default: file names without suffix).
-            case: Case name for the agreement report (default: the first candidate's folder name).
+            case: Case name for the agreement report (default: ``"case"``).
             threshold, increment, max_iterations: SIMPLE's dropout threshold at the first iteration,
                 its growth per iteration, and the iteration limit (default flavour only).
+            agreement: Score every candidate against the consensus (Dice and HD95 per region).
         """
         timings: dict[str, float] = {}
         started = time.perf_counter()
@@ -167,19 +169,14 @@ class Fusionator:
         if method not in METHODS:
             raise BtkError(f"unknown fusion method {method!r}", hint=f"use one of {', '.join(METHODS)}")
         user_weights = normalise_weights(weights, loaded.names)
-        convention = self.labels or detect_convention(loaded.arrays)
-        for array, name, path in zip(loaded.arrays, loaded.names, loaded.paths):
-            try:
-                convention.validate(array, path or name)
-            except BtkError as error:
-                raise BtkError(
-                    error.problem, path=error.path, hint="pass the right convention with --labels, or fix the file"
-                ) from None
         parameters = self._parameters(method, weights is not None, threshold, increment, max_iterations)
+        stack = np.stack(loaded.arrays)
+        convention = self.labels or detect_convention(stack)
+        _validate_labels(stack, convention, loaded)
 
         started = time.perf_counter()
-        stack = np.stack(loaded.arrays)
-        box = _tumour_box(stack, STAPLE_MARGIN if method == "staple" else 0)
+        any_label = stack.any(axis=0)
+        box = _box(any_label, STAPLE_MARGIN if method == "staple" else 0)
         fused = np.zeros(loaded.shape, dtype=np.uint8)
         details: dict = {}
         if box is not None:
@@ -192,16 +189,14 @@ class Fusionator:
                 fused[box], details = _fuse_once(cropped, user_weights, method, convention.tie_order(), parameters)
         timings["fuse"] = time.perf_counter() - started
 
-        started = time.perf_counter()
-        spacing = (
-            tuple(float(s) for s in loaded.reference.header.get_zooms()[:3]) if loaded.reference else (1.0, 1.0, 1.0)
+        result = FusionResult(
+            fused, method, self.flavour, regions, convention, loaded, user_weights, parameters, details, timings
         )
-        case_name = case or (loaded.paths[0].parent.parent.name if loaded.paths[0] else "case")
-        agreement = agreement_report(loaded.arrays, loaded.names, fused, convention, spacing, case_name)
-        timings["agreement"] = time.perf_counter() - started
-        return FusionResult(
-            fused, method, self.flavour, regions, convention, loaded, user_weights, parameters, details, timings, agreement
-        )
+        if agreement:
+            started = time.perf_counter()
+            result.agreement = _agreement(stack, any_label, fused, convention, loaded, case)
+            timings["agreement"] = time.perf_counter() - started
+        return result
 
     def _parameters(
         self, method: str, weighted: bool, threshold: float | None, increment: float | None, max_iterations: int | None
@@ -257,6 +252,36 @@ class Fusionator:
         return result, details
 
 
+def _agreement(
+    stack: np.ndarray,
+    any_label: np.ndarray,
+    fused: np.ndarray,
+    convention: LabelConvention,
+    candidates: Candidates,
+    case: str | None,
+) -> AgreementReport:
+    """Each candidate's agreement with the consensus, computed inside the tumour box only (widened by one
+    voxel for the surfaces): Dice and HD95 do not change outside it."""
+    reference = candidates.reference
+    spacing = tuple(float(s) for s in reference.header.get_zooms()[:3]) if reference else (1.0, 1.0, 1.0)
+    box = _box(any_label | (fused > 0), 1) or (slice(0, 1),) * fused.ndim
+    return agreement_report(list(stack[(slice(None), *box)]), candidates.names, fused[box], convention, spacing, case or "case")
+
+
+def _validate_labels(stack: np.ndarray, convention: LabelConvention, candidates: Candidates) -> None:
+    """Check all candidates at once; on failure, name the first candidate with a foreign label."""
+    try:
+        convention.validate(stack)
+    except BtkError:
+        for array, name, path in zip(candidates.arrays, candidates.names, candidates.paths):
+            try:
+                convention.validate(array, path or name)
+            except BtkError as error:
+                raise BtkError(
+                    error.problem, path=error.path, hint="pass the right convention with --labels, or fix the file"
+                ) from None
+
+
 def _fuse_once(
     stack: np.ndarray, weights: np.ndarray, method: str, order: Sequence[int], parameters: dict
 ) -> tuple[np.ndarray, dict]:
@@ -270,12 +295,12 @@ def _fuse_once(
                    "history": trace.iterations}
 
 
-def _tumour_box(stack: np.ndarray, margin: int) -> tuple[slice, ...] | None:
-    """The box around every non-background voxel of every candidate (plus ``margin``), or None if all empty.
+def _box(any_label: np.ndarray, margin: int) -> tuple[slice, ...] | None:
+    """The box around the true voxels of ``any_label`` (plus ``margin``), or None if there are none.
 
-    Outside it every candidate says background, so every method says background there too.
+    Given the voxels where any candidate holds a label: outside the box every candidate says background, so
+    every method says background there too.
     """
-    any_label = stack.any(axis=0)
     if not any_label.any():
         return None
     box = []

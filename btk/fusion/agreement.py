@@ -3,7 +3,8 @@
 The alarms follow Kofler et al., "Robust, primitive, and unsupervised quality estimation for segmentation
 ensembles" (Front. Neurosci. 2021): the agreement (Dice with the consensus) of an algorithm is unusually low
 for a case when it falls below ``median - alpha * MAD`` of that algorithm's agreement over the cohort
-(MAD: the median absolute deviation from the median, unscaled). A case with many alarms deserves a look.
+(MAD: the median absolute deviation from the median, unscaled, and at least :data:`MIN_MAD`). A case with
+many alarms deserves a look.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from btk.labels import REGIONS, LabelConvention
 
 #: Default ``alpha`` of the alarm threshold ``median - alpha * MAD``.
 DEFAULT_ALPHA = 3.0
+#: Floor of the MAD (in Dice): an algorithm that agrees identically on most cases has a MAD of 0, and
+#: without a floor any dip below its median, however small, would raise an alarm.
+MIN_MAD = 0.01
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,8 @@ class AlarmReport:
     def to_dict(self) -> dict:
         return {
             "alpha": self.alpha,
-            "rule": "alarm when dice < median - alpha * MAD of the algorithm's dice over the cohort",
+            "rule": "alarm when dice < median - alpha * max(MAD, min_mad) of the algorithm's dice over the cohort",
+            "min_mad": MIN_MAD,
             "thresholds": self.thresholds,
             "alarms_per_case": self.counts,
             "alarms": [asdict(alarm) for alarm in self.alarms],
@@ -142,7 +147,7 @@ def ensemble_alarms(reports: list[AgreementReport], alpha: float = DEFAULT_ALPHA
         for region, per_case in regions.items():
             values = np.fromiter(per_case.values(), dtype=float)
             median = float(np.median(values))
-            mad = float(np.median(np.abs(values - median)))
+            mad = max(float(np.median(np.abs(values - median))), MIN_MAD)
             threshold = median - alpha * mad
             thresholds.setdefault(algorithm, {})[region] = threshold
             alarms.extend(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from btk.errors import BtkError
+from btk.labels import values_present
 
 _STOP_VOXELS = 25
 _ITERATIONS = 25
@@ -29,7 +30,7 @@ _ITERATIONS = 25
 
 def present_labels(stack: np.ndarray) -> list[int]:
     """Every non-zero value found in any candidate, ascending."""
-    return [int(v) for v in np.unique(stack) if v != 0]
+    return sorted(v for v in values_present(stack) if v != 0)
 
 
 def binary_vote(masks: np.ndarray, weights: np.ndarray) -> np.ndarray:
