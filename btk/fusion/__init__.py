@@ -171,11 +171,13 @@ class Fusionator:
         user_weights = normalise_weights(weights, loaded.names)
         parameters = self._parameters(method, weights is not None, threshold, increment, max_iterations)
         stack = np.stack(loaded.arrays)
-        convention = self.labels or detect_convention(stack)
-        _validate_labels(stack, convention, loaded)
+        any_label = stack.any(axis=0)
+        labelled = _box(any_label, 0)  # outside it all candidates say 0, which every convention knows
+        labelled_stack = stack[(slice(None), *labelled)] if labelled else stack[:, :0]
+        convention = self.labels or detect_convention(labelled_stack)
+        _validate_labels(labelled_stack, convention, loaded)
 
         started = time.perf_counter()
-        any_label = stack.any(axis=0)
         box = _box(any_label, STAPLE_MARGIN if method == "staple" else 0)
         fused = np.zeros(loaded.shape, dtype=np.uint8)
         details: dict = {}
@@ -273,7 +275,7 @@ def _validate_labels(stack: np.ndarray, convention: LabelConvention, candidates:
     try:
         convention.validate(stack)
     except BtkError:
-        for array, name, path in zip(candidates.arrays, candidates.names, candidates.paths):
+        for array, name, path in zip(stack, candidates.names, candidates.paths):
             try:
                 convention.validate(array, path or name)
             except BtkError as error:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -66,10 +68,13 @@ def load_candidates(items: Sequence[CandidateLike], names: Sequence[str] | None 
         )
     if names is not None and len(names) != len(items):
         raise BtkError(f"got {len(names)} names for {len(items)} candidates")
+    files = [item for item in items if isinstance(item, (str, Path))]
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:  # decompression releases the GIL
+        read = dict(zip(map(str, files), pool.map(load_label_map, files)))
     arrays, paths, images, default_names = [], [], [], []
     for index, item in enumerate(items):
         if isinstance(item, (str, Path)):
-            image, array = load_label_map(item)
+            image, array = read[str(item)]
             path: Path | None = Path(item)
             default_names.append(strip_nifti_suffix(item))
         elif isinstance(item, nib.Nifti1Image):
