@@ -55,7 +55,7 @@ def test_default_flavour_agrees_with_btk_flavour_where_the_defects_do_not_bite(f
     """Where one label (background included) has a strict majority, neither the ignored background votes
     nor the tie and overlap rules matter, and no candidate is dropped: both flavours must agree exactly."""
     paths = candidate_paths(fusion_case)
-    stack = np.stack(load_candidates(paths).arrays)
+    stack = load_candidates(paths).stack
     majority = _strict_majority_voxels(stack)
     default = Fusionator().fuse(paths, method=method)
     btk = Fusionator(flavour="btk").fuse(paths, method=method)

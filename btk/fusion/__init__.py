@@ -170,7 +170,7 @@ class Fusionator:
             raise BtkError(f"unknown fusion method {method!r}", hint=f"use one of {', '.join(METHODS)}")
         user_weights = normalise_weights(weights, loaded.names)
         parameters = self._parameters(method, weights is not None, threshold, increment, max_iterations)
-        stack = np.stack(loaded.arrays)
+        stack = loaded.stack
         any_label = stack.any(axis=0)
         labelled = _box(any_label, 0)  # outside it all candidates say 0, which every convention knows
         labelled_stack = stack[(slice(None), *labelled)] if labelled else stack[:, :0]

@@ -21,20 +21,26 @@ CandidateLike = Union[str, Path, nib.Nifti1Image, np.ndarray]
 
 @dataclass
 class Candidates:
-    """Candidate label maps on one grid, with where they came from."""
+    """Candidate label maps on one grid, stacked along the first axis, with where they came from."""
 
-    arrays: list[np.ndarray]
+    stack: np.ndarray
+    """``uint8`` array of shape ``(candidates, x, y, z)``."""
     names: list[str]
     paths: list[Path | None]
     reference: nib.Nifti1Image | None
     """The first candidate's image: its affine and header are given to the fused result."""
 
     def __len__(self) -> int:
-        return len(self.arrays)
+        return len(self.stack)
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.arrays[0].shape
+        return self.stack.shape[1:]
+
+    @property
+    def arrays(self) -> list[np.ndarray]:
+        """One label map per candidate (views into :attr:`stack`)."""
+        return list(self.stack)
 
     def describe(self) -> list[dict[str, object]]:
         """Name, path and SHA-256 of each candidate, for provenance."""
@@ -68,27 +74,40 @@ def load_candidates(items: Sequence[CandidateLike], names: Sequence[str] | None 
         )
     if names is not None and len(names) != len(items):
         raise BtkError(f"got {len(names)} names for {len(items)} candidates")
-    files = [item for item in items if isinstance(item, (str, Path))]
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:  # decompression releases the GIL
-        read = dict(zip(map(str, files), pool.map(load_label_map, files)))
-    arrays, paths, images, default_names = [], [], [], []
-    for index, item in enumerate(items):
-        if isinstance(item, (str, Path)):
-            image, array = read[str(item)]
-            path: Path | None = Path(item)
-            default_names.append(strip_nifti_suffix(item))
-        elif isinstance(item, nib.Nifti1Image):
-            image, array, path = item, as_label_array(np.asanyarray(item.dataobj), f"candidate {index}"), None
-            default_names.append(f"candidate{index}")
-        else:
-            image, array, path = None, as_label_array(item, f"candidate {index}"), None
-            default_names.append(f"candidate{index}")
-        arrays.append(array)
-        paths.append(path)
-        images.append(image)
+    images: list[nib.Nifti1Image | None] = [None] * len(items)
+    paths = [Path(item) if isinstance(item, (str, Path)) else None for item in items]
+    default_names = [strip_nifti_suffix(item) if path else f"candidate{index}"
+                     for index, (item, path) in enumerate(zip(items, paths))]
     candidate_names = list(names) if names is not None else _unique(default_names)
-    _check_same_grid(arrays, images, candidate_names, paths)
-    return Candidates(arrays, candidate_names, paths, next((i for i in images if i is not None), None))
+
+    def read(index: int) -> np.ndarray:
+        item = items[index]
+        if paths[index] is not None:
+            images[index], array = load_label_map(item)
+            return array
+        if isinstance(item, nib.Nifti1Image):
+            images[index] = item
+            item = np.asanyarray(item.dataobj)
+        return as_label_array(item, f"candidate {index}")
+
+    first = read(0)
+    stack = np.empty((len(items), *first.shape), dtype=np.uint8)
+    stack[0] = first
+    mismatched: dict[int, tuple[int, ...]] = {}
+
+    def read_into_stack(index: int) -> None:
+        # Each file is decoded and copied into its slot in a worker thread (zlib and numpy release the GIL),
+        # so the candidates are never held twice.
+        array = read(index)
+        if array.shape == first.shape:
+            stack[index] = array
+        else:
+            mismatched[index] = array.shape
+
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        list(pool.map(read_into_stack, range(1, len(items))))
+    _check_same_grid(first.shape, mismatched, images, candidate_names, paths)
+    return Candidates(stack, candidate_names, paths, next((i for i in images if i is not None), None))
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -101,24 +120,26 @@ def _unique(names: list[str]) -> list[str]:
 
 
 def _check_same_grid(
-    arrays: list[np.ndarray], images: list[nib.Nifti1Image | None], names: list[str], paths: list[Path | None]
+    first_shape: tuple[int, ...],
+    mismatched: dict[int, tuple[int, ...]],
+    images: list[nib.Nifti1Image | None],
+    names: list[str],
+    paths: list[Path | None],
 ) -> None:
-    first_shape = arrays[0].shape
     first_affine = next((image.affine for image in images if image is not None), None)
-    for array, image, name, path in zip(arrays, images, names, paths):
-        where = path if path is not None else None
+    for index, (image, name, path) in enumerate(zip(images, names, paths)):
         label = "" if path is not None else f"{name}: "
-        if array.shape != first_shape:
+        if index in mismatched:
             raise BtkError(
-                f"{label}shape {array.shape} differs from the first candidate's {first_shape} ({names[0]})",
-                path=where,
+                f"{label}shape {mismatched[index]} differs from the first candidate's {first_shape} ({names[0]})",
+                path=path,
                 hint="all candidates must be on the same grid; resample them first",
             )
         if image is not None and first_affine is not None and not np.allclose(image.affine, first_affine, atol=1e-4):
             raise BtkError(
                 f"{label}the affine (voxel-to-world mapping) differs from the first candidate's ({names[0]}):\n"
                 f"{np.array2string(image.affine, precision=4)}\nversus\n{np.array2string(first_affine, precision=4)}",
-                path=where,
+                path=path,
                 hint="all candidates must be on the same grid; resample them first",
             )
 

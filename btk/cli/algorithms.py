@@ -1,0 +1,112 @@
+"""``btk algorithms list|show|pull|build``: the algorithm registry and its images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from btk.cli import common
+from btk.cli.segment import RegistryOption, parse_pairs
+from btk.console import console
+from btk.errors import BtkError
+
+algorithms = typer.Typer(
+    name="algorithms",
+    help="The segmentation algorithms btk can run: list, show, pull, build.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@algorithms.command("list")
+def list_(registry: RegistryOption = None, verbose: common.VerboseOption = False) -> None:
+    """List the registered algorithms."""
+    common.set_verbose(verbose)
+    from btk.segment.registry import load_registry
+
+    table = Table(title="Registered segmentation algorithms")
+    for column in ("name", "year", "contract", "GPU", "labels", "image"):
+        table.add_column(column, no_wrap=column == "name")
+    for entry in load_registry(registry).algorithms:
+        table.add_row(entry.name, str(entry.year), entry.contract.kind, entry.gpu, entry.labels, entry.reference)
+    console.print(table)
+
+
+@algorithms.command("show")
+def show(
+    name: Annotated[str, typer.Argument(help="Algorithm name (see `btk algorithms list`).")],
+    registry: RegistryOption = None,
+    verbose: common.VerboseOption = False,
+) -> None:
+    """Show everything the registry says about one algorithm, and the citation to give."""
+    common.set_verbose(verbose)
+    from btk.segment.registry import load_registry
+
+    entry = load_registry(registry).get(name)
+    table = Table(title=entry.name, show_header=False)
+    table.add_column("field", style="cyan", no_wrap=True)
+    table.add_column("value")
+    for field, value in entry.model_dump(exclude_none=True).items():
+        if field in ("contract", "build"):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        elif field == "command":
+            value = " ".join(value)
+        table.add_row(field, str(value))
+    table.add_row("reference", entry.reference)
+    console.print(table)
+
+
+@algorithms.command("pull")
+def pull(
+    names: Annotated[Optional[list[str]], typer.Argument(help="Algorithms whose images to pull.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Pull every registered algorithm's image.")] = False,
+    registry: RegistryOption = None,
+    verbose: common.VerboseOption = False,
+) -> None:
+    """Pull algorithm images (with a progress bar); images already present are left alone."""
+    common.set_verbose(verbose)
+    from btk.segment.engine import Engine
+    from btk.segment.registry import load_registry
+
+    loaded = load_registry(registry)
+    if all_ == bool(names):
+        raise BtkError("name the algorithms to pull, or pass --all")
+    entries = loaded.algorithms if all_ else [loaded.get(name) for name in names or []]
+    engine = Engine.connect()
+    for entry in entries:
+        if engine.has_image(entry.reference):
+            console.print(f"{entry.name}: {entry.reference} is present", highlight=False)
+            continue
+        engine.pull(entry.reference)
+        console.print(f"{entry.name}: pulled {entry.reference}", highlight=False)
+
+
+@algorithms.command("build")
+def build(
+    name: Annotated[str, typer.Argument(help="Algorithm whose image to build (its entry has a build section).")],
+    base_image: Annotated[
+        Optional[str], typer.Option("--base-image", help="Image to build FROM (the BASE_IMAGE build argument).")
+    ] = None,
+    build_arg: Annotated[
+        Optional[list[str]], typer.Option("--build-arg", metavar="K=V", help="Build argument (repeatable).")
+    ] = None,
+    source: Annotated[
+        Optional[Path],
+        typer.Option(help="Folder the entry's Dockerfile and context are relative to (default: btk's source tree)."),
+    ] = None,
+    registry: RegistryOption = None,
+    verbose: common.VerboseOption = False,
+) -> None:
+    """Build an algorithm's image locally from its Dockerfile and tag it IMAGE:TAG (e.g. btk-unet)."""
+    common.set_verbose(verbose)
+    from btk.segment.build import build_image
+    from btk.segment.engine import Engine
+    from btk.segment.registry import load_registry
+
+    entry = load_registry(registry).get(name)
+    args = parse_pairs(build_arg, "--build-arg", "K=V")
+    reference = build_image(Engine.connect(), entry, base_image=base_image, args=args, source=source)
+    console.print(f"{entry.name}: built {reference}", highlight=False)

@@ -1,0 +1,106 @@
+"""``btk segment``: run containerised segmentation algorithms on one preprocessed exam."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from btk.cli import common
+from btk.console import console
+from btk.errors import BtkError
+
+if TYPE_CHECKING:
+    from btk.segment import SegmentationReport
+
+RegistryOption = Annotated[
+    Optional[list[Path]],
+    typer.Option("--registry", help="Extra registry file(s) on top of the shipped one (also: $BTK_ALGORITHMS)."),
+]
+_STYLE = {"ok": "green", "failed": "bold red", "timeout": "bold red", "skipped": "yellow"}
+
+
+def segment(
+    exam: Annotated[Path, typer.Argument(help="Preprocessed exam folder, or any folder with the four modalities.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for <algorithm>.nii.gz and logs/.")],
+    algorithm: Annotated[
+        Optional[list[str]], typer.Option("--algorithm", "-a", help="Algorithm to run (repeat for several).")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Run every registered algorithm.")] = False,
+    registry: RegistryOption = None,
+    gpu: Annotated[Optional[str], typer.Option(help="GPU index(es) to use, e.g. '0' or '0,1' (default: all).")] = None,
+    cpu: Annotated[bool, typer.Option("--cpu", help="Use no GPU; GPU-only algorithms are skipped.")] = False,
+    pull: Annotated[bool, typer.Option("--pull/--no-pull", help="Pull missing images (default) or fail.")] = True,
+    labels: Annotated[str, typer.Option(help="Label convention of the written segmentations.")] = "brats2023",
+    timeout: Annotated[Optional[float], typer.Option(help="Seconds per algorithm (default: the entry's).")] = None,
+    memory: Annotated[Optional[str], typer.Option(help="Memory limit per container, e.g. '16g'.")] = None,
+    cpus: Annotated[Optional[float], typer.Option(help="CPU limit per container, e.g. 4.")] = None,
+    weights: Annotated[
+        Optional[list[str]],
+        typer.Option("--weights", metavar="NAME=DIR",
+                     help="Bind folder DIR read-only where algorithm NAME reads its weights (repeatable)."),
+    ] = None,
+    force: common.ForceOption = False,
+    verbose: common.VerboseOption = False,
+) -> None:
+    """Segment one exam with containerised BraTS algorithms (Docker).
+
+    Each algorithm runs without network, with read-only inputs, as you; its result is checked, put on the
+    exam's grid, converted to --labels and written to OUTPUT/<algorithm>.nii.gz. One failure does not stop
+    the others; the exit code is 1 if any algorithm failed or was skipped.
+    """
+    common.set_verbose(verbose)
+    from btk.segment import Segmentor  # the Docker SDK and pydantic are only needed here
+
+    if all_ and algorithm:
+        raise BtkError("give either --algorithm or --all, not both")
+    if not all_ and not algorithm:
+        raise BtkError("no algorithm chosen", hint="pass -a NAME (several times) or --all; see `btk algorithms list`")
+    if gpu is not None and cpu:
+        raise BtkError("give either --gpu or --cpu, not both")
+    segmentor = Segmentor(
+        registry, gpus=parse_gpus(gpu), cpu=cpu, pull=pull, labels=labels, timeout=timeout, memory=memory,
+        cpus=cpus, force=force,
+    )
+    report = segmentor.run(exam, algorithms=None if all_ else algorithm, output=output,
+                           weights=parse_pairs(weights, "--weights", "NAME=DIR"))
+    console.print(summary_table(report))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def parse_gpus(text: str | None) -> list[str] | None:
+    """``'0,1'`` -> ``['0', '1']``."""
+    if text is None:
+        return None
+    indices = [item.strip() for item in text.split(",") if item.strip()]
+    if not indices or not all(item.isdigit() for item in indices):
+        raise BtkError(f"cannot read --gpu {text!r}", hint="give GPU indices like '0' or '0,1'")
+    return indices
+
+
+def parse_pairs(items: list[str] | None, option: str, form: str) -> dict[str, str]:
+    """``['a=1', 'b=2']`` -> ``{'a': '1', 'b': '2'}``; a clear error for an item without ``=``."""
+    pairs = {}
+    for item in items or []:
+        key, separator, value = item.partition("=")
+        if not separator or not key.strip() or not value.strip():
+            raise BtkError(f"cannot read {option} {item!r}", hint=f"write {option} {form}")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def summary_table(report: SegmentationReport) -> Table:
+    """Algorithm, status, time and message of every run."""
+    table = Table(title=f"Segmentations of {report.exam.name} -> {report.output}")
+    table.add_column("algorithm", no_wrap=True)
+    table.add_column("status")
+    table.add_column("device")
+    table.add_column("time", justify="right")
+    table.add_column("message")
+    for run in report.runs:
+        table.add_row(run.algorithm, f"[{_STYLE[run.status]}]{run.status}[/]", run.device, f"{run.seconds:.1f} s",
+                      run.message)
+    return table

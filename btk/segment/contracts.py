@@ -1,0 +1,219 @@
+"""Input/output contracts: how an image expects its inputs and where it leaves its result.
+
+Each contract stages the exam into a fresh private folder with the file names and mount points its
+images expect, names the command to run, and finds the result afterwards. Inputs are always mounted
+read-only; the image writes into a separate, empty output folder. A user's weights folder, when given, is
+bound read-only where the image reads weights (the entry's ``weights_mount``; ``/mlcube_io1`` for MLCube).
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import ClassVar
+
+from btk.errors import BtkError
+from btk.io import is_nifti
+from btk.segment.exam import Exam
+from btk.segment.registry import (
+    LEGACY_NAMING,
+    Algorithm,
+    Brats2025ContractSpec,
+    LegacyContractSpec,
+    MlcubeContractSpec,
+)
+
+#: BraTS 2023+ modality suffixes: our modality -> the file-name suffix of the MLCube and 2025 images.
+BRATS_SUFFIXES = {"t1c": "t1c", "t1": "t1n", "t2": "t2w", "flair": "t2f"}
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host folder bound into the container."""
+
+    source: Path
+    target: str
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class Staging:
+    """A staged run: the mounts, the command (None: the image's default) and the host output folder."""
+
+    mounts: tuple[Mount, ...]
+    command: tuple[str, ...] | None
+    output: Path
+
+
+class Contract(ABC):
+    """Stages inputs for, and collects the result of, one family of images."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, algorithm: Algorithm):
+        self.algorithm = algorithm
+        self.spec = algorithm.contract
+
+    @abstractmethod
+    def stage(self, exam: Exam, root: Path) -> Staging:
+        """Write the exam's inputs below ``root`` (a fresh, private folder) and describe the run."""
+
+    def weights_target(self) -> str | None:
+        """Where the image reads a weights folder; None if it takes none."""
+        return self.algorithm.weights_mount
+
+    def stage_with_weights(self, exam: Exam, root: Path, weights: Path | None) -> Staging:
+        """:meth:`stage`, plus the user's ``weights`` folder (if any) bound read-only at :meth:`weights_target`."""
+        staging = self.stage(exam, root)
+        if weights is None:
+            return staging
+        target = self.weights_target()
+        if target is None:
+            raise BtkError(
+                f"{self.algorithm.name} takes no weights folder (its registry entry has no weights_mount)",
+                path=weights, hint="drop --weights for this algorithm, or add weights_mount to its entry",
+            )
+        kept = tuple(m for m in staging.mounts if m.target != target)
+        return replace(staging, mounts=(*kept, Mount(weights.resolve(), target, True)))
+
+    @abstractmethod
+    def result_patterns(self) -> tuple[str, ...]:
+        """Glob patterns for the result in the output folder, most specific first."""
+
+    def find_result(self, staging: Staging) -> Path:
+        """The one segmentation the image wrote; a :class:`BtkError` if there is none or it is ambiguous."""
+        for pattern in self.result_patterns():
+            matches = sorted(p for p in staging.output.glob(pattern) if p.is_file() and is_nifti(p))
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise BtkError(
+                    f"the image wrote several candidate results ({', '.join(p.name for p in matches)})",
+                    hint="the registry entry's contract does not match what the image writes",
+                )
+        written = sorted(p.relative_to(staging.output).as_posix() for p in staging.output.rglob("*"))
+        raise BtkError(
+            "the container finished but wrote no segmentation"
+            + (f" (it wrote: {', '.join(written[:8])})" if written else " (its output folder is empty)"),
+            hint="see the algorithm's log; the image may have failed without a non-zero exit code",
+        )
+
+
+class LegacyContract(Contract):
+    """BraTS 2017-2020 algorithmic repository (BraTS Toolkit): ``<mount>/<names>`` in, ``<mount>/results/`` out."""
+
+    kind = "brats-legacy"
+
+    spec: LegacyContractSpec
+
+    def stage(self, exam: Exam, root: Path) -> Staging:
+        data, output = _folders(root, "data", "output")
+        (data / "results").mkdir()  # mount point of the output folder inside the read-only data folder
+        for modality, name in LEGACY_NAMING[self.spec.naming].items():
+            place(exam.files()[modality], data / name)
+        mount = self.spec.mount.rstrip("/") or "/"
+        return Staging(
+            mounts=(Mount(data, mount, True), Mount(output, f"{mount.rstrip('/')}/results", False)),
+            command=_command(self.algorithm.command),
+            output=output,
+        )
+
+    def result_patterns(self) -> tuple[str, ...]:
+        name = self.algorithm.name
+        return (f"tumor_{name}_class.nii*", "tumor_*_class.nii*", f"{name}*.nii*", "*tumor*.nii*", "*.nii*")
+
+
+class MlcubeContract(Contract):
+    """BraTS 2023-2024 MLCube images: ``/mlcube_io0`` data, ``io1`` weights, ``io2`` output, ``io3`` parameters."""
+
+    kind = "mlcube"
+    PARAMETERS = "parameters.yml"
+
+    spec: MlcubeContractSpec
+
+    def stage(self, exam: Exam, root: Path) -> Staging:
+        data, weights, output, parameters = _folders(root, "data", "weights", "output", "parameters")
+        _stage_brats_case(exam, data, self.spec.case)
+        command = [*(self.algorithm.command or ["infer"]), "--data_path=/mlcube_io0", "--output_path=/mlcube_io2"]
+        if self.spec.parameters_file:
+            (parameters / self.PARAMETERS).write_text("{}\n", encoding="utf-8")
+            command.append(f"--parameters_file=/mlcube_io3/{self.PARAMETERS}")
+        return Staging(
+            mounts=(
+                Mount(data, "/mlcube_io0", True),
+                Mount(weights, "/mlcube_io1", True),
+                Mount(output, "/mlcube_io2", False),
+                Mount(parameters, "/mlcube_io3", True),
+            ),
+            command=tuple(command),
+            output=output,
+        )
+
+    def result_patterns(self) -> tuple[str, ...]:
+        return (f"{self.spec.case}.nii.gz", f"{self.spec.case}*.nii*", "*.nii*")
+
+    def weights_target(self) -> str | None:
+        return self.algorithm.weights_mount or "/mlcube_io1"
+
+
+class Brats2025Contract(Contract):
+    """BraTS 2025 images and btk's U-Net: ``/input/<case>/<case>-t1c.nii.gz`` ... in, ``/output/<case>.nii.gz``."""
+
+    kind = "brats2025"
+
+    spec: Brats2025ContractSpec
+
+    def stage(self, exam: Exam, root: Path) -> Staging:
+        data, output = _folders(root, "input", "output")
+        _stage_brats_case(exam, data, self.spec.case)
+        return Staging(
+            mounts=(Mount(data, "/input", True), Mount(output, "/output", False)),
+            command=_command(self.algorithm.command),
+            output=output,
+        )
+
+    def result_patterns(self) -> tuple[str, ...]:
+        return (f"{self.spec.case}.nii.gz", f"{self.spec.case}*.nii*", "*.nii*")
+
+
+def contract_for(algorithm: Algorithm) -> Contract:
+    """The contract object an entry's ``contract`` field describes."""
+    kinds = {c.kind: c for c in (LegacyContract, MlcubeContract, Brats2025Contract)}
+    return kinds[algorithm.contract.kind](algorithm)
+
+
+def place(source: Path, target: Path) -> None:
+    """Copy a NIfTI file under a new name, (de)compressing when the suffixes differ.
+
+    A copy, never a link: nothing a container does can reach the user's original files.
+    """
+    source_gz, target_gz = source.name.lower().endswith(".gz"), target.name.lower().endswith(".gz")
+    if source_gz == target_gz:
+        shutil.copyfile(source, target)
+    elif source_gz:
+        with gzip.open(source, "rb") as reader, open(target, "wb") as writer:
+            shutil.copyfileobj(reader, writer, 1 << 20)
+    else:
+        with open(source, "rb") as reader, gzip.open(target, "wb", compresslevel=1) as writer:
+            shutil.copyfileobj(reader, writer, 1 << 20)
+
+
+def _stage_brats_case(exam: Exam, data: Path, case: str) -> None:
+    folder = data / case
+    folder.mkdir()
+    for modality, suffix in BRATS_SUFFIXES.items():
+        place(exam.files()[modality], folder / f"{case}-{suffix}.nii.gz")
+
+
+def _folders(root: Path, *names: str) -> list[Path]:
+    folders = [root / name for name in names]
+    for folder in folders:
+        folder.mkdir()
+    return folders
+
+
+def _command(command: list[str] | None) -> tuple[str, ...] | None:
+    return tuple(command) if command else None

@@ -1,0 +1,343 @@
+"""The Docker engine: connecting, pulling and building images, and running one locked-down container.
+
+Every container btk starts has no network, drops all capabilities, cannot gain privileges, runs as the
+invoking user unless its entry says the image needs root, and is removed when it ends, whatever happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from btk.console import console, logger, progress
+from btk.errors import BtkError
+from btk.segment.contracts import Mount
+
+try:
+    import docker
+    import docker.api.build
+    import docker.errors
+    import docker.types
+    import docker.utils.build
+    import requests.exceptions
+except ImportError:  # pragma: no cover - exercised only without the 'segment' extra
+    docker = None  # type: ignore[assignment]
+
+START_HINT = (
+    "start it: `sudo systemctl start docker` (Linux; or `sudo dockerd &` where there is no systemd), "
+    "or open Docker Desktop (macOS, Windows); `docker info` must work"
+)
+#: Label put on every container btk creates, valued with the algorithm's name.
+LABEL = "org.btk.algorithm"
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything needed to create one container; :meth:`create_kwargs` holds the security settings."""
+
+    image: str
+    command: tuple[str, ...] | None
+    mounts: tuple[Mount, ...]
+    user: str
+    name: str
+    gpus: tuple[str, ...] = ()
+    shm_size: str | None = None
+    memory: str | None = None
+    cpus: float | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def create_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``docker.containers.create``."""
+        kwargs: dict[str, Any] = {
+            "image": self.image,
+            "command": list(self.command) if self.command else None,
+            "mounts": [
+                docker.types.Mount(m.target, str(m.source), type="bind", read_only=m.read_only) for m in self.mounts
+            ],
+            "user": self.user,
+            "network_mode": "none",
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "labels": {LABEL: self.name, **self.labels},
+            "detach": True,
+        }
+        if self.gpus:
+            kwargs["device_requests"] = [docker.types.DeviceRequest(device_ids=list(self.gpus), capabilities=[["gpu"]])]
+        if self.shm_size:
+            kwargs["shm_size"] = self.shm_size
+        if self.memory:
+            kwargs["mem_limit"] = self.memory
+        if self.cpus:
+            kwargs["nano_cpus"] = int(self.cpus * 1e9)
+        return kwargs
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a container ended."""
+
+    exit_code: int | None
+    timed_out: bool
+    seconds: float
+    logs: str
+
+
+class Engine:
+    """A connection to a running Docker engine."""
+
+    def __init__(self, client: Any):
+        self.client = client
+        self._running: set[Any] = set()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def connect(cls) -> Engine:
+        """Connect to the engine named by the environment (``DOCKER_HOST``, else the local socket)."""
+        if docker is None:
+            raise BtkError("the Docker SDK is not installed", hint="pip install 'btk[segment]'")
+        try:
+            client = docker.from_env(timeout=120)
+            client.ping()
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+            if "ermission denied" in str(error):
+                raise BtkError(
+                    "no permission to use the Docker engine",
+                    hint="add yourself to the 'docker' group (`sudo usermod -aG docker $USER`, then log in again)",
+                ) from None
+            raise BtkError("the Docker engine is not running or cannot be reached", hint=START_HINT) from None
+        return cls(client)
+
+    def has_image(self, reference: str) -> bool:
+        """Whether the image is present locally."""
+        with _engine_errors(f"cannot look up the image {reference}"):
+            try:
+                self.client.images.get(reference)
+            except docker.errors.ImageNotFound:
+                return False
+        return True
+
+    def ensure_image(self, reference: str, pull: bool) -> None:
+        """Make sure the image is present: pull it, or fail clearly when pulling is not allowed."""
+        if self.has_image(reference):
+            return
+        if not pull:
+            raise BtkError(
+                f"the image {reference} is not present and --no-pull was given",
+                hint=f"pull it first: `btk algorithms pull` or `docker pull {reference}`",
+            )
+        self.pull(reference)
+
+    def pull(self, reference: str) -> None:
+        """Pull an image, showing the bytes downloaded."""
+        repository, tag = split_reference(reference)
+        layers: dict[str, tuple[int, int]] = {}
+        with _pull_progress() as bar, _engine_errors(f"cannot pull {reference}", hint=_PULL_HINT):
+            task = bar.add_task(f"Pulling {reference}", total=None)
+            for line in self.client.api.pull(repository, tag=tag, stream=True, decode=True):
+                if "error" in line:
+                    raise BtkError(f"cannot pull {reference}: {line['error']}", hint=_PULL_HINT)
+                detail = line.get("progressDetail") or {}
+                if line.get("status") == "Downloading" and detail.get("total"):
+                    layers[line["id"]] = (detail.get("current", 0), detail["total"])
+                elif line.get("status") in ("Download complete", "Pull complete") and line.get("id") in layers:
+                    layers[line["id"]] = (layers[line["id"]][1], layers[line["id"]][1])
+                if layers:
+                    bar.update(task, completed=sum(c for c, _ in layers.values()),
+                               total=sum(t for _, t in layers.values()))
+        if not self.has_image(reference):
+            raise BtkError(f"pulling {reference} did not produce the image", hint=_PULL_HINT)
+        logger.info("Pulled %s", reference)
+
+    def build(
+        self, context: Path, dockerfile: Path, reference: str, args: dict[str, str], exclude: list[str]
+    ) -> None:
+        """Build an image from a Dockerfile and tag it ``reference``, showing the build's steps.
+
+        ``exclude`` holds .dockerignore patterns: what of ``context`` is not sent to the engine. The build
+        may use the network (to install packages); the containers btk runs never can.
+        """
+        with progress() as bar, _engine_errors(f"cannot build {reference}", path=dockerfile):
+            task = bar.add_task(f"Packing the build context of {reference}", total=None)
+            named = docker.api.build.process_dockerfile(str(dockerfile), str(context))
+            with contextlib.closing(_context_archive(context, exclude, named)) as archive:
+                bar.update(task, description=f"Building {reference}")
+                stream = self.client.api.build(
+                    fileobj=archive, custom_context=True, dockerfile=named[0], tag=reference, buildargs=args,
+                    rm=True, forcerm=True, decode=True, timeout=3600,
+                )
+                _follow_build(stream, reference, dockerfile, bar, task)
+        if not self.has_image(reference):
+            raise BtkError(f"building {reference} did not produce the image", path=dockerfile)
+        logger.info("Built %s", reference)
+
+    def create(self, spec: ContainerSpec) -> Any:
+        """Create (not start) a container."""
+        try:
+            return self.client.containers.create(**spec.create_kwargs())
+        except docker.errors.ImageNotFound:
+            raise BtkError(f"the image {spec.image} is not present", hint="pull it: `btk algorithms pull`") from None
+        except docker.errors.APIError as error:
+            raise BtkError(f"the engine refused to create the container: {error.explanation or error}") from None
+
+    def run(self, spec: ContainerSpec, timeout: float) -> RunOutcome:
+        """Run a container to its end or until ``timeout`` seconds have passed; it is always removed."""
+        container = self.create(spec)
+        with self._lock:
+            self._running.add(container)
+        try:
+            with _engine_errors("the engine failed running the container"):
+                return self._wait(container, timeout)
+        finally:
+            with self._lock:
+                self._running.discard(container)
+            self.remove(container)
+
+    def remove_running(self) -> None:
+        """Remove every container :meth:`run` is waiting for (after Ctrl-C: its waiting threads end at once)."""
+        with self._lock:
+            running = list(self._running)
+        for container in running:
+            self.remove(container)
+
+    def _wait(self, container: Any, timeout: float) -> RunOutcome:
+        """Start the container, wait for its end or kill it at ``timeout``, and collect its output."""
+        start = time.perf_counter()
+        container.start()
+        try:
+            status = container.wait(timeout=timeout)
+            exit_code, timed_out = int(status.get("StatusCode", -1)), False
+        except requests.exceptions.RequestException:
+            if time.perf_counter() - start < timeout * 0.99:
+                raise  # not our time limit: the engine went away
+            with contextlib.suppress(docker.errors.APIError):  # it may have ended just now
+                container.kill()
+            exit_code, timed_out = None, True
+        seconds = time.perf_counter() - start
+        logs = container.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
+        return RunOutcome(exit_code, timed_out, seconds, logs)
+
+    def remove(self, container: Any) -> None:
+        """Remove a container, killing it first if it still runs."""
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except (docker.errors.APIError, requests.exceptions.RequestException) as error:
+            logger.warning("Could not remove container %s: %s; remove it with `docker rm -f %s`",
+                           container.short_id, error, container.short_id)
+
+    def hand_back(self, image: str, folder: Path, uid: int, gid: int) -> None:
+        """Give the files a root container wrote in ``folder`` to ``uid:gid`` (a second, minimal container)."""
+        spec = ContainerSpec(
+            image=image, command=None, mounts=(Mount(folder, "/handback", False),), user="0:0", name="handback"
+        )
+        kwargs = spec.create_kwargs()
+        kwargs.update(entrypoint=["chown", "-R", f"{uid}:{gid}", "/handback"], cap_add=["CHOWN"])
+        failure = f"could not hand the outputs of {image} back to uid {uid}"
+        with _engine_errors(failure, path=folder):
+            container = self.client.containers.create(**kwargs)
+            try:
+                container.start()
+                if container.wait(timeout=300).get("StatusCode") != 0:
+                    logs = container.logs().decode("utf-8", errors="replace").strip()
+                    raise BtkError(f"{failure}: {logs}", path=folder)
+            finally:
+                self.remove(container)
+
+    def containers(self, name: str | None = None) -> list[Any]:
+        """btk's containers that still exist (all of them, or those of one algorithm)."""
+        label = f"{LABEL}={name}" if name else LABEL
+        return self.client.containers.list(all=True, filters={"label": label})
+
+
+def _context_archive(context: Path, exclude: list[str], dockerfile: tuple[str, str | None]) -> IO[bytes]:
+    """The build context as a tar file, without the excluded files and without any ``.dockerignore``.
+
+    The engine's classic builder applies a ``.dockerignore`` it finds in the context; the patterns are
+    applied here instead, so that a Dockerfile's own ignore file (BuildKit's convention) is honoured.
+    ``dockerfile`` is the pair docker's ``process_dockerfile`` gives: its name in the context, and its text
+    when it lies outside the context.
+    """
+    files = [f for f in docker.utils.build.exclude_paths(str(context), exclude, dockerfile=dockerfile[0])
+             if f != ".dockerignore"]
+    extra = [(dockerfile[0], dockerfile[1])] if dockerfile[1] is not None else []
+    return docker.utils.build.create_archive(root=str(context), files=sorted(files), extra_files=extra)
+
+
+_BUILD_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")
+
+
+def _follow_build(stream: Iterator[dict], reference: str, dockerfile: Path, bar: Progress, task: TaskID) -> None:
+    """Show a build's steps on ``bar``, log its output (``--verbose``), and fail with its last lines."""
+    recent: deque[str] = deque(maxlen=15)
+    for line in stream:
+        if "error" in line:
+            detail = "\n    ".join(recent)
+            raise BtkError(
+                f"building {reference} failed: {line['error'].strip()}"
+                + (f"\n  last build output:\n    {detail}" if detail else ""),
+                path=dockerfile, hint="run again with --verbose for the whole build output",
+            )
+        text = (line.get("stream") or "").rstrip()
+        if not text:
+            continue
+        recent.append(text)
+        logger.debug("build: %s", text)
+        step = _BUILD_STEP.match(text)
+        if step:
+            bar.update(task, completed=int(step[1]) - 1, total=int(step[2]),
+                       description=f"Building {reference}: {step[3][:60]}")
+
+
+@contextlib.contextmanager
+def _engine_errors(failure: str, path: Path | None = None, hint: str | None = None) -> Iterator[None]:
+    """Turn the Docker SDK's errors inside the block into one :class:`BtkError` starting with ``failure``."""
+    try:
+        yield
+    except docker.errors.APIError as error:
+        explanation = str(error.explanation or error)
+        if "device driver" in explanation:
+            hint = "install the NVIDIA Container Toolkit so Docker can give containers a GPU, or pass --cpu"
+        raise BtkError(f"{failure}: {explanation}", path=path, hint=hint) from None
+    except requests.exceptions.RequestException as error:
+        raise BtkError(f"{failure}: the Docker engine stopped answering ({error})", path=path,
+                       hint=START_HINT) from None
+
+
+_PULL_HINT = "check the image name, your network and `docker login`; or load the image with `docker load`"
+
+
+def split_reference(reference: str) -> tuple[str, str]:
+    """``repo:tag`` -> (repo, tag); ``repo@sha256:...`` -> (repo, digest)."""
+    if "@" in reference:
+        repository, digest = reference.split("@", 1)
+        return repository, digest
+    repository, _, tag = reference.rpartition(":")
+    if not repository or "/" in tag:
+        return reference, "latest"
+    return repository, tag
+
+
+def _pull_progress() -> Progress:
+    return Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+        console=console, transient=True,
+    )
+

@@ -1,0 +1,42 @@
+"""Checking an image's result and turning it into btk's output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from btk.errors import BtkError
+from btk.io import load_label_map
+from btk.labels import convert, get_convention
+from btk.segment.registry import Algorithm
+
+
+def checked_result(path: Path, reference: nib.Nifti1Image, algorithm: Algorithm, labels: str) -> np.ndarray:
+    """The result as a label map in the ``labels`` convention, after checking it is a plausible one.
+
+    Checks: readable; the input's grid (shape); only labels of the entry's convention; not all background
+    unless the entry allows it. The caller writes it with the input's geometry, whatever the image wrote.
+    """
+    _, data = load_label_map(path)
+    expected = tuple(reference.shape[:3])
+    if data.shape != expected:
+        raise BtkError(
+            f"the result has shape {data.shape}, the input {expected}: it is not on the input's grid",
+            hint="the image resampled or cropped the exam; it cannot be used without registration",
+        )
+    declared = get_convention(algorithm.labels)
+    unknown = sorted(set(np.flatnonzero(np.bincount(data.ravel())).tolist()) - set(declared.labels))
+    if unknown:
+        raise BtkError(
+            f"the result holds labels {', '.join(map(str, unknown[:10]))}, which the declared {declared.name} "
+            f"convention does not have (valid: {', '.join(map(str, declared.labels))})",
+            hint="fix the entry's 'labels' in the registry, or the image is broken",
+        )
+    if not data.any() and not algorithm.allow_empty:
+        raise BtkError(
+            "the result is all background: the algorithm found no tumour",
+            hint="check the inputs (BraTS space, skull-stripped?); set allow_empty in the entry if this is expected",
+        )
+    return data if get_convention(labels) == declared else convert(data, declared, labels)

@@ -1,0 +1,403 @@
+"""The Segmentor: run several containerised algorithms on one exam, one failure never stopping the others."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import nibabel as nib
+
+from btk import __version__
+from btk.console import logger, progress
+from btk.errors import BtkError
+from btk.io import atomic_path, save_json, save_label_map
+from btk.labels import get_convention
+from btk.segment.contracts import Staging, contract_for
+from btk.segment.engine import ContainerSpec, Engine, RunOutcome
+from btk.segment.exam import Exam
+from btk.segment.gpus import Gpu, GpuPool, Lane, assign_lane, detect_gpus, select_gpus
+from btk.segment.outputs import checked_result
+from btk.segment.registry import Algorithm, Registry, load_registry
+
+Status = Literal["ok", "failed", "timeout", "skipped"]
+
+
+@dataclass
+class AlgorithmRun:
+    """What happened to one algorithm."""
+
+    algorithm: str
+    status: Status
+    seconds: float = 0.0
+    message: str = ""
+    output: Path | None = None
+    device: str = "-"
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SegmentationReport:
+    """The runs of one :meth:`Segmentor.run`, in the order the algorithms were asked for."""
+
+    exam: Exam
+    output: Path
+    labels: str
+    runs: list[AlgorithmRun]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every algorithm produced a segmentation (skipped ones count as not ok)."""
+        return all(run.status == "ok" for run in self.runs)
+
+    @property
+    def outputs(self) -> dict[str, Path]:
+        """Algorithm -> segmentation written."""
+        return {run.algorithm: run.output for run in self.runs if run.output is not None}
+
+    def to_dict(self) -> dict:
+        """A JSON-ready summary (also written as ``SEG_DIR/segment.json``)."""
+        return {
+            "btk_version": __version__,
+            "exam": {m: str(p) for m, p in self.exam.files().items()},
+            "labels": self.labels,
+            "runs": [
+                {"algorithm": r.algorithm, "status": r.status, "seconds": round(r.seconds, 3), "message": r.message,
+                 "output": r.output.name if r.output else None, "device": r.device,
+                 "timings": {k: round(v, 4) for k, v in r.timings.items()}}
+                for r in self.runs
+            ],
+        }
+
+
+class Segmentor:
+    """Run registered segmentation algorithms in locked-down Docker containers.
+
+    >>> from btk.segment import Segmentor
+    >>> report = Segmentor().run("exam_out/", algorithms=["brats23-faking-it", "btk-unet"], output="seg/")
+    >>> report.ok, report.outputs    # (True, {'brats23-faking-it': Path('seg/brats23-faking-it.nii.gz'), ...})
+
+    Args:
+        registry: A loaded registry, or extra registry files on top of the shipped one.
+        gpus: GPU indices to use (default: all found); ignored with ``cpu``.
+        cpu: Use no GPU: GPU-optional algorithms run on the CPU, GPU-only ones are skipped.
+        pull: Pull missing images; with False a missing image is an error.
+        labels: Label convention of the written segmentations.
+        timeout: Seconds per algorithm, instead of each entry's own limit.
+        memory: Memory limit per container (``"16g"``).
+        cpus: CPU limit per container (``2.5``).
+        force: Overwrite existing segmentations.
+        user: ``(uid, gid)`` the containers run as and the outputs belong to (default: the invoking user).
+    """
+
+    def __init__(
+        self,
+        registry: Registry | str | Path | Sequence[str | Path] | None = None,
+        *,
+        gpus: Sequence[str] | None = None,
+        cpu: bool = False,
+        pull: bool = True,
+        labels: str = "brats2023",
+        timeout: float | None = None,
+        memory: str | None = None,
+        cpus: float | None = None,
+        force: bool = False,
+        user: tuple[int, int] | None = None,
+        engine: Engine | None = None,
+    ):
+        self.registry = registry if isinstance(registry, Registry) else load_registry(registry)
+        self.labels = get_convention(labels).name
+        self.wanted_gpus = None if gpus is None else [str(g) for g in gpus]
+        self.cpu = cpu
+        self.pull = pull
+        if timeout is not None and timeout <= 0:
+            raise BtkError("the timeout must be positive", hint="give seconds, e.g. --timeout 1800")
+        self.timeout = timeout
+        if memory is not None and not re.fullmatch(r"[0-9]+(\.[0-9]+)?[bkmgBKMG]?", memory.strip()):
+            raise BtkError(f"cannot read the memory limit {memory!r}", hint="give e.g. --memory 16g or 512m")
+        if cpus is not None and cpus <= 0:
+            raise BtkError("the CPU limit must be positive", hint="give e.g. --cpus 4 or 2.5")
+        self.memory = memory.strip() if memory else None
+        self.cpus = cpus
+        self.force = force
+        self.user = user or (os.getuid(), os.getgid())
+        self._engine = engine
+
+    @property
+    def engine(self) -> Engine:
+        """The Docker engine, connected on first use."""
+        if self._engine is None:
+            self._engine = Engine.connect()
+        return self._engine
+
+    def run(
+        self,
+        exam: Exam | str | Path,
+        algorithms: Sequence[str] | None = None,
+        output: str | Path = "segmentations",
+        weights: Mapping[str, str | Path] | None = None,
+        on_done: Callable[[AlgorithmRun], None] | None = None,
+    ) -> SegmentationReport:
+        """Segment ``exam`` with ``algorithms`` (default: all registered) into ``output/<algorithm>.nii.gz``.
+
+        ``weights`` maps an algorithm to a host folder bound read-only where its image reads weights (the
+        entry's ``weights_mount``). Missing images are pulled first (unless ``pull=False``). Logs go to
+        ``output/logs/<algorithm>.log``, a summary to ``output/segment.json``. GPU algorithms run
+        concurrently, one per GPU; CPU algorithms one after another. ``on_done`` is called after each one.
+        """
+        exam = exam if isinstance(exam, Exam) else Exam.from_folder(exam)
+        reference = exam.reference()
+        entries = self._entries(algorithms)
+        folders = self._weights(weights or {}, entries)
+        output = Path(output)
+        engine = self.engine
+        self._check_outputs(output, entries)
+        gpus = select_gpus(detect_gpus(), self.wanted_gpus, self.cpu)
+        lanes = {a.name: assign_lane(a, gpus, self.cpu) for a in entries}
+        runs: dict[str, AlgorithmRun] = {}
+        lock = threading.Lock()
+
+        def finish(run: AlgorithmRun) -> None:
+            with lock:
+                runs[run.algorithm] = run
+            if on_done:
+                on_done(run)
+
+        for algorithm in entries:
+            reason = lanes[algorithm.name].skip
+            if reason:
+                logger.warning("%s: skipped: %s", algorithm.name, reason)
+                skipped = AlgorithmRun(algorithm.name, "skipped", message=reason)
+                _write_log(output, algorithm, skipped)
+                finish(skipped)
+        # Pulls first: they show their own progress bar, and a failed pull only fails its algorithm.
+        ready = [a for a in entries if a.name not in runs and self._image_ready(engine, a, output, finish)]
+        with progress() as bar:
+            task = bar.add_task(f"Segmenting {exam.name}", total=len(ready))
+
+            def run_one(algorithm: Algorithm, gpu: Gpu | None) -> None:
+                bar.update(task, description=f"Segmenting {exam.name}: {algorithm.name} on the {_device(gpu)}")
+                finish(self._run_one(engine, algorithm, exam, reference, output, gpu, folders.get(algorithm.name)))
+                bar.advance(task)
+
+            _run_in_lanes(ready, lanes, gpus, run_one, engine)
+        for run in runs.values():  # with --force: no segmentation from an earlier run may pose as this run's
+            if run.status != "ok":
+                (output / f"{run.algorithm}.nii.gz").unlink(missing_ok=True)
+        report = SegmentationReport(exam, output, self.labels, [runs[a.name] for a in entries])
+        save_json(report.to_dict(), output / "segment.json")
+        return report
+
+    def container_spec(self, algorithm: Algorithm, staging: Staging, gpu: Gpu | None) -> ContainerSpec:
+        """The container for one algorithm: the invoking user unless the image needs root, its GPU, limits."""
+        return ContainerSpec(
+            image=algorithm.reference,
+            command=staging.command,
+            mounts=staging.mounts,
+            user="0:0" if algorithm.needs_root else f"{self.user[0]}:{self.user[1]}",
+            name=algorithm.name,
+            gpus=(gpu.index,) if gpu else (),
+            shm_size=algorithm.shm_size,
+            memory=self.memory,
+            cpus=self.cpus,
+        )
+
+    def _entries(self, algorithms: Sequence[str] | None) -> list[Algorithm]:
+        names = self.registry.names() if algorithms is None else list(dict.fromkeys(algorithms))
+        if not names:
+            raise BtkError("no algorithm chosen", hint="pass -a NAME (several times) or --all")
+        return [self.registry.get(name) for name in names]
+
+    def _check_outputs(self, output: Path, entries: list[Algorithm]) -> None:
+        if output.exists() and not output.is_dir():
+            raise BtkError("the output must be a folder", path=output)
+        existing = [output / f"{a.name}.nii.gz" for a in entries if (output / f"{a.name}.nii.gz").exists()]
+        if existing and not self.force:
+            raise BtkError(
+                f"segmentations exist already ({', '.join(p.name for p in existing)})",
+                path=output,
+                hint="pass --force to overwrite them, or choose another output folder",
+            )
+        try:
+            (output / "logs").mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise BtkError(f"cannot create the output folder ({error.strerror})", path=output) from None
+        if not os.access(output, os.W_OK) or not os.access(output / "logs", os.W_OK):
+            raise BtkError("cannot write to the output folder", path=output, hint="choose a folder you can write to")
+
+    def _weights(self, weights: Mapping[str, str | Path], entries: list[Algorithm]) -> dict[str, Path]:
+        """Check the weights folders before anything runs: known algorithm, one that reads weights, a folder."""
+        chosen = {a.name: a for a in entries}
+        folders = {}
+        for name, folder in weights.items():
+            algorithm = self.registry.get(name)
+            folder = Path(folder)
+            if not folder.is_dir():
+                raise BtkError(f"the weights folder of {name} does not exist or is not a folder", path=folder)
+            if contract_for(algorithm).weights_target() is None:
+                raise BtkError(
+                    f"{name} takes no weights folder (its registry entry has no weights_mount)", path=folder,
+                    hint="drop the weights for this algorithm, or add weights_mount to its registry entry",
+                )
+            if name in chosen:
+                folders[name] = folder
+        return folders
+
+    def _image_ready(
+        self, engine: Engine, algorithm: Algorithm, output: Path, failed: Callable[[AlgorithmRun], None]
+    ) -> bool:
+        """Whether the algorithm's image is present (pulled now if allowed); a failed run is reported if not."""
+        start = time.perf_counter()
+        try:
+            engine.ensure_image(algorithm.reference, self.pull)
+            return True
+        except BtkError as error:
+            run = AlgorithmRun(algorithm.name, "failed", time.perf_counter() - start, _one_line(error))
+            _write_log(output, algorithm, run)
+            logger.warning("%s: failed - %s", algorithm.name, run.message)
+            failed(run)
+            return False
+
+    def _run_one(
+        self, engine: Engine, algorithm: Algorithm, exam: Exam, reference: nib.Nifti1Image, output: Path,
+        gpu: Gpu | None, weights: Path | None,
+    ) -> AlgorithmRun:
+        run = AlgorithmRun(algorithm.name, "failed", device=_device(gpu))
+        start = time.perf_counter()
+        timeout = self.timeout or algorithm.timeout_s
+        logger.info("Running %s on the %s", algorithm.name, _device(gpu))
+        workdir = Path(tempfile.mkdtemp(prefix=f"btk-segment-{algorithm.name}-"))
+        spec: ContainerSpec | None = None
+        outcome: RunOutcome | None = None
+        try:
+            mark = time.perf_counter()
+            contract = contract_for(algorithm)
+            staging = contract.stage_with_weights(exam, workdir, weights)
+            if algorithm.needs_root:
+                _open_for_root(workdir, staging)
+            spec = self.container_spec(algorithm, staging, gpu)
+            run.timings["stage"] = time.perf_counter() - mark
+            try:
+                outcome = engine.run(spec, timeout)
+            finally:
+                if algorithm.needs_root and self.user[0] != 0:  # whatever happened, no root-owned files stay
+                    engine.hand_back(algorithm.reference, staging.output, *self.user)
+            run.timings["container"] = outcome.seconds
+            mark = time.perf_counter()
+            if outcome.timed_out:
+                run.status = "timeout"
+                raise BtkError(
+                    f"timed out after {timeout:g} s; the container was killed and removed",
+                    hint="raise the limit with --timeout, or check the log",
+                )
+            if outcome.exit_code != 0:
+                raise BtkError(f"the container exited with code {outcome.exit_code} ({_last_words(outcome.logs)})")
+            segmentation = checked_result(contract.find_result(staging), reference, algorithm, self.labels)
+            target = output / f"{algorithm.name}.nii.gz"
+            save_label_map(segmentation, reference, target)
+            run.timings["collect"] = time.perf_counter() - mark
+            run.status, run.output, run.message = "ok", target, f"{int((segmentation > 0).sum())} tumour voxels"
+        except BtkError as error:
+            run.message = _one_line(error)
+        except Exception as error:  # a bug must not stop the other algorithms: report it as this one's failure
+            logger.debug("%s: internal error", algorithm.name, exc_info=True)
+            run.message = f"internal error {error.__class__.__name__}: {error} (run with --verbose for details)"
+        finally:
+            mark = time.perf_counter()
+            shutil.rmtree(workdir, ignore_errors=True)
+            run.timings["cleanup"] = time.perf_counter() - mark
+            run.seconds = time.perf_counter() - start
+        _write_log(output, algorithm, run, spec, outcome)
+        level = logger.info if run.status == "ok" else logger.warning
+        level("%s: %s in %.1f s%s", algorithm.name, run.status, run.seconds, f" - {run.message}" if run.message else "")
+        return run
+
+
+def _run_in_lanes(
+    algorithms: list[Algorithm], lanes: Mapping[str, Lane], gpus: list[Gpu],
+    run_one: Callable[[Algorithm, Gpu | None], None], engine: Engine,
+) -> None:
+    """GPU algorithms in worker threads, one per GPU; CPU algorithms meanwhile, one after another, here.
+
+    On Ctrl-C (or any error escaping ``run_one``) nothing more starts and the workers' containers are removed.
+    """
+    pool_of_gpus = GpuPool(gpus)
+    interrupted = threading.Event()
+
+    def on_a_gpu(algorithm: Algorithm) -> None:
+        with pool_of_gpus.take(lanes[algorithm.name].gpus) as gpu:
+            if not interrupted.is_set():
+                run_one(algorithm, gpu)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, len(gpus)), thread_name_prefix="btk-gpu")
+    try:
+        futures = [pool.submit(on_a_gpu, a) for a in algorithms if lanes[a.name].on_gpu]
+        for algorithm in algorithms:
+            if not lanes[algorithm.name].on_gpu:
+                run_one(algorithm, None)
+        for future in futures:
+            future.result()
+    except BaseException:
+        interrupted.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        engine.remove_running()
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _last_words(logs: str) -> str:
+    """The line of a failed container's output that best says why: its last error line, else its last line."""
+    lines = [line.strip() for line in logs.splitlines() if line.strip()]
+    errors = [line for line in lines if re.search(r"error|exception|fatal", line, re.IGNORECASE)]
+    return ((errors or lines)[-1:] or ["no output"])[0][:200]
+
+
+def _device(gpu: Gpu | None) -> str:
+    return f"GPU {gpu.index}" if gpu else "CPU"
+
+
+def _one_line(error: BtkError) -> str:
+    return str(error).replace("\n  -> ", "; ")
+
+
+def _open_for_root(workdir: Path, staging: Staging) -> None:
+    """Let a root container without capabilities read the staged inputs and write the output.
+
+    The staging folder itself stays private (0700), so no other user of the machine gets in. Folders
+    outside it (a user's weights) are left as they are.
+    """
+    for mount in staging.mounts:
+        if not mount.source.is_relative_to(workdir):
+            continue
+        for path in [mount.source, *mount.source.rglob("*")]:
+            path.chmod((0o777 if not mount.read_only else 0o755) if path.is_dir() else 0o644)
+    workdir.chmod(0o700)
+
+
+def _write_log(
+    output: Path, algorithm: Algorithm, run: AlgorithmRun, spec: ContainerSpec | None = None,
+    outcome: RunOutcome | None = None,
+) -> None:
+    """``output/logs/<algorithm>.log``: how the container was run, everything it printed, and btk's verdict."""
+    lines = [f"# btk {__version__}: {algorithm.name} ({algorithm.reference})"]
+    if spec is not None:
+        lines += [
+            f"# command: {' '.join(spec.command) if spec.command else '(image default)'}",
+            f"# user: {spec.user}; gpus: {','.join(spec.gpus) or 'none'}; network: none",
+            *(f"# mount: {m.target} ({'ro' if m.read_only else 'rw'})" for m in spec.mounts),
+        ]
+    if outcome is not None:
+        ended = "killed (timeout)" if outcome.timed_out else f"exit code {outcome.exit_code}"
+        lines += [f"# {ended} after {outcome.seconds:.2f} s; the container's output follows", outcome.logs.rstrip("\n")]
+    lines.append(f"# btk: {run.status}" + (f": {run.message}" if run.message else ""))
+    with atomic_path(output / "logs" / f"{algorithm.name}.log") as temporary:
+        temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,0 +1,358 @@
+"""The Segmentor's parts that need no Docker engine: registry, exam discovery, contracts, lanes, checks, CLI."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from btk.cli import main
+from btk.errors import BtkError
+from btk.segment.contracts import contract_for
+from btk.segment.exam import Exam
+from btk.segment.gpus import Gpu, GpuPool, assign_lane, select_gpus
+from btk.segment.outputs import checked_result
+from btk.segment.registry import LEGACY_NAMING, REGISTRY_ENV, builtin_registry_text, load_registry, parse_registry
+from btk.segment.runner import _last_words
+from segment_support import AFFINE, SHAPE, entry, make_exam, write_registry
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- registry ---------------------------------------------------------------------------------------------
+
+def test_shipped_registry_is_the_repository_file_and_valid():
+    """btk/data/algorithms.json (in the wheel) is a real file, identical to algorithms.json at the root."""
+    packaged = ROOT / "btk" / "data" / "algorithms.json"
+    assert not packaged.is_symlink() and not (ROOT / "algorithms.json").is_symlink()
+    assert builtin_registry_text() == packaged.read_text(encoding="utf-8")
+    assert packaged.read_bytes() == (ROOT / "algorithms.json").read_bytes()
+    registry = load_registry()
+    kinds = {a.contract.kind for a in registry.algorithms}
+    assert kinds == {"brats-legacy", "mlcube", "brats2025"}
+    unet = registry.get("btk-unet")
+    assert unet.contract.kind == "brats2025" and unet.gpu == "optional" and not unet.needs_root
+    assert unet.weights_mount == "/weights" and unet.labels == "brats2023"
+    assert unet.build.dockerfile == "containers/unet/Dockerfile" and unet.build.context == "."
+    assert unet.source == ROOT  # build paths of shipped entries are relative to the source checkout
+    assert registry.get("isen-20").contract.mount == "/app/data/"
+    assert registry.get("yixinmpl-20").needs_root
+    assert {a.contract.naming for a in registry.algorithms if a.contract.kind == "brats-legacy"} <= set(LEGACY_NAMING)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"contract": {"kind": "ftp"}}, "contract"),
+        ({"labels": "brats1999"}, "unknown label convention"),
+        ({"image": "repo/x:1"}, "not in 'image'"),
+        ({"digest": "sha256:abc"}, "digest"),
+        ({"name": "Has Spaces"}, "name"),
+        ({"gpu": "maybe"}, "gpu"),
+        ({"weights_mount": "weights"}, "weights_mount"),
+        ({"build": {"context": "."}}, "build.dockerfile"),
+    ],
+)
+def test_invalid_entries_are_named_in_one_clear_error(tmp_path, change, message):
+    bad = {**entry("mine", "repo/x:1", {"kind": "brats2025"}), **change}
+    path = write_registry(tmp_path / "r.json", bad)
+    with pytest.raises(BtkError, match=message) as caught:
+        load_registry(path)
+    assert caught.value.path == path
+
+
+def test_registry_format_errors(tmp_path):
+    with pytest.raises(BtkError, match="not valid JSON"):
+        parse_registry("{", "x.json")
+    with pytest.raises(BtkError, match="schema version 2"):
+        parse_registry(json.dumps({"schema_version": 2, "algorithms": []}), "x.json")
+    twice = entry("a", "r/x:1", {"kind": "brats2025"})
+    with pytest.raises(BtkError, match="listed twice"):
+        parse_registry(json.dumps({"schema_version": 1, "algorithms": [twice, twice]}), "x.json")
+    with pytest.raises(BtkError, match="registry file not found"):
+        load_registry(tmp_path / "missing.json")
+
+
+def test_user_registries_extend_and_override_from_option_and_environment(tmp_path, monkeypatch):
+    mine = write_registry(tmp_path / "mine.json", entry("mine", "lab/seg:2", {"kind": "brats2025"}))
+    override = write_registry(tmp_path / "o.json", entry("btk-unet", "lab/unet:9", {"kind": "brats2025"}))
+    monkeypatch.setenv(REGISTRY_ENV, str(mine))
+    registry = load_registry(override)
+    assert registry.get("mine").reference == "lab/seg:2"
+    assert registry.get("btk-unet").reference == "lab/unet:9"
+    assert registry.names().count("btk-unet") == 1
+    assert registry.get("mine").source == tmp_path  # a user entry builds relative to its registry file
+    with pytest.raises(BtkError, match="unknown algorithm 'nope'"):
+        registry.get("nope")
+
+
+def test_digest_pins_the_reference():
+    digest = "sha256:" + "a" * 64
+    registry = parse_registry(json.dumps({"schema_version": 1, "algorithms": [
+        entry("pinned", "r/x:1", {"kind": "brats2025"}, digest=digest)]}), "x")
+    assert registry.get("pinned").reference == f"r/x@{digest}"
+
+
+# --- exam -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("names", [
+    {"t1": "a_t1.nii.gz", "t1c": "a_t1c.nii.gz", "t2": "a_t2.nii.gz", "flair": "a_flair.nii.gz"},
+    {"t1": "X-t1n.nii.gz", "t1c": "X-t1c.nii.gz", "t2": "X-t2w.nii.gz", "flair": "X-t2f.nii.gz"},
+    {"t1": "t1.nii", "t1c": "t1ce.nii", "t2": "t2.nii", "flair": "fla.nii"},
+    {"t1": "BraTS20_Training_001_t1.nii.gz", "t1c": "BraTS20_Training_001_t1ce.nii.gz",
+     "t2": "BraTS20_Training_001_t2.nii.gz", "flair": "BraTS20_Training_001_flair.nii.gz"},
+    {"t1": "BraTS-GLI-00000-000-t1n.nii.gz", "t1c": "BraTS-GLI-00000-000-t1c.nii.gz",
+     "t2": "BraTS-GLI-00000-000-t2w.nii.gz", "flair": "BraTS-GLI-00000-000-t2f.nii.gz"},
+])
+def test_exam_finds_the_four_modalities(tmp_path, names):
+    folder = make_exam(tmp_path / "exam", names=names)
+    nib.save(nib.Nifti1Image(np.zeros(SHAPE, np.uint8), AFFINE), str(folder / "seg.nii.gz"))
+    exam = Exam.from_folder(folder)
+    assert {m: p.name for m, p in exam.files().items()} == names
+    assert exam.reference().shape == SHAPE
+
+
+def test_exam_prefers_the_preprocessor_provenance(tmp_path):
+    """A `btk preprocess` folder: the BraTS-space images named by provenance.json, not by guessing."""
+    folder = tmp_path / "P001"
+    make_exam(folder / "brats", names={"t1": "P001-t1n.nii.gz", "t1c": "P001-t1c.nii.gz", "t2": "P001-t2w.nii.gz",
+                                       "flair": "P001-t2f.nii.gz"})
+    make_exam(folder / "native")  # decoys a name-based search could pick up
+    make_exam(folder)
+    roles = {"brats/t1n": "t1n", "brats/t1c": "t1c", "brats/t2w": "t2w", "brats/t2f": "t2f"}
+    outputs = {role: f"brats/P001-{suffix}.nii.gz" for role, suffix in roles.items()}
+    (folder / "provenance.json").write_text(json.dumps({"outputs": {**outputs, "native/t1n": "native/x.nii.gz"}}))
+    exam = Exam.from_folder(folder)
+    assert exam.name == "P001"
+    assert {m: p.relative_to(folder).as_posix() for m, p in exam.files().items()} == {
+        "t1": "brats/P001-t1n.nii.gz", "t1c": "brats/P001-t1c.nii.gz", "t2": "brats/P001-t2w.nii.gz",
+        "flair": "brats/P001-t2f.nii.gz"}
+    del outputs["brats/t2f"]
+    (folder / "provenance.json").write_text(json.dumps({"outputs": outputs}))
+    with pytest.raises(BtkError, match="lists no brats/t2f image: the preprocessing did not finish"):
+        Exam.from_folder(folder)
+    (folder / "provenance.json").write_text("{")
+    with pytest.raises(BtkError, match="cannot read the exam's provenance"):
+        Exam.from_folder(folder)
+
+
+def test_exam_errors(tmp_path):
+    with pytest.raises(BtkError, match="exam folder not found"):
+        Exam.from_folder(tmp_path / "nothing")
+    folder = make_exam(tmp_path / "e")
+    (folder / "exam_t2.nii.gz").unlink()
+    with pytest.raises(BtkError, match="no t2 image found"):
+        Exam.from_folder(folder)
+    make_exam(tmp_path / "e")
+    make_exam(tmp_path / "e", names={"t1": "b_t1.nii.gz", "t1c": "exam_t1c.nii.gz", "t2": "exam_t2.nii.gz",
+                                     "flair": "exam_flair.nii.gz"})
+    with pytest.raises(BtkError, match="more than one image per modality"):
+        Exam.from_folder(folder)
+    odd = make_exam(tmp_path / "odd", shape_of={"t2": (10, 10, 10)})
+    with pytest.raises(BtkError, match="not on one grid"):
+        Exam.from_folder(odd)
+
+
+# --- contracts --------------------------------------------------------------------------------------------
+
+def _algorithm(contract: dict, **fields):
+    text = json.dumps({"schema_version": 1, "algorithms": [entry("algo", "r/x:1", contract, **fields)]})
+    return parse_registry(text, "test").get("algo")
+
+
+@pytest.mark.parametrize("naming", sorted(LEGACY_NAMING))
+def test_legacy_contract_stages_each_naming_scheme(tmp_path, naming):
+    exam = Exam.from_folder(make_exam(tmp_path / "exam"))
+    algorithm = _algorithm({"kind": "brats-legacy", "mount": "/workspace/data/", "naming": naming},
+                           command=["python", "run.py"])
+    root = tmp_path / "stage"
+    root.mkdir()
+    staging = contract_for(algorithm).stage(exam, root)
+    data = root / "data"
+    assert sorted(p.name for p in data.iterdir() if p.is_file()) == sorted(LEGACY_NAMING[naming].values())
+    for modality, name in LEGACY_NAMING[naming].items():
+        staged = nib.load(str(data / name))
+        assert np.array_equal(staged.get_fdata(), nib.load(str(exam.files()[modality])).get_fdata())
+        assert (gzip.open(data / name).read(4) if name.endswith(".gz") else (data / name).read_bytes()[:4])
+    assert [(m.target, m.read_only) for m in staging.mounts] == [("/workspace/data", True),
+                                                                  ("/workspace/data/results", False)]
+    assert staging.command == ("python", "run.py")
+
+
+def test_mlcube_contract_layout_and_command(tmp_path):
+    exam = Exam.from_folder(make_exam(tmp_path / "exam"))
+    algorithm = _algorithm({"kind": "mlcube", "case": "BraTS-GLI-00000-000", "parameters_file": True})
+    staging = contract_for(algorithm).stage(exam, tmp_path)
+    case = tmp_path / "data" / "BraTS-GLI-00000-000"
+    assert sorted(p.name for p in case.iterdir()) == [f"BraTS-GLI-00000-000-{s}.nii.gz" for s in
+                                                      ("t1c", "t1n", "t2f", "t2w")]
+    assert {m.target: m.read_only for m in staging.mounts} == {
+        "/mlcube_io0": True, "/mlcube_io1": True, "/mlcube_io2": False, "/mlcube_io3": True}
+    assert staging.command == ("infer", "--data_path=/mlcube_io0", "--output_path=/mlcube_io2",
+                               "--parameters_file=/mlcube_io3/parameters.yml")
+    assert (tmp_path / "parameters" / "parameters.yml").is_file()
+
+
+def test_brats2025_contract_and_result_discovery(tmp_path):
+    exam = Exam.from_folder(make_exam(tmp_path / "exam"))
+    contract = contract_for(_algorithm({"kind": "brats2025", "case": "BraTS-GLI-00001-000"}))
+    staging = contract.stage(exam, tmp_path)
+    assert (tmp_path / "input" / "BraTS-GLI-00001-000" / "BraTS-GLI-00001-000-t2f.nii.gz").is_file()
+    assert {m.target: m.read_only for m in staging.mounts} == {"/input": True, "/output": False}
+    assert staging.command is None
+    with pytest.raises(BtkError, match="output folder is empty"):
+        contract.find_result(staging)
+    (staging.output / "notes.txt").write_text("x")
+    with pytest.raises(BtkError, match="it wrote: notes.txt"):
+        contract.find_result(staging)
+    (staging.output / "BraTS-GLI-00001-000.nii.gz").write_bytes(b"")
+    assert contract.find_result(staging).name == "BraTS-GLI-00001-000.nii.gz"
+
+
+def test_weights_are_bound_read_only_where_the_image_reads_them(tmp_path):
+    exam = Exam.from_folder(make_exam(tmp_path / "exam"))
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    mlcube = contract_for(_algorithm({"kind": "mlcube"}))
+    (tmp_path / "a").mkdir()
+    staged = mlcube.stage_with_weights(exam, tmp_path / "a", weights)
+    mounts = {m.target: (m.source, m.read_only) for m in staged.mounts}
+    assert mounts["/mlcube_io1"] == (weights, True) and len(mounts) == 4
+    unet = contract_for(_algorithm({"kind": "brats2025"}, weights_mount="/weights"))
+    (tmp_path / "b").mkdir()
+    staged = unet.stage_with_weights(exam, tmp_path / "b", weights)
+    mounts = {m.target: (m.source, m.read_only) for m in staged.mounts}
+    assert mounts["/weights"] == (weights, True) and set(mounts) == {"/input", "/output", "/weights"}
+    (tmp_path / "c").mkdir()
+    assert "/weights" not in {m.target for m in unet.stage_with_weights(exam, tmp_path / "c", None).mounts}
+    plain = contract_for(_algorithm({"kind": "brats2025"}))
+    (tmp_path / "d").mkdir()
+    with pytest.raises(BtkError, match="algo takes no weights folder"):
+        plain.stage_with_weights(exam, tmp_path / "d", weights)
+
+
+# --- GPU lanes --------------------------------------------------------------------------------------------
+
+def test_lanes():
+    small, big = Gpu("0", 8), Gpu("1", 24)
+    required = _algorithm({"kind": "brats2025"}, gpu="required", min_gpu_memory_gb=16)
+    optional = _algorithm({"kind": "brats2025"}, gpu="optional")
+    cpu_only = _algorithm({"kind": "brats2025"}, gpu="none")
+    assert assign_lane(required, [small, big], cpu=False).gpus == (big,)
+    assert "no NVIDIA GPU" in assign_lane(required, [], cpu=False).skip
+    assert "--cpu" in assign_lane(required, [], cpu=True).skip
+    assert "16 GB" in assign_lane(required, [small], cpu=False).skip
+    assert assign_lane(optional, [small], cpu=False).gpus == (small,)
+    assert assign_lane(optional, [], cpu=False) == assign_lane(cpu_only, [big], cpu=False)
+    assert select_gpus([small, big], ["1"], cpu=False) == [big]
+    assert select_gpus([small, big], None, cpu=True) == []
+    with pytest.raises(BtkError, match="no GPU 7"):
+        select_gpus([small, big], ["7"], cpu=False)
+
+
+def test_gpu_pool_runs_one_algorithm_per_gpu():
+    gpus = [Gpu("0", 8), Gpu("1", 8)]
+    pool, busy, peak, lock = GpuPool(gpus), set(), [0], threading.Lock()
+
+    def work():
+        with pool.take(gpus) as gpu:
+            with lock:
+                assert gpu.index not in busy
+                busy.add(gpu.index)
+                peak[0] = max(peak[0], len(busy))
+            time.sleep(0.05)
+            with lock:
+                busy.discard(gpu.index)
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert peak[0] == 2
+
+
+# --- result checks ----------------------------------------------------------------------------------------
+
+def _result(tmp_path, data) -> Path:
+    path = tmp_path / "result.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(data, np.uint8), np.eye(4)), str(path))
+    return path
+
+
+def test_checked_result_converts_and_rejects(tmp_path):
+    reference = nib.Nifti1Image(np.zeros(SHAPE, np.float32), AFFINE)
+    legacy = _algorithm({"kind": "brats2025"}, labels="brats2021")
+    data = np.zeros(SHAPE, np.uint8)
+    data[5:9, 5:9, 5:9], data[6:8, 6:8, 6:8] = 2, 4
+    converted = checked_result(_result(tmp_path, data), reference, legacy, "brats2023")
+    assert set(np.unique(converted)) == {0, 2, 3}
+    with pytest.raises(BtkError, match="not on the input's grid"):
+        checked_result(_result(tmp_path, data[:-1]), reference, legacy, "brats2023")
+    with pytest.raises(BtkError, match="labels 3, which the declared brats2021"):
+        checked_result(_result(tmp_path, np.where(data == 4, 3, data)), reference, legacy, "brats2023")
+    with pytest.raises(BtkError, match="all background"):
+        checked_result(_result(tmp_path, np.zeros(SHAPE)), reference, legacy, "brats2023")
+    tolerant = _algorithm({"kind": "brats2025"}, allow_empty=True)
+    assert not checked_result(_result(tmp_path, np.zeros(SHAPE)), reference, tolerant, "brats2021").any()
+
+
+# --- command line without an engine -----------------------------------------------------------------------
+
+def test_cli_list_and_show(capsys):
+    assert main(["algorithms", "list"]) == 0
+    listed = capsys.readouterr().err
+    assert "btk-unet" in listed and "brats23-faking-it" in listed
+    assert main(["algorithms", "show", "brats23-faking-it"]) == 0
+    shown = capsys.readouterr().err
+    assert "mlcube" in shown and "2402.17317" in shown
+    assert main(["algorithms", "show", "nope"]) == 2
+    assert "unknown algorithm 'nope'" in capsys.readouterr().err
+
+
+def test_cli_user_mistakes_exit_2(tmp_path, capsys):
+    exam = make_exam(tmp_path / "exam")
+    assert main(["segment", str(exam), "-o", str(tmp_path / "seg")]) == 2
+    assert "no algorithm chosen" in capsys.readouterr().err
+    assert main(["segment", str(exam), "-o", str(tmp_path / "seg"), "-a", "nope"]) == 2
+    assert "unknown algorithm" in capsys.readouterr().err
+    assert main(["segment", str(exam), "-o", str(tmp_path / "seg"), "-a", "btk-unet", "--gpu", "x"]) == 2
+    assert "cannot read --gpu" in capsys.readouterr().err
+    assert main(["segment", str(exam), "-o", str(tmp_path / "seg"), "-a", "btk-unet", "--memory", "lots"]) == 2
+    assert "cannot read the memory limit 'lots'" in capsys.readouterr().err
+    assert main(["segment", str(exam), "-o", str(tmp_path / "seg"), "-a", "btk-unet", "--cpus", "0"]) == 2
+    assert "CPU limit must be positive" in capsys.readouterr().err
+    assert main(["segment", str(exam), "-o", str(tmp_path / "seg"), "-a", "btk-unet", "--weights", "btk-unet"]) == 2
+    assert "write --weights NAME=DIR" in capsys.readouterr().err
+    assert main(["segment", str(exam), "-o", str(tmp_path / "seg"), "-a", "btk-unet", "--gpu", "0", "--cpu"]) == 2
+    assert "either --gpu or --cpu" in capsys.readouterr().err
+    assert not (tmp_path / "seg").exists()
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    assert main(["algorithms", "list", "--registry", str(bad)]) == 2
+    assert "invalid algorithm registry" in capsys.readouterr().err
+
+
+def test_engine_not_running_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    exam = make_exam(tmp_path / "exam")
+    assert main(["segment", str(exam), "-o", str(tmp_path / "seg"), "-a", "btk-unet"]) == 2
+    error = capsys.readouterr().err
+    assert "Docker engine is not running" in error and "systemctl start docker" in error
+    assert not (tmp_path / "seg").exists()
+    assert main(["algorithms", "pull", "btk-unet"]) == 2
+    assert main(["algorithms", "build", "btk-unet"]) == 2
+    assert "Docker engine is not running" in capsys.readouterr().err
+
+
+def test_a_failed_container_is_summed_up_by_its_last_error_line():
+    logs = "loading\nError: /weights: no weights found\n  -> train them first\n\n"
+    assert _last_words(logs) == "Error: /weights: no weights found"
+    assert _last_words("step 1\nsegfault at 0x0\n") == "segfault at 0x0"
+    assert _last_words("") == "no output"
