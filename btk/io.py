@@ -17,9 +17,11 @@ import numpy as np
 
 from btk.errors import BtkError
 
-try:  # ISA-L decompresses gzip about three times faster than zlib
+try:  # ISA-L (de)compresses gzip several times faster than zlib
+    from isal.igzip import compress as gzip_compress
     from isal.igzip import decompress as gunzip
 except ImportError:  # pragma: no cover - platforms without an isal wheel
+    from gzip import compress as gzip_compress
     from gzip import decompress as gunzip
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -39,10 +41,15 @@ def strip_nifti_suffix(path: str | Path) -> str:
     return name
 
 
-def load_nifti(path: str | Path) -> tuple[nib.Nifti1Image, np.ndarray]:
+def load_nifti(path: str | Path, *, copy: bool = True) -> tuple[nib.Nifti1Image, np.ndarray]:
     """Read a NIfTI file completely, so truncated or corrupt files fail here, not later.
 
     Returns the image and its voxel data (in the file's stored type, scaling applied).
+
+    Args:
+        path: A ``.nii`` or ``.nii.gz`` file.
+        copy: If false, unscaled voxel data come as a read-only view of the decompressed file, which
+            saves one copy of the volume for callers that only read it.
     """
     path = Path(path)
     if not path.exists():
@@ -52,8 +59,8 @@ def load_nifti(path: str | Path) -> tuple[nib.Nifti1Image, np.ndarray]:
     if not is_nifti(path):
         raise BtkError("not a NIfTI file name (expected .nii or .nii.gz)", path=path)
     try:
-        image = _read_nifti(path)
-        data = np.asanyarray(image.dataobj)
+        image, raw = _read_nifti(path)
+        data = np.asanyarray(image.dataobj) if copy else _voxel_view(image, raw)
     except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError,
             nib.wrapstruct.WrapStructError, nib.spatialimages.HeaderDataError) as error:
         raise BtkError(
@@ -64,8 +71,11 @@ def load_nifti(path: str | Path) -> tuple[nib.Nifti1Image, np.ndarray]:
     return image, data
 
 
-def _read_nifti(path: Path) -> nib.Nifti1Image:
-    """Read a whole NIfTI-1 or NIfTI-2 file into memory, decompressing with ISA-L when available."""
+def _read_nifti(path: Path) -> tuple[nib.Nifti1Image, bytes]:
+    """Read a whole NIfTI-1 or NIfTI-2 file into memory, decompressing with ISA-L when available.
+
+    Returns the image and the file's uncompressed bytes (which the image's data are read from).
+    """
     raw = path.read_bytes()
     if path.name.lower().endswith(".gz"):
         raw = gunzip(raw)
@@ -73,15 +83,28 @@ def _read_nifti(path: Path) -> nib.Nifti1Image:
         raise ValueError("the file is too short to hold a NIfTI header")
     header_size = int.from_bytes(raw[:4], "little")
     image_class = nib.Nifti2Image if header_size in (540, 540 << 24) else nib.Nifti1Image
-    return image_class.from_bytes(raw)
+    return image_class.from_bytes(raw), raw
 
 
-def load_label_map(path: str | Path) -> tuple[nib.Nifti1Image, np.ndarray]:
+def _voxel_view(image: nib.Nifti1Image, raw: bytes) -> np.ndarray:
+    """The voxel data as a read-only view of ``raw`` when they need no scaling, else a scaled copy."""
+    proxy = image.dataobj  # where nibabel found the data: the header's vox_offset may be 0 in .nii files
+    if proxy.slope != 1.0 or proxy.inter != 0.0:
+        return np.asanyarray(proxy)
+    shape, dtype, offset = proxy.shape, proxy.dtype, int(proxy.offset)
+    count = int(np.prod(shape))
+    if len(raw) < offset + count * dtype.itemsize:
+        raise ValueError("the file ends before its voxel data do")
+    return np.frombuffer(raw, dtype=dtype, count=count, offset=offset).reshape(shape, order="F")
+
+
+def load_label_map(path: str | Path, *, copy: bool = True) -> tuple[nib.Nifti1Image, np.ndarray]:
     """Read a segmentation: a 3-D image of whole, non-negative numbers, returned as ``uint8``.
 
-    A 4-D image with a single volume is accepted and squeezed; anything else is an error.
+    A 4-D image with a single volume is accepted and squeezed; anything else is an error. ``copy``: as
+    for :func:`load_nifti`.
     """
-    image, data = load_nifti(path)
+    image, data = load_nifti(path, copy=copy)
     data = as_label_array(data, source=path)
     return image, data
 
@@ -162,10 +185,17 @@ def _umask() -> int:
     return mask
 
 
+#: gzip level of written ``.nii.gz`` files: the fastest; label maps and masks compress well even so.
+GZIP_LEVEL = 1
+
+
 def save_nifti(image: nib.Nifti1Image, path: str | Path) -> None:
-    """Write a NIfTI image atomically."""
+    """Write a NIfTI image atomically (``.nii.gz`` is gzip-compressed, ``.nii`` not)."""
+    raw = image.to_bytes()
+    if str(path).lower().endswith(".gz"):
+        raw = gzip_compress(raw, compresslevel=GZIP_LEVEL)
     with atomic_path(path) as temporary:
-        nib.save(image, str(temporary))
+        temporary.write_bytes(raw)
 
 
 def save_label_map(data: np.ndarray, reference: nib.Nifti1Image, path: str | Path) -> None:

@@ -179,7 +179,7 @@ class Fusionator:
 
         started = time.perf_counter()
         box = _box(any_label, STAPLE_MARGIN if method == "staple" else 0)
-        fused = np.zeros(loaded.shape, dtype=np.uint8)
+        fused = np.zeros(loaded.shape, dtype=np.uint8, order="F")
         details: dict = {}
         if box is not None:
             cropped = stack[(slice(None), *box)]

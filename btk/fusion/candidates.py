@@ -83,7 +83,7 @@ def load_candidates(items: Sequence[CandidateLike], names: Sequence[str] | None 
     def read(index: int) -> np.ndarray:
         item = items[index]
         if paths[index] is not None:
-            images[index], array = load_label_map(item)
+            images[index], array = load_label_map(item, copy=False)  # only read, then copied into the stack
             return array
         if isinstance(item, nib.Nifti1Image):
             images[index] = item
@@ -91,7 +91,8 @@ def load_candidates(items: Sequence[CandidateLike], names: Sequence[str] | None 
         return as_label_array(item, f"candidate {index}")
 
     first = read(0)
-    stack = np.empty((len(items), *first.shape), dtype=np.uint8)
+    # Each candidate is stored in Fortran order, as NIfTI files hold voxels: copies in and out stay sequential.
+    stack = np.empty((len(items), *first.shape[::-1]), dtype=np.uint8).transpose(0, 3, 2, 1)
     stack[0] = first
     mismatched: dict[int, tuple[int, ...]] = {}
 

@@ -1,0 +1,62 @@
+"""Reading NIfTI files: the zero-copy path gives what nibabel gives, and broken files fail clearly."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from conftest import DATA
+
+from btk.errors import BtkError
+from btk.io import load_nifti, save_nifti
+
+
+def _written(tmp_path: Path, name: str, data: np.ndarray, slope: float = 1.0, inter: float = 0.0) -> Path:
+    image = nib.Nifti1Image(data, np.diag([1.0, 1.2, 3.0, 1.0]))
+    image.header.set_slope_inter(slope, inter)
+    path = tmp_path / name
+    nib.save(image, str(path))
+    return path
+
+
+@pytest.mark.parametrize("name", ["plain.nii", "packed.nii.gz"])
+@pytest.mark.parametrize("slope, inter", [(1.0, 0.0), (0.5, 10.0)])
+def test_view_and_copy_equal_nibabel(tmp_path: Path, name: str, slope: float, inter: float) -> None:
+    data = np.random.default_rng(0).integers(0, 300, size=(7, 5, 3)).astype(np.int16)
+    path = _written(tmp_path, name, data, slope, inter)
+    expected = np.asanyarray(nib.load(str(path)).dataobj)
+    for copy in (True, False):
+        _, loaded = load_nifti(path, copy=copy)
+        assert loaded.dtype == expected.dtype and np.array_equal(loaded, expected)
+    _, copied = load_nifti(path)
+    assert copied.flags.writeable
+
+
+def test_view_of_a_file_whose_header_says_offset_zero() -> None:
+    # The shipped candidates store vox_offset 0; nibabel reads their voxels from byte 352 all the same.
+    path = next((DATA / "fusion" / "TCGA-FG-6692" / "candidates").glob("*.nii.gz"))
+    assert nib.load(str(path)).header["vox_offset"] == 0
+    _, view = load_nifti(path, copy=False)
+    assert np.array_equal(view, np.asanyarray(nib.load(str(path)).dataobj))
+
+
+@pytest.mark.parametrize("copy", [True, False])
+def test_truncated_file_is_a_clear_error(tmp_path: Path, copy: bool) -> None:
+    path = _written(tmp_path, "whole.nii", np.ones((20, 20, 20), dtype=np.uint8))
+    truncated = tmp_path / "truncated.nii.gz"
+    truncated.write_bytes(gzip.compress(path.read_bytes()[:-100]))
+    with pytest.raises(BtkError, match="corrupt or truncated"):
+        load_nifti(truncated, copy=copy)
+
+
+def test_saved_files_round_trip(tmp_path: Path) -> None:
+    data = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
+    image = nib.Nifti1Image(data, np.diag([2.0, 2.0, 2.0, 1.0]))
+    for name in ("a.nii", "a.nii.gz"):
+        save_nifti(image, tmp_path / name)
+        back = nib.load(str(tmp_path / name))
+        assert np.array_equal(back.get_fdata(), data) and np.allclose(back.affine, image.affine)
+    assert not list(tmp_path.glob(".*partial*"))
