@@ -7,6 +7,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from preprocess_support import preprocessed_tcga  # noqa: F401  (the session's one real preprocessing run)
 
 DATA = Path(__file__).parent / "data"
 FUSION_CASES = ("TCGA-FG-6692", "TCGA-DU-7294")

@@ -13,8 +13,13 @@ import typer
 
 from btk import __version__
 from btk.cli import common
+from btk.cli.algorithms import algorithms
 from btk.cli.evaluate import evaluate
 from btk.cli.fuse import alarms, fuse
+from btk.cli.preprocess import convert, native, preprocess
+from btk.cli.run import run
+from btk.cli.segment import segment
+from btk.cli.train import train, unet_predict
 from btk.console import configure_logging, console
 from btk.errors import BtkError
 
@@ -27,8 +32,15 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command(no_args_is_help=True)(fuse)
+for _command in (preprocess, convert, native):
+    app.command(no_args_is_help=True)(_command)
 app.command(no_args_is_help=True)(alarms)
 app.command(no_args_is_help=True)(evaluate)
+app.command(no_args_is_help=True)(run)
+app.command(no_args_is_help=True)(segment)
+app.add_typer(algorithms)
+app.command(no_args_is_help=True)(train)
+app.command("unet-predict", no_args_is_help=True)(unet_predict)
 
 
 def _print_version(value: bool) -> None:

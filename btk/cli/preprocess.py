@@ -1,0 +1,88 @@
+"""``btk preprocess``, ``btk convert`` and ``btk native``: raw exams to BraTS-ready images, and back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from btk.cli import common
+from btk.console import console
+from btk.errors import BtkError
+
+ModalityOption = Annotated[Optional[Path], typer.Option(help="Use this NIfTI file, overriding recognition.")]
+
+
+def preprocess(
+    exam: Annotated[Path, typer.Argument(help="Exam folder: DICOM files (any nesting) or NIfTI files.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Exam output folder (written atomically).")],
+    device: Annotated[str, typer.Option(help="Where HD-BET runs: cpu, cuda or auto.")] = "auto",
+    fast: common.FastOption = False,
+    registration: Annotated[str, typer.Option(help="T1-to-atlas transform: rigid (BraTS) or affine.")] = "rigid",
+    mode: Annotated[str, typer.Option(help="skullstrip (BraTS) or deface (remove the face, keep the skull).")] = "skullstrip",
+    naming: Annotated[str, typer.Option(help="File names: 2023 (<id>-t1n.nii.gz) or 2020 (<id>_t1.nii.gz).")] = "2023",
+    case_id: Annotated[Optional[str], typer.Option(help="Identifier in the file names (default: OUTPUT's name).")] = None,
+    t1: ModalityOption = None,
+    t1c: ModalityOption = None,
+    t2: ModalityOption = None,
+    flair: ModalityOption = None,
+    memory_budget_gb: Annotated[
+        Optional[float], typer.Option(help="Use HD-BET fast mode if accurate mode would need more memory (GiB).")
+    ] = None,
+    force: common.ForceOption = False,
+    verbose: common.VerboseOption = False,
+) -> None:
+    """Preprocess one exam the BraTS way: co-registration, BraTS atlas, HD-BET brain masks, QC overviews."""
+    common.set_verbose(verbose)
+    from btk.preprocess import Preprocessor
+
+    preprocessor = Preprocessor(device=device, fast=fast, registration=registration, mode=mode, naming=naming,
+                                memory_budget_gb=memory_budget_gb)
+    result = preprocessor.run(exam, output, force=force, case_id=case_id,
+                              modalities={"t1": t1, "t1c": t1c, "t2": t2, "flair": flair})
+    table = Table("role", "file", title=f"Exam {result.case_id}")
+    for role, relative in sorted(result.provenance["outputs"].items()):
+        if role.startswith(("brats/", "transform/")):
+            table.add_row(role, relative)
+    console.print(table)
+    console.print(f"All outputs are listed in {result.folder / 'provenance.json'}", highlight=False)
+
+
+def convert(
+    dicom_dir: Annotated[Path, typer.Argument(help="Folder of DICOM files (any nesting, several series).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the anonymised NIfTI files.")],
+    force: common.ForceOption = False,
+    verbose: common.VerboseOption = False,
+) -> None:
+    """Convert a DICOM study to anonymised NIfTI (dcm2niix) and show which series is which modality."""
+    common.set_verbose(verbose)
+    from btk.preprocess import convert_dicom
+
+    if output.exists() and any(output.iterdir()) and not force:
+        raise BtkError("the output folder is not empty", path=output, hint="choose an empty folder or pass --force")
+    result = convert_dicom(dicom_dir, output)
+    table = Table("series", "description", "modality", "file", title="DICOM series")
+    chosen = {path: modality for modality, path in result.modalities.items()}
+    for series in result.series:
+        table.add_row(str(series.series_number), series.text, chosen.get(series.path, "-"), series.path.name)
+    console.print(table)
+    for note in result.notes:
+        console.print(f"[yellow]{note}[/]", highlight=False)
+
+
+def native(
+    segmentation: Annotated[Path, typer.Argument(help="BraTS-space label map (240 x 240 x 155).")],
+    exam_output: Annotated[Path, typer.Argument(help="The exam folder written by btk preprocess.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Native-space label map to write (.nii.gz).")],
+    modality: Annotated[str, typer.Option(help="Whose native grid: t1, t1c, t2 or flair.")] = "t1",
+    force: common.ForceOption = False,
+    verbose: common.VerboseOption = False,
+) -> None:
+    """Map a BraTS-space segmentation back onto an exam's native image."""
+    common.set_verbose(verbose)
+    from btk.preprocess import to_native
+
+    written = to_native(segmentation, exam_output, output, modality=modality, force=force)
+    console.print(f"Wrote {written}", highlight=False)

@@ -1,0 +1,152 @@
+"""The Pipeline: discover studies, run them locally or on Dask, then write the cohort summary."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from btk.console import logger
+from btk.errors import BtkError
+from btk.evaluation import case_id
+from btk.io import is_nifti
+from btk.pipeline.discovery import Study, discover
+from btk.pipeline.executors import DaskExecutor, LocalExecutor, default_workers
+from btk.pipeline.manifest import write_manifest
+from btk.pipeline.options import PipelineOptions, StudyTask
+from btk.pipeline.progress import BatchProgress
+from btk.pipeline.study import StudyResult
+
+
+@dataclass
+class BatchResult:
+    """The results of a run, one per study, and where the summary went."""
+
+    output: Path
+    results: list[StudyResult]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """Whether every study succeeded."""
+        return all(result.status == "ok" for result in self.results)
+
+    @property
+    def failed(self) -> list[StudyResult]:
+        return [result for result in self.results if result.status != "ok"]
+
+
+class Pipeline:
+    """Preprocessor -> Segmentor -> Fusionator (-> evaluation) -> reports, for one exam or many studies.
+
+    >>> from btk.pipeline import Pipeline
+    >>> batch = Pipeline("out/", candidates="segmentations/").run("studies/")
+    >>> batch.ok, [r.study for r in batch.failed]
+
+    Args:
+        output: Output folder (one sub-folder per study, plus ``manifest.csv`` and ``summary.csv``/``.html``).
+        algorithms: Registered segmentation algorithms to run in Docker.
+        candidates: Segmentations made elsewhere, in BraTS space: a folder of NIfTI files (one exam) or of
+            one sub-folder per study named like the study.
+        reference: Reference segmentation(s) to evaluate against: a file (one exam) or a folder of files
+            named like the studies.
+        workers: Local worker processes (default: as many as studies, cores and memory allow).
+        scheduler: Address of a Dask scheduler (``tcp://HOST:PORT``) to run the studies on instead.
+        **settings: Further :class:`PipelineOptions` (``method``, ``regions``, ``labels``, ``device``,
+            ``fast``, ``cpu``, ``gpus``, ``force``).
+    """
+
+    def __init__(
+        self,
+        output: str | Path,
+        algorithms: Sequence[str] = (),
+        candidates: str | Path | None = None,
+        reference: str | Path | None = None,
+        workers: int | None = None,
+        scheduler: str | None = None,
+        **settings,
+    ):
+        self.options = PipelineOptions(Path(output).resolve(), tuple(algorithms), **settings)
+        self.candidates = Path(candidates) if candidates is not None else None
+        self.reference = Path(reference) if reference is not None else None
+        self.workers = workers
+        self.scheduler = scheduler
+
+    def plan(self, input_path: str | Path) -> list[StudyTask]:
+        """Find the studies and, for each, its candidate segmentations and reference."""
+        if not self.options.algorithms and self.candidates is None:
+            raise BtkError(
+                "nothing to segment with: no algorithm chosen and no candidate segmentations given",
+                hint="pass --candidates DIR (segmentations made elsewhere, in BraTS space) or -a ALGORITHM",
+            )
+        for given, what in ((self.candidates, "candidates"), (self.reference, "reference")):
+            if given is not None and not given.exists():
+                raise BtkError(f"the {what} path does not exist", path=given)
+        studies = discover(input_path)
+        single = len(studies) == 1
+        return [StudyTask(study, *self._candidates_of(study, single), self._reference_of(study, single))
+                for study in studies]
+
+    def _candidates_of(self, study: Study, single: bool) -> tuple[tuple[Path, ...], Path | None]:
+        if self.candidates is None:
+            return (), None
+        folder = self.candidates / study.name
+        if not folder.is_dir():
+            if not single:
+                return (), None
+            folder = self.candidates
+        return tuple(sorted(p for p in folder.iterdir() if p.is_file() and is_nifti(p))), folder.resolve()
+
+    def _reference_of(self, study: Study, single: bool) -> Path | None:
+        if self.reference is None or self.reference.is_file():
+            return self.reference if single or self.reference is None else None
+        matches = [p for p in self.reference.rglob("*.nii*") if case_id(p) == study.name]
+        return matches[0] if matches else None
+
+    def run(self, input_path: str | Path) -> BatchResult:
+        """Process every study of ``input_path``; a failing study is recorded and the others go on."""
+        started = time.perf_counter()
+        tasks = self.plan(input_path)
+        self._check_candidates(tasks)
+        output = self.options.output
+        _remove_stale_temporaries(output)
+        manifest = output / "manifest.csv"
+        write_manifest(manifest, tasks)
+        executor = DaskExecutor(self.scheduler) if self.scheduler else \
+            LocalExecutor(self.workers or default_workers(len(tasks)))
+        logger.info("%d stud%s found (manifest: %s); running on %s", len(tasks), "y" if len(tasks) == 1 else "ies",
+                    manifest, executor.describe())
+        results: dict[str, StudyResult] = {}
+        with BatchProgress(output, [t.name for t in tasks]) as display:
+            for result in executor.run(tasks, self.options):
+                results[result.study] = result
+                display.finished(result.study, result.status)
+                if result.status == "ok":
+                    logger.info("%s: done in %.0f s", result.study, result.seconds)
+                else:
+                    logger.warning("%s: failed at %s: %s", result.study, result.stage, result.reason)
+        ordered = [results[t.name] for t in tasks if t.name in results]
+        write_manifest(manifest, tasks, results)
+        from btk.report.cohort import write_cohort_summary
+
+        write_cohort_summary(output, tasks, ordered)
+        return BatchResult(output, ordered, time.perf_counter() - started)
+
+    def _check_candidates(self, tasks: list[StudyTask]) -> None:
+        if self.options.algorithms or self.candidates is None:
+            return
+        if not any(task.candidates for task in tasks):
+            raise BtkError(
+                "no candidate segmentations found for any study",
+                path=self.candidates,
+                hint="for one exam put the NIfTI files in the folder; for many, one sub-folder per study named "
+                     f"like the study ({', '.join(t.name for t in tasks[:3])}{', ...' if len(tasks) > 3 else ''})",
+            )
+
+
+def _remove_stale_temporaries(output: Path) -> None:
+    """Delete temporary files an interrupted run left beside the batch and report pages (never complete ones)."""
+    for pattern in (".*.partial*", "*/report/.*.partial*"):
+        for path in output.glob(pattern):
+            path.unlink(missing_ok=True)

@@ -1,0 +1,190 @@
+"""What a pipeline input holds: one exam, or many studies (DICOM trees and exam folders).
+
+Kinds of study:
+
+``dicom``
+    A DICOM study (files grouped by StudyInstanceUID, then series), converted to NIfTI first.
+``nifti``
+    A folder of NIfTI images in native scanner space, one per modality (file names ending ``_t1``,
+    ``_t1c``, ``_t2``, ``_flair``/``_fla``, or BraTS style ``-t1n``, ``-t1c``, ``-t2w``, ``-t2f``).
+``preprocessed``
+    An exam already preprocessed by ``btk preprocess``: preprocessing is skipped.
+``brats``
+    Four modalities already on the BraTS grid (240 x 240 x 155, 1 mm): preprocessing is skipped and no
+    native-space segmentation can be made.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from btk.errors import BtkError
+from btk.io import is_nifti, strip_nifti_suffix
+from btk.pipeline.dicom import PREPROCESSOR_NAMES, group_dicom_files
+from btk.segment.exam import MODALITIES
+
+#: The BraTS grid: shape and affine (RAS) of the SRI24-based atlas every BraTS algorithm expects.
+BRATS_SHAPE = (240, 240, 155)
+BRATS_AFFINE = np.array([[-1.0, 0, 0, 0], [0, -1.0, 0, 239.0], [0, 0, 1.0, 0], [0, 0, 0, 1]])
+_TOKENS = {token: modality for modality, tokens in MODALITIES.items() for token in tokens}
+
+
+@dataclass(frozen=True)
+class Study:
+    """One study to process: where it comes from and what it holds.
+
+    Args:
+        name: Unique name; also the name of its output folder.
+        kind: ``dicom``, ``nifti``, ``preprocessed`` or ``brats`` (see the module documentation).
+        source: The exam folder, or for DICOM the folder holding most of the study's files.
+        modalities: Modality -> image file (NIfTI kinds) or series description (DICOM).
+        files: The DICOM files of a ``dicom`` study.
+        problem: Why the study cannot be processed, when discovery already knows.
+    """
+
+    name: str
+    kind: str
+    source: Path
+    modalities: dict[str, str] = field(default_factory=dict)
+    files: tuple[Path, ...] = ()
+    problem: str = ""
+
+
+def discover(input_path: str | Path) -> list[Study]:
+    """Find the studies in ``input_path``: one exam folder, a DICOM tree, or a folder of both.
+
+    Raises :class:`BtkError` when the input does not exist or holds nothing that can be processed.
+    """
+    root = Path(input_path).resolve()
+    if not root.exists():
+        raise BtkError("input not found", path=root, hint="pass an exam folder or a folder of DICOM studies")
+    if not root.is_dir():
+        raise BtkError("the input must be a folder (an exam, or a tree of studies)", path=root)
+    studies: list[Study] = []
+    dicom_files: list[Path] = []
+    _walk(root, studies, dicom_files)
+    dicom_studies, unreadable = group_dicom_files(dicom_files)
+    for dicom_study in dicom_studies:
+        files = dicom_study.files
+        source = _common_folder(files)
+        modalities = {s.modality: s.description for s in dicom_study.series.values() if s.modality}
+        missing = [m for m in MODALITIES if m not in modalities]
+        name = _dicom_name(dicom_study.patient, dicom_study.date, dicom_study.uid)
+        problem = f"missing modality: no {', '.join(missing)} series recognised among " \
+                  f"{_series_listing(dicom_study)}" if missing else ""
+        studies.append(Study(name, "dicom", source, {m: modalities[m] for m in MODALITIES if m in modalities},
+                             tuple(sorted(files)), problem))
+    for bad in unreadable:
+        studies.append(Study(_safe_name(f"unreadable-{bad.path.stem}"), "dicom", bad.path.parent, {}, (bad.path,),
+                             f"bad DICOM: {bad.path}: {bad.reason}"))
+    if not studies:
+        raise BtkError(
+            "no exam or DICOM study found",
+            path=root,
+            hint="an exam folder holds one NIfTI image per modality (*_t1, *_t1c, *_t2, *_flair) or DICOM files",
+        )
+    return _unique_names(studies)
+
+
+def _walk(folder: Path, studies: list[Study], dicom_files: list[Path]) -> None:
+    """Collect exam folders (not descending into them) and every other file as a possible DICOM file."""
+    exam = _preprocessed_exam(folder)
+    if exam is not None:
+        modalities = {modality: str(exam.outputs[f"brats/{role}"]) for role, modality in PREPROCESSOR_NAMES.items()}
+        studies.append(Study(_safe_name(folder.name), "preprocessed", folder, modalities))
+        return
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as error:
+        raise BtkError(f"cannot list the folder ({error.strerror})", path=folder) from None
+    images = {}
+    for entry in entries:
+        if entry.is_file() and is_nifti(entry):
+            modality = nifti_modality(entry)
+            if modality:
+                images.setdefault(modality, []).append(entry)
+    if images:
+        studies.append(_nifti_study(folder, images))
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            _walk(entry, studies, dicom_files)
+        elif entry.is_file():
+            dicom_files.append(entry)
+
+
+def _preprocessed_exam(folder: Path):
+    """The exam ``btk preprocess`` wrote into ``folder``, if it is one and complete."""
+    try:
+        from btk.preprocess import PreprocessedExam
+    except ImportError:  # without the preprocess extra only exams in BraTS space can be processed
+        return None
+    return PreprocessedExam.load(folder) if PreprocessedExam.is_complete(folder) else None
+
+
+def nifti_modality(path: Path) -> str | None:
+    """The modality named by the last token of a NIfTI file name (``..._t1c.nii.gz`` -> ``t1c``)."""
+    token = re.split(r"[_\-.\s]", strip_nifti_suffix(path).lower())[-1]
+    return _TOKENS.get(token)
+
+
+def _nifti_study(folder: Path, images: dict[str, list[Path]]) -> Study:
+    problems = []
+    missing = [m for m in MODALITIES if m not in images]
+    if missing:
+        problems.append(f"missing modality: no {', '.join(missing)} image (found {', '.join(sorted(images))})")
+    doubles = [f"{m}: {', '.join(p.name for p in paths)}" for m, paths in images.items() if len(paths) > 1]
+    if doubles:
+        problems.append(f"more than one image per modality ({'; '.join(doubles)})")
+    modalities = {m: str(images[m][0]) for m in MODALITIES if m in images}
+    kind = "nifti"
+    if not problems and all(on_brats_grid(Path(p)) for p in modalities.values()):
+        kind = "brats"
+    return Study(_safe_name(folder.name), kind, folder, modalities, problem="; ".join(problems))
+
+
+def on_brats_grid(path: Path) -> bool:
+    """Whether an image's header puts it on the BraTS grid (shape 240 x 240 x 155, BraTS affine)."""
+    try:
+        image = nib.load(str(path))
+    except Exception:  # unreadable headers are reported when the study is processed
+        return False
+    return tuple(image.shape[:3]) == BRATS_SHAPE and np.allclose(image.affine, BRATS_AFFINE, atol=1e-3)
+
+
+def _common_folder(files: list[Path]) -> Path:
+    parents = [f.parent for f in files]
+    return max(set(parents), key=parents.count)
+
+
+def _series_listing(study) -> str:
+    descriptions = [s.description or f"series {s.number or s.uid[-6:]}" for s in study.series.values()]
+    return "the series " + ", ".join(repr(d) for d in descriptions) if descriptions else "no series"
+
+
+def _dicom_name(patient: str, date: str, uid: str) -> str:
+    parts = [p for p in (patient, date) if p] or ["study"]
+    return _safe_name("_".join(parts) + "_" + uid.replace(".", "")[-6:])
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "study"
+
+
+def _unique_names(studies: list[Study]) -> list[Study]:
+    seen: dict[str, int] = {}
+    unique = []
+    for study in studies:
+        count = seen.get(study.name, 0)
+        seen[study.name] = count + 1
+        if count:
+            study = Study(f"{study.name}-{count + 1}", study.kind, study.source, study.modalities, study.files, study.problem)
+        unique.append(study)
+    return unique

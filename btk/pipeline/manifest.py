@@ -1,0 +1,34 @@
+"""The manifest: every study found, what it holds, and what became of it (``OUT/manifest.csv``)."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+from btk.io import atomic_path
+from btk.pipeline.options import StudyTask
+from btk.pipeline.study import StudyResult
+
+COLUMNS = ("study", "kind", "source", "modalities", "dicom_files", "candidates", "status", "stage", "reason")
+
+
+def write_manifest(path: Path, tasks: Sequence[StudyTask], results: dict[str, StudyResult] | None = None) -> None:
+    """Write the manifest atomically; studies without a result yet are ``pending``."""
+    results = results or {}
+    with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        for task in tasks:
+            study, result = task.study, results.get(task.name)
+            writer.writerow({
+                "study": study.name,
+                "kind": study.kind,
+                "source": str(study.source),
+                "modalities": ";".join(study.modalities),
+                "dicom_files": len(study.files),
+                "candidates": len(task.candidates),
+                "status": result.status if result else ("failed" if study.problem else "pending"),
+                "stage": result.stage if result else "",
+                "reason": result.reason if result else study.problem,
+            })

@@ -1,0 +1,223 @@
+"""The stages one study goes through, each writing into its own fresh folder.
+
+A stage gets the study's context (its task, the options and the outputs of the stages before it) and a
+new, empty folder to write into; it returns its outputs (name -> file in that folder) and details for
+the provenance. :mod:`btk.pipeline.study` moves the folder into place and marks the stage complete.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from btk.errors import BtkError
+from btk.io import load_label_map, save_label_map, sha256, strip_nifti_suffix
+from btk.labels import convert, detect_convention, get_convention
+from btk.pipeline.dicom import PREPROCESSOR_NAMES
+from btk.pipeline.discovery import BRATS_AFFINE, BRATS_SHAPE
+from btk.pipeline.options import PipelineOptions, StudyTask
+
+StageResult = tuple[dict[str, Path], dict]
+
+
+@dataclass
+class StudyContext:
+    """What a stage knows: the task, the options, the study's folder and earlier stages' results."""
+
+    task: StudyTask
+    options: PipelineOptions
+    folder: Path
+    outputs: dict[str, dict[str, Path]] = field(default_factory=dict)
+    details: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.task.name
+
+    def preprocessed_folder(self) -> Path | None:
+        """The btk-preprocessed exam folder, if the study has one (not for inputs already in BraTS space)."""
+        if self.task.study.kind == "preprocessed":
+            return self.task.study.source
+        if "preprocess" in self.outputs:
+            return self.folder / "preprocess"
+        return None
+
+    def brats_images(self) -> dict[str, Path]:
+        """The four modalities on the BraTS grid: ``t1``, ``t1c``, ``t2``, ``flair``."""
+        if self.task.study.kind in ("brats", "preprocessed"):  # found on the BraTS grid at discovery
+            return {m: Path(p) for m, p in self.task.study.modalities.items()}
+        from btk.preprocess import PreprocessedExam
+
+        outputs = PreprocessedExam.load(self.folder / "preprocess").outputs
+        return {modality: Path(outputs[f"brats/{role}"]) for role, modality in PREPROCESSOR_NAMES.items()}
+
+    def candidates(self) -> dict[str, Path]:
+        """The candidate segmentations gathered by the segment stage."""
+        return dict(self.outputs["segment"])
+
+    def fused(self) -> Path:
+        return self.outputs["fuse"]["fused"]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A named step, when it applies to a study, and what it does."""
+
+    name: str
+    description: str
+    applies: Callable[[StudyTask], bool]
+    run: Callable[[StudyContext, Path], StageResult]
+
+
+def convert_stage(context: StudyContext, folder: Path) -> StageResult:
+    """DICOM study -> one NIfTI image per modality (dcm2niix, through the Preprocessor's converter)."""
+    from btk.preprocess import convert_dicom
+
+    staging = folder.parent / f"{folder.name}-dicom"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for index, file in enumerate(context.task.study.files):
+        os.symlink(file.resolve(), staging / f"{index:06d}_{file.name}")
+    try:
+        conversion = convert_dicom(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    images = {PREPROCESSOR_NAMES[m]: Path(p) for m, p in conversion.modalities.items() if m in PREPROCESSOR_NAMES}
+    missing = [m for m in ("t1", "t1c", "t2", "flair") if m not in images]
+    if missing:
+        found = ", ".join(f"{s['description']!r} -> {s['modality'] or 'not used'}" for s in conversion.summary())
+        raise BtkError(f"missing modality: no {', '.join(missing)} series among the study's series ({found})",
+                       path=context.task.study.source, hint="each study needs T1, T1c, T2 and FLAIR series")
+    return images, {"dicom_files": len(context.task.study.files), "series": conversion.summary()}
+
+
+def preprocess_stage(context: StudyContext, folder: Path) -> StageResult:
+    """Co-registration, registration to the BraTS atlas and brain extraction (the Preprocessor)."""
+    from btk.preprocess import Preprocessor
+
+    study = context.task.study
+    converted = context.outputs.get("convert")  # DICOM: the converted images, named explicitly
+    source = Path(next(iter(converted.values()))).parent if converted else study.source
+    options = context.options
+    exam = Preprocessor(device=options.device, fast=options.fast).run(
+        source, folder, modalities=dict(converted) if converted else None, case_id=context.name)
+    return {role: Path(path) for role, path in exam.outputs.items()}, {"source": str(study.source)}
+
+
+def segment_stage(context: StudyContext, folder: Path) -> StageResult:
+    """Gather the candidate segmentations: imported ones (``--candidates``) and those of the algorithms."""
+    labels = get_convention(context.options.labels)
+    images = context.brats_images()
+    candidates: dict[str, Path] = {}
+    provenance = []
+    for path in context.task.candidates:
+        name = strip_nifti_suffix(path)
+        target = folder / f"{name}.nii.gz"
+        image, data = load_label_map(path)
+        if tuple(data.shape) != BRATS_SHAPE or not np.allclose(image.affine, BRATS_AFFINE, atol=1e-2):
+            raise BtkError(f"the candidate segmentation is not on the BraTS grid (shape {data.shape})", path=path,
+                           hint="candidates must be in BraTS space (240 x 240 x 155, 1 mm), like the algorithms' outputs")
+        source_labels = detect_convention(data)
+        save_label_map(convert(data, source_labels, labels), image, target)
+        candidates[name] = target
+        provenance.append({"name": name, "origin": "imported", "source": str(Path(path).resolve()),
+                           "sha256": sha256(path), "labels": f"{source_labels.name} -> {labels.name}"})
+    runs = []
+    if context.options.algorithms:
+        runs = _run_algorithms(context, images, folder / "algorithms", candidates, provenance)
+    if not candidates and not runs:
+        raise BtkError("no candidate segmentations for this study", path=context.task.candidates_source,
+                       hint=f"put them in a sub-folder of the candidates folder named {context.name}")
+    if not candidates:
+        failures = "; ".join(f"{r['algorithm']}: {r['status']} ({r['message']})" for r in runs)
+        raise BtkError(f"no candidate segmentation: every algorithm failed ({failures})",
+                       hint=f"see the logs in {folder / 'algorithms' / 'logs'}, or bring segmentations with --candidates")
+    return candidates, {"candidates": provenance, "algorithm_runs": runs,
+                        "candidates_source": str(context.task.candidates_source or "")}
+
+
+def _run_algorithms(context: StudyContext, images: dict[str, Path], folder: Path,
+                    candidates: dict[str, Path], provenance: list[dict]) -> list[dict]:
+    from btk.segment import Exam, Segmentor
+
+    options = context.options
+    segmentor = Segmentor(list(options.registry) or None, cpu=options.cpu, gpus=options.gpus, labels=options.labels)
+    report = segmentor.run(Exam.from_files(images["t1"], images["t1c"], images["t2"], images["flair"]),
+                           algorithms=list(options.algorithms), output=folder)
+    runs = report.to_dict()["runs"]
+    for name, path in report.outputs.items():
+        key = name if name not in candidates else f"{name}-run"
+        candidates[key] = Path(path)
+        provenance.append({"name": key, "origin": "algorithm", "source": f"btk segment -a {name}",
+                           "sha256": sha256(path), "labels": options.labels})
+    return runs
+
+
+def fuse_stage(context: StudyContext, folder: Path) -> StageResult:
+    """The consensus of the candidates (the Fusionator), with each candidate's agreement."""
+    from btk.fusion import Fusionator, sidecar_paths
+
+    candidates = context.candidates()
+    output = folder / f"{context.name}_fused.nii.gz"
+    if len(candidates) == 1:
+        (name, path), = candidates.items()
+        shutil.copyfile(path, output)
+        return {"fused": output}, {"method": "none (a single candidate)", "candidate": name}
+    options = context.options
+    result = Fusionator(labels=options.labels).fuse(
+        list(candidates.values()), method=options.method, regions=options.regions, names=list(candidates),
+        case=context.name,
+    )
+    result.save(output)
+    sidecar, agreement = sidecar_paths(output)
+    return {"fused": output, "sidecar": sidecar, "agreement": agreement}, {
+        "method": options.method, "mode": "regions" if options.regions else "labels", "flavour": result.flavour,
+    }
+
+
+def native_stage(context: StudyContext, folder: Path) -> StageResult:
+    """The fused segmentation mapped back to the native space of the T1c image."""
+    from btk.preprocess import to_native
+
+    output = folder / f"{context.name}_fused_native.nii.gz"
+    to_native(context.fused(), context.preprocessed_folder(), output)
+    return {"native": output}, {}
+
+
+def evaluate_stage(context: StudyContext, folder: Path) -> StageResult:
+    """Dice, HD95 and volumes of the fused segmentation against the reference."""
+    from btk.evaluation import evaluate_case, write_csv
+
+    rows = evaluate_case(context.fused(), context.task.reference, case=context.name)
+    output = folder / "evaluation.csv"
+    write_csv(rows, output)
+    return {"evaluation": output}, {"reference": str(context.task.reference),
+                                    "dice": {row.region: row.metrics.dice for row in rows}}
+
+
+def report_stage(context: StudyContext, folder: Path) -> StageResult:
+    """Figures, volumes, colour tables and the HTML report of the study."""
+    from btk.report.exam import write_exam_report
+
+    return write_exam_report(context, folder), {}
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("convert", "converting DICOM", lambda task: task.study.kind == "dicom", convert_stage),
+    Stage("preprocess", "preprocessing", lambda task: task.study.kind in ("dicom", "nifti"), preprocess_stage),
+    Stage("segment", "segmenting", lambda task: True, segment_stage),
+    Stage("fuse", "fusing", lambda task: True, fuse_stage),
+    Stage("native", "mapping to native space", lambda task: task.study.kind != "brats", native_stage),
+    Stage("evaluate", "evaluating", lambda task: task.reference is not None, evaluate_stage),
+    Stage("report", "writing the report", lambda task: True, report_stage),
+)
+
+
+def stages_for(task: StudyTask) -> list[Stage]:
+    """The stages that apply to a study, in order."""
+    return [stage for stage in STAGES if stage.applies(task)]

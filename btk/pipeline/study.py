@@ -1,0 +1,143 @@
+"""Processing one study: its stages in order, skipping finished ones, each made atomic.
+
+:func:`run_study` is the task a local worker process or a Dask worker runs. It never raises for a
+problem of the study: it returns a :class:`StudyResult` saying what failed and why, so the batch goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from btk.console import logger
+from btk.errors import BtkError
+from btk.pipeline import markers
+from btk.pipeline.options import PipelineOptions, StudyTask
+from btk.pipeline.stages import Stage, StudyContext, stages_for
+
+
+@dataclass
+class StudyResult:
+    """What became of one study."""
+
+    study: str
+    status: str  # "ok" or "failed"
+    stage: str = ""  # the stage that failed
+    reason: str = ""
+    seconds: float = 0.0
+    stages: dict[str, str] = field(default_factory=dict)  # stage -> "ran" | "done before"
+    folder: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def run_study(task: StudyTask, options: PipelineOptions) -> StudyResult:
+    """Run every stage of one study that is not finished yet; record a failure instead of raising."""
+    started = time.perf_counter()
+    folder = Path(options.output) / task.name
+    result = StudyResult(task.name, "ok", folder=str(folder))
+    if task.study.problem:
+        return _failed(result, "discover", task.study.problem, started, folder)
+    try:
+        with markers.study_lock(folder), _study_log(folder):
+            if options.force:
+                markers.clear_markers(folder)
+            context = StudyContext(task, options, folder)
+            for stage in stages_for(task):
+                result.stage = stage.name
+                result.stages[stage.name] = _run_stage(stage, context)
+    except BtkError as error:
+        return _failed(result, result.stage, str(error), started, folder)
+    except Exception as error:  # a bug or an unexpected failure of a tool: keep the traceback, go on
+        log = markers.state_folder(folder) / "error.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(traceback.format_exc(), encoding="utf-8")
+        reason = f"internal error in stage {result.stage}: {error.__class__.__name__}: {error} (traceback in {log})"
+        return _failed(result, result.stage, reason, started, folder)
+    result.stage = ""
+    result.seconds = time.perf_counter() - started
+    markers.write_status(folder, "done")
+    return result
+
+
+@contextmanager
+def _study_log(folder: Path) -> Iterator[None]:
+    """Append what the components log while this thread works on the study to ``<study>/.btk/log.txt``."""
+    handler = logging.FileHandler(markers.state_folder(folder) / "log.txt", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    thread = threading.get_ident()
+    handler.addFilter(lambda record: record.thread == thread)
+    previous = logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+        handler.close()
+
+
+def _run_stage(stage: Stage, context: StudyContext) -> str:
+    """Run one stage into a fresh folder, move it into place, then mark it complete."""
+    folder = context.folder
+    marker = markers.read_marker(folder, stage.name)
+    if marker is not None:
+        context.outputs[stage.name] = markers.marker_outputs(folder, marker)
+        context.details[stage.name] = marker.get("details", {})
+        return "done before"
+    markers.write_status(folder, stage.name)
+    logger.info("%s: %s", context.name, stage.description)
+    partial = markers.state_folder(folder) / "partial" / stage.name
+    final = folder / stage.name
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    started = time.perf_counter()
+    outputs, details = stage.run(context, partial)
+    details = {**details, "seconds": round(time.perf_counter() - started, 2)}
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(partial, final)
+    outputs = {name: final / Path(path).resolve().relative_to(partial.resolve()) for name, path in outputs.items()}
+    markers.write_marker(folder, stage.name, outputs, details)
+    context.outputs[stage.name] = outputs
+    context.details[stage.name] = details
+    return "ran"
+
+
+def _failed(result: StudyResult, stage: str, reason: str, started: float, folder: Path) -> StudyResult:
+    result.status, result.stage, result.reason = "failed", stage, reason
+    result.seconds = time.perf_counter() - started
+    try:
+        markers.write_status(folder, "failed")
+    except (OSError, BtkError):
+        pass  # an unwritable output folder is the failure being reported
+    return result
+
+
+def end_with_parent() -> None:
+    """Make this local worker process, and every process it starts, end when its parent dies (even by kill -9).
+
+    The worker leads its own process group, which its tools' subprocesses (dcm2niix, registrations) join;
+    a watchdog thread kills the whole group as soon as the worker is orphaned. Without this, workers of a
+    killed ``btk run`` would go on writing while the next run starts.
+    """
+    os.setpgrp()
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, daemon=True, name="btk-end-with-parent").start()

@@ -1,0 +1,106 @@
+"""Finding the four modality images of an exam: a folder of NIfTI files or of DICOM files, or explicit paths."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from btk.errors import BtkError
+from btk.io import is_nifti, strip_nifti_suffix
+from btk.preprocess.dicom import ConversionResult, convert_dicom, find_dicom_files
+from btk.preprocess.modalities import MODALITIES, MODALITY_NAMES, OVERRIDE_KEYS, Candidate, choose, recognise
+
+
+@dataclass
+class ExamInputs:
+    """The images to preprocess and how they were found.
+
+    Attributes:
+        images: Modality (``t1n``, ``t1c``, ``t2w``, ``t2f``) -> NIfTI path.
+        source: ``"nifti"``, ``"dicom"`` or ``"explicit"``.
+        candidates: Every image considered, with its recognised modality and the reason.
+        notes: How ambiguities were resolved.
+        patient_names: Identities seen in DICOM tags (never written; used to keep them out of outputs).
+    """
+
+    images: dict[str, Path]
+    source: str
+    candidates: list[Candidate] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    patient_names: set[str] = field(default_factory=set, repr=False)
+
+
+def normalise_overrides(modalities: dict[str, str | Path] | None) -> dict[str, Path]:
+    """``{"t1": p, "flair": q}`` -> ``{"t1n": Path(p), "t2f": Path(q)}``; unknown keys are an error."""
+    overrides: dict[str, Path] = {}
+    for key, value in (modalities or {}).items():
+        if value is None:
+            continue
+        modality = OVERRIDE_KEYS.get(key.lower())
+        if modality is None:
+            raise BtkError(f"unknown modality {key!r}", hint="use t1, t1c, t2 or flair")
+        path = Path(value)
+        if not path.is_file():
+            raise BtkError(f"the {MODALITY_NAMES[modality]} image given does not exist", path=path)
+        overrides[modality] = path
+    return overrides
+
+
+def find_exam_inputs(exam: Path, overrides: dict[str, Path], conversion_dir: Path) -> ExamInputs:
+    """The four modality images of ``exam``; DICOM series are converted into ``conversion_dir``.
+
+    Raises:
+        BtkError: the exam is empty, holds no images, or a modality is missing (listing what was found).
+    """
+    exam = Path(exam)
+    if len(overrides) == len(MODALITIES):
+        return ExamInputs(dict(overrides), "explicit")
+    if not exam.exists():
+        raise BtkError("the exam folder does not exist", path=exam)
+    if not exam.is_dir():
+        raise BtkError("the exam must be a folder of DICOM or NIfTI files", path=exam)
+    files = [p for p in exam.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    if not files:
+        raise BtkError("the exam folder is empty", path=exam, hint="give the folder holding the exam's DICOM or NIfTI files")
+    niftis = sorted(p for p in files if is_nifti(p))
+    if niftis:
+        candidates = [_nifti_candidate(path) for path in niftis]
+        chosen, notes = choose(candidates)
+        found = ExamInputs({m: c.path for m, c in chosen.items()}, "nifti", candidates, notes)
+    elif find_dicom_files(exam):
+        conversion: ConversionResult = convert_dicom(exam, conversion_dir)
+        found = ExamInputs(conversion.modalities, "dicom", conversion.series, conversion.notes, conversion.patient_names)
+    else:
+        raise BtkError(
+            f"no NIfTI (.nii, .nii.gz) or DICOM files among the {len(files)} files of the exam folder",
+            path=exam,
+        )
+    found.images.update(overrides)
+    missing = [m for m in MODALITIES if m not in found.images]
+    if missing:
+        raise BtkError(
+            f"missing {', '.join(MODALITY_NAMES[m] for m in missing)}; found: {_found_list(found)}",
+            path=exam,
+            hint="name the files by modality (t1, t1c, t2, flair) or pass --t1/--t1c/--t2/--flair PATH",
+        )
+    return found
+
+
+def _nifti_candidate(path: Path) -> Candidate:
+    try:
+        header = nib.load(str(path)).header
+        voxel_volume = float(np.prod(header.get_zooms()[:3]))
+    except Exception:  # noqa: BLE001 - unreadable files are reported with a clear error when loaded
+        voxel_volume = 0.0
+    return recognise(Candidate(path=path, text=strip_nifti_suffix(path), voxel_volume=voxel_volume))
+
+
+def _found_list(found: ExamInputs) -> str:
+    if not found.candidates:
+        return "nothing recognisable"
+    return "; ".join(
+        f"{c.path.name} -> {MODALITY_NAMES[c.modality] if c.modality else 'unrecognised'}" for c in found.candidates
+    )

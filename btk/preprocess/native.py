@@ -1,0 +1,55 @@
+"""Mapping a BraTS-space segmentation back onto an exam's native images (``btk native``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+
+from btk.errors import BtkError
+from btk.io import check_writable_output, load_label_map, save_label_map
+from btk.preprocess.atlas import ATLAS_SHAPE
+from btk.preprocess.exam import ATLAS_TRANSFORM_ROLE, TRANSFORM_ROLES, PreprocessedExam
+from btk.preprocess.modalities import MODALITIES, OVERRIDE_KEYS
+
+
+def to_native(
+    segmentation: str | Path,
+    exam_folder: str | Path,
+    output: str | Path,
+    modality: str = "t1n",
+    force: bool = False,
+) -> Path:
+    """Resample a BraTS-space label map onto the native grid of one modality of a preprocessed exam.
+
+    Args:
+        segmentation: Label map on the 240 x 240 x 155 BraTS grid (e.g. a fused segmentation).
+        exam_folder: The folder ``btk preprocess`` wrote.
+        output: Where to write the native-space label map (.nii.gz).
+        modality: Which native image's grid: ``t1n`` (default), ``t1c``, ``t2w``, ``t2f`` (or t1, t2, flair).
+        force: Overwrite ``output`` if it exists.
+
+    Returns:
+        The written path.
+    """
+    modality = OVERRIDE_KEYS.get(modality.lower(), modality.lower())
+    if modality not in MODALITIES:
+        raise BtkError(f"unknown modality {modality!r}", hint="use t1, t1c, t2 or flair")
+    output = check_writable_output(output, force)
+    exam = PreprocessedExam.load(exam_folder)
+    image, labels = load_label_map(segmentation)
+    if labels.shape != ATLAS_SHAPE:
+        raise BtkError(
+            f"the segmentation is not on the BraTS grid (shape {labels.shape}, expected {ATLAS_SHAPE})",
+            path=segmentation,
+            hint="give a segmentation of this exam's BraTS-space images",
+        )
+    from btk.preprocess.resampling import resample
+
+    outputs = exam.outputs
+    reference = nib.load(str(outputs[f"native_mask/{modality}"]))
+    chain = [outputs[ATLAS_TRANSFORM_ROLE]] + ([outputs[TRANSFORM_ROLES[modality]]] if modality != "t1n" else [])
+    moving = nib.Nifti1Image(labels.astype("float32"), image.affine)
+    native = resample(moving, reference, chain, inverse=True, labels=True)
+    save_label_map(native, reference, output)
+    return output

@@ -1,0 +1,306 @@
+"""The Preprocessor: one exam from raw DICOM or NIfTI to BraTS-space, skull-stripped (or defaced) images."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from btk.console import logger, progress
+from btk.errors import BtkError
+from btk.io import save_json, save_label_map, save_nifti, sha256
+from btk.preprocess import brain_extraction, orientation
+from btk.preprocess.atlas import atlas_t1
+from btk.preprocess.deface import deface
+from btk.preprocess.exam import (ATLAS_TRANSFORM_ROLE, MODES, NAMINGS, PROVENANCE, TRANSFORM_ROLES,
+                                 PreprocessedExam, output_layout)
+from btk.preprocess.images import load_checked_image
+from btk.preprocess.inputs import ExamInputs, find_exam_inputs, normalise_overrides
+from btk.preprocess.modalities import MODALITIES, MODALITY_NAMES
+from btk.preprocess.provenance import StepTimer, redact, tool_versions, utc_now
+from btk.preprocess.qc import write_overview
+from btk.preprocess.registration import RegistrationJob, RegistrationSettings, register_all
+from btk.preprocess.resampling import resample
+
+#: A brain mask outside this range (ml) means the image is not a head MRI (or HD-BET failed on it).
+BRAIN_VOLUME_ML = (500.0, 2500.0)
+#: Seconds per network pass of HD-BET on 2 CPU cores (measured); accurate mode makes 5 x 8 passes.
+CPU_SECONDS_PER_PASS = 25.0
+
+
+class Preprocessor:
+    """Preprocess exams the BraTS way: co-register to T1, register T1 to the BraTS atlas, HD-BET brain masks.
+
+    Args:
+        device: Where HD-BET runs: ``"cpu"``, ``"cuda"`` or ``"auto"`` (GPU when present).
+        fast: HD-BET fast mode (1 fold, no mirroring) instead of accurate (5 folds, 8 mirrorings each).
+        registration: T1-to-atlas transform: ``"rigid"`` (BraTS default) or ``"affine"``; co-registrations to
+            T1 are always rigid.
+        mode: ``"skullstrip"`` (BraTS) or ``"deface"`` (remove the face, keep skull and brain).
+        naming: ``"2023"`` (``<id>-t1n.nii.gz``, ``-t1c``, ``-t2w``, ``-t2f``) or ``"2020"`` (``<id>_t1``,
+            ``_t1ce``, ``_t2``, ``_flair``).
+        memory_budget_gb: If set and HD-BET's accurate mode is estimated to need more memory, fast mode is used.
+        workers: Registrations run in parallel processes (one ITK thread each); default: one per CPU core.
+
+    Example:
+        >>> exam = Preprocessor(fast=True).run("exams/patient-01", "out/patient-01")
+        >>> exam.outputs["brats/t1c"]
+    """
+
+    def __init__(
+        self,
+        device: str = "auto",
+        fast: bool = False,
+        registration: str = "rigid",
+        mode: str = "skullstrip",
+        naming: str = "2023",
+        memory_budget_gb: float | None = None,
+        workers: int | None = None,
+    ):
+        if naming not in NAMINGS:
+            raise BtkError(f"unknown naming {naming!r}", hint=f"use one of {', '.join(NAMINGS)}")
+        if mode not in MODES:
+            raise BtkError(f"unknown mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
+        self.device = brain_extraction.resolve_device(device)
+        self.hdbet_mode = "fast" if fast else "accurate"
+        self.atlas_registration = RegistrationSettings(transform=registration)
+        self.coregistration = RegistrationSettings(transform="rigid")
+        self.mode = mode
+        self.naming = naming
+        self.memory_budget_gb = memory_budget_gb
+        self.workers = workers
+
+    def parameters(self) -> dict:
+        """All parameters of this preprocessor (as recorded in the provenance)."""
+        return {
+            "device": self.device,
+            "hdbet_mode": self.hdbet_mode,
+            "mode": self.mode,
+            "naming": self.naming,
+            "memory_budget_gb": self.memory_budget_gb,
+            "atlas_registration": self.atlas_registration.as_dict(),
+            "coregistration": self.coregistration.as_dict(),
+            "image_interpolation": "B-spline (order 3), negative values clipped to 0",
+            "mask_interpolation": "nearest neighbour",
+            "brain_volume_ml_accepted": list(BRAIN_VOLUME_ML),
+        }
+
+    def run(
+        self,
+        exam_path: str | Path,
+        output_dir: str | Path,
+        force: bool = False,
+        modalities: dict[str, str | Path] | None = None,
+        case_id: str | None = None,
+    ) -> PreprocessedExam:
+        """Preprocess one exam into ``output_dir`` (the exam folder) and return it.
+
+        Args:
+            exam_path: Folder of DICOM files (any nesting) or NIfTI files.
+            output_dir: The exam output folder; written atomically (a hidden sibling folder is renamed into
+                place when everything is done), so it is either absent, the previous result or complete.
+            force: Redo a finished exam (otherwise it is returned as it is).
+            modalities: ``{"t1": path, "t1c": path, "t2": path, "flair": path}`` (any subset) overriding recognition.
+            case_id: Identifier in the file names (default: the output folder's name).
+        """
+        exam_path, output_dir = Path(exam_path), Path(output_dir).absolute()
+        if output_dir.exists() and not force:
+            if PreprocessedExam.is_complete(output_dir):
+                logger.info("%s is already preprocessed; nothing to do (use --force to redo it)", output_dir)
+                return PreprocessedExam.load(output_dir)
+            if not output_dir.is_dir() or any(output_dir.iterdir()):
+                raise BtkError(
+                    "the output exists and is not a finished exam folder",
+                    path=output_dir,
+                    hint="choose a new output folder, or pass --force to replace it",
+                )
+        overrides = normalise_overrides(modalities)
+        case_id = _valid_case_id(case_id or output_dir.name)
+        staging = _staging_folder(output_dir)
+        try:
+            with tempfile.TemporaryDirectory(prefix="btk-preprocess-") as work:
+                self._process(exam_path, overrides, case_id, staging, Path(work))
+            _publish(staging, output_dir)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        logger.info("Wrote %s", output_dir)
+        return PreprocessedExam.load(output_dir)
+
+    def _process(self, exam_path: Path, overrides: dict[str, Path], case_id: str, folder: Path, work: Path) -> None:
+        timer = StepTimer()
+        layout = output_layout(case_id, self.naming, self.mode)
+        out = {role: folder / relative for role, relative in layout.items()}
+        atlas = atlas_t1()
+        with progress() as bar:
+            task = bar.add_task("Finding the modalities", total=6)
+            with timer.step("inputs"):
+                inputs = find_exam_inputs(exam_path, overrides, work / "dicom")
+                for modality, path in inputs.images.items():
+                    logger.info("%s: %s", MODALITY_NAMES[modality], path.name)
+                images = {m: load_checked_image(inputs.images[m]) for m in MODALITIES}
+                working = {m: _write_working_copy(images[m], work / f"{m}.nii.gz") for m in MODALITIES}
+            bar.update(task, advance=1, description=f"Brain extraction (HD-BET, {self.hdbet_mode} mode)")
+            with timer.step("brain_extraction"):
+                extraction, t1_mask = self._extract_brain(images["t1n"], inputs.images["t1n"], bar, task)
+            bar.update(task, advance=1, description="Registering T1 to the atlas and T1c, T2, FLAIR to T1")
+            transforms = [RegistrationJob(atlas, working["t1n"], out[ATLAS_TRANSFORM_ROLE], self.atlas_registration)]
+            transforms += [RegistrationJob(working["t1n"], working[m], out[role], self.coregistration)
+                           for m, role in TRANSFORM_ROLES.items()]
+            with timer.step("registration"):
+                register_all(transforms, self.workers)
+            bar.update(task, advance=1, description="Brain masks in native and BraTS space")
+            with timer.step("masks"):
+                t1_mask_image = _mask_image(t1_mask, images["t1n"][0])
+                native_masks = {"t1n": t1_mask}
+                for modality, role in TRANSFORM_ROLES.items():
+                    native_masks[modality] = resample(t1_mask_image, working[modality], [out[role]], inverse=True, labels=True)
+                for modality, mask in native_masks.items():
+                    save_label_map(mask, images[modality][0], out[f"native_mask/{modality}"])
+                atlas_image = nib.load(str(atlas))
+                brats_mask = resample(t1_mask_image, atlas, [out[ATLAS_TRANSFORM_ROLE]], labels=True)
+                save_label_map(brats_mask, atlas_image, out["brats/mask"])
+            bar.update(task, advance=1, description="Resampling into BraTS space")
+            with timer.step("resampling_and_masking"):
+                brats_images = {}
+                for modality in MODALITIES:
+                    chain = [out[ATLAS_TRANSFORM_ROLE]] + ([out[TRANSFORM_ROLES[modality]]] if modality != "t1n" else [])
+                    data = np.clip(resample(working[modality], atlas, chain), 0, None)
+                    brats_images[modality] = self._write_brats(data, brats_mask, atlas_image, modality, out)
+                    self._write_native(images[modality], native_masks[modality], modality, out)
+            bar.update(task, advance=1, description="Quality-control overviews")
+            with timer.step("qc"):
+                for modality in MODALITIES:
+                    write_overview(brats_images[modality], brats_mask, f"{case_id} {MODALITY_NAMES[modality]}",
+                                   out[f"qc/{modality}"])
+            bar.update(task, advance=1)
+        provenance = {
+            "btk_preprocess": 1,
+            "case_id": case_id,
+            "created": utc_now(),
+            "source": inputs.source,
+            "inputs": {m: {"path": str(Path(p).absolute()), "sha256": sha256(p)} for m, p in inputs.images.items()},
+            "recognition": {"candidates": _candidate_report(inputs), "ambiguities": inputs.notes},
+            "versions": tool_versions(),
+            "parameters": self.parameters(),
+            "brain_extraction": {
+                "mode_used": extraction.mode, "device": extraction.device, "fallback": extraction.fallback,
+                "weights": extraction.weights, "brain_volume_ml": _volume_ml(t1_mask, images["t1n"][0]),
+            },
+            "atlas": {"file": atlas.name, "shape": list(atlas_image.shape), "copyright": "see btk/data/atlas/COPYRIGHT.md"},
+            "timings_seconds": timer.seconds,
+            "outputs": layout,
+        }
+        save_json(redact(provenance, inputs.patient_names), folder / PROVENANCE)
+
+    def _extract_brain(self, t1, t1_path: Path, bar, task) -> tuple[brain_extraction.BrainExtractionResult, np.ndarray]:
+        image, data = t1
+        canonical, canonical_data, spacing = orientation.to_hdbet_axes(image, data)
+        if self.hdbet_mode == "accurate" and self.device == "cpu":
+            minutes = CPU_SECONDS_PER_PASS * 5 * 8 / 60
+            logger.info("HD-BET accurate mode on CPU takes about %.0f minutes (5 folds x 8 mirrorings); "
+                        "use --fast for about 1 minute", minutes)
+
+        def on_step(done: int, total: int) -> None:
+            bar.update(task, description=f"Brain extraction (HD-BET, fold {done}/{total} done)")
+
+        extraction = brain_extraction.extract_brain(
+            canonical_data, spacing, self.hdbet_mode, self.device, self.memory_budget_gb, on_step
+        )
+        mask = orientation.from_hdbet_axes(extraction.mask, canonical, image)
+        volume = _volume_ml(mask, image)
+        if not BRAIN_VOLUME_ML[0] <= volume <= BRAIN_VOLUME_ML[1]:
+            raise BtkError(
+                f"this does not look like a brain MRI: HD-BET found {volume:.0f} ml of brain "
+                f"(a head MRI gives {BRAIN_VOLUME_ML[0]:.0f} to {BRAIN_VOLUME_ML[1]:.0f} ml)",
+                path=t1_path,
+                hint="check that the T1 image is a head MRI covering the whole brain",
+            )
+        return extraction, mask
+
+    def _write_brats(self, data, brats_mask, atlas_image, modality, out) -> np.ndarray:
+        """Write the BraTS-space outputs of one modality; return the head image to show in the QC overview."""
+        if self.mode == "skullstrip":
+            _save_float(data, atlas_image, out[f"brats_skull/{modality}"])
+            _save_float(data * (brats_mask > 0), atlas_image, out[f"brats/{modality}"])
+            return data
+        defaced = deface(atlas_image, data, brats_mask)
+        _save_float(defaced, atlas_image, out[f"brats/{modality}"])
+        return defaced
+
+    def _write_native(self, image_and_data, mask, modality, out) -> None:
+        image, data = image_and_data
+        result = data * (mask > 0) if self.mode == "skullstrip" else deface(image, data, mask)
+        header = image.header.copy()
+        save_nifti(nib.Nifti1Image(result.astype(data.dtype, copy=False), image.affine, header), out[f"native/{modality}"])
+
+
+def _write_working_copy(image_and_data, path: Path) -> Path:
+    """A float32, 3-D copy of an input for ANTs (inputs may be scaled, 4-D with one volume, compressed...)."""
+    image, data = image_and_data
+    copy = nib.Nifti1Image(np.asarray(data, dtype=np.float32), image.affine)
+    copy.set_qform(image.affine, 1)
+    copy.set_sform(image.affine, 1)
+    nib.save(copy, str(path))
+    return path
+
+
+def _mask_image(mask: np.ndarray, reference: nib.Nifti1Image) -> nib.Nifti1Image:
+    return nib.Nifti1Image(mask.astype(np.float32), reference.affine)
+
+
+def _save_float(data: np.ndarray, reference: nib.Nifti1Image, path: Path) -> None:
+    header = reference.header.copy()
+    header.set_data_dtype(np.float32)
+    image = nib.Nifti1Image(np.asarray(data, dtype=np.float32), reference.affine, header)
+    image.header["scl_slope"], image.header["scl_inter"] = 1, 0
+    save_nifti(image, path)
+
+
+def _volume_ml(mask: np.ndarray, image: nib.Nifti1Image) -> float:
+    return float(np.count_nonzero(mask) * np.prod(image.header.get_zooms()[:3]) / 1000.0)
+
+
+def _candidate_report(inputs: ExamInputs) -> list[dict]:
+    return [
+        {"file": c.path.name, "series_number": c.series_number, "name": c.text, "modality": c.modality, "reason": c.reason}
+        for c in inputs.candidates
+    ]
+
+
+def _valid_case_id(case_id: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", case_id).strip("-.")
+    if not cleaned:
+        raise BtkError(f"cannot make a case identifier from {case_id!r}", hint="pass --case-id")
+    return cleaned
+
+
+def _staging_folder(output_dir: Path) -> Path:
+    """A hidden folder beside ``output_dir`` where the exam is built before it is renamed into place."""
+    try:
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
+    except OSError as error:
+        raise BtkError(
+            f"cannot write to the output folder ({error.strerror})",
+            path=output_dir.parent,
+            hint="choose a folder you can write to",
+        ) from None
+
+
+def _publish(staging: Path, output_dir: Path) -> None:
+    """Rename the finished ``staging`` folder onto ``output_dir``, replacing what was there."""
+    previous = None
+    if output_dir.exists():
+        previous = output_dir.with_name(f".{output_dir.name}.previous-{staging.name.rsplit('-', 1)[-1]}")
+        output_dir.rename(previous)
+    staging.rename(output_dir)
+    if previous is not None:
+        if previous.is_dir():
+            shutil.rmtree(previous, ignore_errors=True)
+        else:
+            previous.unlink(missing_ok=True)

@@ -1,0 +1,170 @@
+"""Reproducible rigid or affine registration with ANTs (through antspyx), written as ITK ``.mat`` files.
+
+Registration is made reproducible run to run by a fixed sampling seed and a single ITK thread: with several
+threads, two identical ANTs runs give (slightly) different transforms. The thread count must be fixed before
+ITK starts, so this module sets ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS`` before it imports antspyx.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
+
+from ants.internal import get_lib_fn, process_arguments  # noqa: E402  (after the thread count is fixed)
+
+from btk.errors import BtkError  # noqa: E402
+
+#: Seed of ANTs' metric sampling; fixed so that two runs give the same transform.
+RANDOM_SEED = 20240531
+TRANSFORM_TYPES = ("rigid", "affine")
+
+
+@dataclass(frozen=True)
+class RegistrationSettings:
+    """The ANTs parameters (those of BraTS Toolkit's preprocessor: rigid, Mattes MI, 3 levels).
+
+    Attributes:
+        transform: ``"rigid"`` (BraTS default) or ``"affine"``.
+        iterations: Iterations per resolution level.
+        shrink_factors: Down-sampling per level.
+        smoothing_sigmas: Gaussian smoothing per level, in voxels.
+        sampling_rate: Fraction of voxels sampled by the metric (regular grid, seeded jitter).
+        gradient_step: Optimiser step.
+    """
+
+    transform: str = "rigid"
+    iterations: tuple[int, ...] = (1000, 500, 250)
+    shrink_factors: tuple[int, ...] = (8, 4, 2)
+    smoothing_sigmas: tuple[int, ...] = (3, 2, 1)
+    sampling_rate: float = 0.5
+    gradient_step: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "shrink_factors", "smoothing_sigmas"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.transform not in TRANSFORM_TYPES:
+            raise BtkError(
+                f"unknown registration type {self.transform!r}", hint=f"choose one of {', '.join(TRANSFORM_TYPES)}"
+            )
+
+    def as_dict(self) -> dict:
+        """The settings as plain JSON-friendly values (for provenance)."""
+        return {
+            "transform": self.transform,
+            "metric": "MattesMutualInformation[32 bins, regular sampling]",
+            "iterations": list(self.iterations),
+            "shrink_factors": list(self.shrink_factors),
+            "smoothing_sigmas_vox": list(self.smoothing_sigmas),
+            "sampling_rate": self.sampling_rate,
+            "gradient_step": self.gradient_step,
+            "random_seed": RANDOM_SEED,
+            "itk_threads": 1,
+            "initialisation": "centres of mass",
+        }
+
+
+def register(fixed: Path, moving: Path, transform_path: Path, settings: RegistrationSettings) -> Path:
+    """Register ``moving`` onto ``fixed`` and write the moving-to-fixed transform to ``transform_path``.
+
+    The ``.mat`` file follows the ANTs convention (``antsApplyTransforms -r fixed -i moving -t file`` maps
+    ``moving`` into ``fixed``'s grid).
+    """
+    stage = "Rigid" if settings.transform == "rigid" else "Affine"
+    with tempfile.TemporaryDirectory(prefix="btk-ants-") as work:
+        prefix = str(Path(work) / "reg_")
+        args = [
+            "--dimensionality", "3",
+            "--float", "1",
+            "--collapse-output-transforms", "1",
+            "--initial-moving-transform", f"[{fixed},{moving},1]",
+            "--transform", f"{stage}[{settings.gradient_step}]",
+            "--metric", f"Mattes[{fixed},{moving},1,32,Regular,{settings.sampling_rate}]",
+            "--convergence", f"[{_by(settings.iterations)},1e-6,10]",
+            "--shrink-factors", _by(settings.shrink_factors),
+            "--smoothing-sigmas", _by(settings.smoothing_sigmas) + "vox",
+            "--use-histogram-matching", "0",
+            "--winsorize-image-intensities", "[0.005,0.995]",
+            "--random-seed", str(RANDOM_SEED),
+            "--output", prefix,
+        ]
+        status = get_lib_fn("antsRegistration")(process_arguments(args))
+        produced = Path(prefix + "0GenericAffine.mat")
+        if status != 0 or not produced.exists():
+            raise BtkError(
+                f"ANTs could not register the image (exit status {status})",
+                path=moving,
+                hint="check that both images show a head and are not empty",
+            )
+        transform_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(produced), transform_path)
+    return transform_path
+
+
+def _by(values: tuple[int, ...]) -> str:
+    """ANTs' per-level notation: (1000, 500, 250) -> "1000x500x250"."""
+    return "x".join(map(str, values))
+
+
+@dataclass(frozen=True)
+class RegistrationJob:
+    """One registration: ``moving`` onto ``fixed``, transform written to ``transform_path``."""
+
+    fixed: Path
+    moving: Path
+    transform_path: Path
+    settings: RegistrationSettings
+
+    def command(self) -> list[str]:
+        """The command running this job in a separate Python process."""
+        job = {"fixed": str(self.fixed), "moving": str(self.moving), "transform_path": str(self.transform_path),
+               "settings": asdict(self.settings)}
+        return [sys.executable, "-m", "btk.preprocess.registration_worker", json.dumps(job)]
+
+
+def register_all(jobs: list[RegistrationJob], workers: int | None = None) -> None:
+    """Run several registrations in parallel processes (one ITK thread each, so results stay reproducible).
+
+    Separate interpreters (not ``multiprocessing``) so that callers' scripts need no ``__main__`` guard.
+
+    Args:
+        jobs: The registrations; the longest should come first.
+        workers: Processes at a time (default: the number of CPU cores).
+    """
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    if workers == 1:
+        for job in jobs:
+            register(job.fixed, job.moving, job.transform_path, job.settings)
+        return
+    pending, running, failures = list(jobs), [], []
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                job = pending.pop(0)
+                running.append((job, subprocess.Popen(job.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                                      text=True, env=_worker_environment())))
+            job, process = running.pop(0)
+            _, error = process.communicate()
+            if process.returncode != 0:
+                failures.append((job, error.strip()))
+    finally:
+        for _, process in running:
+            process.kill()
+    if failures:
+        job, error = failures[0]
+        raise BtkError(error.splitlines()[-1] if error else "ANTs could not register the image", path=job.moving,
+                       hint="check that both images show a head and are not empty")
+
+
+def _worker_environment() -> dict[str, str]:
+    """The environment of a worker: this one, with btk importable even if it is not installed."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    paths = [package_root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}

@@ -1,0 +1,65 @@
+"""Resampling images and masks through ITK transforms, each image once (its transforms composed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from btk.preprocess import registration  # noqa: F401  (fixes ITK's thread count before antspyx starts)
+
+import ants  # noqa: E402,I001
+
+#: Smooth interpolation for images (as BraTS Toolkit), nearest neighbour for masks and label maps.
+IMAGE_INTERPOLATOR = "bSpline"
+LABEL_INTERPOLATOR = "nearestNeighbor"
+
+
+def resample(
+    moving: Path | nib.Nifti1Image,
+    reference: Path | nib.Nifti1Image,
+    transforms: list[Path],
+    inverse: bool = False,
+    labels: bool = False,
+) -> np.ndarray:
+    """Resample ``moving`` onto the grid of ``reference`` through ``transforms`` and return the voxel array.
+
+    Args:
+        moving: The image to resample (a file or an in-memory NIfTI image).
+        reference: The image whose grid the result lies on.
+        transforms: ANTs ``.mat`` files in ``antsApplyTransforms`` order (the last one acts on the image first),
+            e.g. ``[t1_to_atlas, t1c_to_t1]`` maps a native T1c into the atlas.
+        inverse: Map the other way: ``[t1_to_atlas, t1c_to_t1]`` then maps an atlas-space image onto the T1c.
+        labels: Nearest-neighbour interpolation and integer output (for masks and segmentations).
+    """
+    transform_list = [str(path) for path in transforms]
+    invert = [False] * len(transform_list)
+    if inverse:
+        transform_list, invert = transform_list[::-1], [True] * len(transform_list)
+    result = ants.apply_transforms(
+        fixed=_as_ants(reference),
+        moving=_as_ants(moving),
+        transformlist=transform_list,
+        whichtoinvert=invert,
+        interpolator=LABEL_INTERPOLATOR if labels else IMAGE_INTERPOLATOR,
+    )
+    array = result.numpy()
+    return np.rint(array).astype(np.uint8) if labels else array.astype(np.float32)
+
+
+def _as_ants(image: Path | nib.Nifti1Image) -> "ants.ANTsImage":
+    if isinstance(image, Path):
+        return ants.image_read(str(image))
+    origin, spacing, direction = _ants_geometry(image)
+    return ants.from_numpy(np.asarray(image.dataobj, dtype=np.float32), origin, spacing, direction)
+
+
+def _ants_geometry(image: nib.Nifti1Image) -> tuple[tuple, tuple, np.ndarray]:
+    """Origin, spacing and direction in ITK's LPS convention for a NIfTI (RAS) affine."""
+    lps = np.diag([-1.0, -1.0, 1.0])
+    affine = image.affine
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    direction = lps @ (affine[:3, :3] / spacing)
+    origin = lps @ affine[:3, 3]
+    return tuple(origin), tuple(spacing), direction

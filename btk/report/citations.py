@@ -1,0 +1,58 @@
+"""What researchers must cite: every algorithm and method a result was made with."""
+
+from __future__ import annotations
+
+from btk.console import logger
+from btk.errors import BtkError
+
+METHODS: dict[str, str] = {
+    "btk": "btk, brain-tumour MRI toolkit (this software), following BraTS Toolkit: Kofler F, Berger C, Waldmannstetter D, "
+           "et al. BraTS Toolkit: Translating BraTS Brain Tumor Segmentation Algorithms Into Clinical and Scientific "
+           "Practice. Front. Neurosci. 2020;14:125. doi:10.3389/fnins.2020.00125",
+    "dcm2niix": "Li X, Morgan PS, Ashburner J, Smith J, Rorden C. The first step for neuroimaging data analysis: DICOM "
+                "to NIfTI conversion. J Neurosci Methods. 2016;264:47-56. doi:10.1016/j.jneumeth.2016.03.001",
+    "ants": "Avants BB, Tustison NJ, Song G, et al. A reproducible evaluation of ANTs similarity metric performance in "
+            "brain image registration. NeuroImage. 2011;54(3):2033-2044. doi:10.1016/j.neuroimage.2010.09.025",
+    "hd-bet": "Isensee F, Schell M, Pflueger I, et al. Automated brain extraction of multisequence MRI using artificial "
+              "neural networks. Hum Brain Mapp. 2019;40(17):4952-4964. doi:10.1002/hbm.24750",
+    "sri24": "Rohlfing T, Zahr NM, Sullivan EV, Pfefferbaum A. The SRI24 multichannel atlas of normal adult human brain "
+             "structure. Hum Brain Mapp. 2010;31(5):798-819. doi:10.1002/hbm.20906",
+    "brats": "Menze BH, Jakab A, Bauer S, et al. The Multimodal Brain Tumor Image Segmentation Benchmark (BRATS). "
+             "IEEE Trans Med Imaging. 2015;34(10):1993-2024. doi:10.1109/TMI.2014.2377694",
+    "simple": "Langerak TR, van der Heide UA, Kotte AN, et al. Label fusion in atlas-based segmentation using a "
+              "selective and iterative method for performance level estimation (SIMPLE). IEEE Trans Med Imaging. "
+              "2010;29(12):2000-2008. doi:10.1109/TMI.2010.2057442",
+    "staple": "Warfield SK, Zou KH, Wells WM. Simultaneous truth and performance level estimation (STAPLE): an "
+              "algorithm for the validation of image segmentation. IEEE Trans Med Imaging. 2004;23(7):903-921. "
+              "doi:10.1109/TMI.2004.828354",
+    "mav": "Majority voting as implemented in BraTS Toolkit (Kofler et al. 2020, above).",
+    "alarms": "Kofler F, Ezhov I, Fidon L, et al. Robust, primitive, and unsupervised quality estimation for "
+              "segmentation ensembles. Front. Neurosci. 2021;15:752780. doi:10.3389/fnins.2021.752780",
+}
+
+
+def algorithm_citation(name: str) -> str | None:
+    """The citation of a registered segmentation algorithm (``isen-20``, ...), or None if unknown."""
+    try:
+        from btk.segment import load_registry
+
+        algorithm = load_registry().get(name)
+    except (BtkError, ImportError) as error:  # not registered, or the segment extra is missing
+        logger.debug("no citation for %s: %s", name, error)
+        return None
+    return f"{algorithm.name}: {algorithm.authors}, {algorithm.challenge or 'BraTS'} {algorithm.year}. {algorithm.citation}"
+
+
+def citations(stages: list[str], method: str, candidates: list[str]) -> list[str]:
+    """The citations of a study's result: the methods of the stages it went through, then the algorithms."""
+    keys = ["btk", "brats"]
+    if "convert" in stages:
+        keys.append("dcm2niix")
+    if "preprocess" in stages or "native" in stages:
+        keys += ["ants", "hd-bet", "sri24"]
+    keys += [m for m in ("mav", "simple", "staple") if m == method] + ["alarms"]
+    found = [METHODS[key] for key in keys]
+    for name in candidates:
+        citation = algorithm_citation(name)
+        found.append(citation or f"{name}: candidate segmentation made elsewhere; cite its authors as they ask.")
+    return found

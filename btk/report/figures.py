@@ -1,0 +1,57 @@
+"""PNG figures: a segmentation over an image in three planes through the tumour centre."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from btk.io import atomic_path
+from btk.labels import LabelConvention
+from btk.report.colours import label_colours
+
+
+def tumour_centre(segmentation: np.ndarray) -> tuple[int, int, int]:
+    """The voxel at the centre of mass of the tumour (the middle of the volume if there is none)."""
+    voxels = np.argwhere(segmentation > 0)
+    if len(voxels) == 0:
+        return tuple(int(s) // 2 for s in segmentation.shape)
+    return tuple(int(round(c)) for c in voxels.mean(axis=0))
+
+
+def canonical(image: nib.Nifti1Image) -> np.ndarray:
+    """Voxel data reoriented to RAS, so that figures show patients the usual way round."""
+    return np.asanyarray(nib.as_closest_canonical(image).dataobj)
+
+
+def overlay_figure(image: nib.Nifti1Image, segmentation: nib.Nifti1Image, convention: LabelConvention,
+                   title: str, output: Path) -> Path:
+    """Write a PNG: axial, coronal and sagittal slices of ``image`` through the tumour centre, labels on top."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    anatomy = canonical(image).astype(np.float32)
+    labels = canonical(segmentation).astype(np.uint8)
+    x, y, z = tumour_centre(labels)
+    low, high = np.percentile(anatomy[anatomy > 0], (0.5, 99.5)) if (anatomy > 0).any() else (0.0, 1.0)
+    colours = np.zeros((256, 4))
+    for value, ((red, green, blue), _) in label_colours(convention).items():
+        colours[value] = (red / 255, green / 255, blue / 255, 0.45)
+    planes = (("axial", anatomy[:, :, z], labels[:, :, z]), ("coronal", anatomy[:, y, :], labels[:, y, :]),
+              ("sagittal", anatomy[x, :, :], labels[x, :, :]))
+    figure, axes = plt.subplots(1, 3, figsize=(12, 4.4), facecolor="black", layout="tight")
+    figure.suptitle(title, color="white", fontsize=12)
+    for axis, (plane, picture, mask) in zip(axes, planes):
+        axis.imshow(picture.T, cmap="gray", origin="lower", vmin=low, vmax=high, interpolation="bilinear")
+        axis.imshow(colours[mask.T], origin="lower", interpolation="nearest")
+        axis.set_title(plane, color="white", fontsize=11)
+        axis.axis("off")
+    try:
+        with atomic_path(output) as temporary:
+            figure.savefig(temporary, format="png", dpi=90, facecolor="black")
+    finally:
+        plt.close(figure)
+    return output

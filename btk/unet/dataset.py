@@ -1,0 +1,75 @@
+"""Training cases prepared once: normalised, cropped to the brain and stored as memory-mapped arrays.
+
+BraTS training sets do not fit in memory as float32 volumes, so each case is written once to
+``RUN_DIR/cache/<case>/`` (``images.npy`` float16, ``regions.npy`` uint8, ``tumour.npy`` voxel indices)
+and read back with ``mmap_mode="r"``: a patch touches only the pages it needs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from btk.console import logger, progress
+from btk.io import atomic_path
+from btk.unet.cases import Case, load_images, load_regions
+from btk.unet.normalise import bounding_box, brain_mask, normalise
+
+#: Version of the cache layout; a cache written by another version is rebuilt.
+CACHE_VERSION = 1
+
+
+@dataclass
+class PreparedCase:
+    """A normalised case cropped to its brain: images (4, X, Y, Z), regions (3, X, Y, Z), tumour voxels."""
+
+    name: str
+    images: np.ndarray
+    regions: np.ndarray
+    tumour: np.ndarray
+
+
+def prepare_case(case: Case) -> tuple[np.ndarray, np.ndarray]:
+    """Load, normalise and crop one case to the box around its brain: (images float16, regions uint8)."""
+    images, _ = load_images(case)
+    regions = load_regions(case, images.shape[1:])
+    mask = brain_mask(images)
+    box = (slice(None), *bounding_box(mask | regions[0].astype(bool), margin=2))
+    return normalise(images, mask)[box].astype(np.float16), regions[box]
+
+
+def _save_array(array: np.ndarray, path: Path) -> None:
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as handle:
+            np.save(handle, array)
+
+
+def load_prepared(cases: list[Case], cache_dir: Path) -> list[PreparedCase]:
+    """Prepare every case (reusing the cache when it is complete) and map it into memory."""
+    prepared = []
+    with progress() as bar:
+        task = bar.add_task("Preparing cases", total=len(cases))
+        for case in cases:
+            folder = cache_dir / case.name
+            stamp = folder / "cache.json"
+            expected = {"version": CACHE_VERSION, "images": [str(p.resolve()) for p in case.images],
+                        "mtimes": [p.stat().st_mtime_ns for p in (*case.images, case.segmentation)]}
+            if not stamp.exists() or json.loads(stamp.read_text()) != expected:
+                logger.debug("Caching %s", case.name)
+                images, regions = prepare_case(case)
+                folder.mkdir(parents=True, exist_ok=True)
+                _save_array(images, folder / "images.npy")
+                _save_array(regions, folder / "regions.npy")
+                _save_array(np.flatnonzero(regions[0]).astype(np.int64), folder / "tumour.npy")
+                stamp.write_text(json.dumps(expected))
+            prepared.append(PreparedCase(
+                case.name,
+                np.load(folder / "images.npy", mmap_mode="r"),
+                np.load(folder / "regions.npy", mmap_mode="r"),
+                np.load(folder / "tumour.npy", mmap_mode="r"),
+            ))
+            bar.advance(task)
+    return prepared

@@ -1,0 +1,66 @@
+"""The whole chain once, on the real TCIA exam: DICOM -> conversion -> preprocessing (HD-BET, fast, CPU)
+-> imported candidates -> fusion -> native space -> report; then the preprocessed exam as an input."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from btk.io import load_label_map
+from btk.labels import REGIONS, get_convention
+from btk.preprocess import PreprocessedExam
+from pipeline_support import EXAMPLE_CANDIDATES, btk, markers
+from preprocess_support import write_dicom_study
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The TCIA exam written as a real DICOM study, run through ``btk run`` with the shipped candidates."""
+    root = tmp_path_factory.mktemp("chain")
+    result = btk("run", write_dicom_study(root / "dicom"), "-o", root / "out", "--candidates", EXAMPLE_CANDIDATES,
+                 "--fast", "--device", "cpu", timeout=1800)
+    assert result.returncode == 0, result.stderr
+    study = next(p for p in (root / "out").iterdir() if p.is_dir())
+    return root, study
+
+
+def test_every_stage_ran_and_left_complete_outputs(chain: tuple[Path, Path]):
+    _, study = chain
+    assert set(markers(study)) == {"convert", "preprocess", "segment", "fuse", "native", "report"}
+    fused_image, fused = load_label_map(study / "fuse" / f"{study.name}_fused.nii.gz")
+    assert fused.shape == (240, 240, 155) and set(np.unique(fused)) == {0, 1, 2, 3}
+    native_image, native = load_label_map(study / "native" / f"{study.name}_fused_native.nii.gz")
+    t1 = nib.load(PreprocessedExam.load(study / "preprocess").outputs["native/t1n"])
+    assert native.shape == t1.shape[:3] and np.allclose(native_image.affine, t1.affine, atol=1e-3)
+    convention = get_convention("brats2023")
+    for region in REGIONS:  # the same tumour in both spaces: volumes agree within resampling error
+        bratsspace = convention.region_mask(fused, region).sum() * np.prod(fused_image.header.get_zooms()[:3])
+        nativespace = convention.region_mask(native, region).sum() * np.prod(native_image.header.get_zooms()[:3])
+        assert nativespace == pytest.approx(bratsspace, rel=0.15)
+    assert (study / "report" / "report.html").is_file()
+
+
+def test_report_names_the_origin_of_the_candidates_and_cites_the_methods(chain: tuple[Path, Path]):
+    _, study = chain
+    html = (study / "report" / "report.html").read_text()
+    assert str(EXAMPLE_CANDIDATES.resolve()) in html and "made elsewhere" in html
+    for cited in ("Li X, Morgan PS", "Avants BB", "Isensee F, Schell M", "Rohlfing T", "Langerak TR", "McKinley"):
+        assert cited in html
+    assert "_fused_native.nii.gz" in html
+
+
+def test_a_preprocessed_exam_is_an_input_that_skips_preprocessing(chain: tuple[Path, Path]):
+    root, study = chain
+    out = root / "again"
+    result = btk("run", study / "preprocess", "-o", out, "--candidates", EXAMPLE_CANDIDATES, "--method", "mav")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((out / "manifest.csv").open()))
+    assert rows[0]["kind"] == "preprocessed"
+    again = out / rows[0]["study"]
+    assert set(markers(again)) == {"segment", "fuse", "native", "report"}

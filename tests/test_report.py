@@ -1,0 +1,115 @@
+"""Reports: colour tables, figures through the tumour centre, volumes, and the HTML in a real Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from btk.labels import get_convention
+from btk.pipeline import Pipeline
+from btk.report import region_volumes_ml, tumour_centre, write_itksnap_labels, write_slicer_colour_table
+from btk.report.colours import TISSUE_COLOURS
+from pipeline_support import brats_batch, chromium_command, non_background_fraction, png_size
+
+#: Written into a copy of a page: after loading, record every image's source and decoded width in the DOM.
+IMAGE_PROBE = """<script>window.addEventListener("load", () => { document.body.setAttribute("data-images",
+JSON.stringify(Array.from(document.images, i => [i.getAttribute("src"), i.complete, i.naturalWidth]))); });</script>"""
+
+
+@pytest.fixture(scope="module")
+def batch_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real run over three studies (BraTS-space exam, real candidates): reports with cohort alarms."""
+    root = tmp_path_factory.mktemp("report")
+    studies, candidates = brats_batch(root, ["r1", "r2", "r3"], [5, 3, 3])
+    batch = Pipeline(root / "out", candidates=candidates, method="mav", workers=2).run(studies)
+    assert batch.ok, [r.reason for r in batch.failed]
+    return root / "out"
+
+
+def test_colour_tables_for_itksnap_and_slicer(tmp_path: Path):
+    for name, et in (("brats2021", 4), ("brats2023", 3)):
+        convention = get_convention(name)
+        itksnap = write_itksnap_labels(convention, tmp_path / f"{name}.txt").read_text().splitlines()
+        rows = [line.split(None, 7) for line in itksnap if not line.startswith("#")]
+        assert [int(r[0]) for r in rows] == [0, 1, 2, et]
+        assert rows[3][1:4] == [str(c) for c in TISSUE_COLOURS["ET"][0]] and rows[3][7] == '"enhancing tumour (ET)"'
+        assert all(len(r) == 8 for r in rows)  # IDX R G B A VIS MSH "LABEL"
+        slicer = write_slicer_colour_table(convention, tmp_path / f"{name}.ctbl").read_text().splitlines()
+        entries = [line.split() for line in slicer if not line.startswith("#")]
+        assert [(int(e[0]), e[1]) for e in entries] == [(0, "background"), (1, "NCR"), (2, "ED"), (et, "ET")]
+        assert all(len(e) == 6 for e in entries)
+
+
+def test_volumes_and_centre_of_a_known_lesion():
+    segmentation = np.zeros((40, 50, 60), np.uint8)
+    segmentation[10:20, 20:30, 30:40] = 2  # 1000 voxels of oedema
+    segmentation[14:16, 24:26, 34:36] = 3  # 8 voxels of enhancing tumour inside
+    assert region_volumes_ml(segmentation, (1.0, 1.0, 2.0), "brats2023") == {"WT": 2.0, "TC": 0.02, "ET": 0.02}
+    assert tumour_centre(segmentation) == (14, 24, 34)  # centre of mass 14.5, 24.5, 34.5, rounded to even
+    segmentation[20, 30, 40] = 1  # one more voxel moves it past the half
+    assert tumour_centre(segmentation) == (15, 25, 35)
+
+
+def test_figures_show_the_labels_in_three_planes(batch_output: Path):
+    from PIL import Image
+
+    figure = batch_output / "r1" / "report" / "t1c.png"
+    width, height = png_size(figure)
+    assert width > 900 and height > 300
+    pixels = np.asarray(Image.open(figure).convert("RGB")).astype(int)
+    panels = np.array_split(pixels[int(height * 0.15):], 3, axis=1)
+    for panel in panels:  # oedema (green) overlaid in every plane through the tumour centre
+        greenish = (panel[..., 1] > panel[..., 0] + 40) & (panel[..., 1] > panel[..., 2] + 40)
+        assert greenish.sum() > 50
+
+
+def test_exam_report_content_and_cohort_summary(batch_output: Path):
+    data = json.loads((batch_output / "r1" / "report" / "report.json").read_text())
+    fused = nib.load(batch_output / "r1" / "fuse" / "r1_fused.nii.gz")
+    assert data["volumes_ml"] == region_volumes_ml(np.asarray(fused.dataobj), fused.header.get_zooms(), "brats2023")
+    assert data["candidates_source"].endswith("candidates/r1")
+    assert {c["origin"] for c in data["candidates"]} == {"imported"}
+    html = (batch_output / "r1" / "report" / "report.html").read_text()
+    assert "brought in from" in html and "Ensemble alarms over a cohort of 3 cases" in html
+    for citation in ("Kofler F", "Isensee", "Majority voting", "Menze BH"):
+        assert citation in html
+    assert 'href="../fuse/r1_fused.nii.gz"' in html and (batch_output / "r1" / "fuse" / "r1_fused.nii.gz").is_file()
+    summary = (batch_output / "summary.csv").read_text().splitlines()
+    assert summary[0].startswith("study,status,failed_stage,reason") and len(summary) == 4
+
+
+def _render(page: Path, tmp_path: Path) -> tuple[list, float]:
+    """Load a page in headless Chromium: the images it shows (src, complete, width) and a screenshot's ink."""
+    probe = page.with_name(f"probe-{page.name}")
+    probe.write_text(page.read_text().replace("</body>", IMAGE_PROBE + "</body>"))
+    try:
+        dom = subprocess.run(
+            chromium_command(tmp_path / "profile-dom", "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()),
+            capture_output=True, encoding="utf-8", errors="replace", timeout=120, check=True).stdout
+        screenshot = tmp_path / f"{page.stem}.png"
+        subprocess.run(chromium_command(tmp_path / "profile-shot", f"--screenshot={screenshot}",
+                                        "--window-size=1280,1600", page.as_uri()),
+                       capture_output=True, timeout=120, check=True)
+    finally:
+        probe.unlink()
+    images = json.loads(re.search(r'data-images="([^"]*)"', dom).group(1).replace("&quot;", '"'))
+    return images, non_background_fraction(screenshot)
+
+
+def test_reports_render_with_their_images_in_headless_chromium(batch_output: Path, tmp_path: Path):
+    page = batch_output / "r2" / "report" / "report.html"
+    images, ink = _render(page, tmp_path)
+    assert [src for src, _, _ in images] == ["t1c.png", "flair.png"]
+    for src, complete, width in images:
+        assert complete and width == png_size(page.parent / src)[0], f"{src} did not load"
+    assert ink > 0.2  # the figures are on screen, not a blank page
+    summary, ink = _render(batch_output / "summary.html", tmp_path)
+    assert summary == [] and ink > 0.01
+    shutil.rmtree(tmp_path / "profile-dom", ignore_errors=True)
