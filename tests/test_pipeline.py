@@ -273,6 +273,14 @@ def test_algorithms_in_real_containers_and_a_container_failure(tmp_path: Path, f
     assert (out / "alone" / "segment" / "algorithms" / "logs" / "fake-crash.log").is_file()
 
 
+def test_a_worker_whose_parent_died_while_it_started_ends_at_once():
+    # The parent given is not this process's parent any more (here: never was): the worker is an orphan.
+    worker = "from btk.pipeline.study import end_with_parent; import time; end_with_parent(1); time.sleep(60)"
+    started = time.time()
+    process = subprocess.run([sys.executable, "-c", worker], timeout=60)
+    assert process.returncode == -signal.SIGKILL and time.time() - started < 30
+
+
 def test_a_local_worker_and_the_tools_it_started_end_when_btk_is_killed():
     import psutil
 

@@ -32,9 +32,9 @@ def default_workers(studies: int) -> int:
     return max(1, min(studies, cores, memory // MEMORY_PER_WORKER))
 
 
-def _start_worker(threads: int) -> None:
+def _start_worker(threads: int, parent: int) -> None:
     """Initialise a local worker process: end with the parent, share the cores with the other workers."""
-    end_with_parent()
+    end_with_parent(parent)
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"):
         os.environ[variable] = str(threads)
 
@@ -54,7 +54,7 @@ class LocalExecutor:
         """Yield each study's result as it finishes."""
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_start_worker, initargs=(threads,))
+                                   initializer=_start_worker, initargs=(threads, os.getpid()))
         try:
             futures = {pool.submit(run_study, task, options): task for task in tasks}
             for future in as_completed(futures):

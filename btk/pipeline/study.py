@@ -125,15 +125,20 @@ def _failed(result: StudyResult, stage: str, reason: str, started: float, folder
     return result
 
 
-def end_with_parent() -> None:
+def end_with_parent(parent: int | None = None) -> None:
     """Make this local worker process, and every process it starts, end when its parent dies (even by kill -9).
 
     The worker leads its own process group, which its tools' subprocesses (dcm2niix, registrations) join;
     a watchdog thread kills the whole group as soon as the worker is orphaned. Without this, workers of a
     killed ``btk run`` would go on writing while the next run starts.
+
+    Args:
+        parent: The process id of the parent that started this worker. Give it: a worker still starting up
+            when its parent is killed is already orphaned here, and then ends at once instead of waiting
+            forever for work.
     """
     os.setpgrp()
-    parent = os.getppid()
+    parent = os.getppid() if parent is None else parent
 
     def watch() -> None:
         while os.getppid() == parent:

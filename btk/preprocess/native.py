@@ -50,6 +50,6 @@ def to_native(
     reference = nib.load(str(outputs[f"native_mask/{modality}"]))
     chain = [outputs[ATLAS_TRANSFORM_ROLE]] + ([outputs[TRANSFORM_ROLES[modality]]] if modality != "t1n" else [])
     moving = nib.Nifti1Image(labels.astype("float32"), image.affine)
-    native = resample(moving, reference, chain, inverse=True, labels=True)
+    native = resample(moving, reference, chain, inverse=True, kind="labels")
     save_label_map(native, reference, output)
     return output

@@ -158,11 +158,11 @@ class Preprocessor:
                 t1_mask_image = _mask_image(t1_mask, images["t1n"][0])
                 native_masks = {"t1n": t1_mask}
                 for modality, role in TRANSFORM_ROLES.items():
-                    native_masks[modality] = resample(t1_mask_image, working[modality], [out[role]], inverse=True, labels=True)
+                    native_masks[modality] = resample(t1_mask_image, working[modality], [out[role]], inverse=True, kind="mask")
                 for modality, mask in native_masks.items():
                     save_label_map(mask, images[modality][0], out[f"native_mask/{modality}"])
                 atlas_image = nib.load(str(atlas))
-                brats_mask = resample(t1_mask_image, atlas, [out[ATLAS_TRANSFORM_ROLE]], labels=True)
+                brats_mask = resample(t1_mask_image, atlas, [out[ATLAS_TRANSFORM_ROLE]], kind="mask")
                 save_label_map(brats_mask, atlas_image, out["brats/mask"])
             bar.update(task, advance=1, description="Resampling into BraTS space")
             with timer.step("resampling_and_masking"):

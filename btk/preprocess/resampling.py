@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import nibabel as nib
 import numpy as np
@@ -11,9 +12,11 @@ from btk.preprocess import registration  # noqa: F401  (fixes ITK's thread count
 
 import ants  # noqa: E402,I001
 
-#: Smooth interpolation for images (as BraTS Toolkit), nearest neighbour for masks and label maps.
-IMAGE_INTERPOLATOR = "bSpline"
-LABEL_INTERPOLATOR = "nearestNeighbor"
+#: Interpolation per kind of image: smooth for images (as BraTS Toolkit); linear then a 0.5 threshold for
+#: binary masks (a smooth boundary between thick slices: on the TCIA exam's 5.5 mm slices the BraTS-space
+#: mask agrees better with BraTS Toolkit's, Dice 0.969 against 0.968 with nearest neighbour); nearest
+#: neighbour for label maps (no label is ever invented between two others).
+INTERPOLATORS = {"image": "bSpline", "mask": "linear", "labels": "nearestNeighbor"}
 
 
 def resample(
@@ -21,7 +24,7 @@ def resample(
     reference: Path | nib.Nifti1Image,
     transforms: list[Path],
     inverse: bool = False,
-    labels: bool = False,
+    kind: Literal["image", "mask", "labels"] = "image",
 ) -> np.ndarray:
     """Resample ``moving`` onto the grid of ``reference`` through ``transforms`` and return the voxel array.
 
@@ -31,7 +34,8 @@ def resample(
         transforms: ANTs ``.mat`` files in ``antsApplyTransforms`` order (the last one acts on the image first),
             e.g. ``[t1_to_atlas, t1c_to_t1]`` maps a native T1c into the atlas.
         inverse: Map the other way: ``[t1_to_atlas, t1c_to_t1]`` then maps an atlas-space image onto the T1c.
-        labels: Nearest-neighbour interpolation and integer output (for masks and segmentations).
+        kind: ``"image"`` (B-spline, float32), ``"mask"`` (a binary mask: linear, then > 0.5, uint8) or
+            ``"labels"`` (a label map: nearest neighbour, uint8).
     """
     transform_list = [str(path) for path in transforms]
     invert = [False] * len(transform_list)
@@ -42,10 +46,12 @@ def resample(
         moving=_as_ants(moving),
         transformlist=transform_list,
         whichtoinvert=invert,
-        interpolator=LABEL_INTERPOLATOR if labels else IMAGE_INTERPOLATOR,
+        interpolator=INTERPOLATORS[kind],
     )
     array = result.numpy()
-    return np.rint(array).astype(np.uint8) if labels else array.astype(np.float32)
+    if kind == "mask":
+        return (array > 0.5).astype(np.uint8)
+    return np.rint(array).astype(np.uint8) if kind == "labels" else array.astype(np.float32)
 
 
 def _as_ants(image: Path | nib.Nifti1Image) -> "ants.ANTsImage":
