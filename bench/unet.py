@@ -6,7 +6,7 @@ window 128^3 with overlap 0.5; and training throughput (patches/s) at width 16, 
 The weights are untrained (timing does not depend on them). Each measurement runs in its own process so
 its peak memory is its own.
 
-    python bench/unet.py [--threads N] [--train-steps N]
+    python bench/unet.py [--threads N] [--train-steps N] [--widths 16,48] [--tta-widths 16,48]
 """
 
 from __future__ import annotations
@@ -88,6 +88,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--train-steps", type=int, default=3)
     parser.add_argument("--widths", default="16,48")
+    parser.add_argument("--tta-widths", default="16,48",
+                        help="widths also timed with TTA (8 flips: about 8x the time without)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -97,7 +99,9 @@ def main() -> None:
         print(json.dumps(result))
         return
     print(f"CPU, {args.threads} threads, case {CASE.name} (240x240x155), sliding window 128^3, overlap 0.5")
-    jobs = [f"infer:{w}:{t}" for w in args.widths.split(",") for t in ("plain", "tta")] + ["train:16:-"]
+    tta_widths = args.tta_widths.split(",")
+    jobs = [f"infer:{w}:{t}" for w in args.widths.split(",") for t in ("plain", "tta") if t == "plain" or w in tta_widths]
+    jobs.append("train:16:-")
     for job in jobs:
         output = subprocess.run([sys.executable, __file__, "--one", job, "--threads", str(args.threads),
                                  "--train-steps", str(args.train_steps)], check=True, capture_output=True,

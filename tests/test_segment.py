@@ -92,6 +92,13 @@ def test_user_registries_extend_and_override_from_option_and_environment(tmp_pat
         registry.get("nope")
 
 
+def test_an_unknown_name_suggests_the_entries_it_resembles():
+    registry = load_registry()
+    with pytest.raises(BtkError) as raised:
+        registry.get("unet")
+    assert "did you mean 'btk-unet'" in raised.value.hint
+
+
 def test_digest_pins_the_reference():
     digest = "sha256:" + "a" * 64
     registry = parse_registry(json.dumps({"schema_version": 1, "algorithms": [

@@ -12,6 +12,7 @@ repository root for the shipped registry, to the registry file's folder for a us
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -165,9 +166,12 @@ class Registry(BaseModel):
         for algorithm in self.algorithms:
             if algorithm.name == name:
                 return algorithm
+        similar = [known for known in self.names() if name.lower() in known.lower()]
+        similar += difflib.get_close_matches(name, [known for known in self.names() if known not in similar])
+        suggestion = f"did you mean {' or '.join(map(repr, similar[:3]))}? " if similar else ""
         raise BtkError(
             f"unknown algorithm {name!r}",
-            hint=f"known: {', '.join(self.names())}; see `btk algorithms list`",
+            hint=f"{suggestion}known: {', '.join(self.names())}; see `btk algorithms list`",
         )
 
     def merged(self, other: Registry) -> Registry:
