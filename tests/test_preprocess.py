@@ -150,3 +150,24 @@ def test_defacing_removes_the_face_and_keeps_brain_and_skull(preprocessed_tcga):
     assert np.count_nonzero(head[face] > 0.2 * head[brain].mean()) > 1000  # there was tissue (the face) to remove
     assert not defaced[face].any()
     assert np.array_equal(defaced[~face], head[~face])  # brain and the rest of the head untouched
+
+
+def test_deface_mode_with_2020_names_end_to_end(tmp_path):
+    """A whole run in deface mode from the raw NIfTI exam: the face is gone, skull and brain are kept."""
+    from btk.preprocess.deface import face_mask
+    from preprocess_support import RAW
+
+    exam = Preprocessor(device="cpu", fast=True, mode="deface", naming="2020").run(RAW, tmp_path / "case-7")
+    assert set(exam.outputs) == set(output_layout("case-7", naming="2020", mode="deface"))
+    assert not any(role.startswith("brats_skull/") for role in exam.outputs)
+    assert exam.outputs["brats/t1c"].name == "case-7_t1ce.nii.gz"
+    assert exam.provenance["parameters"]["mode"] == "deface"
+    mask_image = nib.load(str(exam.outputs["brats/mask"]))
+    brain = np.asanyarray(mask_image.dataobj) > 0
+    face = face_mask(brain, mask_image.affine)
+    for modality in MODALITIES:
+        image = np.asanyarray(nib.load(str(exam.outputs[f"brats/{modality}"])).dataobj)
+        assert not image[face].any(), modality
+        assert np.count_nonzero(image[brain]) > 0.95 * brain.sum(), modality  # the brain is kept
+        head = (image > 0.2 * image[brain].mean()) & ~brain & ~face
+        assert np.count_nonzero(head) > 100_000, modality  # so are the skull and scalp
