@@ -31,15 +31,12 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.command(no_args_is_help=True)(fuse)
-for _command in (preprocess, convert, native):
+# In pipeline order: preprocessing, segmentation, fusion, the whole pipeline, evaluation, the U-Net.
+for _command in (preprocess, convert, native, segment):
     app.command(no_args_is_help=True)(_command)
-app.command(no_args_is_help=True)(alarms)
-app.command(no_args_is_help=True)(evaluate)
-app.command(no_args_is_help=True)(run)
-app.command(no_args_is_help=True)(segment)
 app.add_typer(algorithms)
-app.command(no_args_is_help=True)(train)
+for _command in (fuse, alarms, run, evaluate, train):
+    app.command(no_args_is_help=True)(_command)
 app.command("unet-predict", no_args_is_help=True)(unet_predict)
 
 
