@@ -94,7 +94,7 @@ def measure(python: str, tool: str, mode: str, work: Path) -> dict:
     out = work / f"{tool}-{mode}"
     out.mkdir(parents=True, exist_ok=True)
     run = subprocess.run([python, "-c", _MEASURE, tool, mode, str(EXAM), str(out / "exam"), str(ATLAS)],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, cwd=out)  # brainles writes its log to the working folder
     if run.returncode != 0:
         raise SystemExit(f"{tool} ({mode}) failed:\n{run.stderr[-3000:]}")
     result = json.loads(run.stdout.strip().splitlines()[-1])
