@@ -27,3 +27,10 @@ class BtkError(Exception):
         if self.hint:
             message += f"\n  -> {self.hint}"
         return message
+
+
+def unwritable_folder(folder: str | Path, error: OSError | None = None, *, creating: bool = False) -> BtkError:
+    """The error for an output folder that cannot be created or written to (permissions, a full disk, ...)."""
+    action = "create" if creating else "write to"
+    reason = f" ({error.strerror})" if error is not None else ""
+    return BtkError(f"cannot {action} the output folder{reason}", path=folder, hint="choose a folder you can write to")

@@ -15,7 +15,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from btk.errors import BtkError
+from btk.errors import BtkError, unwritable_folder
 
 try:  # ISA-L (de)compresses gzip several times faster than zlib
     from isal.igzip import compress as gzip_compress
@@ -159,16 +159,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise BtkError(f"cannot create the output folder ({error.strerror})", path=path.parent) from None
+        raise unwritable_folder(path.parent, error, creating=True) from None
     suffix = "".join(path.suffixes) or ".tmp"
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".partial{suffix}", dir=path.parent)
     except OSError as error:
-        raise BtkError(
-            f"cannot write to the output folder ({error.strerror})",
-            path=path.parent,
-            hint="choose a folder you can write to",
-        ) from None
+        raise unwritable_folder(path.parent, error) from None
     os.close(handle)
     temporary_path = Path(temporary)
     try:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from btk.errors import BtkError
+from btk.errors import unwritable_folder
 from btk.io import save_json
 
 STATE_FOLDER = ".btk"
@@ -99,7 +99,7 @@ def study_lock(study_folder: Path) -> Iterator[None]:
         folder.mkdir(parents=True, exist_ok=True)
         handle = open(folder / "lock", "a+")
     except OSError as error:
-        raise BtkError(f"cannot write to the output folder ({error.strerror})", path=study_folder) from None
+        raise unwritable_folder(study_folder, error) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield

@@ -16,7 +16,7 @@ import nibabel as nib
 import numpy as np
 
 from btk.console import logger
-from btk.errors import BtkError
+from btk.errors import BtkError, unwritable_folder
 from btk.preprocess.modalities import Candidate, choose, recognise
 
 #: Sidecar keys that could identify a patient or a visit; removed even if dcm2niix kept them.
@@ -95,7 +95,7 @@ def convert_dicom(dicom_dir: str | Path, output_dir: str | Path) -> ConversionRe
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise BtkError(f"cannot create the output folder ({error.strerror})", path=output_dir) from None
+        raise unwritable_folder(output_dir, error, creating=True) from None
     command = [dcm2niix.bin, "-z", "y", "-b", "y", "-ba", "y", "-i", "y", "-f", "series%s", "-o", str(output_dir),
                str(dicom_dir)]
     logger.info("Converting %d DICOM files with dcm2niix", len(dicom_files))

@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 
 from btk.console import logger, progress
-from btk.errors import BtkError
+from btk.errors import BtkError, unwritable_folder
 from btk.io import save_json, save_label_map, save_nifti, sha256
 from btk.preprocess import brain_extraction, orientation
 from btk.preprocess.atlas import atlas_t1
@@ -285,11 +285,7 @@ def _staging_folder(output_dir: Path) -> Path:
         output_dir.parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
     except OSError as error:
-        raise BtkError(
-            f"cannot write to the output folder ({error.strerror})",
-            path=output_dir.parent,
-            hint="choose a folder you can write to",
-        ) from None
+        raise unwritable_folder(output_dir.parent, error) from None
 
 
 def _publish(staging: Path, output_dir: Path) -> None:

@@ -18,7 +18,7 @@ import nibabel as nib
 
 from btk import __version__
 from btk.console import logger, progress
-from btk.errors import BtkError
+from btk.errors import BtkError, unwritable_folder
 from btk.io import atomic_path, save_json, save_label_map
 from btk.labels import get_convention
 from btk.segment.contracts import Staging, contract_for
@@ -229,9 +229,9 @@ class Segmentor:
         try:
             (output / "logs").mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise BtkError(f"cannot create the output folder ({error.strerror})", path=output) from None
+            raise unwritable_folder(output, error, creating=True) from None
         if not os.access(output, os.W_OK) or not os.access(output / "logs", os.W_OK):
-            raise BtkError("cannot write to the output folder", path=output, hint="choose a folder you can write to")
+            raise unwritable_folder(output)
 
     def _weights(self, weights: Mapping[str, str | Path], entries: list[Algorithm]) -> dict[str, Path]:
         """Check the weights folders before anything runs: known algorithm, one that reads weights, a folder."""
