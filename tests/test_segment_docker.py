@@ -26,7 +26,7 @@ from btk.segment import Exam, Segmentor, load_registry
 from btk.segment.contracts import contract_for
 from btk.segment.engine import Engine
 from btk.segment.gpus import Gpu
-from docker_support import BASE_IMAGE, docker_engine, fakeseg_image, local_registry  # noqa: F401 (fixtures)
+from docker_support import BASE_IMAGE, ROOT, docker_engine, fakeseg_image, local_registry  # noqa: F401 (fixtures)
 from segment_support import AFFINE, SHAPE, entry, make_exam, write_registry
 
 pytestmark = pytest.mark.slow
@@ -240,7 +240,14 @@ def _as_user(tmp_path: Path, uid: int, args: list[str]) -> subprocess.CompletedP
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
 
+def _reachable_by_other_users(path: Path) -> bool:
+    """Whether every folder down to ``path`` lets other users through (a private checkout does not)."""
+    return all(folder.stat().st_mode & 0o001 for folder in [path, *path.parents])
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+@pytest.mark.skipif(not _reachable_by_other_users(Path(sys.prefix)) or not _reachable_by_other_users(ROOT),
+                    reason="this checkout or its environment is private to its owner: another user cannot run btk")
 def test_outputs_belong_to_the_invoking_user_even_when_the_image_needs_root(image):
     uid = 4242
     tmp_path = Path(tempfile.mkdtemp(prefix="btk-other-user-"))  # pytest's own folders are private to root
