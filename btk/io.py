@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
 import numpy as np
 
+from btk import __version__
+from btk.deid import guard
 from btk.errors import BtkError, unwritable_folder
+from btk.staging import hold_file, remove_abandoned
 
 try:  # ISA-L (de)compresses gzip several times faster than zlib
     from isal.igzip import compress as gzip_compress
@@ -149,17 +153,31 @@ def sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+#: Errors meaning that the file system holding an output is full (or the user's quota is used up).
+DISK_FULL_ERRORS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(folder: str | Path) -> BtkError:
+    """The error for an output that does not fit on its disk."""
+    return BtkError("no space left on the device (the disk or your quota is full); nothing was written",
+                    path=folder, hint="free some space there, or choose an output folder on another disk")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
-    Readers never see a half-written file, and a failure leaves nothing behind.
+    Readers never see a half-written file, and a failure leaves nothing behind; a full disk is a
+    :class:`BtkError`. Text files (JSON, CSV, HTML, text) are checked for the patient identifiers this
+    process has read, which are redacted. The temporary file is locked while in use, so one that a killed
+    process left behind (``.<name>.<random>.partial...``) is removed by the next write of ``path``.
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise unwritable_folder(path.parent, error, creating=True) from None
+    remove_abandoned(path.parent, f".{path.name}.", ".partial")
     suffix = "".join(path.suffixes) or ".tmp"
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".partial{suffix}", dir=path.parent)
@@ -167,12 +185,40 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise unwritable_folder(path.parent, error) from None
     os.close(handle)
     temporary_path = Path(temporary)
+    lock = hold_file(temporary_path)
     try:
         yield temporary_path
+        _redact_text_file(temporary_path, path)
         os.chmod(temporary_path, 0o666 & ~_umask())
         os.replace(temporary_path, path)
+    except OSError as error:
+        if error.errno in DISK_FULL_ERRORS:
+            raise disk_full(path.parent) from None
+        raise
     finally:
         temporary_path.unlink(missing_ok=True)
+        os.close(lock)
+
+
+#: Suffixes of the text files whose content the identifier guard checks before they are published.
+TEXT_SUFFIXES = (".json", ".csv", ".tsv", ".html", ".htm", ".txt", ".log", ".md", ".ctbl", ".xml")
+
+
+def _redact_text_file(temporary: Path, path: Path) -> None:
+    """Redact registered patient identifiers from a text file about to be published as ``path``."""
+    from btk.console import logger
+
+    if not guard.identifiers or not path.name.lower().endswith(TEXT_SUFFIXES) or not temporary.is_file():
+        return
+    text = temporary.read_text(encoding="utf-8", errors="surrogateescape")
+    if not guard.contains(text):
+        return
+    redacted = guard.redact(text)
+    if path.suffix.lower() == ".json":
+        with contextlib.suppress(ValueError):  # only the strings: keys and numbers are btk's, not the patient's
+            redacted = json.dumps(guard.redact_data(json.loads(text)), indent=2) + "\n"
+    temporary.write_text(redacted, encoding="utf-8", errors="surrogateescape")
+    logger.warning("%s: a patient identifier was about to be written; it was redacted", path.name)
 
 
 def _umask() -> int:
@@ -185,8 +231,17 @@ def _umask() -> int:
 GZIP_LEVEL = 1
 
 
+#: What btk writes into the ``descrip`` header field of every NIfTI file it writes: its mark of ownership
+#: (``--force`` replaces only files that carry it), and no free text of an input's header reaches an output.
+NIFTI_STAMP = f"btk {__version__}"
+
+
 def save_nifti(image: nib.Nifti1Image, path: str | Path) -> None:
-    """Write a NIfTI image atomically (``.nii.gz`` is gzip-compressed, ``.nii`` not)."""
+    """Write a NIfTI image atomically (``.nii.gz`` is gzip-compressed, ``.nii`` not).
+
+    The image's ``descrip`` header field is set to :data:`NIFTI_STAMP`.
+    """
+    image.header["descrip"] = NIFTI_STAMP.encode()
     raw = image.to_bytes()
     if str(path).lower().endswith(".gz"):
         raw = gzip_compress(raw, compresslevel=GZIP_LEVEL)
@@ -218,6 +273,159 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def require_nifti_name(path: Path | None) -> Path | None:
+    """Check that an output image or label map is named ``*.nii.gz`` or ``*.nii`` (btk reads back only those).
+
+    Meant for the ``-o`` options of the command line (``typer.Option(callback=require_nifti_name)``), so the
+    mistake is caught before any work; ``None`` (an option not given) passes.
+    """
+    if path is not None and not is_nifti(path):
+        raise BtkError("the output name must end in .nii.gz or .nii", path=path,
+                       hint=f"e.g. {Path(path).with_name(Path(path).name + '.nii.gz')}")
+    return path
+
+
+def require_grid(image: nib.Nifti1Image, shape: tuple[int, ...], affine: np.ndarray, *, path: str | Path,
+                 grid: str, hint: str, tolerance_mm: float = 1e-2) -> None:
+    """Check that ``image`` (read from ``path``) lies on a voxel grid: the same shape and affine.
+
+    Args:
+        image: The image (only its header is used).
+        shape, affine: The grid.
+        path: The image's file, for the message.
+        grid: The grid's name in the message, e.g. "the exam's BraTS grid".
+        hint: What to do about a mismatch.
+        tolerance_mm: How far any affine entry may differ (mm, or mm per voxel).
+    """
+    found = tuple(int(n) for n in image.shape[:3])
+    if found != tuple(shape):
+        raise BtkError(f"the image is not on {grid}: shape {found}, expected {tuple(shape)}", path=path, hint=hint)
+    difference = float(np.max(np.abs(np.asarray(image.affine) - np.asarray(affine))))
+    if difference > tolerance_mm:
+        raise BtkError(
+            f"the image is not on {grid}: it has the right shape, but its voxel-to-world mapping (affine) differs "
+            f"by up to {difference:.3g} mm (flipped, shifted or rotated axes); its affine is\n"
+            f"{np.array2string(np.asarray(image.affine), precision=3)}\nexpected\n{np.array2string(np.asarray(affine), precision=3)}",
+            path=path, hint=hint,
+        )
+
+
+#: Marker files of the folders btk writes: name -> the key that identifies its JSON content as btk's.
+FOLDER_MARKERS = {"provenance.json": "btk_preprocess", "conversion.json": "btk_convert"}
+
+
+def written_by_btk(path: str | Path) -> bool:
+    """Whether btk wrote ``path``: a NIfTI file carrying :data:`NIFTI_STAMP`, or a folder with a btk marker.
+
+    The folder markers are :data:`FOLDER_MARKERS` (``btk preprocess`` and ``btk convert`` outputs).
+    Anything else (a user's file or folder) is not btk's, and ``--force`` must never replace it.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        return False
+    if path.is_dir():
+        return any(_json_has_key(path / name, key) for name, key in FOLDER_MARKERS.items())
+    if path.is_file() and is_nifti(path):
+        try:
+            descrip = bytes(nib.load(str(path)).header["descrip"])
+        except Exception:  # noqa: BLE001 - an unreadable file is not recognisably btk's
+            return False
+        return descrip.split(b"\0", 1)[0].startswith(b"btk ")
+    return False
+
+
+def _json_has_key(path: Path, key: str) -> bool:
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(content, dict) and key in content
+
+
+def guard_output(output: str | Path, inputs: Iterable[str | Path | None] = (), *, force: bool = False,
+                 folder: bool = False, replaceable: Callable[[Path], bool] = written_by_btk) -> Path:
+    """The one check every command makes before it writes ``output``: call it first, before any work.
+
+    Refuses (with a :class:`BtkError`, exit code 2):
+
+    - an output that is one of ``inputs``, holds one of them or lies inside one of them (paths resolved,
+      symbolic links followed): no command writes into, replaces or deletes its own inputs;
+    - an existing output without ``force`` (unless it is an empty folder and ``folder``);
+    - an existing output that btk did not write (``replaceable`` says which it did), even with ``force``:
+      ``--force`` replaces btk's own outputs only, never a user's file or folder.
+
+    Args:
+        output: The file or folder the command will write.
+        inputs: Every file and folder the command reads (``None`` entries are skipped).
+        force: ``--force`` was given.
+        folder: ``output`` is a folder (else a file; an existing folder is then refused).
+        replaceable: Recognises btk's own outputs; default :func:`written_by_btk`. Commands whose outputs it
+            does not know (CSV, JSON, run folders) pass their own test.
+
+    Returns:
+        ``output`` as a :class:`~pathlib.Path`.
+
+    Example:
+        >>> guard_output(args.output, [args.segmentation, args.exam], force=args.force)
+    """
+    output = Path(output)
+    refuse_overlap(output, inputs)
+    check_replaceable(output, force, folder=folder, replaceable=replaceable)
+    return output
+
+
+def refuse_overlap(output: str | Path, inputs: Iterable[str | Path | None]) -> None:
+    """Refuse an ``output`` that is, holds, or lies inside one of ``inputs`` (see :func:`guard_output`)."""
+    output = Path(output)
+    target = output.resolve()
+    for given in inputs:
+        if given is None:
+            continue
+        source = Path(given).resolve()
+        if target == source or _same_file(target, source):
+            problem = "the output is one of the command's inputs"
+        elif source in target.parents:
+            problem = f"the output lies inside the input {given}"
+        elif target in source.parents:
+            problem = f"the output would hold the input {given}"
+        else:
+            continue
+        raise BtkError(f"{problem}; btk never writes into, replaces or deletes its inputs", path=output,
+                       hint="choose an output outside every input")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_replaceable(output: str | Path, force: bool, *, folder: bool = False,
+                      replaceable: Callable[[Path], bool] = written_by_btk) -> None:
+    """Refuse an existing ``output`` unless ``force`` and btk wrote it (see :func:`guard_output`)."""
+    output = Path(output)
+    if not output.exists() and not output.is_symlink():
+        return
+    if folder and output.is_dir() and not output.is_symlink() and not any(output.iterdir()):
+        return  # an empty folder: nothing to lose
+    if not folder and output.is_dir():
+        raise BtkError("the output path is a folder, expected a file name", path=output)
+    if folder and not output.is_dir():
+        raise BtkError("the output path is a file, expected a folder; btk never replaces it", path=output,
+                       hint="choose a new output folder")
+    kind = "folder" if output.is_dir() else "file"
+    if not replaceable(output):
+        raise BtkError(
+            f"the output exists and is not a {kind} btk wrote; btk never replaces or deletes a {kind} it did not write",
+            path=output,
+            hint=f"choose a new output name, or move this {kind} away yourself",
+        )
+    if not force:
+        raise BtkError("the output exists already (written by btk before)", path=output,
+                       hint="pass --force to replace it")
 
 
 def check_writable_output(path: str | Path, force: bool) -> Path:

@@ -15,6 +15,7 @@ enhancing tumour ET. The resection cavity belongs to none of them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,6 +173,64 @@ def detect_convention(segmentations: list[np.ndarray] | np.ndarray) -> LabelConv
     if 3 in present:
         return BRATS_2023
     return BRATS_2021
+
+
+#: Label values that mean the same tissue in every convention: maps holding only these are ambiguous.
+_SHARED_LABELS = frozenset({0, 1, 2})
+
+
+@dataclass(frozen=True)
+class CommonConvention:
+    """How several label maps, each in a convention of its own, are read in one convention.
+
+    Attributes:
+        target: The convention all maps are read in (and the fused result is written in).
+        detected: Per map, the convention detected from its own values, or None for a map holding only
+            0, 1 and 2 (which mean the same in every convention).
+        conversions: Index of each map that must be renumbered -> the convention it is converted from.
+    """
+
+    target: LabelConvention
+    detected: tuple[LabelConvention | None, ...]
+    conversions: dict[int, LabelConvention]
+
+
+def common_convention(segmentations: Sequence[np.ndarray], names: Sequence[str]) -> CommonConvention:
+    """Detect the convention of each label map on its own and choose one convention to read them all in.
+
+    The same per-map detection as :func:`detect_convention` (which ``btk run`` applies to each imported
+    candidate); the values of different maps are never pooled, so a 2021 map (4 = ET) next to a 2023 map
+    (3 = ET) is not mistaken for one post-treatment map (3 = ET, 4 = RC).
+
+    * All maps in one convention (maps holding only 0, 1, 2 fit any): that convention, nothing converted.
+    * BraTS 2023 next to BraTS 2024 post-treatment: 2024 post-treatment, nothing converted (its labels
+      1, 2, 3 mean what they mean in 2023).
+    * BraTS 2021 next to BraTS 2023: the maps of the minority convention are converted to the majority's
+      (BraTS 2023 on a tie), tissue class by tissue class.
+    * BraTS 2021 next to BraTS 2024 post-treatment: refused with a :class:`BtkError` that lists each map's
+      convention, because label 4 means ET in one and RC in the other.
+    """
+    detected = tuple(
+        None if values_present(array) <= _SHARED_LABELS else detect_convention(array) for array in segmentations
+    )
+    found = {convention for convention in detected if convention is not None}
+    if BRATS_2021 in found and BRATS_2024_POST in found:
+        listing = "; ".join(f"{name}: {convention.name if convention else 'labels 0-2 only'}"
+                            for name, convention in zip(names, detected))
+        raise BtkError(
+            f"the candidates mix label conventions that cannot be told apart ({listing}): "
+            "label 4 is enhancing tumour in brats2021 but resection cavity in brats2024-post",
+            hint="convert them to one convention first (btk.labels.convert), or pass --labels to say which one they all use",
+        )
+    if not found:
+        return CommonConvention(BRATS_2021, detected, {})
+    if found == {BRATS_2021, BRATS_2023}:
+        counts = {c: sum(1 for d in detected if d is c) for c in (BRATS_2021, BRATS_2023)}
+        target = BRATS_2021 if counts[BRATS_2021] > counts[BRATS_2023] else BRATS_2023
+        conversions = {i: d for i, d in enumerate(detected) if d is not None and d is not target}
+        return CommonConvention(target, detected, conversions)
+    target = BRATS_2024_POST if BRATS_2024_POST in found else found.pop()
+    return CommonConvention(target, detected, {})
 
 
 def convert(segmentation: np.ndarray, source: str | LabelConvention, target: str | LabelConvention) -> np.ndarray:

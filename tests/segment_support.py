@@ -13,18 +13,23 @@ SHAPE = (40, 44, 32)
 AFFINE = np.array([[-1.0, 0, 0, 90], [0, -1.0, 0, 126], [0, 0, 1.0, -72], [0, 0, 0, 1]])
 
 
-def _ball(centre: tuple[float, float, float], radius: float) -> np.ndarray:
-    grid = np.indices(SHAPE).astype(float)
+def _ball(shape: tuple[int, ...], centre: tuple[float, float, float], radius: float) -> np.ndarray:
+    grid = np.indices(shape).astype(float)
     return sum((g - c) ** 2 for g, c in zip(grid, centre)) <= radius**2
 
 
-def make_exam(folder: Path, names: dict[str, str] | None = None, shape_of: dict[str, tuple] | None = None) -> Path:
-    """Four modalities of a head with one tumour: bright FLAIR oedema, an enhancing rim, a dark necrotic core."""
+def make_exam(folder: Path, names: dict[str, str] | None = None, shape_of: dict[str, tuple] | None = None,
+              scale: int = 1) -> Path:
+    """Four modalities of a head with one tumour: bright FLAIR oedema, an enhancing rim, a dark necrotic core.
+
+    ``scale`` multiplies the grid (``SHAPE``) in every direction, for tests that need bigger files.
+    """
     names = names or {"t1": "exam_t1.nii.gz", "t1c": "exam_t1c.nii.gz", "t2": "exam_t2.nii.gz", "flair": "exam_flair.nii.gz"}
+    shape = tuple(scale * n for n in SHAPE)
     rng = np.random.default_rng(4)
-    head = _ball((20, 22, 16), 17)
-    oedema, rim, core = _ball((24, 24, 16), 8), _ball((24, 24, 16), 5), _ball((24, 24, 16), 3)
-    base = np.where(head, 100.0, 0.0) + np.where(head, rng.normal(0, 3, SHAPE), 0)
+    head = _ball(shape, (20 * scale, 22 * scale, 16 * scale), 17 * scale)
+    oedema, rim, core = (_ball(shape, (24 * scale, 24 * scale, 16 * scale), r * scale) for r in (8, 5, 3))
+    base = np.where(head, 100.0, 0.0) + np.where(head, rng.normal(0, 3, shape), 0)
     images = {
         "t1": base,
         "t2": base + 40 * oedema,

@@ -56,7 +56,12 @@ def candidates(tmp_path):
     seg = np.zeros((12, 12, 12), np.uint8)
     seg[4:8, 4:8, 4:8] = 2
     seg[5:7, 5:7, 5:7] = 4
-    return [save(seg, folder / f"c{i}.nii.gz") for i in range(3)]
+    paths = []
+    for i in range(3):  # one oedema voxel each of their own: three distinct candidates
+        distinct = seg.copy()
+        distinct[3, 4 + i, 4] = 2
+        paths.append(save(distinct, folder / f"c{i}.nii.gz"))
+    return paths
 
 
 def _expect_error(capsys, out, *args, message):
@@ -117,12 +122,25 @@ def test_four_d_image(tmp_path, candidates, capsys):
 
 def test_existing_output_needs_force(tmp_path, candidates, capsys):
     out = tmp_path / "f.nii.gz"
-    out.write_bytes(b"keep me")
-    assert _run("fuse", *candidates, "-o", out) == 2
+    assert _run("fuse", *candidates, "-o", out) == 0
+    written = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert _run("fuse", *candidates, "-o", out, "--method", "staple") == 2
     assert "exists already" in capsys.readouterr().err
-    assert out.read_bytes() == b"keep me"
-    assert _run("fuse", *candidates, "-o", out, "--force") == 0
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == written
+    assert _run("fuse", *candidates, "-o", out, "--force", "--method", "staple") == 0
     assert nib.load(str(out)).shape == (12, 12, 12)
+    assert json.loads((tmp_path / "f.json").read_text())["method"] == "staple"
+
+
+@pytest.mark.parametrize("existing", ["f.nii.gz", "f.json", "f_agreement.json"])
+def test_a_file_btk_did_not_write_is_never_replaced(tmp_path, candidates, capsys, existing):
+    out = tmp_path / "f.nii.gz"
+    (tmp_path / existing).write_bytes(b"keep me")
+    for force in ((), ("--force",)):
+        assert _run("fuse", *candidates, "-o", out, *force) == 2
+        assert str(tmp_path / existing) in capsys.readouterr().err
+        assert [p.name for p in tmp_path.iterdir() if p.is_file()] == [existing]
+        assert (tmp_path / existing).read_bytes() == b"keep me"
 
 
 def test_bad_weights_and_method(tmp_path, candidates, capsys):

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import socket
+import stat
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -11,6 +15,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from segment_support import AFFINE, SHAPE, entry, make_exam, write_registry
 
 from btk.cli import main
 from btk.errors import BtkError
@@ -20,7 +25,6 @@ from btk.segment.gpus import Gpu, GpuPool, assign_lane, select_gpus
 from btk.segment.outputs import checked_result
 from btk.segment.registry import LEGACY_NAMING, REGISTRY_ENV, builtin_registry_text, load_registry, parse_registry
 from btk.segment.runner import _last_words
-from segment_support import AFFINE, SHAPE, entry, make_exam, write_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -213,13 +217,16 @@ def test_brats2025_contract_and_result_discovery(tmp_path):
     assert (tmp_path / "input" / "BraTS-GLI-00001-000" / "BraTS-GLI-00001-000-t2f.nii.gz").is_file()
     assert {m.target: m.read_only for m in staging.mounts} == {"/input": True, "/output": False}
     assert staging.command is None
+    into = tmp_path / "collected"
+    into.mkdir()
     with pytest.raises(BtkError, match="output folder is empty"):
-        contract.find_result(staging)
+        contract.find_result(staging, into)
     (staging.output / "notes.txt").write_text("x")
     with pytest.raises(BtkError, match="it wrote: notes.txt"):
-        contract.find_result(staging)
-    (staging.output / "BraTS-GLI-00001-000.nii.gz").write_bytes(b"")
-    assert contract.find_result(staging).name == "BraTS-GLI-00001-000.nii.gz"
+        contract.find_result(staging, into)
+    (staging.output / "BraTS-GLI-00001-000.nii.gz").write_bytes(b"result")
+    found = contract.find_result(staging, into)
+    assert found == into / "BraTS-GLI-00001-000.nii.gz" and found.read_bytes() == b"result"  # btk's own copy
 
 
 def test_weights_are_bound_read_only_where_the_image_reads_them(tmp_path):
@@ -363,3 +370,100 @@ def test_a_failed_container_is_summed_up_by_its_last_error_line():
     assert _last_words(logs) == "Error: /weights: no weights found"
     assert _last_words("step 1\nsegfault at 0x0\n") == "segfault at 0x0"
     assert _last_words("") == "no output"
+
+
+# --- what a container leaves: links and special files, logs, leftovers of killed runs ---------------------
+
+def _special(kind: str, path: Path, elsewhere: Path) -> None:
+    """Make ``path`` one of the entries a hostile container can leave (``elsewhere``: a file outside)."""
+    if kind == "symlink":
+        path.symlink_to(elsewhere)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "socket":
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(path))
+        server.close()
+    elif kind == "hardlink":
+        (path.parent / "other.nii.gz").write_bytes(b"other")
+        os.link(path.parent / "other.nii.gz", path)
+    elif kind == "device":
+        os.mknod(path, 0o644 | stat.S_IFCHR, os.makedev(1, 3))  # what /dev/null is
+
+
+@pytest.mark.parametrize(("kind", "words"), [
+    ("symlink", "a symbolic link"), ("fifo", "a FIFO"), ("socket", "a socket"), ("hardlink", "a hard link"),
+    pytest.param("device", "a device node",
+                 marks=pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")),
+])
+def test_a_result_that_is_not_a_regular_file_is_refused_unread(tmp_path, kind, words):
+    contract = contract_for(_algorithm({"kind": "brats2025", "case": "BraTS-GLI-00001-000"}))
+    staging = contract.stage(Exam.from_folder(make_exam(tmp_path / "exam")), tmp_path)
+    secret = tmp_path / "host-secret.nii.gz"
+    secret.write_bytes(b"root:x:0:0")
+    _special(kind, staging.output / "BraTS-GLI-00001-000.nii.gz", secret)
+    into = tmp_path / "collected"
+    into.mkdir()
+    started = time.monotonic()
+    with pytest.raises(BtkError, match=f"the result BraTS-GLI-00001-000.nii.gz is {words}.*not a regular file"):
+        contract.find_result(staging, into)
+    assert time.monotonic() - started < 5  # a FIFO was not opened for reading (that would block)
+    assert list(into.iterdir()) == []
+
+
+def test_the_output_listing_never_follows_a_folder_link(tmp_path):
+    from btk.segment.collect import list_output
+
+    outside = tmp_path / "outside"
+    (outside / "deep").mkdir(parents=True)
+    (outside / "patient-x.nii.gz").write_bytes(b"x")
+    output = tmp_path / "output"
+    (output / "scratch").mkdir(parents=True)
+    (output / "scratch" / "notes.txt").write_text("x")
+    (output / "results").symlink_to(outside)
+    listing = {e.path: e.kind for e in list_output(output)}
+    assert listing == {"results": "a symbolic link", "scratch": "a folder", "scratch/notes.txt": "a regular file"}
+
+
+def test_bounded_log_keeps_head_and_tail_in_little_memory(tmp_path):
+    from btk.segment.logs import BoundedLog
+
+    log = BoundedLog(tmp_path / "out.log", head=100, tail=50)
+    log.write(b"FIRST" + b"a" * 200)
+    for _ in range(1000):
+        log.write(b"b" * 97)
+        assert len(log._end) <= 2 * 50 + 97
+    log.write(b"c" * 45 + b"LAST")
+    log.close()
+    text = (tmp_path / "out.log").read_bytes()
+    assert text.startswith(b"FIRST") and text.endswith(b"LAST")
+    assert log.total == 205 + 97_000 + 49 and log.dropped == log.total - 150
+    assert f"[btk: {log.dropped} bytes of the container's output dropped here".encode() in text
+    assert log.last_text().endswith("LAST")
+    small = BoundedLog(tmp_path / "small.log", head=100, tail=50)
+    small.write(b"short\n")
+    small.close()
+    assert (tmp_path / "small.log").read_bytes() == b"short\n" and small.dropped == 0
+
+
+def test_leftovers_of_dead_runs_are_removed_those_of_live_ones_kept(tmp_path):
+    from btk.segment.leftovers import Owner, remove_abandoned_workdirs
+
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    me = Owner.current()
+    assert not me.dead() and Owner(me.host, me.pid, "1").dead()  # a reused pid is not the old owner
+    assert Owner(me.host, ended.pid, me.started).dead() and not Owner("elsewhere", ended.pid, "1").dead()
+    dead = tmp_path / f"btk-segment-{ended.pid}-{me.started}-algo-x1"
+    live = tmp_path / f"btk-segment-{me.pid}-{me.started}-algo-x2"
+    foreign = tmp_path / "btk-segment-algo-x3"  # no owner in its name: never touched
+    for folder in (dead, live, foreign):
+        (folder / "input").mkdir(parents=True)
+        (folder / "input" / "t1.nii.gz").write_bytes(b"x")
+    target = tmp_path / "not-a-workdir"
+    target.mkdir()
+    (tmp_path / f"btk-segment-{ended.pid}-{me.started}-link-x4").symlink_to(target)
+    remove_abandoned_workdirs(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [live.name, foreign.name, target.name, f"btk-segment-{ended.pid}-{me.started}-link-x4"])
+    assert (live / "input" / "t1.nii.gz").exists()

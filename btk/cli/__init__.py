@@ -10,6 +10,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from btk import __version__
 from btk.cli import common
@@ -67,22 +68,24 @@ def main(argv: list[str] | None = None) -> int:
     except BtkError as error:
         if common.is_verbose():
             console.print_exception()
-        console.print(f"[bold red]Error:[/] {error}", highlight=False, soft_wrap=True)
+        _print_problem("Error:", str(error))
         return 2
     except KeyboardInterrupt:
-        console.print("[bold red]Interrupted.[/]")
+        _print_problem("Interrupted.")
         return 130
     except Exception as error:  # a bug, not a user mistake: say so and how to get details
         if common.is_verbose():
             console.print_exception()
         else:
-            console.print(
-                f"[bold red]Internal error:[/] {error.__class__.__name__}: {error}\n"
-                "  -> run again with --verbose for the traceback and report it to the btk developers",
-                highlight=False,
-            )
+            _print_problem("Internal error:", f"{error.__class__.__name__}: {error}\n"
+                           "  -> run again with --verbose for the traceback and report it to the btk developers")
         return 70
     return 0
+
+
+def _print_problem(label: str, message: str = "") -> None:
+    """Print ``label`` in bold red and ``message`` exactly as it is (file names like ``[bold]x`` are not markup)."""
+    console.print(Text.assemble((label, "bold red"), f" {message}" if message else ""), highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

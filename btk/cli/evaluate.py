@@ -11,8 +11,8 @@ from rich.table import Table
 from btk.cli import common
 from btk.console import console
 from btk.errors import BtkError
-from btk.evaluation import EvaluationRow, evaluate_case, evaluate_folders, write_csv
-from btk.io import check_writable_output
+from btk.evaluation import CSV_COLUMNS, EvaluationRow, evaluate_case, evaluate_folders, write_csv
+from btk.io import guard_output
 from btk.labels import REGIONS
 
 
@@ -36,7 +36,10 @@ def evaluate(
     (``CASE.nii.gz``, ``CASE-seg.nii.gz`` and ``CASE/CASE-seg.nii.gz`` all mean case ``CASE``).
     """
     common.set_verbose(verbose)
-    check_writable_output(output, force)
+    for given in (prediction, reference):
+        if not given.exists():
+            raise BtkError("file or folder not found", path=given, hint="check the path")
+    guard_output(output, [prediction, reference], force=force, replaceable=_is_evaluation_csv)
     if prediction.is_dir() != reference.is_dir():
         raise BtkError("give two files or two folders, not one of each", path=prediction if prediction.is_dir() else reference)
     if prediction.is_dir():
@@ -46,6 +49,15 @@ def evaluate(
     write_csv(rows, output)
     console.print(_summary_table(rows))
     console.print(f"Wrote {len(rows)} rows to {output}", highlight=False)
+
+
+def _is_evaluation_csv(path: Path) -> bool:
+    """Whether ``path`` is a CSV that ``btk evaluate`` wrote (which ``--force`` may replace)."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return handle.readline().rstrip("\n") == ",".join(CSV_COLUMNS)
+    except (OSError, ValueError):
+        return False
 
 
 def _summary_table(rows: list[EvaluationRow]) -> Table:

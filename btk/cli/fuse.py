@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,8 +13,10 @@ from btk.cli import common
 from btk.console import console, logger
 from btk.errors import BtkError
 from btk.fusion import FLAVOURS, METHODS, Fusionator, FusionResult, sidecar_paths
+from btk.fusion.candidates import expand_candidate_paths
+from btk.fusion.outputs import check_outputs
 from btk.fusion.agreement import DEFAULT_ALPHA, AgreementReport, AlarmReport, ensemble_alarms
-from btk.io import check_writable_output, strip_nifti_suffix
+from btk.io import guard_output, strip_nifti_suffix
 from btk.labels import REGIONS
 
 
@@ -37,9 +40,12 @@ def fuse(
     labels: Annotated[
         Optional[str], typer.Option(help="Label convention: brats2021, brats2023, brats2024-post (default: detected).")
     ] = None,
-    threshold: Annotated[Optional[float], typer.Option(help="SIMPLE: dropout threshold at the first iteration (0.05).")] = None,
-    increment: Annotated[Optional[float], typer.Option(help="SIMPLE: growth of the threshold per iteration (0.07).")] = None,
-    max_iterations: Annotated[Optional[int], typer.Option(help="SIMPLE: iteration limit (25).")] = None,
+    threshold: Annotated[Optional[float], typer.Option(
+        help="SIMPLE: dropout threshold at the first iteration (0.05).", parser=common.Probability)] = None,
+    increment: Annotated[Optional[float], typer.Option(
+        help="SIMPLE: growth of the threshold per iteration (0.07).", parser=common.FiniteFloat(0))] = None,
+    max_iterations: Annotated[Optional[int], typer.Option(
+        help="SIMPLE: iteration limit (25).", parser=common.PositiveInt)] = None,
     case: Annotated[
         Optional[str], typer.Option(help="Case name in the agreement report (default: OUTPUT's name).")
     ] = None,
@@ -52,7 +58,7 @@ def fuse(
     consensus (_agreement.json), and shows the agreement as a table.
     """
     common.set_verbose(verbose)
-    check_writable_output(output, force)
+    check_outputs(output, force, [*candidates, *expand_candidate_paths(candidates)])
     if flavour.lower() not in (*FLAVOURS, "brats-toolkit"):
         raise BtkError(f"unknown flavour {flavour!r}", hint=f"use one of {', '.join(FLAVOURS)}")
     fusionator = Fusionator(flavour=flavour, labels=labels)
@@ -104,7 +110,8 @@ def alarms(
         list[Path], typer.Argument(help="Agreement reports (*_agreement.json) or folders searched for them.")
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="JSON file to write.")] = Path("alarms.json"),
-    alpha: Annotated[float, typer.Option(help="Threshold = median - alpha * MAD of an algorithm's Dice.")] = DEFAULT_ALPHA,
+    alpha: Annotated[float, typer.Option(
+        help="Threshold = median - alpha * MAD of an algorithm's Dice.", parser=common.FiniteFloat(0))] = DEFAULT_ALPHA,
     force: common.ForceOption = False,
     verbose: common.VerboseOption = False,
 ) -> None:
@@ -115,19 +122,47 @@ def alarms(
     deserve a look.
     """
     common.set_verbose(verbose)
-    check_writable_output(output, force)
-    paths = []
-    for path in reports:
-        if path.is_dir():
-            paths.extend(sorted(path.rglob("*_agreement.json")))
-        else:
-            paths.append(path)
-    if not paths:
-        raise BtkError("no agreement reports (*_agreement.json) found", path=reports[0], hint="run btk fuse first")
+    paths = find_agreement_reports(reports)
+    guard_output(output, paths, force=force, replaceable=_is_alarm_report)
     report = ensemble_alarms([AgreementReport.load(path) for path in paths], alpha)
     report.save(output)
     console.print(alarm_table(report))
     console.print(f"Wrote {output}", highlight=False)
+
+
+def _is_alarm_report(path: Path) -> bool:
+    """Whether ``path`` is an alarm report that ``btk alarms`` wrote (which ``--force`` may replace)."""
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(content, dict) and {"rule", "alarms_per_case", "alarms"} <= content.keys()
+
+
+def find_agreement_reports(items: list[Path]) -> list[Path]:
+    """The agreement reports among ``items``: files as given, folders searched for ``*_agreement.json``.
+
+    A folder without any report, and a report reached twice (given twice, or as a file and through its
+    folder), are errors: the first is likely the wrong folder, the second would count a case twice.
+    """
+    paths: list[Path] = []
+    for item in items:
+        if item.is_dir():
+            found = sorted(item.rglob("*_agreement.json"))
+            if not found:
+                raise BtkError("no agreement reports (*_agreement.json) in this folder", path=item,
+                               hint="run btk fuse first, or pass the folder that holds its outputs")
+            paths.extend(found)
+        else:
+            paths.append(item)
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        first = seen.setdefault(path.resolve(), path)
+        if first is not path:
+            where = "" if first == path else f" ({first} and {path} are the same file)"
+            raise BtkError(f"the agreement report is given twice{where}: its case would be counted twice",
+                           path=path, hint="pass each report once (a folder already includes every report in it)")
+    return paths
 
 
 def alarm_table(report: AlarmReport) -> Table:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from btk.cli import common
 from btk.console import console
-from btk.errors import BtkError
+from btk.io import require_nifti_name
 
 ModalityOption = Annotated[Optional[Path], typer.Option(help="Use this NIfTI file, overriding recognition.")]
 
@@ -29,7 +29,8 @@ def preprocess(
     t2: ModalityOption = None,
     flair: ModalityOption = None,
     memory_budget_gb: Annotated[
-        Optional[float], typer.Option(help="Use HD-BET fast mode if accurate mode would need more memory (GiB).")
+        Optional[float], typer.Option(help="Use HD-BET fast mode if accurate mode would need more memory (GiB).",
+                                      parser=common.PositiveFloat)
     ] = None,
     force: common.ForceOption = False,
     verbose: common.VerboseOption = False,
@@ -52,30 +53,29 @@ def preprocess(
 
 def convert(
     dicom_dir: Annotated[Path, typer.Argument(help="Folder of DICOM files (any nesting, several series).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the anonymised NIfTI files.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="New folder for the anonymised NIfTI files.")],
     force: common.ForceOption = False,
     verbose: common.VerboseOption = False,
 ) -> None:
     """Convert a DICOM study to anonymised NIfTI (dcm2niix) and show which series is which modality."""
     common.set_verbose(verbose)
-    from btk.preprocess import convert_dicom
+    from btk.preprocess.convert import convert_to_folder
 
-    if output.exists() and any(output.iterdir()) and not force:
-        raise BtkError("the output folder is not empty", path=output, hint="choose an empty folder or pass --force")
-    result = convert_dicom(dicom_dir, output)
+    result = convert_to_folder(dicom_dir, output, force=force)
     table = Table("series", "description", "modality", "file", title="DICOM series")
     chosen = {path: modality for modality, path in result.modalities.items()}
     for series in result.series:
         table.add_row(str(series.series_number), series.text, chosen.get(series.path, "-"), series.path.name)
     console.print(table)
     for note in result.notes:
-        console.print(f"[yellow]{note}[/]", highlight=False)
+        console.print(note, style="yellow", highlight=False)
 
 
 def native(
     segmentation: Annotated[Path, typer.Argument(help="BraTS-space label map (240 x 240 x 155).")],
     exam_output: Annotated[Path, typer.Argument(help="The exam folder written by btk preprocess.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Native-space label map to write (.nii.gz).")],
+    output: Annotated[Path, typer.Option("--output", "-o", callback=require_nifti_name,
+                                         help="Native-space label map to write (.nii.gz or .nii).")],
     modality: Annotated[str, typer.Option(help="Whose native grid: t1, t1c, t2 or flair.")] = "t1",
     force: common.ForceOption = False,
     verbose: common.VerboseOption = False,

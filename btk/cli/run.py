@@ -32,7 +32,8 @@ def run(
     fast: common.FastOption = False,
     cpu: Annotated[bool, typer.Option("--cpu", help="Run segmentation containers without a GPU.")] = False,
     workers: Annotated[Optional[int], typer.Option(
-        help="Local worker processes (default: as many as studies, cores and memory allow).")] = None,
+        help="Local worker processes (default: as many as studies, cores and memory allow).",
+        parser=common.PositiveInt)] = None,
     scheduler: Annotated[Optional[str], typer.Option(
         help="Run on a Dask cluster: the scheduler's address, tcp://HOST:PORT.")] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Redo every stage, even finished ones.")] = False,

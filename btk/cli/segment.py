@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from btk.cli import common
 from btk.console import console
@@ -34,9 +35,11 @@ def segment(
     cpu: Annotated[bool, typer.Option("--cpu", help="Use no GPU; GPU-only algorithms are skipped.")] = False,
     pull: Annotated[bool, typer.Option("--pull/--no-pull", help="Pull missing images (default) or fail.")] = True,
     labels: Annotated[str, typer.Option(help="Label convention of the written segmentations.")] = "brats2023",
-    timeout: Annotated[Optional[float], typer.Option(help="Seconds per algorithm (default: the entry's).")] = None,
+    timeout: Annotated[Optional[float], typer.Option(
+        help="Seconds per algorithm (default: the entry's).", parser=common.PositiveFloat)] = None,
     memory: Annotated[Optional[str], typer.Option(help="Memory limit per container, e.g. '16g'.")] = None,
-    cpus: Annotated[Optional[float], typer.Option(help="CPU limit per container, e.g. 4.")] = None,
+    cpus: Annotated[Optional[float], typer.Option(
+        help="CPU limit per container, e.g. 4.", parser=common.PositiveFloat)] = None,
     weights: Annotated[
         Optional[list[str]],
         typer.Option("--weights", metavar="NAME=DIR",
@@ -101,6 +104,6 @@ def summary_table(report: SegmentationReport) -> Table:
     table.add_column("time", justify="right")
     table.add_column("message")
     for run in report.runs:
-        table.add_row(run.algorithm, f"[{_STYLE[run.status]}]{run.status}[/]", run.device, f"{run.seconds:.1f} s",
+        table.add_row(run.algorithm, Text(run.status, style=_STYLE[run.status]), run.device, f"{run.seconds:.1f} s",
                       run.message)
     return table

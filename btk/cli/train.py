@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.text import Text
 
 from btk.cli import common
 from btk.console import console
@@ -29,21 +30,27 @@ def parse_size(text: str) -> tuple[int, int, int]:
 def train(
     data_dir: Annotated[Path, typer.Argument(help="Folder of BraTS case folders (2020 or 2023 naming, with _seg/-seg).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Run folder: checkpoints, log.csv, training.png.")],
-    width: Annotated[int, typer.Option(help="Channels of the first stage (16 or 48 are usual).")] = 16,
+    width: Annotated[int, typer.Option(
+        help="Channels of the first stage (16 or 48 are usual).", parser=common.PositiveInt)] = 16,
     norm: Annotated[str, typer.Option(help="Normalisation layers: group or instance.")] = "group",
     residual: Annotated[bool, typer.Option("--residual/--plain", help="Residual convolution blocks.")] = False,
     deep_supervision: Annotated[bool, typer.Option(help="Deep supervision at 1/2 and 1/4 resolution.")] = True,
     patch: Annotated[str, typer.Option(help="Training patch size: '128' or '160,192,128' (multiples of 8).")] = "128",
-    batch_size: Annotated[int, typer.Option(help="Patches per step.")] = 2,
-    epochs: Annotated[int, typer.Option(help="Number of epochs.")] = 300,
-    steps_per_epoch: Annotated[int, typer.Option(help="Optimiser steps per epoch.")] = 250,
-    learning_rate: Annotated[float, typer.Option("--lr", help="Peak learning rate of AdamW.")] = 1e-3,
-    warmup_epochs: Annotated[int, typer.Option(help="Epochs of linear warm-up before the cosine decay.")] = 5,
-    tumour_probability: Annotated[float, typer.Option(help="Share of patches centred on tumour.")] = 0.66,
-    folds: Annotated[int, typer.Option(help="Cross-validation folds (1: all cases for training, no validation).")] = 5,
-    fold: Annotated[int, typer.Option(help="The fold held out for validation.")] = 0,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads (default: torch's choice).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Patches per step.", parser=common.PositiveInt)] = 2,
+    epochs: Annotated[int, typer.Option(help="Number of epochs.", parser=common.PositiveInt)] = 300,
+    steps_per_epoch: Annotated[int, typer.Option(help="Optimiser steps per epoch.", parser=common.PositiveInt)] = 250,
+    learning_rate: Annotated[float, typer.Option(
+        "--lr", help="Peak learning rate of AdamW.", parser=common.PositiveFloat)] = 1e-3,
+    warmup_epochs: Annotated[int, typer.Option(
+        help="Epochs of linear warm-up before the cosine decay.", parser=common.NonNegativeInt)] = 5,
+    tumour_probability: Annotated[float, typer.Option(
+        help="Share of patches centred on tumour.", parser=common.Probability)] = 0.66,
+    folds: Annotated[int, typer.Option(help="Cross-validation folds (1: all cases for training, no validation).",
+                                       parser=common.PositiveInt)] = 5,
+    fold: Annotated[int, typer.Option(help="The fold held out for validation.", parser=common.NonNegativeInt)] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed.", parser=common.BoundedInt(0, 2**32 - 1))] = 0,
+    threads: Annotated[Optional[int], typer.Option(
+        help="Torch CPU threads (default: torch's choice).", parser=common.PositiveInt)] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available).")] = None,
     amp: Annotated[bool, typer.Option(help="Mixed precision on GPU.")] = True,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUTPUT from its last.pt.")] = False,
@@ -75,10 +82,12 @@ def unet_predict(
     output: Annotated[Path, typer.Option("--output", "-o", help="Label map to write (.nii.gz).")],
     weights: Annotated[list[Path], typer.Option("--weights", "-w", help="Checkpoint(s) or folder(s) of *.pt; several = ensemble.")],
     tta: Annotated[bool, typer.Option(help="Test-time augmentation by the 8 mirror flips.")] = True,
-    overlap: Annotated[float, typer.Option(help="Overlap of neighbouring sliding windows (0 to <1).")] = 0.5,
+    overlap: Annotated[float, typer.Option(help="Overlap of neighbouring sliding windows (0 to <1).",
+                                             parser=common.FiniteFloat(0, 1, max_open=True))] = 0.5,
     patch: Annotated[str, typer.Option(help="Sliding-window size: '128' or three numbers.")] = "128",
     labels: Annotated[str, typer.Option(help="Output label convention: brats2023, brats2021, brats2024-post.")] = "brats2023",
-    threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads (default: CPUs available, at most 8).")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads (default: CPUs available, at most 8).",
+                                                    parser=common.PositiveInt)] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda ... (default: cuda if available).")] = None,
     force: common.ForceOption = False,
     verbose: common.VerboseOption = False,
@@ -93,7 +102,7 @@ def unet_predict(
     convention = get_convention(labels)
     found = read_case(case, need_segmentation=False)
     predictor = Predictor(weights, tta=tta, overlap=overlap, patch=parse_size(patch), threads=threads, device=device)
-    with console.status(f"Segmenting {found.name} with {len(predictor.models)} checkpoint(s)"):
+    with console.status(Text(f"Segmenting {found.name} with {len(predictor.models)} checkpoint(s)")):  # Text: no markup
         label_map, reference = predictor.segment_files(found.images, convention)
     save_label_map(label_map, reference, output)
     console.print(f"Wrote {output}", highlight=False)

@@ -21,7 +21,7 @@ construction). Two flavours:
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,11 +34,12 @@ from btk.errors import BtkError
 from btk.fusion import compat
 from btk.fusion.agreement import AgreementReport, agreement_report
 from btk.fusion.candidates import CandidateLike, Candidates, load_candidates, normalise_weights
+from btk.fusion.outputs import check_outputs, publish, sidecar_paths
 from btk.fusion.simple import DEFAULT_INCREMENT, DEFAULT_MAX_ITERATIONS, DEFAULT_THRESHOLD, simple
 from btk.fusion.staple import staple
 from btk.fusion.voting import plurality_vote
-from btk.io import check_writable_output, save_json, save_label_map, strip_nifti_suffix
-from btk.labels import REGIONS, LabelConvention, detect_convention, get_convention
+from btk.io import save_json, save_label_map
+from btk.labels import REGIONS, LabelConvention, common_convention, convert, get_convention
 
 __all__ = ["FLAVOURS", "METHODS", "FusionResult", "Fusionator", "sidecar_paths"]
 
@@ -65,6 +66,10 @@ class FusionResult:
     details: dict
     timings: dict[str, float] = field(default_factory=dict)
     agreement: AgreementReport | None = None
+    candidate_conventions: list[str] = field(default_factory=list)
+    """The convention each candidate was found in (before any conversion)."""
+    conversions: dict[str, str] = field(default_factory=dict)
+    """Candidate name -> ``"brats2021 -> brats2023"`` for each candidate renumbered before fusing."""
 
     def to_nifti(self) -> nib.Nifti1Image:
         """The fused label map as a ``uint8`` NIfTI image with the candidates' affine and header."""
@@ -73,18 +78,21 @@ class FusionResult:
         header.set_data_dtype(np.uint8)
         return nib.Nifti1Image(self.segmentation.astype(np.uint8), reference.affine, header)
 
-    def sidecar(self) -> dict:
-        """Provenance of the fusion: method, flavour, parameters, candidates with checksums, timings."""
-        return {
+    def sidecar(self, output_sha256: str | None = None) -> dict:
+        """Provenance of the fusion: method, flavour, parameters, candidates with checksums and label
+        conventions, conversions, timings, and (given when saving) the written image's checksum."""
+        conventions = self.candidate_conventions or [self.convention.name] * len(self.candidates)
+        payload = {
             "btk_version": __version__,
             "method": self.method,
             "flavour": self.flavour,
             "mode": "regions" if self.regions else "labels",
             "label_convention": self.convention.name,
+            "label_conversions": self.conversions,
             "parameters": self.parameters,
             "candidates": [
-                {**described, "weight": float(weight)}
-                for described, weight in zip(self.candidates.describe(), self.weights)
+                {**described, "label_convention": convention, "weight": float(weight)}
+                for described, convention, weight in zip(self.candidates.describe(), conventions, self.weights)
             ],
             "details": self.details,
             "timings_s": {name: round(seconds, 4) for name, seconds in self.timings.items()},
@@ -92,28 +100,32 @@ class FusionResult:
                 str(label): int(np.count_nonzero(self.segmentation == label)) for label in self.convention.labels[1:]
             },
         }
+        if output_sha256 is not None:
+            payload["output"] = {"sha256": output_sha256}
+        return payload
 
     def save(self, path: str | Path, force: bool = False) -> Path:
         """Write the fused image and, beside it, ``<name>.json`` (the sidecar) and ``<name>_agreement.json``.
 
-        Every file is written atomically and the image comes last, so an image on disk always has its
-        sidecars. Refuses to overwrite an existing image unless ``force``.
+        All three are published together (see :mod:`btk.fusion.outputs`): a sidecar on disk always
+        describes the image beside it, and a full disk leaves nothing. Refuses to replace any of the three
+        unless ``force``, and never replaces a candidate.
         """
-        path = check_writable_output(path, force)
+        path = check_outputs(path, force, self.candidates.paths)
         sidecar, agreement = sidecar_paths(path)
-        if self.agreement is not None:
-            self.agreement.save(agreement)
-        save_json(self.sidecar(), sidecar)
         reference = self.candidates.reference or nib.Nifti1Image(np.zeros((1, 1, 1), np.uint8), np.eye(4))
-        save_label_map(self.segmentation, reference, path)
+
+        def sidecars(image_sha256: str) -> list[tuple[Path, Callable[[Path], None]]]:
+            written: list[tuple[Path, Callable[[Path], None]]] = []
+            if self.agreement is not None:
+                written.append((agreement, self.agreement.save))
+            written.append((sidecar, lambda target: save_json(self.sidecar(image_sha256), target)))
+            return written
+
+        if self.agreement is None:
+            agreement.unlink(missing_ok=True)  # a stale report of an earlier fusion (only there with force)
+        publish(path, lambda target: save_label_map(self.segmentation, reference, target), sidecars)
         return path
-
-
-def sidecar_paths(path: str | Path) -> tuple[Path, Path]:
-    """The provenance sidecar and agreement report written beside a fused image."""
-    path = Path(path)
-    stem = strip_nifti_suffix(path)
-    return path.with_name(f"{stem}.json"), path.with_name(f"{stem}_agreement.json")
 
 
 class Fusionator:
@@ -144,6 +156,7 @@ class Fusionator:
         increment: float | None = None,
         max_iterations: int | None = None,
         agreement: bool = True,
+        allow_identical: bool = False,
     ) -> FusionResult:
         """Fuse candidates (files, folders of files, nibabel images or arrays) into one label map.
 
@@ -158,10 +171,15 @@ class Fusionator:
             threshold, increment, max_iterations: SIMPLE's dropout threshold at the first iteration,
                 its growth per iteration, and the iteration limit (default flavour only).
             agreement: Score every candidate against the consensus (Dice and HD95 per region).
+            allow_identical: Accept candidate files with the same content (see :func:`load_candidates`).
+
+        Without a convention given, each candidate's is detected on its own; candidates in BraTS 2021 and
+        BraTS 2023 labels are converted to one of them (logged, and listed in the sidecar), and candidates
+        whose conventions cannot be told apart are refused (see :func:`btk.labels.common_convention`).
         """
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        loaded = load_candidates(candidates, names)
+        loaded = load_candidates(candidates, names, allow_identical)
         timings["load"] = time.perf_counter() - started
         logger.info("Fusing %d candidates with %s (%s flavour, %s)", len(loaded), method, self.flavour,
                     "regions" if regions else "labels")
@@ -173,8 +191,8 @@ class Fusionator:
         stack = loaded.stack
         any_label = stack.any(axis=0)
         labelled = _box(any_label, 0)  # outside it all candidates say 0, which every convention knows
-        labelled_stack = stack[(slice(None), *labelled)] if labelled else stack[:, :0]
-        convention = self.labels or detect_convention(labelled_stack)
+        labelled_stack = stack[(slice(None), *labelled)] if labelled else stack[:, :0]  # a view: writes reach stack
+        convention, conventions, conversions = self._convention(labelled_stack, loaded)
         _validate_labels(labelled_stack, convention, loaded)
 
         started = time.perf_counter()
@@ -192,13 +210,35 @@ class Fusionator:
         timings["fuse"] = time.perf_counter() - started
 
         result = FusionResult(
-            fused, method, self.flavour, regions, convention, loaded, user_weights, parameters, details, timings
+            fused, method, self.flavour, regions, convention, loaded, user_weights, parameters, details, timings,
+            candidate_conventions=conventions, conversions=conversions,
         )
         if agreement:
             started = time.perf_counter()
             result.agreement = _agreement(stack, any_label, fused, convention, loaded, case)
             timings["agreement"] = time.perf_counter() - started
         return result
+
+    def _convention(
+        self, labelled_stack: np.ndarray, loaded: Candidates
+    ) -> tuple[LabelConvention, list[str], dict[str, str]]:
+        """The convention to fuse in, each candidate's, and the conversions made (in ``labelled_stack``)."""
+        if self.labels is not None:
+            return self.labels, [self.labels.name] * len(loaded), {}
+        common = common_convention(list(labelled_stack), loaded.names)
+        target = common.target
+        conversions = {}
+        for index, source in common.conversions.items():
+            _validate_labels(labelled_stack[index : index + 1], source, loaded, index)
+            labelled_stack[index] = convert(labelled_stack[index], source, target)
+            conversions[loaded.names[index]] = f"{source.name} -> {target.name}"
+        if conversions:
+            logger.warning(
+                "The candidates use different label conventions; converted to %s: %s", target.name,
+                ", ".join(f"{name} ({change.split(' ->')[0]})" for name, change in conversions.items()),
+            )
+        conventions = [(detected or target).name for detected in common.detected]
+        return target, conventions, conversions
 
     def _parameters(
         self, method: str, weighted: bool, threshold: float | None, increment: float | None, max_iterations: int | None
@@ -270,12 +310,13 @@ def _agreement(
     return agreement_report(list(stack[(slice(None), *box)]), candidates.names, fused[box], convention, spacing, case or "case")
 
 
-def _validate_labels(stack: np.ndarray, convention: LabelConvention, candidates: Candidates) -> None:
-    """Check all candidates at once; on failure, name the first candidate with a foreign label."""
+def _validate_labels(stack: np.ndarray, convention: LabelConvention, candidates: Candidates, first: int = 0) -> None:
+    """Check the candidates ``first, first + 1, ...`` in ``stack`` at once; on failure, name the first
+    candidate with a foreign label."""
     try:
         convention.validate(stack)
     except BtkError:
-        for array, name, path in zip(stack, candidates.names, candidates.paths):
+        for array, name, path in zip(stack, candidates.names[first:], candidates.paths[first:]):
             try:
                 convention.validate(array, path or name)
             except BtkError as error:

@@ -17,7 +17,7 @@ import numpy as np
 
 from btk.errors import BtkError
 from btk.evaluation.metrics import dice, hd95
-from btk.io import save_json
+from btk.io import is_nifti, save_json
 from btk.labels import REGIONS, LabelConvention
 
 #: Default ``alpha`` of the alarm threshold ``median - alpha * MAD``.
@@ -48,8 +48,16 @@ class AgreementReport:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, payload: dict) -> AgreementReport:
-        return cls(payload["case"], payload["convention"], [CandidateAgreement(**c) for c in payload["candidates"]])
+    def from_dict(cls, payload: object) -> AgreementReport:
+        """Rebuild a report from :meth:`to_dict`'s form; raises ``ValueError`` saying what is wrong."""
+        if not isinstance(payload, dict) or not {"case", "convention", "candidates"} <= payload.keys():
+            raise ValueError("it lacks the case, convention and candidates of an agreement report")
+        case, convention, candidates = payload["case"], payload["convention"], payload["candidates"]
+        if not isinstance(case, str) or not case or not isinstance(convention, str):
+            raise ValueError("its case and convention must be text")
+        if not isinstance(candidates, list) or not candidates:
+            raise ValueError("its candidates must be a non-empty list")
+        return cls(case, convention, [_candidate_agreement(index, c) for index, c in enumerate(candidates)])
 
     def save(self, path: str | Path) -> None:
         """Write the report as JSON, atomically."""
@@ -57,13 +65,54 @@ class AgreementReport:
 
     @classmethod
     def load(cls, path: str | Path) -> AgreementReport:
-        """Read a report written by :meth:`save`."""
+        """Read a report written by :meth:`save`, with one clear error for anything else."""
+        path = Path(path)
+        hint = "pass the <case>_agreement.json files that btk fuse writes, or folders holding them"
+        if not path.exists():
+            raise BtkError("file not found", path=path, hint="check the path")
+        if path.is_dir():
+            raise BtkError("is a folder where an agreement report was expected", path=path, hint=hint)
+        if is_nifti(path):
+            raise BtkError("is an image, not an agreement report", path=path, hint=hint)
         try:
-            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-        except FileNotFoundError:
-            raise BtkError("file not found", path=path) from None
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise BtkError(f"not an agreement report written by btk fuse ({error})", path=path) from None
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise BtkError("not an agreement report: not a text file", path=path, hint=hint) from None
+        except OSError as error:
+            raise BtkError(f"cannot read the file ({error.strerror})", path=path) from None
+        try:
+            return cls.from_dict(json.loads(text, parse_constant=_refuse_constant))
+        except (ValueError, RecursionError) as error:  # json.JSONDecodeError is a ValueError
+            detail = "not valid JSON" if isinstance(error, (json.JSONDecodeError, RecursionError)) else str(error)
+            if path.with_name(f"{path.stem}_agreement.json").exists():
+                hint = f"this looks like a fusion's provenance sidecar; pass {path.stem}_agreement.json"
+            raise BtkError(f"not an agreement report written by btk fuse: {detail}", path=path, hint=hint) from None
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a valid score")
+
+
+def _candidate_agreement(index: int, payload: object) -> CandidateAgreement:
+    """One candidate's scores, checked: a name, and a number for every region (Dice in [0, 1], HD95 >= 0)."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("name"), str) or not payload["name"]:
+        raise ValueError(f"candidate {index + 1} has no name")
+    name = payload["name"]
+    scores = {}
+    for key, label, upper in (("dice", "Dice", 1.0), ("hd95_mm", "HD95", float("inf"))):
+        values = payload.get(key)
+        if not isinstance(values, dict):
+            raise ValueError(f"candidate {name!r} has no {label} per region")
+        checked = {}
+        for region in REGIONS:
+            value = values.get(region)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"candidate {name!r} has no numeric {label} for {region}")
+            if not 0.0 <= value <= upper:
+                raise ValueError(f"candidate {name!r} has a {label} for {region} outside [0, {upper:g}]")
+            checked[region] = float(value)
+        scores[key] = checked
+    return CandidateAgreement(name, scores["dice"], scores["hd95_mm"])
 
 
 def agreement_report(
@@ -131,8 +180,8 @@ def ensemble_alarms(reports: list[AgreementReport], alpha: float = DEFAULT_ALPHA
             f"alarms need the agreement reports of at least 3 cases, got {len(reports)}",
             hint="a threshold from the median and MAD of fewer cases means nothing",
         )
-    if alpha < 0:
-        raise BtkError(f"alpha must not be negative, got {alpha}")
+    if not np.isfinite(alpha) or alpha < 0:
+        raise BtkError(f"alpha must be a finite number, not negative, got {alpha}")
     cases = [report.case for report in reports]
     if len(set(cases)) != len(cases):
         raise BtkError("two agreement reports are for the same case: " + ", ".join(sorted({c for c in cases if cases.count(c) > 1})))

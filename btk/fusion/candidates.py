@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
@@ -29,6 +29,8 @@ class Candidates:
     paths: list[Path | None]
     reference: nib.Nifti1Image | None
     """The first candidate's image: its affine and header are given to the fused result."""
+    checksums: list[str | None] = field(default_factory=list)
+    """SHA-256 of each candidate file (None for images and arrays given in memory)."""
 
     def __len__(self) -> int:
         return len(self.stack)
@@ -44,9 +46,10 @@ class Candidates:
 
     def describe(self) -> list[dict[str, object]]:
         """Name, path and SHA-256 of each candidate, for provenance."""
+        checksums = self.checksums or [sha256(path) if path else None for path in self.paths]
         return [
-            {"name": name, "path": str(path) if path else None, "sha256": sha256(path) if path else None}
-            for name, path in zip(self.names, self.paths)
+            {"name": name, "path": str(path) if path else None, "sha256": checksum}
+            for name, path, checksum in zip(self.names, self.paths, checksums)
         ]
 
 
@@ -64,8 +67,16 @@ def expand_candidate_paths(items: Sequence[CandidateLike]) -> list[CandidateLike
     return expanded
 
 
-def load_candidates(items: Sequence[CandidateLike], names: Sequence[str] | None = None) -> Candidates:
-    """Read and check candidates: at least two, all 3-D label maps with the same shape and affine."""
+def load_candidates(
+    items: Sequence[CandidateLike], names: Sequence[str] | None = None, allow_identical: bool = False
+) -> Candidates:
+    """Read and check candidates: at least two, all 3-D label maps with the same shape and affine, none
+    given twice.
+
+    The same file given twice (also as a file and through its folder, or through a link) is refused, and so
+    are two files with the same content unless ``allow_identical`` (for callers who know the files come from
+    different algorithms, e.g. two that both found no tumour): either would count one segmentation twice.
+    """
     items = expand_candidate_paths(list(items))
     if len(items) < 2:
         raise BtkError(
@@ -76,6 +87,8 @@ def load_candidates(items: Sequence[CandidateLike], names: Sequence[str] | None 
         raise BtkError(f"got {len(names)} names for {len(items)} candidates")
     images: list[nib.Nifti1Image | None] = [None] * len(items)
     paths = [Path(item) if isinstance(item, (str, Path)) else None for item in items]
+    _check_given_once(paths)
+    checksums: list[str | None] = [None] * len(items)
     default_names = [strip_nifti_suffix(item) if path else f"candidate{index}"
                      for index, (item, path) in enumerate(zip(items, paths))]
     candidate_names = list(names) if names is not None else _unique(default_names)
@@ -84,6 +97,7 @@ def load_candidates(items: Sequence[CandidateLike], names: Sequence[str] | None 
         item = items[index]
         if paths[index] is not None:
             images[index], array = load_label_map(item, copy=False)  # only read, then copied into the stack
+            checksums[index] = sha256(item)
             return array
         if isinstance(item, nib.Nifti1Image):
             images[index] = item
@@ -108,7 +122,43 @@ def load_candidates(items: Sequence[CandidateLike], names: Sequence[str] | None 
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         list(pool.map(read_into_stack, range(1, len(items))))
     _check_same_grid(first.shape, mismatched, images, candidate_names, paths)
-    return Candidates(stack, candidate_names, paths, next((i for i in images if i is not None), None))
+    if not allow_identical:
+        _check_distinct_content(paths, checksums)
+    return Candidates(stack, candidate_names, paths, next((i for i in images if i is not None), None), checksums)
+
+
+def _check_given_once(paths: list[Path | None]) -> None:
+    """Refuse a candidate file given twice: by the same path, through its folder, or through a link."""
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        if path is None:
+            continue
+        resolved = path.resolve()
+        if resolved in seen:
+            first = seen[resolved]
+            where = "twice" if first == path else f"twice ({first} and {path} are the same file)"
+            raise BtkError(
+                f"the candidate is given {where}: it would be counted twice",
+                path=path,
+                hint="pass each candidate once (a folder already includes every file in it)",
+            )
+        seen[resolved] = path
+
+
+def _check_distinct_content(paths: list[Path | None], checksums: list[str | None]) -> None:
+    """Refuse two candidate files with the same content (a copy of a candidate counts it twice)."""
+    seen: dict[str, Path] = {}
+    for path, checksum in zip(paths, checksums):
+        if path is None or checksum is None:
+            continue
+        if checksum in seen:
+            raise BtkError(
+                f"the candidate has the same content as {seen[checksum]} (SHA-256 {checksum[:12]}...): "
+                "one segmentation would be counted twice",
+                path=path,
+                hint="pass each candidate once; remove the copy",
+            )
+        seen[checksum] = path
 
 
 def _unique(names: list[str]) -> list[str]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from btk.console import logger
+from btk.deid import output_salt
 from btk.errors import BtkError
 from btk.evaluation import case_id
 from btk.io import is_nifti
@@ -83,7 +84,10 @@ class Pipeline:
         for given, what in ((self.candidates, "candidates"), (self.reference, "reference")):
             if given is not None and not given.exists():
                 raise BtkError(f"the {what} path does not exist", path=given)
-        studies = discover(input_path)
+        if self.candidates is not None and not self.candidates.is_dir():
+            raise BtkError("the candidates path is not a folder", path=self.candidates,
+                           hint="give the folder holding the NIfTI files (one exam) or one sub-folder per study")
+        studies = discover(input_path, salt=output_salt(self.options.output))
         single = len(studies) == 1
         return [StudyTask(study, *self._candidates_of(study, single), self._reference_of(study, single))
                 for study in studies]
@@ -105,16 +109,20 @@ class Pipeline:
         return matches[0] if matches else None
 
     def run(self, input_path: str | Path) -> BatchResult:
-        """Process every study of ``input_path``; a failing study is recorded and the others go on."""
+        """Process every study of ``input_path``; a failing study is recorded and the others go on.
+
+        Everything that can be checked before a study starts is checked before anything is written: the
+        options (when the Pipeline was made), the inputs, the workers and the Dask scheduler.
+        """
         started = time.perf_counter()
         tasks = self.plan(input_path)
         self._check_candidates(tasks)
+        executor = DaskExecutor(self.scheduler) if self.scheduler else \
+            LocalExecutor(default_workers(len(tasks)) if self.workers is None else self.workers)
         output = self.options.output
         _remove_stale_temporaries(output)
         manifest = output / "manifest.csv"
         write_manifest(manifest, tasks)
-        executor = DaskExecutor(self.scheduler) if self.scheduler else \
-            LocalExecutor(self.workers or default_workers(len(tasks)))
         logger.info("%d stud%s found (manifest: %s); running on %s", len(tasks), "y" if len(tasks) == 1 else "ies",
                     manifest, executor.describe())
         results: dict[str, StudyResult] = {}

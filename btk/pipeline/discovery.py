@@ -3,7 +3,9 @@
 Kinds of study:
 
 ``dicom``
-    A DICOM study (files grouped by StudyInstanceUID, then series), converted to NIfTI first.
+    A DICOM study (files grouped by StudyInstanceUID, then series), converted to NIfTI first. Its name is a
+    pseudonym (:func:`btk.deid.pseudonym`: a salted hash of the StudyInstanceUID), never the patient's ID
+    or a date; a file that looks like DICOM but cannot be read makes a study ``unreadable-<hash>``.
 ``nifti``
     A folder of NIfTI images in native scanner space, one per modality (file names ending ``_t1``,
     ``_t1c``, ``_t2``, ``_flair``/``_fla``, or BraTS style ``-t1n``, ``-t1c``, ``-t2w``, ``-t2f``).
@@ -17,12 +19,13 @@ Kinds of study:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
+from btk.deid import pseudonym
 from btk.errors import BtkError
 from btk.io import is_nifti, strip_nifti_suffix
 from btk.pipeline.dicom import PREPROCESSOR_NAMES, group_dicom_files
@@ -45,6 +48,8 @@ class Study:
         modalities: Modality -> image file (NIfTI kinds) or series description (DICOM).
         files: The DICOM files of a ``dicom`` study.
         problem: Why the study cannot be processed, when discovery already knows.
+        identifiers: The patient identifiers its DICOM headers hold (in memory only: each process working
+            on the study guards its outputs against them).
     """
 
     name: str
@@ -53,11 +58,16 @@ class Study:
     modalities: dict[str, str] = field(default_factory=dict)
     files: tuple[Path, ...] = ()
     problem: str = ""
+    identifiers: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
 
-def discover(input_path: str | Path) -> list[Study]:
+def discover(input_path: str | Path, salt: str | None = None) -> list[Study]:
     """Find the studies in ``input_path``: one exam folder, a DICOM tree, or a folder of both.
 
+    Args:
+        input_path: The exam or tree.
+        salt: The salt of the DICOM studies' pseudonyms (:func:`btk.deid.output_salt` of the output folder);
+            without one, names are stable only within this process.
     Raises :class:`BtkError` when the input does not exist or holds nothing that can be processed.
     """
     root = Path(input_path).resolve()
@@ -72,16 +82,16 @@ def discover(input_path: str | Path) -> list[Study]:
     for dicom_study in dicom_studies:
         files = dicom_study.files
         source = _common_folder(files)
-        modalities = {s.modality: s.description for s in dicom_study.series.values() if s.modality}
+        modalities = {s.modality: s.description for s in dicom_study.series.values() if s.modality and not s.problem}
         missing = [m for m in MODALITIES if m not in modalities]
-        name = _dicom_name(dicom_study.patient, dicom_study.date, dicom_study.uid)
         problem = f"missing modality: no {', '.join(missing)} series recognised among " \
                   f"{_series_listing(dicom_study)}" if missing else ""
-        studies.append(Study(name, "dicom", source, {m: modalities[m] for m in MODALITIES if m in modalities},
-                             tuple(sorted(files)), problem))
+        studies.append(Study(pseudonym(dicom_study.uid, salt), "dicom", source,
+                             {m: modalities[m] for m in MODALITIES if m in modalities}, tuple(sorted(files)), problem,
+                             frozenset(dicom_study.identifiers)))
     for bad in unreadable:
-        studies.append(Study(_safe_name(f"unreadable-{bad.path.stem}"), "dicom", bad.path.parent, {}, (bad.path,),
-                             f"bad DICOM: {bad.path}: {bad.reason}"))
+        studies.append(Study(pseudonym(str(bad.path), salt, prefix="unreadable"), "dicom", bad.path.parent, {},
+                             (bad.path,), f"bad DICOM: {bad.path}: {bad.reason}"))
     if not studies:
         raise BtkError(
             "no exam or DICOM study found",
@@ -165,13 +175,8 @@ def _common_folder(files: list[Path]) -> Path:
 
 
 def _series_listing(study) -> str:
-    descriptions = [s.description or f"series {s.number or s.uid[-6:]}" for s in study.series.values()]
-    return "the series " + ", ".join(repr(d) for d in descriptions) if descriptions else "no series"
-
-
-def _dicom_name(patient: str, date: str, uid: str) -> str:
-    parts = [p for p in (patient, date) if p] or ["study"]
-    return _safe_name("_".join(parts) + "_" + uid.replace(".", "")[-6:])
+    descriptions = [repr(s.description) + (f" ({s.problem})" if s.problem else "") for s in study.series.values()]
+    return "the series " + ", ".join(descriptions) if descriptions else "no series"
 
 
 def _safe_name(name: str) -> str:
@@ -185,6 +190,6 @@ def _unique_names(studies: list[Study]) -> list[Study]:
         count = seen.get(study.name, 0)
         seen[study.name] = count + 1
         if count:
-            study = Study(f"{study.name}-{count + 1}", study.kind, study.source, study.modalities, study.files, study.problem)
+            study = replace(study, name=f"{study.name}-{count + 1}")
         unique.append(study)
     return unique

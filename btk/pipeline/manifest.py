@@ -1,4 +1,8 @@
-"""The manifest: every study found, what it holds, and what became of it (``OUT/manifest.csv``)."""
+"""The manifest: every study found, what it holds, and what became of it (``OUT/manifest.csv``).
+
+The output folder's pseudonym salt (:func:`btk.deid.save_salt`) is stored with the first manifest, so the
+studies keep their names when the run is resumed.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
+from btk.deid import save_salt
 from btk.io import atomic_path
 from btk.pipeline.options import StudyTask
 from btk.pipeline.study import StudyResult
@@ -16,6 +21,7 @@ COLUMNS = ("study", "kind", "source", "modalities", "dicom_files", "candidates",
 def write_manifest(path: Path, tasks: Sequence[StudyTask], results: dict[str, StudyResult] | None = None) -> None:
     """Write the manifest atomically; studies without a result yet are ``pending``."""
     results = results or {}
+    save_salt(path.parent)
     with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()

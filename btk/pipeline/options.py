@@ -5,12 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from btk.errors import BtkError
+from btk.fusion import METHODS
+from btk.labels import get_convention
 from btk.pipeline.discovery import Study
+
+#: Where the preprocessing may run (``auto``: a GPU when the worker has one).
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
 class PipelineOptions:
-    """How every study of a run is processed.
+    """How every study of a run is processed; checked when made, so that a bad setting fails before any study starts.
 
     Args:
         output: The output folder; each study gets ``output/<study>/``.
@@ -24,6 +30,10 @@ class PipelineOptions:
         gpus: GPU indices the segmentation may use (default: all).
         registry: Extra algorithm registry files, on top of the shipped registry.
         force: Redo every stage, even finished ones.
+
+    Raises:
+        BtkError: For an unknown fusion method, label convention, device or algorithm, malformed GPU indices,
+            or a registry file that cannot be read.
     """
 
     output: Path
@@ -37,6 +47,25 @@ class PipelineOptions:
     gpus: tuple[str, ...] | None = None
     registry: tuple[Path, ...] = ()
     force: bool = False
+
+    def __post_init__(self) -> None:
+        if self.method.lower() not in METHODS:
+            raise BtkError(f"unknown fusion method {self.method!r}", hint=f"use one of {', '.join(METHODS)}")
+        get_convention(self.labels)
+        if self.device.lower() not in DEVICES:
+            raise BtkError(f"unknown device {self.device!r}", hint=f"use one of {', '.join(DEVICES)}")
+        if self.gpus is not None and not all(str(gpu).isdigit() for gpu in self.gpus):
+            raise BtkError(f"GPU indices are whole numbers, got {', '.join(map(repr, self.gpus))}")
+        if self.algorithms:
+            self._check_algorithms()
+
+    def _check_algorithms(self) -> None:
+        """Every algorithm must be in the registry the studies' segmentation will load (shipped + extra files)."""
+        from btk.segment.registry import load_registry  # pydantic is only needed when algorithms are run
+
+        registry = load_registry(list(self.registry) or None)
+        for name in self.algorithms:
+            registry.get(name)
 
     @property
     def uses_gpu(self) -> bool:

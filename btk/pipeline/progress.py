@@ -53,7 +53,7 @@ class BatchProgress:
             self.display.remove_task(line)
         self.display.advance(self.overall)
         if status != "ok":
-            self.display.update(self.overall, description="Studies [red](some failed)[/]")
+            self.display.update(self.overall, description="Studies (some failed)")
 
     def _refresh_loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -69,7 +69,7 @@ class BatchProgress:
             status = read_status(self.output / study)
             if not status or status.get("since", 0) < self.started or status.get("stage") in ("done", "failed"):
                 continue
-            text = f"  {study}: {status['stage']} [dim](worker {status.get('host', '?')}:{status.get('pid', '?')})[/]"
+            text = f"  {study}: {status['stage']} (worker {status.get('host', '?')}:{status.get('pid', '?')})"
             if study in self.lines:
                 self.display.update(self.lines[study], description=text)
             else:

@@ -82,7 +82,7 @@ def convert_stage(context: StudyContext, folder: Path) -> StageResult:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     for index, file in enumerate(context.task.study.files):
-        os.symlink(file.resolve(), staging / f"{index:06d}_{file.name}")
+        os.symlink(file.resolve(), staging / f"{index:06d}.dcm")  # file names may identify the patient
     try:
         conversion = convert_dicom(staging, folder)
     finally:
@@ -91,7 +91,8 @@ def convert_stage(context: StudyContext, folder: Path) -> StageResult:
     missing = [m for m in ("t1", "t1c", "t2", "flair") if m not in images]
     if missing:
         found = ", ".join(f"{s['description']!r} -> {s['modality'] or 'not used'}" for s in conversion.summary())
-        raise BtkError(f"missing modality: no {', '.join(missing)} series among the study's series ({found})",
+        notes = "".join(f"; {note}" for note in conversion.notes)
+        raise BtkError(f"missing modality: no {', '.join(missing)} series among the study's series ({found}){notes}",
                        path=context.task.study.source, hint="each study needs T1, T1c, T2 and FLAIR series")
     return images, {"dicom_files": len(context.task.study.files), "series": conversion.summary()}
 

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from btk.console import logger
+from btk.deid import guard
 from btk.errors import BtkError
 from btk.pipeline import markers
 from btk.pipeline.options import PipelineOptions, StudyTask
@@ -44,12 +45,15 @@ class StudyResult:
 def run_study(task: StudyTask, options: PipelineOptions) -> StudyResult:
     """Run every stage of one study that is not finished yet; record a failure instead of raising."""
     started = time.perf_counter()
+    guard.register(task.study.identifiers)  # this process may not have read the study's headers itself
     folder = Path(options.output) / task.name
     result = StudyResult(task.name, "ok", folder=str(folder))
     if task.study.problem:
         return _failed(result, "discover", task.study.problem, started, folder)
     try:
         with markers.study_lock(folder), _study_log(folder):
+            # Stage folders a killed run left: nobody else uses them while this run holds the study's lock.
+            shutil.rmtree(markers.state_folder(folder) / "partial", ignore_errors=True)
             if options.force:
                 markers.clear_markers(folder)
             context = StudyContext(task, options, folder)
@@ -61,7 +65,7 @@ def run_study(task: StudyTask, options: PipelineOptions) -> StudyResult:
     except Exception as error:  # a bug or an unexpected failure of a tool: keep the traceback, go on
         log = markers.state_folder(folder) / "error.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(traceback.format_exc(), encoding="utf-8")
+        log.write_text(guard.redact(traceback.format_exc()), encoding="utf-8")
         reason = f"internal error in stage {result.stage}: {error.__class__.__name__}: {error} (traceback in {log})"
         return _failed(result, result.stage, reason, started, folder)
     result.stage = ""

@@ -1,8 +1,13 @@
-"""DICOM to NIfTI with dcm2niix (PyPI ``dcm2niix``), anonymised, and recognition of the series' modalities.
+"""DICOM to NIfTI with dcm2niix (PyPI ``dcm2niix``), de-identified, and recognition of the series' modalities.
 
-File names are ``series<number>`` (never the patient or series description), the JSON sidecars are
-anonymised by dcm2niix (``-ba y``) and scrubbed again of every identifying key, and the NIfTI text fields
-are cleared, so no patient name, ID or birth date reaches the output.
+De-identification follows :mod:`btk.deid`: file names are ``series<number>`` (never the patient or the
+series description), the JSON sidecars keep acquisition keys only (:data:`btk.deid.SIDECAR_KEYS`; no
+description, comment, date, name or place), the NIfTI text fields are cleared, and descriptions are shown
+only by their acquisition words. The identifiers read from the headers are registered with the guard.
+
+A series that is not one complete volume (slices missing, unequal spacing) is converted but never used as
+a modality; a note says why. The output folder must be new or empty, so that only this conversion's files
+are considered (``btk convert --force`` replaces an earlier conversion: :mod:`btk.preprocess.convert`).
 """
 
 from __future__ import annotations
@@ -16,17 +21,12 @@ import nibabel as nib
 import numpy as np
 
 from btk.console import logger
+from btk.deid import allowed_sidecar
 from btk.errors import BtkError, unwritable_folder
-from btk.preprocess.modalities import Candidate, choose, recognise
+from btk.preprocess.dicom_headers import DicomSeriesHeaders, is_dicom_file, read_series
+from btk.preprocess.modalities import MODALITY_NAMES, Candidate, choose, recognise
 
-#: Sidecar keys that could identify a patient or a visit; removed even if dcm2niix kept them.
-IDENTIFYING_KEYS = (
-    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "PatientWeight",
-    "AccessionNumber", "StudyID", "StudyInstanceUID", "SeriesInstanceUID", "InstitutionName",
-    "InstitutionAddress", "ReferringPhysicianName", "AcquisitionDateTime", "AcquisitionDate",
-    "StudyDate", "SeriesDate", "ContentDate", "PatientBirthTime", "DeviceSerialNumber", "StationName",
-)
-
+__all__ = ["ConversionResult", "convert_dicom", "dcm2niix_version", "find_dicom_files", "is_dicom_file"]
 
 @dataclass
 class ConversionResult:
@@ -34,9 +34,9 @@ class ConversionResult:
 
     Attributes:
         modalities: Recognised modality (``t1n``, ``t1c``, ``t2w``, ``t2f``) -> NIfTI path.
-        series: Every converted series, recognised or not (path, description, modality, reason).
-        notes: How ambiguities were resolved.
-        patient_names: Patient names/IDs seen in the DICOM (kept in memory only, to check outputs).
+        series: Every converted series, recognised or not (path, shown description, modality, reason).
+        notes: How ambiguities were resolved, and which series were left out as incomplete.
+        patient_names: Identifiers seen in the DICOM headers (kept in memory only, to check outputs).
     """
 
     modalities: dict[str, Path]
@@ -60,16 +60,6 @@ def dcm2niix_version() -> str:
     return str(getattr(dcm2niix, "__version__", "unknown"))
 
 
-def is_dicom_file(path: Path) -> bool:
-    """Whether a file starts like a DICOM Part 10 file (``DICM`` after the 128-byte preamble)."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(128)
-            return handle.read(4) == b"DICM"
-    except OSError:
-        return False
-
-
 def find_dicom_files(folder: Path) -> list[Path]:
     """All DICOM files under ``folder`` (any nesting; other files are ignored)."""
     return sorted(p for p in folder.rglob("*") if p.is_file() and is_dicom_file(p))
@@ -78,27 +68,47 @@ def find_dicom_files(folder: Path) -> list[Path]:
 def convert_dicom(dicom_dir: str | Path, output_dir: str | Path) -> ConversionResult:
     """Convert every DICOM series under ``dicom_dir`` to NIfTI in ``output_dir`` and recognise the modalities.
 
+    Args:
+        dicom_dir: Folder of DICOM files (any nesting, several series, stray files).
+        output_dir: Folder for the NIfTI files and sidecars; must be absent or empty.
     Returns:
         The recognised modality -> NIfTI map and the list of all series found.
     Raises:
-        BtkError: no DICOM files, or dcm2niix failed / produced nothing.
+        BtkError: no DICOM files, an output folder in the way, or dcm2niix failed / produced nothing.
     """
-    import dcm2niix
-
     dicom_dir, output_dir = Path(dicom_dir), Path(output_dir)
     if not dicom_dir.is_dir():
         raise BtkError("not a folder", path=dicom_dir, hint="give the folder holding the DICOM files")
+    _check_output(output_dir)
     dicom_files = find_dicom_files(dicom_dir)
     if not dicom_files:
         raise BtkError("no DICOM files found in this folder (or its sub-folders)", path=dicom_dir)
-    series_tags = _series_tags(dicom_files)
+    headers, unreadable = read_series(dicom_files)
+    for bad in unreadable:
+        logger.warning("Skipping %s: %s", bad.path, bad.reason)
+    by_number: dict[int | None, list[DicomSeriesHeaders]] = {}
+    for series in headers:
+        by_number.setdefault(series.number, []).append(series)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise unwritable_folder(output_dir, error, creating=True) from None
+    candidates, notes = _convert(dicom_dir, output_dir, len(dicom_files), by_number)
+    chosen, choice_notes = choose(candidates)
+    for candidate in candidates:
+        logger.info("Series %s %r -> %s", candidate.series_number, candidate.text, candidate.modality or "not used")
+    identifiers = {value for series in headers for value in series.identifiers}
+    return ConversionResult({m: c.path for m, c in chosen.items()}, candidates, notes + choice_notes, identifiers)
+
+
+def _convert(dicom_dir: Path, output_dir: Path, count: int,
+             by_number: dict[int | None, list[DicomSeriesHeaders]]) -> tuple[list[Candidate], list[str]]:
+    """Run dcm2niix into ``output_dir``, de-identify what it wrote, and recognise each series."""
+    import dcm2niix
+
     command = [dcm2niix.bin, "-z", "y", "-b", "y", "-ba", "y", "-i", "y", "-f", "series%s", "-o", str(output_dir),
                str(dicom_dir)]
-    logger.info("Converting %d DICOM files with dcm2niix", len(dicom_files))
+    logger.info("Converting %d DICOM files with dcm2niix", count)
     run = subprocess.run(command, capture_output=True, text=True)
     logger.debug("dcm2niix: %s", run.stdout.strip())
     niftis = sorted(output_dir.glob("*.nii.gz"))
@@ -106,59 +116,60 @@ def convert_dicom(dicom_dir: str | Path, output_dir: str | Path) -> ConversionRe
         raise BtkError(f"dcm2niix could not convert the DICOM files: {_last_error(run)}", path=dicom_dir)
     if not niftis:
         raise BtkError("dcm2niix found no convertible image series", path=dicom_dir)
-    patient_names = {name for tags in series_tags.values() for name in tags["identities"]}
-    candidates = []
+    for stray in set(output_dir.iterdir()) - set(niftis):  # only images and their sidecars are kept
+        if stray.is_file() and stray.with_name(stray.name.removesuffix(".json") + ".nii.gz") not in niftis:
+            stray.unlink()
+    candidates, notes = [], []
     for nifti in niftis:
         _scrub_nifti(nifti)
-        sidecar = _read_scrubbed_sidecar(nifti.with_name(nifti.name[: -len(".nii.gz")] + ".json"))
+        sidecar_path = nifti.with_name(nifti.name[: -len(".nii.gz")] + ".json")
+        sidecar = json.loads(sidecar_path.read_text(encoding="utf-8")) if sidecar_path.exists() else {}
         number = sidecar.get("SeriesNumber")
-        tags = series_tags.get(number, {})
-        names = dict.fromkeys(str(sidecar.get(k, "")).strip() for k in ("SeriesDescription", "ProtocolName"))
-        text = " / ".join(name for name in names if name)
-        header = nib.load(str(nifti)).header
-        candidate = Candidate(
-            path=nifti,
-            text=text or nifti.name,
-            series_number=number,
-            voxel_volume=float(np.prod(header.get_zooms()[:3])),
-            parameters=sidecar,
-        )
-        candidates.append(recognise(candidate, contrast_agent=tags.get("contrast", False)))
-    chosen, notes = choose(candidates)
-    for candidate in candidates:
-        logger.info("Series %s %r -> %s", candidate.series_number, candidate.text, candidate.modality or "not used")
-    return ConversionResult({m: c.path for m, c in chosen.items()}, candidates, notes, patient_names)
+        group = by_number.get(number, [])
+        contrast = any(series.contrast for series in group)
+        sidecar = allowed_sidecar(sidecar, contrast)
+        if sidecar_path.exists():
+            sidecar_path.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+        candidate, note = _recognise(nifti, nib.load(str(nifti)).header, number, group, sidecar,
+                                     contrast)
+        candidates.append(candidate)
+        if note:
+            logger.warning(note)
+            notes.append(note)
+    return candidates, notes
 
 
-def _series_tags(files: list[Path]) -> dict[int | None, dict]:
-    """Per series number: whether a contrast agent is recorded, and the patient identities seen."""
-    import pydicom
+def _recognise(path: Path, header, number: int | None, group: list[DicomSeriesHeaders], sidecar: dict,
+               contrast: bool) -> tuple[Candidate, str]:
+    """The series' candidate, recognised from its description in memory, shown by its acquisition words only.
 
-    tags: dict[int | None, dict] = {}
-    for path in files:
-        try:
-            dataset = pydicom.dcmread(path, stop_before_pixels=True)
-        except Exception as error:  # noqa: BLE001 - any unreadable file: dcm2niix will report it too
-            logger.warning("Skipping unreadable DICOM file %s (%s)", path, error)
-            continue
-        number = dataset.get("SeriesNumber")
-        entry = tags.setdefault(int(number) if number is not None else None, {"contrast": False, "identities": set()})
-        entry["contrast"] |= bool(str(dataset.get("ContrastBolusAgent", "")).strip())
-        for key in ("PatientName", "PatientID"):
-            value = str(dataset.get(key, "")).strip()
-            if value:
-                entry["identities"].add(value)
-    return tags
+    An incomplete series is never a modality; the returned note says so when it looked like one.
+    """
+    description = " / ".join(dict.fromkeys(series.description for series in group if series.description))
+    shown = " / ".join(dict.fromkeys(series.shown for series in group)) or path.name
+    candidate = recognise(Candidate(path=path, text=description or path.name, series_number=number,
+                                    voxel_volume=float(np.prod(header.get_zooms()[:3])), parameters=sidecar),
+                          contrast_agent=contrast)
+    if candidate.reason.startswith("name "):
+        candidate.reason = f"series description {shown!r}"
+    candidate.text = shown
+    problem = "; ".join(dict.fromkeys(p for p in (series.problem() for series in group) if p))
+    if not problem:
+        return candidate, ""
+    looked_like, candidate.modality, candidate.reason = candidate.modality, None, problem
+    if looked_like is None:
+        return candidate, ""
+    return candidate, (f"series {number} {shown!r} looks like {MODALITY_NAMES[looked_like]} but is not used: "
+                       f"{problem}; re-export the complete series from the scanner or PACS")
 
 
-def _read_scrubbed_sidecar(path: Path) -> dict:
-    if not path.exists():
-        return {}
-    sidecar = json.loads(path.read_text(encoding="utf-8"))
-    if any(key in sidecar for key in IDENTIFYING_KEYS):
-        sidecar = {k: v for k, v in sidecar.items() if k not in IDENTIFYING_KEYS}
-        path.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
-    return sidecar
+def _check_output(output_dir: Path) -> None:
+    """The output folder must be absent or empty: only the files of this conversion may be considered."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise BtkError("the output exists and is not a folder", path=output_dir, hint="choose a folder name")
+    if output_dir.is_dir() and any(output_dir.iterdir()):
+        raise BtkError("the output folder is not empty", path=output_dir,
+                       hint="choose an empty folder, or pass --force to replace an earlier conversion")
 
 
 def _scrub_nifti(path: Path) -> None:

@@ -7,8 +7,7 @@ from pathlib import Path
 import nibabel as nib
 
 from btk.errors import BtkError
-from btk.io import check_writable_output, load_label_map, save_label_map
-from btk.preprocess.atlas import ATLAS_SHAPE
+from btk.io import guard_output, load_label_map, require_grid, require_nifti_name, save_label_map
 from btk.preprocess.exam import ATLAS_TRANSFORM_ROLE, TRANSFORM_ROLES, PreprocessedExam
 from btk.preprocess.modalities import MODALITIES, OVERRIDE_KEYS
 
@@ -23,11 +22,12 @@ def to_native(
     """Resample a BraTS-space label map onto the native grid of one modality of a preprocessed exam.
 
     Args:
-        segmentation: Label map on the 240 x 240 x 155 BraTS grid (e.g. a fused segmentation).
+        segmentation: Label map on the exam's BraTS grid (240 x 240 x 155, the affine of its BraTS images),
+            e.g. a fused segmentation.
         exam_folder: The folder ``btk preprocess`` wrote.
-        output: Where to write the native-space label map (.nii.gz).
+        output: Where to write the native-space label map (.nii.gz or .nii); never inside an input.
         modality: Which native image's grid: ``t1n`` (default), ``t1c``, ``t2w``, ``t2f`` (or t1, t2, flair).
-        force: Overwrite ``output`` if it exists.
+        force: Replace ``output`` if it exists and btk wrote it.
 
     Returns:
         The written path.
@@ -35,18 +35,16 @@ def to_native(
     modality = OVERRIDE_KEYS.get(modality.lower(), modality.lower())
     if modality not in MODALITIES:
         raise BtkError(f"unknown modality {modality!r}", hint="use t1, t1c, t2 or flair")
-    output = check_writable_output(output, force)
+    require_nifti_name(Path(output))
+    output = guard_output(output, [segmentation, exam_folder], force=force)
     exam = PreprocessedExam.load(exam_folder)
+    outputs = exam.outputs
     image, labels = load_label_map(segmentation)
-    if labels.shape != ATLAS_SHAPE:
-        raise BtkError(
-            f"the segmentation is not on the BraTS grid (shape {labels.shape}, expected {ATLAS_SHAPE})",
-            path=segmentation,
-            hint="give a segmentation of this exam's BraTS-space images",
-        )
+    brats = nib.load(str(outputs["brats/mask"]))
+    require_grid(image, brats.shape, brats.affine, path=segmentation, grid="this exam's BraTS grid",
+                 hint="give a segmentation of this exam's BraTS-space images, with their header (affine)")
     from btk.preprocess.resampling import resample
 
-    outputs = exam.outputs
     reference = nib.load(str(outputs[f"native_mask/{modality}"]))
     chain = [outputs[ATLAS_TRANSFORM_ROLE]] + ([outputs[TRANSFORM_ROLES[modality]]] if modality != "t1n" else [])
     moving = nib.Nifti1Image(labels.astype("float32"), image.affine)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -11,8 +10,8 @@ import nibabel as nib
 import numpy as np
 
 from btk.console import logger, progress
-from btk.errors import BtkError, unwritable_folder
-from btk.io import save_json, save_label_map, save_nifti, sha256
+from btk.errors import BtkError
+from btk.io import check_replaceable, refuse_overlap, save_json, save_label_map, save_nifti, sha256
 from btk.preprocess import brain_extraction, orientation
 from btk.preprocess.atlas import atlas_t1
 from btk.preprocess.deface import deface
@@ -24,12 +23,16 @@ from btk.preprocess.modalities import MODALITIES, MODALITY_NAMES
 from btk.preprocess.provenance import StepTimer, redact, tool_versions, utc_now
 from btk.preprocess.qc import write_overview
 from btk.preprocess.registration import RegistrationJob, RegistrationSettings, register_all
+from btk.preprocess.output_folder import WORK_PREFIX, as_seen_from_output, publish, remove_abandoned_outputs, staging_folder
 from btk.preprocess.resampling import resample
+from btk.staging import OwnedFolder
 
 #: A brain mask outside this range (ml) means the image is not a head MRI (or HD-BET failed on it).
 BRAIN_VOLUME_ML = (500.0, 2500.0)
 #: Seconds per network pass of HD-BET on 2 CPU cores (measured: 709 s for accurate mode's 5 x 8 passes).
 CPU_SECONDS_PER_PASS = 18.0
+#: Free space an exam needs beside its output folder, checked before any work (MB; an exam takes about MEASURED).
+REQUIRED_FREE_MB = 150
 
 
 class Preprocessor:
@@ -102,32 +105,34 @@ class Preprocessor:
         Args:
             exam_path: Folder of DICOM files (any nesting) or NIfTI files.
             output_dir: The exam output folder; written atomically (a hidden sibling folder is renamed into
-                place when everything is done), so it is either absent, the previous result or complete.
-            force: Redo a finished exam (otherwise it is returned as it is).
+                place when everything is done), so it is either absent, the previous result or complete. It
+                may not be, hold or lie inside an input.
+            force: Redo a finished exam (otherwise it is returned as it is). Only a folder btk wrote (with
+                its ``provenance.json``) is ever replaced; a user's folder or file never is.
             modalities: ``{"t1": path, "t1c": path, "t2": path, "flair": path}`` (any subset) overriding recognition.
             case_id: Identifier in the file names (default: the output folder's name).
         """
         exam_path, output_dir = Path(exam_path), Path(output_dir).absolute()
-        if output_dir.exists() and not force:
-            if PreprocessedExam.is_complete(output_dir):
-                logger.info("%s is already preprocessed; nothing to do (use --force to redo it)", output_dir)
-                return PreprocessedExam.load(output_dir)
-            if not output_dir.is_dir() or any(output_dir.iterdir()):
-                raise BtkError(
-                    "the output exists and is not a finished exam folder",
-                    path=output_dir,
-                    hint="choose a new output folder, or pass --force to replace it",
-                )
         overrides = normalise_overrides(modalities)
+        refuse_overlap(output_dir, [exam_path, *overrides.values()])
+        remove_abandoned_outputs(output_dir)
+        if output_dir.exists() and not force and PreprocessedExam.is_complete(output_dir):
+            logger.info("%s is already preprocessed; nothing to do (use --force to redo it)", output_dir)
+            return PreprocessedExam.load(output_dir)
+        check_replaceable(output_dir, force, folder=True)
         case_id = _valid_case_id(case_id or output_dir.name)
-        staging = _staging_folder(output_dir)
+        staging = staging_folder(output_dir, REQUIRED_FREE_MB)
         try:
-            with tempfile.TemporaryDirectory(prefix="btk-preprocess-") as work:
-                self._process(exam_path, overrides, case_id, staging, Path(work))
-            _publish(staging, output_dir)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+            with OwnedFolder(Path(tempfile.gettempdir()), WORK_PREFIX) as work:
+                self._process(exam_path, overrides, case_id, staging.path, work)
+            publish(staging.path, output_dir)
+        except BaseException as error:
+            staging.remove()
+            clearer = as_seen_from_output(error, staging.path, output_dir)
+            if clearer is error:
+                raise
+            raise clearer from None
+        staging.release()
         logger.info("Wrote %s", output_dir)
         return PreprocessedExam.load(output_dir)
 
@@ -277,26 +282,3 @@ def _valid_case_id(case_id: str) -> str:
     if not cleaned:
         raise BtkError(f"cannot make a case identifier from {case_id!r}", hint="pass --case-id")
     return cleaned
-
-
-def _staging_folder(output_dir: Path) -> Path:
-    """A hidden folder beside ``output_dir`` where the exam is built before it is renamed into place."""
-    try:
-        output_dir.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
-    except OSError as error:
-        raise unwritable_folder(output_dir.parent, error) from None
-
-
-def _publish(staging: Path, output_dir: Path) -> None:
-    """Rename the finished ``staging`` folder onto ``output_dir``, replacing what was there."""
-    previous = None
-    if output_dir.exists():
-        previous = output_dir.with_name(f".{output_dir.name}.previous-{staging.name.rsplit('-', 1)[-1]}")
-        output_dir.rename(previous)
-    staging.rename(output_dir)
-    if previous is not None:
-        if previous.is_dir():
-            shutil.rmtree(previous, ignore_errors=True)
-        else:
-            previous.unlink(missing_ok=True)

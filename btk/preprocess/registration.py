@@ -21,6 +21,9 @@ os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
 from ants.internal import get_lib_fn, process_arguments  # noqa: E402  (after the thread count is fixed)
 
 from btk.errors import BtkError  # noqa: E402
+from btk.io import DISK_FULL_ERRORS, disk_full  # noqa: E402
+from btk.preprocess.output_folder import REGISTRATION_PREFIX  # noqa: E402
+from btk.staging import OwnedFolder  # noqa: E402
 
 #: Seed of ANTs' metric sampling; fixed so that two runs give the same transform.
 RANDOM_SEED = 20240531
@@ -81,8 +84,8 @@ def register(fixed: Path, moving: Path, transform_path: Path, settings: Registra
     ``moving`` into ``fixed``'s grid).
     """
     stage = "Rigid" if settings.transform == "rigid" else "Affine"
-    with tempfile.TemporaryDirectory(prefix="btk-ants-") as work:
-        prefix = str(Path(work) / "reg_")
+    with OwnedFolder(Path(tempfile.gettempdir()), REGISTRATION_PREFIX) as work:
+        prefix = str(work / "reg_")
         args = [
             "--dimensionality", "3",
             "--float", "1",
@@ -106,8 +109,13 @@ def register(fixed: Path, moving: Path, transform_path: Path, settings: Registra
                 path=moving,
                 hint="check that both images show a head and are not empty",
             )
-        transform_path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(produced), transform_path)
+        try:
+            transform_path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(produced), transform_path)
+        except OSError as error:
+            if error.errno in DISK_FULL_ERRORS:
+                raise disk_full(transform_path.parent) from None
+            raise
     return transform_path
 
 
@@ -129,13 +137,14 @@ class RegistrationJob:
         """The command running this job in a separate Python process."""
         job = {"fixed": str(self.fixed), "moving": str(self.moving), "transform_path": str(self.transform_path),
                "settings": asdict(self.settings)}
-        return [sys.executable, "-m", "btk.preprocess.registration_worker", json.dumps(job)]
+        return [sys.executable, "-m", "btk.preprocess.registration_worker", json.dumps(job), str(os.getpid())]
 
 
 def register_all(jobs: list[RegistrationJob], workers: int | None = None) -> None:
     """Run several registrations in parallel processes (one ITK thread each, so results stay reproducible).
 
-    Separate interpreters (not ``multiprocessing``) so that callers' scripts need no ``__main__`` guard.
+    Separate interpreters (not ``multiprocessing``) so that callers' scripts need no ``__main__`` guard. The
+    workers end with this process, even when it is killed with ``kill -9``.
 
     Args:
         jobs: The registrations; the longest should come first.
@@ -162,8 +171,17 @@ def register_all(jobs: list[RegistrationJob], workers: int | None = None) -> Non
             process.kill()
     if failures:
         job, error = failures[0]
-        raise BtkError(error.splitlines()[-1] if error else "ANTs could not register the image", path=job.moving,
-                       hint="check that both images show a head and are not empty")
+        raise _worker_error(job, error)
+
+
+def _worker_error(job: RegistrationJob, stderr: str) -> BtkError:
+    """The error a failed worker reported (a BtkError as JSON on its last line), or a general one."""
+    try:
+        reported = json.loads(stderr.splitlines()[-1])
+        return BtkError(reported["problem"], path=reported["path"], hint=reported["hint"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return BtkError("ANTs could not register the image" + (f" ({stderr.splitlines()[-1]})" if stderr else ""),
+                        path=job.moving, hint="check that both images show a head and are not empty")
 
 
 def _worker_environment() -> dict[str, str]:

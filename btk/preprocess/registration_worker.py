@@ -1,4 +1,8 @@
-"""Run one registration in its own process: ``python -m btk.preprocess.registration_worker JOB_JSON``."""
+"""Run one registration in its own process: ``python -m btk.preprocess.registration_worker JOB_JSON PARENT_PID``.
+
+The worker ends with its parent (the preprocessing process), even when the parent is killed with ``kill -9``:
+otherwise it would go on writing into the staging folder of a dead run.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +11,23 @@ import sys
 from pathlib import Path
 
 from btk.errors import BtkError
+from btk.lifetime import end_with_parent
 from btk.preprocess.registration import RegistrationSettings, register
 
 
-def main(job_json: str) -> int:
-    """Register as described by ``job_json``; print a BtkError on standard error and return 2 on failure."""
+def main(job_json: str, parent: int) -> int:
+    """Register as described by ``job_json``; on failure print the BtkError as JSON on standard error, return 2."""
+    end_with_parent(parent)
     job = json.loads(job_json)
     try:
         register(Path(job["fixed"]), Path(job["moving"]), Path(job["transform_path"]),
                  RegistrationSettings(**job["settings"]))
     except BtkError as error:
-        print(error.problem, file=sys.stderr)
+        path = None if error.path is None else str(error.path)
+        print(json.dumps({"problem": error.problem, "path": path, "hint": error.hint}), file=sys.stderr)
         return 2
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1], int(sys.argv[2])))

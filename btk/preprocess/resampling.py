@@ -12,6 +12,8 @@ from btk.preprocess import registration  # noqa: F401  (fixes ITK's thread count
 
 import ants  # noqa: E402,I001
 
+from btk.preprocess.transforms import check_transform  # noqa: E402
+
 #: Interpolation per kind of image: smooth for images (as BraTS Toolkit); linear then a 0.5 threshold for
 #: binary masks (a smooth boundary between thick slices: on the TCIA exam's 5.5 mm slices the BraTS-space
 #: mask agrees better with BraTS Toolkit's, Dice 0.969 against 0.968 with nearest neighbour); nearest
@@ -37,7 +39,7 @@ def resample(
         kind: ``"image"`` (B-spline, float32), ``"mask"`` (a binary mask: linear, then > 0.5, uint8) or
             ``"labels"`` (a label map: nearest neighbour, uint8).
     """
-    transform_list = [str(path) for path in transforms]
+    transform_list = [str(check_transform(path)) for path in transforms]
     invert = [False] * len(transform_list)
     if inverse:
         transform_list, invert = transform_list[::-1], [True] * len(transform_list)

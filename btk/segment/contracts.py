@@ -8,6 +8,7 @@ bound read-only where the image reads weights (the entry's ``weights_mount``; ``
 
 from __future__ import annotations
 
+import fnmatch
 import gzip
 import shutil
 from abc import ABC, abstractmethod
@@ -17,6 +18,7 @@ from typing import ClassVar
 
 from btk.errors import BtkError
 from btk.io import is_nifti
+from btk.segment.collect import FOLDER, copy_out, list_output
 from btk.segment.exam import Exam
 from btk.segment.registry import (
     LEGACY_NAMING,
@@ -83,18 +85,24 @@ class Contract(ABC):
     def result_patterns(self) -> tuple[str, ...]:
         """Glob patterns for the result in the output folder, most specific first."""
 
-    def find_result(self, staging: Staging) -> Path:
-        """The one segmentation the image wrote; a :class:`BtkError` if there is none or it is ambiguous."""
+    def find_result(self, staging: Staging, into: Path) -> Path:
+        """The one segmentation the image wrote, copied into btk's own folder ``into``.
+
+        A :class:`BtkError` if there is none, if it is ambiguous, or if it is a link or a special file (never
+        followed nor opened: see :mod:`btk.segment.collect`).
+        """
+        entries = list_output(staging.output)
+        candidates = [e for e in entries if "/" not in e.path and e.kind != FOLDER and is_nifti(e.path)]
         for pattern in self.result_patterns():
-            matches = sorted(p for p in staging.output.glob(pattern) if p.is_file() and is_nifti(p))
+            matches = [e for e in candidates if fnmatch.fnmatchcase(e.path, pattern)]
             if len(matches) == 1:
-                return matches[0]
+                return copy_out(staging.output, matches[0], into)
             if len(matches) > 1:
                 raise BtkError(
-                    f"the image wrote several candidate results ({', '.join(p.name for p in matches)})",
+                    f"the image wrote several candidate results ({', '.join(e.describe() for e in matches)})",
                     hint="the registry entry's contract does not match what the image writes",
                 )
-        written = sorted(p.relative_to(staging.output).as_posix() for p in staging.output.rglob("*"))
+        written = [e.describe() for e in entries]
         raise BtkError(
             "the container finished but wrote no segmentation"
             + (f" (it wrote: {', '.join(written[:8])})" if written else " (its output folder is empty)"),

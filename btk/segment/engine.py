@@ -2,6 +2,8 @@
 
 Every container btk starts has no network, drops all capabilities, cannot gain privileges, runs as the
 invoking user unless its entry says the image needs root, and is removed when it ends, whatever happens.
+It is labelled with its owning btk process (see :mod:`btk.segment.leftovers`), so that the next run removes
+it if that process was killed. What it prints is streamed into a bounded log (:mod:`btk.segment.logs`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from rich.progress import (
 from btk.console import console, logger, progress
 from btk.errors import BtkError
 from btk.segment.contracts import Mount
+from btk.segment.leftovers import Owner
+from btk.segment.logs import BoundedLog
 
 try:
     import docker
@@ -75,7 +79,7 @@ class ContainerSpec:
             "network_mode": "none",
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
-            "labels": {LABEL: self.name, **self.labels},
+            "labels": {LABEL: self.name, **Owner.current().labels(), **self.labels},
             "detach": True,
         }
         if self.gpus:
@@ -91,12 +95,12 @@ class ContainerSpec:
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """How a container ended."""
+    """How a container ended; ``log`` holds (the bounded part of) what it printed."""
 
     exit_code: int | None
     timed_out: bool
     seconds: float
-    logs: str
+    log: BoundedLog
 
 
 class Engine:
@@ -196,18 +200,22 @@ class Engine:
         except docker.errors.APIError as error:
             raise BtkError(f"the engine refused to create the container: {error.explanation or error}") from None
 
-    def run(self, spec: ContainerSpec, timeout: float) -> RunOutcome:
-        """Run a container to its end or until ``timeout`` seconds have passed; it is always removed."""
+    def run(self, spec: ContainerSpec, timeout: float, log: BoundedLog) -> RunOutcome:
+        """Run a container to its end or until ``timeout`` seconds have passed; it is always removed.
+
+        Its output is streamed into ``log`` while it runs (closed when this returns).
+        """
         container = self.create(spec)
         with self._lock:
             self._running.add(container)
         try:
             with _engine_errors("the engine failed running the container"):
-                return self._wait(container, timeout)
+                return self._wait(container, timeout, log)
         finally:
             with self._lock:
                 self._running.discard(container)
             self.remove(container)
+            log.close()
 
     def remove_running(self) -> None:
         """Remove every container :meth:`run` is waiting for (after Ctrl-C: its waiting threads end at once)."""
@@ -216,10 +224,11 @@ class Engine:
         for container in running:
             self.remove(container)
 
-    def _wait(self, container: Any, timeout: float) -> RunOutcome:
-        """Start the container, wait for its end or kill it at ``timeout``, and collect its output."""
+    def _wait(self, container: Any, timeout: float, log: BoundedLog) -> RunOutcome:
+        """Start the container, stream its output into ``log``, wait for its end or kill it at ``timeout``."""
         start = time.perf_counter()
         container.start()
+        follower = _LogFollower(container, log)
         try:
             status = container.wait(timeout=timeout)
             exit_code, timed_out = int(status.get("StatusCode", -1)), False
@@ -230,8 +239,8 @@ class Engine:
                 container.kill()
             exit_code, timed_out = None, True
         seconds = time.perf_counter() - start
-        logs = container.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
-        return RunOutcome(exit_code, timed_out, seconds, logs)
+        follower.finish()
+        return RunOutcome(exit_code, timed_out, seconds, log)
 
     def remove(self, container: Any) -> None:
         """Remove a container, killing it first if it still runs."""
@@ -249,14 +258,15 @@ class Engine:
             image=image, command=None, mounts=(Mount(folder, "/handback", False),), user="0:0", name="handback"
         )
         kwargs = spec.create_kwargs()
-        kwargs.update(entrypoint=["chown", "-R", f"{uid}:{gid}", "/handback"], cap_add=["CHOWN"])
+        # -h and -R without -L: links are changed themselves, never followed
+        kwargs.update(entrypoint=["chown", "-R", "-h", f"{uid}:{gid}", "/handback"], cap_add=["CHOWN"])
         failure = f"could not hand the outputs of {image} back to uid {uid}"
         with _engine_errors(failure, path=folder):
             container = self.client.containers.create(**kwargs)
             try:
                 container.start()
                 if container.wait(timeout=300).get("StatusCode") != 0:
-                    logs = container.logs().decode("utf-8", errors="replace").strip()
+                    logs = container.logs(tail=5).decode("utf-8", errors="replace").strip()[-2000:]
                     raise BtkError(f"{failure}: {logs}", path=folder)
             finally:
                 self.remove(container)
@@ -265,6 +275,30 @@ class Engine:
         """btk's containers that still exist (all of them, or those of one algorithm)."""
         label = f"{LABEL}={name}" if name else LABEL
         return self.client.containers.list(all=True, filters={"label": label})
+
+
+class _LogFollower:
+    """Streams a started container's output into a :class:`BoundedLog` in a thread, until the container ends."""
+
+    def __init__(self, container: Any, log: BoundedLog):
+        self._stream = container.logs(stdout=True, stderr=True, stream=True, follow=True)
+        self._thread = threading.Thread(target=self._copy, args=(log,), name="btk-container-log", daemon=True)
+        self._thread.start()
+
+    def _copy(self, log: BoundedLog) -> None:
+        try:
+            for chunk in self._stream:
+                log.write(chunk)
+        except (docker.errors.APIError, requests.exceptions.RequestException, OSError) as error:
+            logger.debug("the container's output stream ended early: %s", error)
+
+    def finish(self, grace: float = 30.0) -> None:
+        """Wait for the end of the stream (the container has ended), or cut it after ``grace`` seconds."""
+        self._thread.join(grace)
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):  # whatever state the connection is in, it is dropped
+                self._stream.close()
+            self._thread.join(5)
 
 
 def _context_archive(context: Path, exclude: list[str], dockerfile: tuple[str, str | None]) -> IO[bytes]:

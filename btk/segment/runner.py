@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TextIO
 
 import nibabel as nib
 
@@ -25,6 +26,8 @@ from btk.segment.contracts import Staging, contract_for
 from btk.segment.engine import ContainerSpec, Engine, RunOutcome
 from btk.segment.exam import Exam
 from btk.segment.gpus import Gpu, GpuPool, Lane, assign_lane, detect_gpus, select_gpus
+from btk.segment.leftovers import make_workdir, remove_leftovers
+from btk.segment.logs import BoundedLog
 from btk.segment.outputs import checked_result
 from btk.segment.registry import Algorithm, Registry, load_registry
 
@@ -159,6 +162,7 @@ class Segmentor:
         folders = self._weights(weights or {}, entries)
         output = Path(output)
         engine = self.engine
+        remove_leftovers(engine)  # of earlier runs that were killed: their containers and exam copies
         self._check_outputs(output, entries)
         gpus = select_gpus(detect_gpus(), self.wanted_gpus, self.cpu)
         lanes = {a.name: assign_lane(a, gpus, self.cpu) for a in entries}
@@ -193,7 +197,8 @@ class Segmentor:
             if run.status != "ok":
                 (output / f"{run.algorithm}.nii.gz").unlink(missing_ok=True)
         report = SegmentationReport(exam, output, self.labels, [runs[a.name] for a in entries])
-        save_json(report.to_dict(), output / "segment.json")
+        with _disk("write the summary of this run", output / "segment.json", _OUTPUT_HINT):
+            save_json(report.to_dict(), output / "segment.json")
         return report
 
     def container_spec(self, algorithm: Algorithm, staging: Staging, gpu: Gpu | None) -> ContainerSpec:
@@ -274,19 +279,25 @@ class Segmentor:
         start = time.perf_counter()
         timeout = self.timeout or algorithm.timeout_s
         logger.info("Running %s on the %s", algorithm.name, _device(gpu))
-        workdir = Path(tempfile.mkdtemp(prefix=f"btk-segment-{algorithm.name}-"))
+        workdir: Path | None = None
+        log: BoundedLog | None = None
         spec: ContainerSpec | None = None
         outcome: RunOutcome | None = None
         try:
             mark = time.perf_counter()
             contract = contract_for(algorithm)
-            staging = contract.stage_with_weights(exam, workdir, weights)
+            with _disk("copy the exam into a temporary folder", Path(tempfile.gettempdir()), _TEMP_HINT):
+                workdir = make_workdir(algorithm.name)
+                staging = contract.stage_with_weights(exam, workdir, weights)
+                collected = workdir / "collected"  # btk's own copy of the result: the only thing read
+                collected.mkdir()
+                log = BoundedLog(workdir / "container.log")
             if algorithm.needs_root:
                 _open_for_root(workdir, staging)
             spec = self.container_spec(algorithm, staging, gpu)
             run.timings["stage"] = time.perf_counter() - mark
             try:
-                outcome = engine.run(spec, timeout)
+                outcome = engine.run(spec, timeout, log)
             finally:
                 if algorithm.needs_root and self.user[0] != 0:  # whatever happened, no root-owned files stay
                     engine.hand_back(algorithm.reference, staging.output, *self.user)
@@ -299,10 +310,13 @@ class Segmentor:
                     hint="raise the limit with --timeout, or check the log",
                 )
             if outcome.exit_code != 0:
-                raise BtkError(f"the container exited with code {outcome.exit_code} ({_last_words(outcome.logs)})")
-            segmentation = checked_result(contract.find_result(staging), reference, algorithm, self.labels)
+                raise BtkError(
+                    f"the container exited with code {outcome.exit_code} ({_last_words(outcome.log.last_text())})")
+            result = contract.find_result(staging, collected)
+            segmentation = checked_result(result, reference, algorithm, self.labels)
             target = output / f"{algorithm.name}.nii.gz"
-            save_label_map(segmentation, reference, target)
+            with _disk("write the segmentation", target, _OUTPUT_HINT):
+                save_label_map(segmentation, reference, target)
             run.timings["collect"] = time.perf_counter() - mark
             run.status, run.output, run.message = "ok", target, f"{int((segmentation > 0).sum())} tumour voxels"
         except BtkError as error:
@@ -311,14 +325,31 @@ class Segmentor:
             logger.debug("%s: internal error", algorithm.name, exc_info=True)
             run.message = f"internal error {error.__class__.__name__}: {error} (run with --verbose for details)"
         finally:
+            if log is not None:
+                log.close()
+            run.seconds = time.perf_counter() - start
+            _write_log(output, algorithm, run, spec, outcome)  # before the clean-up: it reads the container's log
             mark = time.perf_counter()
-            shutil.rmtree(workdir, ignore_errors=True)
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
             run.timings["cleanup"] = time.perf_counter() - mark
             run.seconds = time.perf_counter() - start
-        _write_log(output, algorithm, run, spec, outcome)
         level = logger.info if run.status == "ok" else logger.warning
         level("%s: %s in %.1f s%s", algorithm.name, run.status, run.seconds, f" - {run.message}" if run.message else "")
         return run
+
+
+_TEMP_HINT = "free space in the temporary folder, or set TMPDIR to a folder on a disk with room"
+_OUTPUT_HINT = "free space on the disk of the output folder, then run the algorithms that failed again"
+
+
+@contextlib.contextmanager
+def _disk(action: str, path: Path, hint: str) -> Iterator[None]:
+    """Turn an ``OSError`` in the block (a full disk, a quota) into a :class:`BtkError` saying ``cannot {action}``."""
+    try:
+        yield
+    except OSError as error:
+        raise BtkError(f"cannot {action} ({error.strerror or error})", path=path, hint=hint) from None
 
 
 def _run_in_lanes(
@@ -387,7 +418,10 @@ def _write_log(
     output: Path, algorithm: Algorithm, run: AlgorithmRun, spec: ContainerSpec | None = None,
     outcome: RunOutcome | None = None,
 ) -> None:
-    """``output/logs/<algorithm>.log``: how the container was run, everything it printed, and btk's verdict."""
+    """``output/logs/<algorithm>.log``: how the container was run, what it printed (bounded), btk's verdict.
+
+    A log that cannot be written (a full disk) is a warning: it never stops the run or the other algorithms.
+    """
     lines = [f"# btk {__version__}: {algorithm.name} ({algorithm.reference})"]
     if spec is not None:
         lines += [
@@ -397,7 +431,27 @@ def _write_log(
         ]
     if outcome is not None:
         ended = "killed (timeout)" if outcome.timed_out else f"exit code {outcome.exit_code}"
-        lines += [f"# {ended} after {outcome.seconds:.2f} s; the container's output follows", outcome.logs.rstrip("\n")]
-    lines.append(f"# btk: {run.status}" + (f": {run.message}" if run.message else ""))
-    with atomic_path(output / "logs" / f"{algorithm.name}.log") as temporary:
-        temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        lines.append(f"# {ended} after {outcome.seconds:.2f} s; the container's output follows")
+    path = output / "logs" / f"{algorithm.name}.log"
+    try:
+        with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+            if outcome is not None:
+                _copy_container_output(outcome.log, handle)
+            handle.write(f"# btk: {run.status}" + (f": {run.message}" if run.message else "") + "\n")
+    except (BtkError, OSError) as error:
+        reason = error.strerror if isinstance(error, OSError) else error.problem
+        logger.warning("%s: could not write its log %s (%s)", algorithm.name, path, reason)
+
+
+def _copy_container_output(log: BoundedLog, handle: TextIO) -> None:
+    """The kept part of a container's output, as text, ending with a line break."""
+    if log.error:
+        handle.write(f"[btk: not all of the container's output could be kept: {log.error}]\n")
+    last = "\n"
+    with contextlib.suppress(OSError), open(log.path, encoding="utf-8", errors="replace") as source:
+        for block in iter(lambda: source.read(1 << 16), ""):
+            handle.write(block)
+            last = block[-1]
+    if last != "\n":
+        handle.write("\n")

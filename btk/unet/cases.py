@@ -149,5 +149,11 @@ def load_regions(case: Case, shape: tuple[int, ...]) -> np.ndarray:
         raise BtkError(f"the segmentation's shape {labels.shape} differs from the images' {shape}",
                        path=case.segmentation)
     convention = case.convention
-    convention.validate(labels, source=case.segmentation)
+    try:
+        convention.validate(labels, source=case.segmentation)
+    except BtkError as error:  # its hint names --labels, an option of other commands, not of `btk train`
+        raise BtkError(error.problem, path=error.path, hint=(
+            "the file names set the convention: BraTS 2023 naming (-seg) means labels 1, 2, 3, BraTS 2020 naming "
+            "(_seg) labels 1, 2, 4; convert the label map, or name the case's files in the naming its labels "
+            "follow")) from None
     return np.stack([convention.region_mask(labels, region) for region in REGIONS]).astype(np.uint8)

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from btk.console import configure_logging, console, logger
 from btk.errors import BtkError
 from btk.io import save_label_map
 from btk.unet.cases import read_case
 from btk.unet.inference import Predictor
+
+Number = TypeVar("Number", int, float)
 
 
 def segment_folder(input_dir: Path, output_dir: Path, predictor: Predictor) -> list[Path]:
@@ -40,17 +44,29 @@ def segment_folder(input_dir: Path, output_dir: Path, predictor: Predictor) -> l
     return outputs
 
 
+def _environment_number(name: str, kind: Callable[[str], Number]) -> Number | None:
+    """The number (``kind``: int or float) in environment variable ``name``; None if unset or empty."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        raise BtkError(f"the environment variable {name} is {text[:40]!r}, not a {kind.__name__}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the contract; exit code 0 on success, 1 with a message on any problem."""
     configure_logging()
     args = sys.argv[1:] if argv is None else argv
     input_dir, output_dir, weights = (Path(a) for a in (args + ["/input", "/output", "/weights"][len(args):])[:3])
     try:
+        overlap = _environment_number("BTK_UNET_OVERLAP", float)
         predictor = Predictor(
             [weights],
             tta=os.environ.get("BTK_UNET_TTA", "1") != "0",
-            overlap=float(os.environ.get("BTK_UNET_OVERLAP", "0.5")),
-            threads=int(os.environ["BTK_UNET_THREADS"]) if os.environ.get("BTK_UNET_THREADS") else None,
+            overlap=0.5 if overlap is None else overlap,
+            threads=_environment_number("BTK_UNET_THREADS", int),
         )
         segment_folder(input_dir, output_dir, predictor)
     except BtkError as error:

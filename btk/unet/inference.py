@@ -15,6 +15,7 @@ from btk.errors import BtkError
 from btk.labels import LabelConvention, get_convention
 from btk.unet.cases import Case, load_images
 from btk.unet.checkpoints import find_checkpoints, load_model
+from btk.unet.devices import resolve_device
 from btk.unet.model import DEPTH, UNet3D
 from btk.unet.normalise import bounding_box, brain_mask, normalise
 
@@ -118,12 +119,14 @@ class Predictor:
                  patch: Sequence[int] = DEFAULT_PATCH, threads: int | None = None, device: str | None = None):
         if any(p <= 0 or p % 2**DEPTH for p in patch):
             raise BtkError(f"the patch size {tuple(patch)} must be positive multiples of {2**DEPTH}")
-        if not 0 <= overlap < 1:
+        if not 0 <= overlap < 1:  # also refuses NaN
             raise BtkError(f"the window overlap must lie in [0, 1), not {overlap}")
+        if threads is not None and threads < 1:
+            raise BtkError(f"the number of threads must be at least 1, not {threads}")
+        self.device = resolve_device(device)
         paths = [path for location in weights for path in find_checkpoints(Path(location))]
         self.threads = threads or default_threads()
         torch.set_num_threads(self.threads)
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.models = [load_model(path).to(self.device) for path in paths]
         self.paths = paths
         self.tta, self.overlap, self.patch = tta, overlap, tuple(patch)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from btk.errors import BtkError
 from btk.io import atomic_path
 from btk.labels import REGIONS
 
+_LOG_HINT = "log.csv must be the file `btk train` wrote: restore it, or delete it to start the log afresh"
 COLUMNS = ("epoch", "step", "learning_rate", "train_loss", *(f"dice_{r}" for r in REGIONS), "seconds")
 
 
@@ -15,9 +17,16 @@ def read_log(path: Path) -> list[dict[str, float]]:
     """The rows written so far (empty if there is no log yet)."""
     if not path.exists():
         return []
-    with open(path, newline="", encoding="utf-8") as handle:
-        return [{key: float(value) if value else float("nan") for key, value in row.items()}
-                for row in csv.DictReader(handle)]
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = [{key: float(value) if value else float("nan") for key, value in row.items()}
+                    for row in csv.DictReader(handle)]
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, csv.Error) as error:
+        raise BtkError(f"cannot read the training log ({error.__class__.__name__})", path=path,
+                       hint=_LOG_HINT) from None
+    if any(set(row) != set(COLUMNS) for row in rows):
+        raise BtkError("the training log does not have btk's columns", path=path, hint=_LOG_HINT)
+    return rows
 
 
 def write_log(rows: list[dict[str, float]], path: Path) -> None:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,12 +26,13 @@ from btk.io import save_json
 from btk.labels import REGIONS
 from btk.unet.augment import Augmentation, augment
 from btk.unet.cases import Case, find_cases
-from btk.unet.checkpoints import read_checkpoint, save_checkpoint
+from btk.unet.checkpoints import IN_CHANNELS, OUT_CHANNELS, model_from_checkpoint, read_checkpoint, save_checkpoint
 from btk.unet.dataset import PreparedCase, load_prepared
+from btk.unet.devices import resolve_device
 from btk.unet.inference import predict_probabilities
 from btk.unet.log import plot_log, read_log, write_log
 from btk.unet.losses import deep_supervision_loss
-from btk.unet.model import DEPTH, ModelConfig, UNet3D
+from btk.unet.model import DEPTH, NORMS, ModelConfig, UNet3D
 from btk.unet.sampling import sample_batch
 
 
@@ -75,17 +77,48 @@ class TrainConfig:
     amp: bool = True
 
     def check(self) -> None:
-        """Raise :class:`BtkError` on inconsistent settings."""
+        """Raise :class:`BtkError` on an invalid or inconsistent setting (before anything is written).
+
+        The hints name the ``btk train`` option of a setting; settings without one have no hint.
+        """
         multiple = 2**DEPTH
-        for name in ("patch", "validation_patch"):
-            if any(v <= 0 or v % multiple for v in getattr(self, name)):
-                raise BtkError(f"{name.replace('_', ' ')} {getattr(self, name)} must be positive multiples of {multiple}")
-        if self.folds < 1 or not 0 <= self.fold < self.folds:
-            raise BtkError(f"fold {self.fold} does not exist with {self.folds} folds", hint="use 0 <= fold < folds")
-        if min(self.batch_size, self.epochs, self.steps_per_epoch, self.model.width) < 1:
-            raise BtkError("batch size, epochs, steps per epoch and width must be at least 1")
-        if self.model.norm not in ("group", "instance"):
-            raise BtkError(f"unknown norm {self.model.norm!r}", hint="use group or instance")
+        for name, option in (("patch", "--patch"), ("validation_patch", None)):
+            value = getattr(self, name)
+            if not (isinstance(value, tuple) and len(value) == 3 and all(_is_int(v) and v > 0 and v % multiple == 0
+                                                                         for v in value)):
+                raise BtkError(f"{name.replace('_', ' ')} {value} must be three positive multiples of {multiple}",
+                               hint=option and f"e.g. {option} 128 or {option} 160,192,128")
+        for name, option, low in (("batch_size", "--batch-size", 1), ("epochs", "--epochs", 1),
+                                  ("steps_per_epoch", "--steps-per-epoch", 1), ("warmup_epochs", "--warmup-epochs", 0),
+                                  ("folds", "--folds", 1), ("seed", "--seed", 0)):
+            _check_int(name, getattr(self, name), low, option)
+        if self.threads is not None:
+            _check_int("threads", self.threads, 1, "--threads")
+        if self.seed >= 2**32:
+            raise BtkError(f"seed {self.seed} must be below 2**32", hint="e.g. --seed 0")
+        if not 0 <= self.fold < self.folds:
+            raise BtkError(f"fold {self.fold} does not exist with {self.folds} folds",
+                           hint=f"use --fold 0 to {self.folds - 1} (or more --folds)")
+        _check_number("learning rate", self.learning_rate, "--lr 1e-3", above=0)
+        _check_number("weight decay", self.weight_decay, None, at_least=0)
+        _check_number("tumour probability", self.tumour_probability, "--tumour-probability 0.66", at_least=0,
+                      at_most=1)
+        augmentation = self.augmentation
+        for name in ("flip_probability", "rotation_probability"):
+            _check_number(f"augmentation {name.replace('_', ' ')}", getattr(augmentation, name), None,
+                          at_least=0, at_most=1)
+        _check_number("augmentation scale", augmentation.scale, None, at_least=0, below=1)
+        _check_number("augmentation shift", augmentation.shift, None, at_least=0)
+        _check_number("augmentation max rotation degrees", augmentation.max_rotation_degrees, None, at_least=0,
+                      at_most=180)
+        _check_int("width", self.model.width, 1, "--width")
+        if self.model.norm not in NORMS:
+            raise BtkError(f"unknown norm {self.model.norm!r}", hint=f"use --norm {' or --norm '.join(NORMS)}")
+        if (self.model.in_channels, self.model.out_channels) != (IN_CHANNELS, OUT_CHANNELS):
+            raise BtkError(f"the model must take {IN_CHANNELS} modalities and give {OUT_CHANNELS} regions, not "
+                           f"{self.model.in_channels} and {self.model.out_channels}")
+        if not isinstance(self.amp, bool):
+            raise BtkError(f"amp must be true or false, not {self.amp!r}")
 
     def to_dict(self) -> dict:
         """Plain values (for JSON and checkpoints)."""
@@ -93,13 +126,44 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
-        """The inverse of :meth:`to_dict`."""
-        values = dict(values)
-        values["model"] = ModelConfig(**values["model"])
-        values["augmentation"] = Augmentation(**values["augmentation"])
-        for name in ("patch", "validation_patch"):
-            values[name] = tuple(values[name])
-        return cls(**values)
+        """The inverse of :meth:`to_dict`; a ``ValueError`` if ``values`` does not describe a configuration.
+
+        The result is not checked: call :meth:`check`.
+        """
+        try:
+            values = dict(values)
+            values["model"] = ModelConfig(**values["model"])
+            values["augmentation"] = Augmentation(**values["augmentation"])
+            for name in ("patch", "validation_patch"):
+                values[name] = tuple(values[name])
+            return cls(**values)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"not a training configuration ({error.__class__.__name__}: {error})") from None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value: Any, low: int, option: str | None) -> None:
+    """A :class:`BtkError` unless ``value`` is a whole number of at least ``low``."""
+    if not _is_int(value) or value < low:
+        raise BtkError(f"{name.replace('_', ' ')} must be a whole number of at least {low}, not {value!r}",
+                       hint=option and f"pass {option} {low} or more")
+
+
+def _check_number(name: str, value: Any, option: str | None, *, above: float | None = None,
+                  at_least: float | None = None, below: float | None = None, at_most: float | None = None) -> None:
+    """A :class:`BtkError` unless ``value`` is a finite number within the given bounds; ``option`` is an
+    example of the ``btk train`` option that sets it (None if there is none)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (above is None or value > above) and (at_least is None or value >= at_least)
+    ok = ok and (below is None or value < below) and (at_most is None or value <= at_most)
+    if not ok:
+        bounds = " and ".join(text for text in (
+            above is not None and f"above {above:g}", at_least is not None and f"at least {at_least:g}",
+            below is not None and f"below {below:g}", at_most is not None and f"at most {at_most:g}") if text)
+        raise BtkError(f"the {name} must be a finite number {bounds}, not {value!r}", hint=option and f"e.g. {option}")
 
 
 @dataclass
@@ -163,7 +227,7 @@ class Trainer:
     def __init__(self, config: TrainConfig | None = None, device: str | None = None):
         self.config = config or TrainConfig()
         self.config.check()
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = resolve_device(device)
 
     def train(self, data_dir: str | Path, run_dir: str | Path, resume: bool = False,
               on_epoch: Callable[[dict[str, float]], bool | None] | None = None) -> TrainResult:
@@ -173,32 +237,22 @@ class Trainer:
         ``False`` stops the run there (it can be resumed later).
         """
         run_dir = Path(run_dir)
-        state = self._resume_state(run_dir) if resume else None
+        state = _resume_state(run_dir) if resume else None
         if state is None and (run_dir / "last.pt").exists():
             raise BtkError("the run folder holds a run already", path=run_dir,
                            hint="pass --resume to continue it, or choose another folder")
-        config = TrainConfig.from_dict(state["train_config"]) if state else self.config
+        config = state["config"] if state else self.config
         if state and config != self.config:
             logger.info("Resuming with the run's own settings (config.json); other options are ignored")
         if config.threads:
             torch.set_num_threads(config.threads)
         _seed_everything(config.seed)
 
+        # Everything that can fail on the options, the data folder or last.pt fails here, before anything
+        # is written; the cache is written next, config.json and split.json once it is complete.
         cases = find_cases(Path(data_dir))
         training_cases, validation_cases = split_cases(cases, config.folds, config.fold, config.seed)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_json(config.to_dict(), run_dir / "config.json")
-        save_json({"training": [c.name for c in training_cases], "validation": [c.name for c in validation_cases],
-                   "folds": config.folds, "fold": config.fold, "naming": sorted({c.naming for c in cases})},
-                  run_dir / "split.json")
-        logger.info("Training on %d cases, validating on %d (fold %d of %d), device %s",
-                    len(training_cases), len(validation_cases), config.fold, config.folds, self.device)
-        prepared = load_prepared(cases, run_dir / "cache")
-        by_name = {p.name: p for p in prepared}
-        training = [by_name[c.name] for c in training_cases]
-        validation = [by_name[c.name] for c in validation_cases]
-
-        model = UNet3D(config.model).to(self.device)
+        model = (state["model"] if state else UNet3D(config.model)).to(self.device)
         optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
         total_steps = config.epochs * config.steps_per_epoch
         warmup_steps = max(1, config.warmup_epochs * config.steps_per_epoch)
@@ -210,16 +264,21 @@ class Trainer:
         generator = torch.Generator().manual_seed(config.seed)
         rows, first_epoch, best_score, best_dice = [], 0, -1.0, {}
         if state:
-            model.load_state_dict(state["state_dict"])
-            optimiser.load_state_dict(state["optimiser"])
-            scheduler.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
-            rng.bit_generator.state = state["numpy_rng"]
-            generator.set_state(state["torch_rng"])
-            torch.set_rng_state(state["torch_global_rng"])
+            _restore(state, optimiser, scheduler, scaler, rng, generator)
             first_epoch, best_score, best_dice = state["epoch"] + 1, state["best_score"], state["best_dice"]
             rows = read_log(run_dir / "log.csv")[:first_epoch]
             logger.info("Resuming at epoch %d of %d", first_epoch + 1, config.epochs)
+
+        logger.info("Training on %d cases, validating on %d (fold %d of %d), device %s",
+                    len(training_cases), len(validation_cases), config.fold, config.folds, self.device)
+        prepared = load_prepared(cases, run_dir / "cache")
+        by_name = {p.name: p for p in prepared}
+        training = [by_name[c.name] for c in training_cases]
+        validation = [by_name[c.name] for c in validation_cases]
+        save_json(config.to_dict(), run_dir / "config.json")
+        save_json({"training": [c.name for c in training_cases], "validation": [c.name for c in validation_cases],
+                   "folds": config.folds, "fold": config.fold, "naming": sorted({c.naming for c in cases})},
+                  run_dir / "split.json")
 
         model.train()
         with progress() as bar:
@@ -267,13 +326,110 @@ class Trainer:
                     return TrainResult(run_dir, run_dir / "best.pt", best_dice, epoch + 1 - first_epoch)
         return TrainResult(run_dir, run_dir / "best.pt", best_dice, config.epochs - first_epoch)
 
-    @staticmethod
-    def _resume_state(run_dir: Path) -> dict | None:
-        last = run_dir / "last.pt"
-        if not last.exists():
-            raise BtkError("nothing to resume: no last.pt in the run folder", path=run_dir,
-                           hint="start a new run without --resume")
-        state = read_checkpoint(last)
-        if "optimiser" not in state:
-            raise BtkError("last.pt holds no training state", path=last)
-        return state
+
+#: What to do about an unusable last.pt.
+RESUME_HINT = ("last.pt must be the file `btk train` wrote in this run folder; restore it from a backup, or start "
+               "a new run in another folder (without --resume)")
+
+#: What last.pt holds besides the model (see :meth:`Trainer.train`).
+RESUME_KEYS = ("train_config", "epoch", "optimiser", "scheduler", "scaler", "numpy_rng", "torch_rng",
+               "torch_global_rng", "best_score", "best_dice")
+
+
+def _resume_state(run_dir: Path) -> dict:
+    """The checked training state in ``run_dir/last.pt``, with its ``config`` and ``model`` rebuilt."""
+    last = run_dir / "last.pt"
+    if not last.exists():
+        raise BtkError("nothing to resume: no last.pt in the run folder", path=run_dir,
+                       hint="start a new run without --resume")
+    state = read_checkpoint(last, hint=RESUME_HINT)
+    missing = [key for key in RESUME_KEYS if key not in state]
+    if missing:
+        raise BtkError(f"last.pt holds no training state (missing {', '.join(missing)})", path=last, hint=RESUME_HINT)
+    try:
+        config = TrainConfig.from_dict(state["train_config"])
+        config.check()
+    except (ValueError, BtkError) as error:
+        problem = error.problem if isinstance(error, BtkError) else str(error)
+        raise BtkError(f"last.pt's training settings are invalid: {problem}", path=last, hint=RESUME_HINT) from None
+    model = model_from_checkpoint(state, last, hint=RESUME_HINT)
+    if model.config != config.model:
+        raise BtkError("last.pt's model differs from the one its training settings describe", path=last,
+                       hint=RESUME_HINT)
+    epoch, best_score, best_dice = state["epoch"], state["best_score"], state["best_dice"]
+    if not (_is_int(epoch) and 0 <= epoch < config.epochs and isinstance(best_score, (int, float))
+            and isinstance(best_dice, dict) and all(isinstance(v, float) for v in best_dice.values())):
+        raise BtkError(f"last.pt's progress is invalid (epoch {epoch!r} of {config.epochs})", path=last,
+                       hint=RESUME_HINT)
+    return {**state, "config": config, "model": model, "path": last}
+
+
+def _restore(state: dict, optimiser: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+             scaler: torch.amp.GradScaler, rng: np.random.Generator, generator: torch.Generator) -> None:
+    """Put the optimiser, schedule, gradient scaler and random generators back where last.pt left them.
+
+    The saved optimiser, schedule and scaler states must have the layout of fresh ones (same types and
+    lengths; keys may differ between torch releases) and may not replace the scheduler's methods, so a
+    damaged file fails here, not in the middle of training.
+    """
+    problem = (_optimiser_state_problem(state["optimiser"], optimiser)
+               or _layout_problem(state["scheduler"], scheduler.state_dict(), "schedule")
+               or next((f"the schedule's {key!r} is not a setting" for key in state["scheduler"]
+                        if key not in scheduler.state_dict() and hasattr(scheduler, key)), None)
+               or _layout_problem(state["scaler"], scaler.state_dict(), "gradient scaler"))
+    if problem is None:
+        try:
+            optimiser.load_state_dict(state["optimiser"])
+            scheduler.load_state_dict(state["scheduler"])
+            if state["scaler"]:  # empty when saved without mixed precision (on the CPU)
+                scaler.load_state_dict(state["scaler"])
+            rng.bit_generator.state = state["numpy_rng"]
+            generator.set_state(state["torch_rng"])
+            torch.set_rng_state(state["torch_global_rng"])
+            return
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            problem = f"{error.__class__.__name__}: {str(error)[:200]}"
+    raise BtkError(f"last.pt's training state does not fit its model ({problem})", path=state["path"],
+                   hint=RESUME_HINT)
+
+
+def _layout_problem(saved: object, fresh: object, where: str) -> str | None:
+    """How ``saved`` differs in layout from ``fresh`` (None if it does not): types, list lengths, tensor
+    shapes; keys present in only one of two dicts are allowed; anything goes where ``fresh`` is None."""
+    if fresh is None:
+        return None
+    if isinstance(fresh, dict):
+        if not isinstance(saved, dict):
+            return f"the {where} is not a dictionary"
+        return next((found for key in saved.keys() & fresh.keys()
+                     if (found := _layout_problem(saved[key], fresh[key], f"{where}'s {key}"))), None)
+    if isinstance(fresh, (list, tuple)):
+        if not isinstance(saved, (list, tuple)) or len(saved) != len(fresh):
+            return f"the {where} has another length"
+        return next((found for item, expected in zip(saved, fresh, strict=True)
+                     if (found := _layout_problem(item, expected, where))), None)
+    if isinstance(fresh, torch.Tensor):
+        ok = isinstance(saved, torch.Tensor) and saved.shape == fresh.shape
+    elif isinstance(fresh, bool) or not isinstance(fresh, (int, float)):
+        ok = type(saved) is type(fresh)
+    else:  # a number: an int stands for a float, never the other way round
+        ok = _is_int(saved) or (isinstance(saved, float) and isinstance(fresh, float) and math.isfinite(saved))
+    return None if ok else f"the {where} is a {type(saved).__name__}, expected a {type(fresh).__name__}"
+
+
+def _optimiser_state_problem(saved: object, optimiser: torch.optim.Optimizer) -> str | None:
+    """What keeps ``saved`` from being ``optimiser``'s state (None if nothing): the layout of its parameter
+    groups, one entry per parameter, moment tensors shaped like their parameters."""
+    parameters = [p for group in optimiser.param_groups for p in group["params"]]
+    if not isinstance(saved, dict) or not isinstance(saved.get("state"), dict):
+        return "its optimiser state is not AdamW's"
+    problem = _layout_problem(saved.get("param_groups"), optimiser.state_dict()["param_groups"], "optimiser")
+    if problem:
+        return problem
+    for index, values in saved["state"].items():
+        if not (_is_int(index) and 0 <= index < len(parameters) and isinstance(values, dict)):
+            return f"its optimiser state names parameter {index!r}, which the model does not have"
+        for name, value in values.items():
+            if not isinstance(value, torch.Tensor) or (value.ndim and value.shape != parameters[index].shape):
+                return f"its optimiser's {name} of parameter {index} does not match the parameter"
+    return None

@@ -5,6 +5,11 @@ Usage (the first word picks the contract):
   fakeseg.py infer --data_path=D --output_path=O [--parameters_file=P] [options]      (MLCube, BraTS 2023-24)
   fakeseg.py legacy MOUNT [options]                    MOUNT/{t1,t1c|t1ce,t2,flair|fla}... -> MOUNT/results/
 Options: --fault exit|hang|none|shape|labels|empty   --labels 2021|2023   --require-root   --probe HOST:PORT
+         --fault link-passwd|link-sibling|link-host|fifo|socket|hardlink|folder-link|chatty|noise (hostile images:
+           the result is a symlink to /etc/passwd, to another file of the output, to --target PATH; a FIFO; a
+           socket; a second name of another file; no result but a link "results" to the folder --target PATH;
+           --log-mb MB (default 100) of output before a normal result; a result of random labels, which
+           compresses badly.) A device node cannot be made: the containers have no CAP_MKNOD.
          --scratch (also leave a folder of intermediate files beside the result, as many real images do)
          --weights DIR (needs DIR/model.txt, a number that scales the FLAIR threshold; DIR must be read-only)
 Only Python's standard library and numpy: NIfTI-1 is read and written by hand.
@@ -112,6 +117,38 @@ def load_weights(folder):
     return threshold
 
 
+def chatter(megabytes):
+    """Print ``megabytes`` MB: a first line, numbered filler lines, a last line."""
+    print("fakeseg: chatty first line", flush=True)
+    line = "fakeseg: chatter " + "x" * 1000 + "\n"
+    block = line * (2**20 // len(line))
+    for _ in range(megabytes):
+        sys.stdout.write(block)
+    print("fakeseg: chatty last line", flush=True)
+
+
+def _socket(path):
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+
+
+def _sibling(out, labels, target_name):
+    real = out.parent / target_name
+    write_nifti(real, labels)
+    return real
+
+
+HOSTILE = {
+    "link-passwd": lambda out, labels, options: os.symlink("/etc/passwd", out),
+    "link-sibling": lambda out, labels, options: os.symlink(_sibling(out, labels, "other.nii.gz").name, out),
+    "link-host": lambda out, labels, options: os.symlink(options["target"], out),
+    "fifo": lambda out, labels, options: os.mkfifo(out),
+    "socket": lambda out, labels, options: _socket(out),
+    "hardlink": lambda out, labels, options: os.link(_sibling(out, labels, "real.nii.gz"), out),
+    "folder-link": lambda out, labels, options: os.symlink(options["target"], out.parent / "results"),
+}
+
+
 def main(argv):
     options = {}
     words = []
@@ -120,7 +157,7 @@ def main(argv):
         if word.startswith("--") and "=" in word:
             key, value = word[2:].split("=", 1)
             options[key] = value
-        elif word in ("--fault", "--labels", "--probe", "--weights"):
+        elif word in ("--fault", "--labels", "--probe", "--weights", "--target", "--log-mb"):
             options[word[2:]] = next(rest)
         elif word.startswith("--"):
             options[word[2:]] = True
@@ -161,6 +198,13 @@ def main(argv):
         labels[labels == 2] = 7
     elif fault == "empty":
         labels[:] = 0
+    elif fault == "noise":
+        labels = np.random.default_rng(0).integers(0, 4, labels.shape).astype(np.uint8)
+    if fault in HOSTILE:
+        HOSTILE[fault](out, labels, options)
+        return
+    if fault == "chatty":
+        chatter(int(options.get("log-mb", 100)))
     write_nifti(out, labels)
     if options.get("scratch"):
         (out.parent / "scratch").mkdir()

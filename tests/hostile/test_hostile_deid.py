@@ -1,0 +1,240 @@
+"""Hostile input for de-identification: patient identifiers in every free-text DICOM field, `btk convert --force`
+over an earlier conversion, and incomplete DICOM series.
+
+The DICOM studies are the shipped TCIA exam written as real DICOM (tests/preprocess_support.py) with
+identifiers injected into every identifying and every free-text attribute. Whatever btk prints or writes is
+searched for each identifier: file names, file contents (NIfTI headers included), standard output and error.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from hostile_support import assert_no_identifiers, assert_no_leftovers, assert_user_error, files_under, run_btk
+from pipeline_support import EXAMPLE_CANDIDATES, brats_batch
+from preprocess_support import PATIENT_ID, PATIENT_NAME, SERIES, raw_image, write_dicom_series
+
+from btk.deid import IdentifierGuard, acquisition_words, allowed_sidecar, guard, pseudonym
+
+STUDY_UID = "1.2.826.0.1.3680043.8.498.77340001"
+#: Identifying attributes and the values written into them (besides PatientName/ID/BirthDate/Accession/
+#: InstitutionName, written by write_dicom_series).
+PEOPLE_AND_PLACES = {
+    "ReferringPhysicianName": "Zwetschke^Ottokar",
+    "PerformingPhysicianName": "Brummfeld^Ilse",
+    "RequestingPhysician": "Pfefferkorn^Hugo",
+    "OperatorsName": "Knauserig^Emil",
+    "NameOfPhysiciansReadingStudy": "Wackelpudding^Greta",
+    "InstitutionAddress": "Gartenweg 17 Musterdorf",
+    "InstitutionalDepartmentName": "Neuroradiologie Wendelin",
+    "OtherPatientIDs": "MRN55443322",
+}
+#: What must appear nowhere: every identifier and every name component.
+IDENTIFIERS = [*PATIENT_NAME.split("^"), PATIENT_ID, "19580312", "1958-03-12", "ACC998877", "Test Hospital",
+               "Zwetschke", "Ottokar", "Brummfeld", "Ilse", "Pfefferkorn", "Hugo", "Knauserig", "Emil",
+               "Wackelpudding", "Greta", "Gartenweg 17 Musterdorf", "Neuroradiologie Wendelin", "MRN55443322"]
+#: A sentence full of identifiers, written into the free-text attributes.
+LEAK = ("Testpatient Johanna PID7734219 born 19580312 ACC998877 MRN55443322 Test Hospital "
+        "referred by Zwetschke Ottokar")
+#: Free-text attributes; SeriesDescription keeps its acquisition words so that recognition still works.
+FREE_TEXT = ["ImageComments", "StudyDescription", "SeriesDescription", "ProtocolName", "PatientComments",
+             "AdditionalPatientHistory", "RequestedProcedureDescription", "PerformedProcedureStepDescription",
+             "DerivationDescription", "ContrastBolusAgent", "StudyComments"]
+
+
+def write_identified_study(folder: Path, study_uid: str = STUDY_UID, modalities=tuple(SERIES)) -> Path:
+    """The TCIA exam as a DICOM study with identifiers in every identifying and free-text attribute."""
+    for modality in modalities:
+        _, number, description, te, tr, ti, contrast = SERIES[modality]
+        write_dicom_series(raw_image(modality), folder / f"S{number:03d}", number, description, te, tr, ti,
+                           contrast, study_uid)
+        for path in (folder / f"S{number:03d}").iterdir():
+            dataset = pydicom.dcmread(path)
+            for keyword, value in PEOPLE_AND_PLACES.items():
+                setattr(dataset, keyword, value)
+            for keyword in FREE_TEXT:
+                original = str(dataset.get(keyword, "") or "")
+                if keyword == "ContrastBolusAgent" and not contrast:
+                    continue
+                setattr(dataset, keyword, f"{original} {LEAK}".strip()[:64] if keyword != "ImageComments"
+                        else f"{original} {LEAK}")
+            dataset.save_as(path, enforce_file_format=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def identified(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_identified_study(tmp_path_factory.mktemp("identified") / "dicom")
+
+
+@pytest.fixture(scope="module")
+def converted(identified: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("converted") / "nifti"
+    return run_btk("convert", identified, "-o", out), out
+
+
+def test_identifiers_reach_no_output_of_convert(converted):
+    result, out = converted
+    assert result.code == 0, result.output
+    assert_no_identifiers(IDENTIFIERS, out, result.stdout, result.stderr)
+    assert {p.name for p in out.glob("*.nii.gz")} == {f"series{n}.nii.gz" for n in (2, 5, 10, 13)}
+    assert "MRHR T1 AX POST GAD" in " ".join(result.stderr.split())  # the acquisition words are still shown
+
+
+def test_sidecars_keep_acquisition_keys_only(converted):
+    _, out = converted
+    sidecar = json.loads((out / "series13.json").read_text())
+    assert "SeriesDescription" not in sidecar and "ProtocolName" not in sidecar and "InstitutionName" not in sidecar
+    assert sidecar["EchoTime"] == pytest.approx(0.009) and sidecar["SeriesNumber"] == 13
+    assert sidecar["ContrastAgentRecorded"] is True  # the agent's (free-text) name is not kept, its presence is
+    assert allowed_sidecar({"ImageComments": LEAK, "AcquisitionDateTime": "2001", "FlipAngle": 90}) == {"FlipAngle": 90}
+
+
+@pytest.mark.parametrize("attribute", FREE_TEXT)
+def test_every_free_text_field_was_injected(identified: Path, attribute: str):
+    """The test data carry identifiers where the cases above say (a test that cannot fail is a defect)."""
+    dataset = pydicom.dcmread(next((identified / "S013").iterdir()), stop_before_pixels=True)
+    assert "Testpatient" in str(dataset.get(attribute)) or "PID7734219" in str(dataset.get(attribute))
+
+
+def test_the_guard_redacts_names_ids_and_dates_wherever_they_stand():
+    own = IdentifierGuard()
+    own.register(["Testpatient^Johanna", "Testpatient", "Johanna", "PID7734219", "19580312", "Ann"])
+    assert own.redact("/data/TESTPATIENT_scan/PID7734219x 19580312 Anna Ann") == \
+        "/data/[redacted]_scan/[redacted]x [redacted] Anna [redacted]"
+    assert own.redact_data({"case_id": "Johanna", "n": 19580312}) == {"case_id": "[redacted]", "n": 19580312}
+    assert acquisition_words("MRHR T1 AX POST GAD Testpatient PID7734219") == "MRHR T1 AX POST GAD"
+    assert pseudonym(STUDY_UID, "salt-a") == pseudonym(STUDY_UID, "salt-a") != pseudonym(STUDY_UID, "salt-b")
+
+
+def test_identifiers_in_every_field_reach_no_output_of_run(tmp_path: Path):
+    """`btk run` on a tree holding the identified study (no FLAIR: it fails at discovery, with its series listed),
+    a broken DICOM file named after the patient, and an exam with candidates that goes all the way to its
+    report: manifest, summaries, markers, logs and console."""
+    studies, candidates = brats_batch(tmp_path, ["ok-case"], [2])
+    patient_folder = studies / "Testpatient_Johanna_PID7734219"
+    write_identified_study(patient_folder, "1.2.826.0.1.3680043.8.498.7734", ("t1n", "t1c", "t2w"))
+    (patient_folder / "PID7734219_bad.dcm").write_bytes(b"\0" * 128 + b"DICMgarbage")
+    out = tmp_path / "out"
+    result = run_btk("run", studies, "-o", out, "--candidates", candidates, "--method", "mav")
+    assert result.code == 1, result.output
+    rows = {row["study"].split("-")[0]: row for row in csv.DictReader((out / "manifest.csv").open())}
+    assert set(rows) == {"ok", "study", "unreadable"}
+    assert rows["ok"]["status"] == "ok" and (out / "ok-case" / "report" / "report.html").is_file()
+    assert "no flair series" in rows["study"]["reason"] and "'MRHR T1 AX POST GAD'" in rows["study"]["reason"]
+    assert "[redacted]" in rows["unreadable"]["reason"]  # the file is named, its identifying part is not
+    assert_no_identifiers(IDENTIFIERS, out, result.stdout, result.stderr)
+
+
+def test_study_names_are_pseudonyms_stable_within_one_output_folder(tmp_path: Path):
+    study = write_identified_study(tmp_path / "dicom", modalities=("t1n", "t2w"))
+
+    def names(out: Path) -> list[str]:
+        result = run_btk("run", study, "-o", out, "--candidates", EXAMPLE_CANDIDATES)
+        assert result.code == 1, result.output  # no T1c, no FLAIR
+        assert_no_identifiers(IDENTIFIERS, out, result.output)
+        return [row["study"] for row in csv.DictReader((out / "manifest.csv").open())]
+
+    first = names(tmp_path / "out")
+    assert len(first) == 1 and first[0].startswith("study-")
+    assert names(tmp_path / "out") == first
+    assert names(tmp_path / "other") != first
+
+
+def test_convert_force_replaces_an_earlier_conversion(tmp_path: Path):
+    """The second study has no T1 of its own: the first study's T1 must not be chosen for it."""
+    first = write_identified_study(tmp_path / "first", "1.2.826.0.1.3680043.8.498.1", ("t1n", "t1c"))
+    second = write_identified_study(tmp_path / "second", "1.2.826.0.1.3680043.8.498.2", ("t2w",))
+    out = tmp_path / "nifti"
+    assert run_btk("convert", first, "-o", out).code == 0
+    refused = run_btk("convert", second, "-o", out)
+    assert_user_error(refused, out)
+    assert "--force" in refused.output
+    forced = run_btk("convert", second, "-o", out, "--force")
+    assert forced.code == 0, forced.output
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == ["series2.nii.gz"]
+    assert "series10" not in forced.output and "series13" not in forced.output
+    assert_no_identifiers(IDENTIFIERS, out, forced.output)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
+
+
+def drop_middle_slice(folder: Path) -> str:
+    (folder / "IM0013").unlink()
+    return "1 slice(s) missing"
+
+
+def stretch_spacing(folder: Path) -> str:
+    for path in sorted(folder.iterdir())[13:]:
+        dataset = pydicom.dcmread(path)
+        dataset.ImagePositionPatient = [float(v) for v in dataset.ImagePositionPatient[:2]] + \
+            [float(dataset.ImagePositionPatient[2]) + 1.5]
+        dataset.save_as(path, enforce_file_format=True)
+    return "slices unequally spaced"
+
+
+@pytest.mark.parametrize("damage", [drop_middle_slice, stretch_spacing], ids=["missing-slice", "unequal-spacing"])
+def test_an_incomplete_series_is_reported_and_not_used_by_convert(tmp_path: Path, damage):
+    study = write_identified_study(tmp_path / "dicom", modalities=("t1n", "t2w"))
+    expected = damage(study / "S010")
+    out = tmp_path / "nifti"
+    result = run_btk("convert", study, "-o", out)
+    assert result.code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "series 10 'T1 AX SE' looks like T1 but is not used" in text and expected in text
+    assert_no_identifiers(IDENTIFIERS, out, result.output)
+
+
+@pytest.mark.parametrize("damage", [drop_middle_slice, stretch_spacing], ids=["missing-slice", "unequal-spacing"])
+def test_an_incomplete_series_is_one_clear_error_of_preprocess(tmp_path: Path, damage):
+    study = write_identified_study(tmp_path / "dicom")
+    expected = damage(study / "S010")
+    out = tmp_path / "out" / "case"
+    before = files_under(tmp_path / "out")
+    result = run_btk("preprocess", study, "-o", out, "--fast", "--device", "cpu")
+    assert_user_error(result, study)
+    text = " ".join(result.output.split())
+    assert "missing T1" in text and expected in text
+    assert_no_leftovers(tmp_path / "out", before)
+    assert_no_identifiers(IDENTIFIERS, result.output)
+
+
+@pytest.mark.parametrize("damage", [drop_middle_slice, stretch_spacing], ids=["missing-slice", "unequal-spacing"])
+def test_an_incomplete_series_fails_its_study_in_run_with_the_reason(tmp_path: Path, damage):
+    study = write_identified_study(tmp_path / "dicom")
+    expected = damage(study / "S010")
+    out = tmp_path / "out"
+    result = run_btk("run", study, "-o", out, "--candidates", EXAMPLE_CANDIDATES)
+    assert result.code == 1, result.output
+    row, = csv.DictReader((out / "manifest.csv").open())
+    assert row["status"] == "failed" and "no t1 series" in row["reason"] and expected in row["reason"]
+    assert_no_identifiers(IDENTIFIERS, out, result.output)
+
+
+def test_identifiers_in_a_log_record_and_a_written_file_are_redacted(tmp_path: Path):
+    """The guard behind the console, the logger and btk.io (in this process)."""
+    import logging
+
+    from btk.console import logger
+    from btk.io import atomic_path, save_json
+
+    guard.register(["Unittestpatientname"])
+    try:
+        save_json({"note": "for Unittestpatientname"}, tmp_path / "a.json")
+        with atomic_path(tmp_path / "b.csv") as temporary:
+            temporary.write_text("study,reason\nx,Unittestpatientname here\n")
+        records = []
+        handler = logging.Handler()
+        handler.emit = records.append
+        logger.addHandler(handler)
+        logger.warning("seen %s", "Unittestpatientname")
+        logger.removeHandler(handler)
+        assert json.loads((tmp_path / "a.json").read_text()) == {"note": "for [redacted]"}
+        assert "[redacted] here" in (tmp_path / "b.csv").read_text()
+        assert [r.getMessage() for r in records] == ["seen [redacted]"]
+    finally:
+        guard.clear()

@@ -1,0 +1,261 @@
+"""Hostile and careless input to ``btk fuse``: mixed label conventions, candidates given twice, outputs that
+exist, a full disk, and a process killed while it publishes."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from hostile_support import ROOT, assert_no_leftovers, assert_user_error, files_under, run_btk
+
+from btk.fusion import Fusionator
+from btk.fusion.outputs import is_complete, sidecar_paths
+from btk.labels import convert
+
+REAL = ROOT / "tests" / "data" / "fusion" / "TCGA-FG-6692" / "candidates"
+
+
+def _save(array: np.ndarray, path: Path, affine: np.ndarray | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(np.asarray(array, np.uint8), np.eye(4) if affine is None else affine), str(path))
+    return path
+
+
+def _tumour(shift: int, et: int = 4) -> np.ndarray:
+    """A small 2021-style tumour (ED around NCR around ET), moved by ``shift`` voxels: distinct candidates."""
+    seg = np.zeros((14, 14, 14), np.uint8)
+    seg[3 + shift:11, 3:11, 3:11] = 2
+    seg[5:9, 5:9, 5 + shift:9] = 1
+    seg[6:8, 6:8, 6:8] = et
+    return seg
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> list[Path]:
+    """Three distinct small candidates (0/1/2/4) in ``tmp_path/in``."""
+    return [_save(_tumour(shift), tmp_path / "in" / f"c{shift}.nii.gz") for shift in range(3)]
+
+
+def _real_in(folder: Path, to_2023: tuple[str, ...] = ()) -> list[Path]:
+    """Copies of the real candidates (BraTS 2021 labels), those named in ``to_2023`` converted to 0/1/2/3."""
+    folder.mkdir(parents=True)
+    paths = []
+    for source in sorted(REAL.glob("*.nii.gz")):
+        target = folder / source.name
+        if source.name.removesuffix(".nii.gz") in to_2023:
+            image = nib.load(str(source))
+            data = convert(np.asanyarray(image.dataobj).astype(np.uint8), "brats2021", "brats2023")
+            nib.save(nib.Nifti1Image(data, image.affine, image.header), str(target))
+        else:
+            shutil.copyfile(source, target)
+        paths.append(target)
+    return paths
+
+
+# --- label conventions: detected per candidate -----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_mixed_2021_and_2023_candidates_are_converted_and_said_so(tmp_path: Path):
+    """The issue's case: two of five real candidates in 2023 labels. Each is detected on its own and converted;
+    the enhancing tumour stays enhancing tumour (no 'resection cavity'), and the log and sidecar say so."""
+    candidates = _real_in(tmp_path / "in", to_2023=("isen-20", "scan-20"))
+    out = tmp_path / "out" / "fused.nii.gz"
+    result = run_btk("fuse", tmp_path / "in", "-o", out)
+    assert result.code == 0, result.output
+    assert "converted to brats2021" in result.output and "isen-20" in result.output and "scan-20" in result.output
+    sidecar = json.loads(sidecar_paths(out)[0].read_text())
+    assert sidecar["label_convention"] == "brats2021"
+    assert sidecar["label_conversions"] == {"isen-20": "brats2023 -> brats2021", "scan-20": "brats2023 -> brats2021"}
+    assert [c["label_convention"] for c in sidecar["candidates"]] == [
+        "brats2021", "brats2023", "brats2021", "brats2023", "brats2021"]
+    fused = np.asanyarray(nib.load(str(out)).dataobj)
+    expected = Fusionator().fuse(sorted(REAL.glob("*.nii.gz")), "mav", agreement=False).segmentation
+    np.testing.assert_array_equal(fused, expected)  # the same as fusing the originals: nothing mistaken for RC
+    assert sorted(np.unique(fused)) == [0, 1, 2, 4]
+    assert is_complete(out)
+    assert all(c.read_bytes() for c in candidates)
+
+
+def test_2021_next_to_post_treatment_is_refused_naming_each_candidate(tmp_path: Path, small: list[Path]):
+    post = _tumour(0, et=3)
+    post[1:3, 1:3, 1:3] = 4  # a resection cavity: BraTS 2024 post-treatment
+    _save(post, tmp_path / "in" / "post.nii.gz")
+    out = tmp_path / "out"
+    result = run_btk("fuse", tmp_path / "in", "-o", out / "f.nii.gz")
+    assert_user_error(result, "c0: brats2021", "post: brats2024-post", "resection cavity")
+    assert_no_leftovers(out)
+
+
+# --- the same candidate twice ----------------------------------------------------------------------------
+
+
+def _twice(kind: str, tmp_path: Path, small: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Arguments that give ``small[0]`` twice, and the paths the message must name."""
+    if kind == "same path":
+        return [*small, small[0]], [small[0]]
+    if kind == "file and its folder":
+        return [small[0], small[0].parent], [small[0]]
+    if kind == "link":
+        link = tmp_path / "link.nii.gz"
+        link.symlink_to(small[0])
+        return [*small, link], [small[0], link]
+    copy = tmp_path / "copy.nii.gz"
+    shutil.copyfile(small[0], copy)
+    return [*small, copy], [small[0], copy]
+
+
+@pytest.mark.parametrize("kind", ["same path", "file and its folder", "link", "identical copy"])
+def test_a_candidate_given_twice_is_reported(tmp_path: Path, small: list[Path], kind: str):
+    arguments, named = _twice(kind, tmp_path, small)
+    out = tmp_path / "out"
+    result = run_btk("fuse", *arguments, "-o", out / "f.nii.gz")
+    assert_user_error(result, *named, "counted twice")
+    assert_no_leftovers(out)
+
+
+# --- outputs: sidecars count, inputs are never written ---------------------------------------------------
+
+
+@pytest.fixture
+def fused(tmp_path: Path, small: list[Path]) -> Path:
+    """A completed fusion of ``small`` in ``tmp_path/out``."""
+    out = tmp_path / "out" / "a.nii.gz"
+    assert run_btk("fuse", *small, "-o", out).code == 0
+    return out
+
+
+@pytest.mark.parametrize("sidecar", ["b.json", "b_agreement.json"])
+def test_an_existing_sidecar_is_not_replaced_without_force(tmp_path: Path, small: list[Path], fused: Path,
+                                                           sidecar: str):
+    source = fused.with_name("a.json" if sidecar == "b.json" else "a_agreement.json")
+    shutil.copyfile(source, fused.with_name(sidecar))  # a sidecar btk wrote, for an image that is gone
+    before = {path: path.read_bytes() for path in fused.parent.iterdir()}
+    result = run_btk("fuse", *small, "-o", fused.with_name("b.nii.gz"))
+    assert_user_error(result, fused.with_name(sidecar), "--force")
+    assert {path: path.read_bytes() for path in fused.parent.iterdir()} == before
+    assert run_btk("fuse", *small, "-o", fused.with_name("b.nii.gz"), "--force").code == 0
+    assert is_complete(fused.with_name("b.nii.gz"))
+
+
+@pytest.mark.parametrize("where", ["a candidate", "inside the candidates' folder", "not a NIfTI name"])
+def test_outputs_that_would_touch_the_inputs_or_make_no_sense(tmp_path: Path, small: list[Path], where: str):
+    output = {"a candidate": small[1], "inside the candidates' folder": small[0].parent / "fused.nii.gz",
+              "not a NIfTI name": tmp_path / "out" / "fused.json"}[where]
+    before = {path: path.read_bytes() for path in small}
+    listing = files_under(tmp_path)
+    result = run_btk("fuse", small[0].parent, "-o", output, "--force")
+    assert_user_error(result, output)
+    assert {path: path.read_bytes() for path in small} == before
+    assert_no_leftovers(tmp_path, listing)
+
+
+def test_an_image_without_its_sidecar_counts_as_incomplete(tmp_path: Path, small: list[Path], fused: Path):
+    """What a run killed between publishing the image and its sidecars leaves: named as interrupted, and
+    --force completes it."""
+    sidecar, agreement = sidecar_paths(fused)
+    sidecar.unlink()
+    agreement.unlink()
+    assert not is_complete(fused)
+    result = run_btk("fuse", *small, "-o", fused)
+    assert_user_error(result, fused, "interrupted", "--force")
+    assert run_btk("fuse", *small, "-o", fused, "--force").code == 0
+    assert is_complete(fused) and agreement.exists()
+
+
+def test_a_sidecar_that_describes_another_image_is_not_complete(tmp_path: Path, small: list[Path], fused: Path):
+    other = tmp_path / "out" / "b.nii.gz"
+    assert run_btk("fuse", *small[:2], "-o", other).code == 0
+    shutil.copyfile(other, fused)  # a's sidecar now sits beside b's image
+    assert is_complete(other) and not is_complete(fused)
+
+
+# --- a full disk -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A real 1 MiB tmpfs (needs root), unmounted afterwards."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def _fill(disk: Path, leave: int) -> Path:
+    """Fill ``disk`` up to ``leave`` free bytes with one file; returns it."""
+    filler = disk / "filler"
+    stats = os.statvfs(disk)
+    filler.write_bytes(b"\0" * max(stats.f_bavail * stats.f_frsize - leave, 0))
+    return filler
+
+
+@pytest.mark.parametrize("free_kib", [0, 16, 28, 40])
+def test_a_full_disk_gives_one_message_and_leaves_nothing(tmp_path: Path, tiny_disk: Path, free_kib: int):
+    """With too little room for all three files: one message naming the folder, nothing published; and a
+    size at which the image fits but not its sidecars is among the cases (the bug: sidecars without image)."""
+    real = _real_in(tmp_path / "real")
+    out = tiny_disk / "case"
+    out.mkdir()
+    _fill(tiny_disk, free_kib * 1024)
+    before = files_under(tiny_disk)
+    result = run_btk("fuse", *real, "-o", out / "fused.nii.gz")
+    if result.code == 0:  # it all fitted: then it is complete
+        assert is_complete(out / "fused.nii.gz") and sidecar_paths(out / "fused.nii.gz")[1].exists()
+        return
+    assert_user_error(result, out)
+    assert "no space left" in result.output.lower()
+    assert_no_leftovers(tiny_disk, before)
+
+
+# --- killed while publishing -----------------------------------------------------------------------------
+
+
+def _state(out: Path) -> str:
+    image = out / "fused.nii.gz"
+    sidecar, agreement = sidecar_paths(image)
+    visible = sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) if out.exists() else []
+    assert set(visible) <= {image.name, sidecar.name, agreement.name}, visible
+    if sidecar.exists():
+        assert is_complete(image), "a sidecar without the image it describes"
+    if agreement.exists():
+        assert image.exists(), "an agreement report without its image"
+    return "complete" if sidecar.exists() else ("image only" if image.exists() else "nothing")
+
+
+@pytest.mark.slow
+def test_kill_9_never_leaves_sidecars_without_their_image(tmp_path: Path):
+    """Real ``btk fuse`` processes on real candidates, killed with SIGKILL at random moments and the moment
+    their first temporary output appears; every state left is consistent, and a rerun completes cleanly."""
+    candidates = _real_in(tmp_path / "in")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "btk", "fuse", *map(str, candidates), "-o", str(out / "fused.nii.gz"), "--force"]
+    rng = random.Random(20)
+    for attempt in range(8):
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + (rng.uniform(0.5, 6.0) if attempt % 2 else 60)
+        while time.monotonic() < deadline and process.poll() is None:
+            if attempt % 2 == 0 and out.exists() and any(p.name.startswith(".") for p in out.iterdir()):
+                break  # the first temporary output is being written: kill now
+            time.sleep(0.002)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        _state(out)
+    assert run_btk(*command[3:]).code == 0
+    assert _state(out) == "complete"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporaries of killed runs were not cleaned"
