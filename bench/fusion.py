@@ -38,12 +38,13 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 import venv
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
 
@@ -51,7 +52,7 @@ import nibabel as nib
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fusion_breakdown  # noqa: E402  (beside this script)
+import fusion_breakdown  # beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 CASE = REPO / "tests" / "data" / "fusion" / "TCGA-FG-6692"
@@ -115,6 +116,10 @@ def candidate_set(size: int, storage: str, folder: Path) -> list[str]:
     return paths
 
 
+class ProcessFailed(Exception):
+    """A measured process exited with an error (e.g. ran out of the memory it may use)."""
+
+
 @dataclass
 class Process:
     """A finished child process: its output and what it cost."""
@@ -126,11 +131,14 @@ class Process:
     rss_mb: float
 
 
-def run_process(argv: list[str]) -> Process:
-    """Run ``argv`` from the repository root; wall time, CPU time and peak RSS of that process alone."""
+def run_process(argv: list[str], memory_limit_gb: float) -> Process:
+    """Run ``argv`` from the repository root with at most ``memory_limit_gb`` of address space (the machine
+    may be shared); wall time, CPU time and peak RSS of that process alone."""
+    limit = int(memory_limit_gb * 2**30)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        process = subprocess.Popen(argv, stdout=out, stderr=err, cwd=REPO)
+        process = subprocess.Popen(argv, stdout=out, stderr=err, cwd=REPO,
+                                   preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -138,7 +146,8 @@ def run_process(argv: list[str]) -> Process:
         err.seek(0)
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     if process.returncode:
-        sys.exit(f"{' '.join(argv[:4])} ... failed (exit {process.returncode}):\n{stderr[-4000:]}")
+        last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+        raise ProcessFailed(f"exit {process.returncode}: {last[:120]}")
     return Process(stdout, stderr, seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
@@ -164,30 +173,37 @@ class Measurement:
     runs: int
     whole: dict[str, float]
     inner: dict[str, float]
-    output: np.ndarray
-    btk_timings: dict[str, float] = field(default_factory=dict)
-    """Medians of the ``timings_s`` that ``btk fuse`` wrote into its sidecar (btk tools only)."""
+    output: np.ndarray | None
+    failure: str | None = None
 
 
-def measure(python: Path, tool: str, method: str, paths: list[str], folder: Path, repeats: int, budget: float) -> Measurement:
-    """Run ``tool`` up to ``repeats`` times (fewer once the runs took ``budget`` seconds)."""
-    whole, inner, timings = [], [], []
+def measure(
+    python: Path, tool: str, method: str, paths: list[str], folder: Path, args: argparse.Namespace
+) -> Measurement:
+    """Run ``tool`` up to ``args.repeats`` times (fewer once the runs took ``args.budget`` seconds); a tool
+    that fails is recorded as failed (btk failing ends the bench)."""
+    whole, inner = [], []
     whole_out, inner_out = folder / f"{tool}-{method}.nii.gz", folder / f"{tool}-{method}-driver.nii.gz"
     spent = 0.0
-    while len(whole) < repeats and (not whole or spent < budget):
-        if tool.startswith("btk"):
-            command = run_process(btk_command(tool, method, paths, whole_out))
-            timings.append(json.loads(whole_out.with_suffix("").with_suffix(".json").read_text())["timings_s"])
-            driven = run_process(driver_command(python, tool, method, paths, inner_out))
-        else:
-            command = driven = run_process(driver_command(python, tool, method, paths, whole_out))
+    while len(whole) < args.repeats and (not whole or spent < args.budget):
+        try:
+            if tool.startswith("btk"):
+                command = run_process(btk_command(tool, method, paths, whole_out), args.memory_limit_gb)
+                driven = run_process(driver_command(python, tool, method, paths, inner_out), args.memory_limit_gb)
+            else:
+                command = driven = run_process(driver_command(python, tool, method, paths, whole_out),
+                                               args.memory_limit_gb)
+        except ProcessFailed as failure:
+            if tool.startswith("btk"):
+                sys.exit(f"{tool} failed on {len(paths)} candidates ({method}): {failure}")
+            return Measurement(0, {}, {}, None, str(failure))
         whole.append({"seconds": command.seconds, "cpu_seconds": command.cpu_seconds, "rss_mb": command.rss_mb})
         inner.append(in_process(driven))
         spent += command.seconds + (driven.seconds if driven is not command else 0.0)
     output = voxels(whole_out)
     if tool.startswith("btk") and not np.array_equal(output, voxels(inner_out)):
         sys.exit(f"btk fuse and the Python API disagree ({tool}, {method}, {len(paths)} candidates)")
-    return Measurement(len(whole), medians(whole), medians(inner), output, medians(timings))
+    return Measurement(len(whole), medians(whole), medians(inner), output)
 
 
 def medians(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -218,7 +234,7 @@ class Row:
 
 
 def compare(size: int, storage: str, method: str, figures: dict[str, Measurement]) -> Row:
-    outputs = {tool: measurement.output for tool, measurement in figures.items()}
+    outputs = {tool: m.output for tool, m in figures.items() if m.output is not None}
     compat = None
     if "btk-compat" in outputs and "brats-toolkit" in outputs:
         compat = bool(np.array_equal(outputs["btk-compat"], outputs["brats-toolkit"]))
@@ -231,7 +247,7 @@ def compare(size: int, storage: str, method: str, figures: dict[str, Measurement
         labelled = int(np.count_nonzero((outputs["btk"] > 0) | (outputs["labelfusion"] > 0)))
     digests = {tool: digest(output) for tool, output in outputs.items()}
     for measurement in figures.values():
-        measurement.output = np.empty(0, np.uint8)  # twenty-candidate runs would otherwise hold gigabytes
+        measurement.output = None  # twenty-candidate runs would otherwise hold gigabytes
     return Row(size, storage, method, figures, digests, compat, published, differing, labelled)
 
 
@@ -242,6 +258,9 @@ def print_figures(rows: list[Row]) -> None:
           f"{'in-proc s':>9} {'CPU s':>7} {'+RSS MB':>8}")
     for row in rows:
         for tool, m in row.figures.items():
+            if m.failure:
+                print(f"{row.size:>3} {row.storage:8} {row.method:7} {tool:14} failed ({m.failure})")
+                continue
             print(f"{row.size:>3} {row.storage:8} {row.method:7} {tool:14} {m.runs:>4} | {m.whole['seconds']:>8.3f} "
                   f"{m.whole['cpu_seconds']:>7.3f} {m.whole['rss_mb']:>7.0f} | {m.inner['seconds']:>9.3f} "
                   f"{m.inner['cpu_seconds']:>7.3f} {m.inner['rss_growth_mb']:>8.0f}")
@@ -250,7 +269,8 @@ def print_figures(rows: list[Row]) -> None:
 def print_ratios(rows: list[Row]) -> list[str]:
     """Speed-ups of btk over each reference (whole-process wall and CPU, in-process wall and CPU) against the
     targets, with the output comparisons; returns the targets missed."""
-    print("\nSpeed-ups (reference / btk; btk-compat against BraTS Toolkit, btk against LabelFusion), target on whole wall.")
+    print("\nSpeed-ups (reference / btk; btk-compat against BraTS Toolkit, btk against LabelFusion); "
+          "the target is on whole-process wall time.")
     print(f"{'n':>3} {'storage':8} {'method':7} {'reference':14} | {'whole':>7} {'CPU':>7} {'in-proc':>8} {'CPU':>7} | "
           f"{'target':>6} {'met':4} | outputs")
     missed = []
@@ -259,10 +279,15 @@ def print_ratios(rows: list[Row]) -> list[str]:
             if method != row.method or reference not in row.figures or ours not in row.figures:
                 continue
             theirs, mine = row.figures[reference], row.figures[ours]
+            if theirs.failure:
+                print(f"{row.size:>3} {row.storage:8} {method:7} {reference:14} | failed ({theirs.failure})")
+                missed.append(f"{row.size} {row.storage} {method}: {reference} failed, not compared")
+                continue
             whole = theirs.whole["seconds"] / mine.whole["seconds"]
             met = whole >= factor
             if not met:
-                missed.append(f"{row.size} {row.storage} {method}: {ours} {whole:.2f}x vs {reference} (target {factor:g}x)")
+                missed.append(f"{row.size} {row.storage} {method}: {ours} {whole:.2f}x vs {reference} "
+                              f"(target {factor:g}x)")
             if reference == "brats-toolkit":
                 outputs = "identical" if row.compat_identical else "DIFFERENT"
                 if row.published_identical is not None:
@@ -272,8 +297,8 @@ def print_ratios(rows: list[Row]) -> list[str]:
             print(f"{row.size:>3} {row.storage:8} {method:7} {reference:14} | {whole:>6.1f}x "
                   f"{theirs.whole['cpu_seconds'] / mine.whole['cpu_seconds']:>6.1f}x "
                   f"{theirs.inner['seconds'] / mine.inner['seconds']:>7.1f}x "
-                  f"{theirs.inner['cpu_seconds'] / mine.inner['cpu_seconds']:>6.1f}x | {factor:>5g}x {'yes' if met else 'NO':4} | "
-                  f"{outputs}")
+                  f"{theirs.inner['cpu_seconds'] / mine.inner['cpu_seconds']:>6.1f}x | "
+                  f"{factor:>5g}x {'yes' if met else 'NO':4} | {outputs}")
     return missed
 
 
@@ -284,7 +309,8 @@ def storage_mismatches(rows: list[Row]) -> list[str]:
     for (size, method, storage), digests in by_key.items():
         other = by_key.get((size, method, "uint8"))
         if storage != "uint8" and other:
-            mismatches += [f"{tool} {method} {size}" for tool in digests if tool in other and digests[tool] != other[tool]]
+            mismatches += [f"{tool} {method} {size}" for tool in digests
+                           if tool in other and digests[tool] != other[tool]]
     return mismatches
 
 
@@ -293,6 +319,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; the median is shown")
     parser.add_argument("--budget", type=float, default=60.0,
                         help="seconds after which a measurement stops repeating (at least one run)")
+    parser.add_argument("--memory-limit-gb", type=float, default=16.0,
+                        help="address space each measured process may use (a tool that needs more is shown as failed)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[5, 10, 20])
     parser.add_argument("--storage", nargs="+", choices=STORAGES, default=list(STORAGES))
     parser.add_argument("--methods", nargs="+", choices=TOOL_METHODS["btk"], default=list(TOOL_METHODS["btk"]))
@@ -300,7 +328,8 @@ def main() -> None:
     parser.add_argument("--breakdown", action=argparse.BooleanOptionalAction, default=True,
                         help="profile where `btk fuse --method mav` spends its time (on the first size)")
     args = parser.parse_args()
-    pythons = {tool: reference_python(tool) if tool in REFERENCE_PACKAGES else Path(sys.executable) for tool in args.tools}
+    pythons = {tool: reference_python(tool) if tool in REFERENCE_PACKAGES else Path(sys.executable)
+               for tool in args.tools}
     rows, sets = [], {}
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
@@ -311,7 +340,7 @@ def main() -> None:
                     folder = scratch / f"{storage}-{size}-{method}"
                     folder.mkdir()
                     figures = {
-                        tool: measure(pythons[tool], tool, method, paths, folder, args.repeats, args.budget)
+                        tool: measure(pythons[tool], tool, method, paths, folder, args)
                         for tool in args.tools if method in TOOL_METHODS[tool]
                     }
                     rows.append(compare(size, storage, method, figures))
@@ -319,14 +348,15 @@ def main() -> None:
         print_figures(rows)
         missed = print_ratios(rows)
         mismatches = storage_mismatches(rows)
-        print(f"\nuint8 and float32 files give the same output: {'yes' if not mismatches else 'NO: ' + ', '.join(mismatches)}")
+        same = "yes" if not mismatches else "NO: " + ", ".join(mismatches)
+        print(f"\nuint8 and float32 files give the same output: {same}")
         if args.breakdown:
             size = args.sizes[0]
             for storage in args.storage:
-                timings = next((row.figures["btk"].btk_timings for row in rows if row.size == size
-                                and row.storage == storage and row.method == "mav" and "btk" in row.figures), {})
+                whole = next((row.figures["btk"].whole for row in rows if row.size == size
+                              and row.storage == storage and row.method == "mav" and "btk" in row.figures), {})
                 fusion_breakdown.report(sets[size, storage], storage, scratch / f"breakdown-{storage}", args.repeats,
-                                        timings)
+                                        whole)
     print("\nTargets (whole process): btk mav at least as fast as LabelFusion's ITK voting, btk STAPLE and SIMPLE "
           "at least 5x faster than LabelFusion's, btk SIMPLE 10x and mav 4x faster than BraTS Toolkit.")
     print("Targets missed: " + ("; ".join(missed) if missed else "none"))

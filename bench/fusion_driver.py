@@ -76,7 +76,8 @@ def main() -> None:
     call()
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - started_cpu
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print("BENCH" + json.dumps({"seconds": seconds, "cpu_seconds": cpu, "rss_growth_mb": max(peak_mb - before_mb, 0.0)}))
+    growth_mb = max(peak_mb - before_mb, 0.0)
+    print("BENCH" + json.dumps({"seconds": seconds, "cpu_seconds": cpu, "rss_growth_mb": growth_mb}))
 
 
 if __name__ == "__main__":

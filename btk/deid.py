@@ -19,6 +19,8 @@ The policy has four parts, each a function or object of this module:
 from __future__ import annotations
 
 import hashlib
+import html
+import json
 import os
 import re
 import secrets
@@ -125,7 +127,8 @@ class IdentifierGuard:
 
     def register(self, identifiers: Iterable[str]) -> None:
         """Guard these identifiers too, from now on, in everything this process prints or writes."""
-        new = {i.strip() for i in identifiers if len(i.strip()) >= MIN_IDENTIFIER_LENGTH} - self._identifiers
+        given = {i.strip() for i in identifiers if len(i.strip()) >= MIN_IDENTIFIER_LENGTH}
+        new = {form for i in given for form in _written_forms(i)} - self._identifiers
         if not new:
             return
         with self._lock:
@@ -152,17 +155,22 @@ class IdentifierGuard:
     def redact_data(self, payload: Any) -> Any:
         """A copy of JSON-like data (dicts, lists, strings, paths) with identifiers redacted from its strings.
 
-        Keys are kept: they are btk's schema, not data. Numbers and other values pass unchanged.
+        Keys are redacted too (they may be names taken from files); numbers and other values pass unchanged.
         """
         if self._pattern is None:
             return payload
         if isinstance(payload, dict):
-            return {key: self.redact_data(value) for key, value in payload.items()}
+            return {self.redact_data(key): self.redact_data(value) for key, value in payload.items()}
         if isinstance(payload, (list, tuple)):
             return [self.redact_data(value) for value in payload]
         if isinstance(payload, (str, Path)):
             return self.redact(str(payload))
         return payload
+
+
+def _written_forms(identifier: str) -> set[str]:
+    """An identifier as it may appear in btk's files: as is, HTML-escaped and JSON-escaped (``\\u00fc``)."""
+    return {identifier, html.escape(identifier), json.dumps(identifier)[1:-1]}
 
 
 def _alternative(identifier: str) -> str:
@@ -174,6 +182,21 @@ def _alternative(identifier: str) -> str:
 
 #: The guard of this process: every DICOM header reader registers with it, console and writers consult it.
 guard = IdentifierGuard()
+
+
+def refuse_identifying_name(name: str, what: str) -> None:
+    """Raise :class:`~btk.errors.BtkError` if a name btk would put into file names holds a guarded identifier.
+
+    Args:
+        name: The name (e.g. a case identifier chosen by the user).
+        what: What it is, for the message (``"the case identifier (--case-id or the output folder's name)"``).
+    """
+    if guard.contains(name):
+        from btk.errors import BtkError
+
+        raise BtkError(f"{what} holds a patient identifier read from the DICOM headers; it would reach file names",
+                       hint="choose a name that does not identify the patient, e.g. case-001")
+
 
 # ---- pseudonyms ---------------------------------------------------------------------------------------
 

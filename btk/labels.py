@@ -220,7 +220,8 @@ def common_convention(segmentations: Sequence[np.ndarray], names: Sequence[str])
         raise BtkError(
             f"the candidates mix label conventions that cannot be told apart ({listing}): "
             "label 4 is enhancing tumour in brats2021 but resection cavity in brats2024-post",
-            hint="convert them to one convention first (btk.labels.convert), or pass --labels to say which one they all use",
+            hint="convert them to one convention first (btk.labels.convert), "
+                 "or pass --labels to say which one they all use",
         )
     if not found:
         return CommonConvention(BRATS_2021, detected, {})

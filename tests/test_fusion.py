@@ -8,7 +8,7 @@ from btk.evaluation.metrics import dice
 from btk.fusion import Fusionator
 from btk.fusion.simple import performance
 from btk.labels import BRATS_2021, BRATS_2023, BRATS_2024_POST, convert
-from conftest import candidate_paths, sphere
+from conftest import candidate_paths, save, sphere
 
 
 def _voxels(*labels):
@@ -165,3 +165,27 @@ def test_weights_by_candidate_name(fusion_case):
     assert np.array_equal(by_name, by_list)
     with pytest.raises(BtkError, match="unknown candidates: nope"):
         Fusionator().fuse(paths, "mav", weights={"nope": 2})
+
+
+def test_candidates_given_twice_or_copied_are_refused(tmp_path):
+    seg = np.zeros((6, 6, 6), np.uint8)
+    seg[2:4, 2:4, 2:4] = 2
+    a, b = save(seg, tmp_path / "a.nii.gz"), save(seg, tmp_path / "b.nii.gz")
+    with pytest.raises(BtkError, match="given twice"):
+        Fusionator().fuse([a, a], "mav")
+    with pytest.raises(BtkError, match="same content as"):
+        Fusionator().fuse([a, b], "mav")
+    # a caller who knows the files come from different algorithms may accept identical content
+    assert Fusionator().fuse([a, b], "mav", allow_identical=True).segmentation.max() == 2
+
+
+def test_converted_candidates_are_named_in_the_sidecar():
+    seg = np.zeros((6, 6, 6), np.uint8)
+    seg[1:5, 1:5, 1:5] = 2
+    seg[2:4, 2:4, 2:4] = 4
+    result = Fusionator().fuse([seg, seg, convert(seg, BRATS_2021, BRATS_2023)], "mav", names=["a", "b", "c"])
+    assert result.convention is BRATS_2021
+    sidecar = result.sidecar()
+    assert sidecar["label_conversions"] == {"c": "brats2023 -> brats2021"}
+    assert [c["label_convention"] for c in sidecar["candidates"]] == ["brats2021", "brats2021", "brats2023"]
+    np.testing.assert_array_equal(result.segmentation, seg)

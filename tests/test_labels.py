@@ -69,3 +69,25 @@ def test_from_regions_paints_nested_regions():
 def test_tie_order_goes_from_background_outwards_in():
     assert BRATS_2021.tie_order() == (0, 2, 1, 4)
     assert BRATS_2024_POST.tie_order() == (0, 4, 2, 1, 3)
+
+
+def test_common_convention_detects_each_map_on_its_own():
+    from btk.labels import common_convention
+
+    old, new, plain = np.array([0, 1, 2, 4]), np.array([0, 1, 3]), np.array([0, 2])
+    same = common_convention([old, old, plain], ["a", "b", "c"])
+    assert same.target is BRATS_2021 and same.conversions == {} and same.detected == (BRATS_2021, BRATS_2021, None)
+    mixed = common_convention([old, new, new], ["a", "b", "c"])  # pooled, 3 and 4 would say post-treatment
+    assert mixed.target is BRATS_2023 and mixed.conversions == {0: BRATS_2021}
+    assert common_convention([old, old, new], ["a", "b", "c"]).conversions == {2: BRATS_2023}
+    assert common_convention([old, new], ["a", "b"]).target is BRATS_2023  # a tie: the current convention
+    post = np.array([0, 3, 4])
+    assert common_convention([new, post], ["a", "b"]).target is BRATS_2024_POST
+    assert common_convention([plain, plain], ["a", "b"]).target is BRATS_2021
+
+
+def test_common_convention_refuses_2021_next_to_post_treatment_naming_each():
+    from btk.labels import common_convention
+
+    with pytest.raises(BtkError, match=r"a: brats2021; b: brats2024-post; c: labels 0-2 only"):
+        common_convention([np.array([0, 4]), np.array([3, 4]), np.array([0, 1])], ["a", "b", "c"])

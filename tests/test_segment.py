@@ -24,7 +24,7 @@ from btk.segment.exam import Exam
 from btk.segment.gpus import Gpu, GpuPool, assign_lane, select_gpus
 from btk.segment.outputs import checked_result
 from btk.segment.registry import LEGACY_NAMING, REGISTRY_ENV, builtin_registry_text, load_registry, parse_registry
-from btk.segment.runner import _last_words
+from btk.segment.runner import Segmentor, _last_words
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -341,7 +341,9 @@ def test_cli_user_mistakes_exit_2(tmp_path, capsys):
     assert main(["segment", str(exam), "-o", str(tmp_path / "seg"), "-a", "btk-unet", "--memory", "lots"]) == 2
     assert "cannot read the memory limit 'lots'" in capsys.readouterr().err
     assert main(["segment", str(exam), "-o", str(tmp_path / "seg"), "-a", "btk-unet", "--cpus", "0"]) == 2
-    assert "CPU limit must be positive" in capsys.readouterr().err
+    assert "--cpus" in capsys.readouterr().err  # refused by the command line's own check of the value
+    with pytest.raises(BtkError, match="the CPU limit must be positive"):
+        Segmentor(cpus=0)
     assert main(["segment", str(exam), "-o", str(tmp_path / "seg"), "-a", "btk-unet", "--weights", "btk-unet"]) == 2
     assert "write --weights NAME=DIR" in capsys.readouterr().err
     assert main(["segment", str(exam), "-o", str(tmp_path / "seg"), "-a", "btk-unet", "--gpu", "0", "--cpu"]) == 2
@@ -370,6 +372,7 @@ def test_a_failed_container_is_summed_up_by_its_last_error_line():
     assert _last_words(logs) == "Error: /weights: no weights found"
     assert _last_words("step 1\nsegfault at 0x0\n") == "segfault at 0x0"
     assert _last_words("") == "no output"
+    assert _last_words("\x1b[2J\x1b]0;title\x07fatal: bad\n") == "?[2J?]0;title?fatal: bad"  # no escapes
 
 
 # --- what a container leaves: links and special files, logs, leftovers of killed runs ---------------------
@@ -421,8 +424,13 @@ def test_the_output_listing_never_follows_a_folder_link(tmp_path):
     (output / "scratch").mkdir(parents=True)
     (output / "scratch" / "notes.txt").write_text("x")
     (output / "results").symlink_to(outside)
+    os.mkfifo(output / "scratch" / "\x1b[31mred")  # a name with a terminal escape
     listing = {e.path: e.kind for e in list_output(output)}
-    assert listing == {"results": "a symbolic link", "scratch": "a folder", "scratch/notes.txt": "a regular file"}
+    assert listing == {"results": "a symbolic link", "scratch": "a folder", "scratch/notes.txt": "a regular file",
+                       "scratch/\x1b[31mred": "a FIFO (named pipe)"}
+    described = [e.describe() for e in list_output(output)]
+    assert described == ["results (a symbolic link)", "scratch", r"'scratch/\x1b[31mred' (a FIFO (named pipe))",
+                         "scratch/notes.txt"]
 
 
 def test_bounded_log_keeps_head_and_tail_in_little_memory(tmp_path):

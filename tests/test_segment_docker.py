@@ -160,6 +160,8 @@ def test_interrupted_run_removes_its_container(tmp_path, image, exam):
     assert process.returncode == 130, err
     assert _no_containers_left("interrupted")
     assert not (tmp_path / "seg" / "interrupted.nii.gz").exists()
+    log = (tmp_path / "seg" / "logs" / "interrupted.log").read_text()
+    assert "fakeseg: hanging" in log and log.endswith("# btk: failed: interrupted (Ctrl-C); the container was removed\n")
 
 
 def test_missing_image_with_no_pull_and_an_unpullable_image(tmp_path, docker_engine, exam, capsys):

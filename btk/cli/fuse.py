@@ -13,9 +13,9 @@ from btk.cli import common
 from btk.console import console, logger
 from btk.errors import BtkError
 from btk.fusion import FLAVOURS, METHODS, Fusionator, FusionResult, sidecar_paths
+from btk.fusion.agreement import DEFAULT_ALPHA, AgreementReport, AlarmReport, ensemble_alarms
 from btk.fusion.candidates import expand_candidate_paths
 from btk.fusion.outputs import check_outputs
-from btk.fusion.agreement import DEFAULT_ALPHA, AgreementReport, AlarmReport, ensemble_alarms
 from btk.io import guard_output, strip_nifti_suffix
 from btk.labels import REGIONS
 
@@ -38,7 +38,9 @@ def fuse(
         typer.Option(help="Weights in candidate order ('1,2,1') or by name ('isen-20=2,scan-20=0.5')."),
     ] = None,
     labels: Annotated[
-        Optional[str], typer.Option(help="Label convention: brats2021, brats2023, brats2024-post (default: detected).")
+        Optional[str],
+        typer.Option(help="Label convention of all candidates: brats2021, brats2023, brats2024-post "
+                          "(default: detected per candidate)."),
     ] = None,
     threshold: Annotated[Optional[float], typer.Option(
         help="SIMPLE: dropout threshold at the first iteration (0.05).", parser=common.Probability)] = None,
@@ -58,7 +60,8 @@ def fuse(
     consensus (_agreement.json), and shows the agreement as a table.
     """
     common.set_verbose(verbose)
-    check_outputs(output, force, [*candidates, *expand_candidate_paths(candidates)])
+    files = [Path(item) for item in expand_candidate_paths(list(candidates)) if isinstance(item, (str, Path))]
+    check_outputs(output, force, [*candidates, *files])
     if flavour.lower() not in (*FLAVOURS, "brats-toolkit"):
         raise BtkError(f"unknown flavour {flavour!r}", hint=f"use one of {', '.join(FLAVOURS)}")
     fusionator = Fusionator(flavour=flavour, labels=labels)
@@ -124,7 +127,14 @@ def alarms(
     common.set_verbose(verbose)
     paths = find_agreement_reports(reports)
     guard_output(output, paths, force=force, replaceable=_is_alarm_report)
-    report = ensemble_alarms([AgreementReport.load(path) for path in paths], alpha)
+    loaded: dict[str, tuple[Path, AgreementReport]] = {}
+    for path in paths:
+        agreement = AgreementReport.load(path)
+        if agreement.case in loaded:
+            raise BtkError(f"the report is for case {agreement.case!r}, like {loaded[agreement.case][0]}: "
+                           "the case would be counted twice", path=path, hint="pass one report per case")
+        loaded[agreement.case] = (path, agreement)
+    report = ensemble_alarms([agreement for _, agreement in loaded.values()], alpha)
     report.save(output)
     console.print(alarm_table(report))
     console.print(f"Wrote {output}", highlight=False)

@@ -18,16 +18,20 @@ def run(
         metavar="INPUT", help="One exam folder, or a folder of DICOM studies and/or exam folders.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (one sub-folder per study).")],
     candidates: Annotated[Optional[Path], typer.Option(
-        help="Segmentations made elsewhere, in BraTS space: NIfTI files (one exam) or one sub-folder per study.")] = None,
+        help="Segmentations made elsewhere, in BraTS space: NIfTI files (one exam) or one sub-folder per study.",
+    )] = None,
     algorithm: Annotated[Optional[list[str]], typer.Option(
-        "--algorithm", "-a", help="Segmentation algorithm to run (Docker; repeat for several; see `btk algorithms`).")] = None,
+        "--algorithm", "-a",
+        help="Segmentation algorithm to run (Docker; repeat for several; see `btk algorithms`).")] = None,
     registry: Annotated[Optional[list[Path]], typer.Option(
         help="Extra algorithm registry file (JSON, as for `btk segment --registry`); repeat for several.")] = None,
     method: Annotated[str, typer.Option("--method", "-m", help="Fusion method: mav, simple, staple.")] = "simple",
-    regions: Annotated[bool, typer.Option("--regions", help="Fuse the regions WT, TC, ET instead of the labels.")] = False,
+    regions: Annotated[bool, typer.Option(
+        "--regions", help="Fuse the regions WT, TC, ET instead of the labels.")] = False,
     labels: Annotated[str, typer.Option(help="Label convention of the outputs: brats2023 or brats2021.")] = "brats2023",
     reference: Annotated[Optional[Path], typer.Option(
-        help="Reference segmentation to evaluate against (a file, or a folder of files named like the studies).")] = None,
+        help="Reference segmentation to evaluate against (a file, or a folder of files named like the studies).",
+    )] = None,
     device: Annotated[str, typer.Option(help="Preprocessing device: auto, cpu, cuda.")] = "auto",
     fast: common.FastOption = False,
     cpu: Annotated[bool, typer.Option("--cpu", help="Run segmentation containers without a GPU.")] = False,

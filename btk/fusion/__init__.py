@@ -134,7 +134,7 @@ class Fusionator:
     Args:
         flavour: ``"default"`` (the methods done right) or ``"btk"`` (BraTS Toolkit, voxel for voxel).
         labels: The label convention of the candidates (``"brats2021"``, ``"brats2023"``,
-            ``"brats2024-post"``); detected from the values present when not given.
+            ``"brats2024-post"``); when not given, detected for each candidate on its own (see :meth:`fuse`).
     """
 
     def __init__(self, flavour: str = "default", labels: str | LabelConvention | None = None):

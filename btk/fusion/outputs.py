@@ -9,28 +9,30 @@ A fusion's outputs are published so that a sidecar never describes an image that
 
 The sidecar records the image's SHA-256, and it comes last: a fusion is complete when its sidecar exists
 and matches its image (:func:`is_complete`). A process killed at any moment leaves either the previous
-state, or an image without a sidecar, which counts as incomplete.
+state, or an image without a sidecar, which counts as incomplete, and hidden temporary files that the next
+fusion to the same output removes.
 """
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from btk.errors import BtkError, unwritable_folder
 from btk.io import (
+    DISK_FULL_ERRORS,
     check_replaceable,
+    disk_full,
     refuse_overlap,
     require_nifti_name,
     sha256,
     strip_nifti_suffix,
     written_by_btk,
 )
+from btk.staging import hold_file, remove_abandoned
 
 
 def sidecar_paths(path: str | Path) -> tuple[Path, Path]:
@@ -38,6 +40,11 @@ def sidecar_paths(path: str | Path) -> tuple[Path, Path]:
     path = Path(path)
     stem = strip_nifti_suffix(path)
     return path.with_name(f"{stem}.json"), path.with_name(f"{stem}_agreement.json")
+
+
+#: Keys that identify the JSON files a fusion writes (which ``--force`` may replace).
+_SIDECAR_KEYS = {"btk_version", "method", "candidates"}
+_AGREEMENT_KEYS = {"case", "convention", "candidates"}
 
 
 def check_outputs(path: str | Path, force: bool, inputs: Iterable[str | Path | None] = ()) -> Path:
@@ -48,7 +55,8 @@ def check_outputs(path: str | Path, force: bool, inputs: Iterable[str | Path | N
     wrote it (:func:`btk.io.guard_output`). An image left without its sidecar by an interrupted run is
     named as such.
     """
-    path = require_nifti_name(Path(path))
+    path = Path(path)
+    require_nifti_name(path)
     sidecar, agreement = sidecar_paths(path)
     inputs = list(inputs)
     for output in (path, sidecar, agreement):
@@ -57,8 +65,8 @@ def check_outputs(path: str | Path, force: bool, inputs: Iterable[str | Path | N
         raise BtkError(f"the output exists already, without its sidecar {sidecar.name}: an interrupted fusion left it",
                        path=path, hint="pass --force to replace it")
     check_replaceable(path, force)
-    check_replaceable(sidecar, force, replaceable=lambda file: _json_keys(file) >= {"btk_version", "method", "candidates"})
-    check_replaceable(agreement, force, replaceable=lambda file: _json_keys(file) >= {"case", "convention", "candidates"})
+    check_replaceable(sidecar, force, replaceable=lambda file: _json_keys(file) >= _SIDECAR_KEYS)
+    check_replaceable(agreement, force, replaceable=lambda file: _json_keys(file) >= _AGREEMENT_KEYS)
     return path
 
 
@@ -88,6 +96,9 @@ Writer = Callable[[Path], None]
 def publish(path: Path, write_image: Writer, write_sidecars: Callable[[str], Sequence[tuple[Path, Writer]]]) -> None:
     """Write a fused image and its sidecars under temporary names, then rename them in the safe order.
 
+    Temporary files are locked while in use; those of these outputs that a killed run left are removed
+    (:func:`btk.staging.remove_abandoned`).
+
     Args:
         path: The image's final name.
         write_image: Writes the image to the path it is given.
@@ -99,53 +110,47 @@ def publish(path: Path, write_image: Writer, write_sidecars: Callable[[str], Seq
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise unwritable_folder(folder, error, creating=True) from None
-    with _temporaries(folder) as temporary:
+    with _Temporaries(folder) as temporary:
         try:
-            image = temporary(path)
-            write_image(image)
-            sidecars = [(final, temporary(final), writer) for final, writer in write_sidecars(sha256(image))]
-            _remove_stale_temporaries(folder, [path.name, *(final.name for final, _, _ in sidecars)], temporary.made)
-            for _, written, writer in sidecars:
-                writer(written)
+            image = temporary(path, write_image)
+            sidecars = [(final, temporary(final, writer)) for final, writer in write_sidecars(sha256(image))]
         except OSError as error:  # a full disk, a quota, a folder that went away
-            raise unwritable_folder(folder, error) from None
-        for final, _, _ in reversed(sidecars):  # old sidecars must not describe the new image
+            raise (disk_full(folder) if error.errno in DISK_FULL_ERRORS else unwritable_folder(folder, error)) from None
+        for final, _ in reversed(sidecars):  # old sidecars must not describe the new image
             final.unlink(missing_ok=True)
         os.replace(image, path)
-        for final, written, _ in sidecars:
+        for final, written in sidecars:
             os.replace(written, final)
 
 
 class _Temporaries:
-    """Hidden temporary names in one folder, handed out one per final name."""
+    """Complete files written under hidden, locked temporary names in one folder; those not renamed away
+    are removed on exit."""
 
     def __init__(self, folder: Path):
         self.folder = folder
         self.made: list[Path] = []
+        self.locks: list[int] = []
 
-    def __call__(self, final: Path) -> Path:
+    def __call__(self, final: Path, writer: Writer) -> Path:
+        """Write the file that is to become ``final`` with ``writer``; return its temporary name."""
+        prefix = f".{final.name}."
+        remove_abandoned(self.folder, prefix, ".partial")  # a killed run's (never a live one's: they are locked)
         suffix = ".nii.gz" if final.name.lower().endswith(".gz") else final.suffix
-        handle, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".partial{suffix}", dir=self.folder)
+        handle, name = tempfile.mkstemp(prefix=prefix, suffix=f".partial{suffix}", dir=self.folder)
         os.close(handle)
-        self.made.append(Path(name))
-        return self.made[-1]
+        temporary = Path(name)
+        self.made.append(temporary)
+        self.locks.append(hold_file(temporary))
+        writer(temporary)
+        self.locks.append(hold_file(temporary))  # the writer may have replaced the file (an atomic write)
+        return temporary
 
+    def __enter__(self) -> _Temporaries:
+        return self
 
-@contextlib.contextmanager
-def _temporaries(folder: Path) -> Iterator[_Temporaries]:
-    """Hand out hidden temporary names in ``folder``; remove every one not renamed away when done."""
-    temporaries = _Temporaries(folder)
-    try:
-        yield temporaries
-    finally:
-        for name in temporaries.made:
+    def __exit__(self, *exc_info: object) -> None:
+        for name in self.made:
             name.unlink(missing_ok=True)
-
-
-def _remove_stale_temporaries(folder: Path, names: list[str], keep: list[Path]) -> None:
-    """Remove the temporary files of these outputs that a killed earlier run left behind (and only those)."""
-    for name in names:
-        for pattern in (f".{glob.escape(name)}.*.partial*", f"..{glob.escape(name)}.*.partial*"):
-            for stale in folder.glob(pattern):
-                if stale.name not in {kept.name for kept in keep} and stale.is_file():
-                    stale.unlink(missing_ok=True)
+        for lock in self.locks:
+            os.close(lock)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from btk.console import logger
 from btk.deid import output_salt
-from btk.errors import BtkError
+from btk.errors import BtkError, unwritable_folder
 from btk.evaluation import case_id
 from btk.io import is_nifti
 from btk.pipeline.discovery import Study, discover
@@ -120,6 +120,7 @@ class Pipeline:
         executor = DaskExecutor(self.scheduler) if self.scheduler else \
             LocalExecutor(default_workers(len(tasks)) if self.workers is None else self.workers)
         output = self.options.output
+        _make_output_folder(output)
         _remove_stale_temporaries(output)
         manifest = output / "manifest.csv"
         write_manifest(manifest, tasks)
@@ -151,6 +152,16 @@ class Pipeline:
                 hint="for one exam put the NIfTI files in the folder; for many, one sub-folder per study named "
                      f"like the study ({', '.join(t.name for t in tasks[:3])}{', ...' if len(tasks) > 3 else ''})",
             )
+
+
+def _make_output_folder(output: Path) -> None:
+    """Create the output folder, or say clearly why it cannot be one (a file is in the way, no permission ...)."""
+    if output.exists() and not output.is_dir():
+        raise BtkError("the output path is a file, not a folder", path=output, hint="give a folder for --output")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise unwritable_folder(output, error, creating=True) from None
 
 
 def _remove_stale_temporaries(output: Path) -> None:

@@ -13,6 +13,7 @@ are considered (``btk convert --force`` replaces an earlier conversion: :mod:`bt
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,7 +125,7 @@ def _convert(dicom_dir: Path, output_dir: Path, count: int,
         _scrub_nifti(nifti)
         sidecar_path = nifti.with_name(nifti.name[: -len(".nii.gz")] + ".json")
         sidecar = json.loads(sidecar_path.read_text(encoding="utf-8")) if sidecar_path.exists() else {}
-        number = sidecar.get("SeriesNumber")
+        number = sidecar.get("SeriesNumber", _number_in_name(nifti))  # dcm2niix's extra files have no sidecar
         group = by_number.get(number, [])
         contrast = any(series.contrast for series in group)
         sidecar = allowed_sidecar(sidecar, contrast)
@@ -161,6 +162,12 @@ def _recognise(path: Path, header, number: int | None, group: list[DicomSeriesHe
         return candidate, ""
     return candidate, (f"series {number} {shown!r} looks like {MODALITY_NAMES[looked_like]} but is not used: "
                        f"{problem}; re-export the complete series from the scanner or PACS")
+
+
+def _number_in_name(nifti: Path) -> int | None:
+    """The series number in a file name made by ``-f series%s`` (``series10_Eq_1.nii.gz`` -> 10)."""
+    match = re.match(r"series(\d+)", nifti.name)
+    return int(match.group(1)) if match else None
 
 
 def _check_output(output_dir: Path) -> None:

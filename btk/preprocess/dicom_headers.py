@@ -76,7 +76,7 @@ class DicomSeriesHeaders:
         if float(gaps.max() - gaps.min()) <= max(0.01, SPACING_TOLERANCE * typical):
             return ""
         if gaps.max() > 1.5 * typical:
-            missing = int(round(float(gaps.max()) / typical)) - 1
+            missing = round(float(gaps.max()) / typical) - 1
             return (f"incomplete series: {missing} slice(s) missing (a gap of {gaps.max():.1f} mm where slices "
                     f"are {typical:.1f} mm apart)")
         return f"incomplete series: slices unequally spaced ({gaps.min():.2f} to {gaps.max():.2f} mm apart)"
@@ -134,7 +134,8 @@ def read_series(paths: Iterable[Path]) -> tuple[list[DicomSeriesHeaders], list[U
             continue
         entry = series.get(series_uid)
         if entry is None:
-            texts = dict.fromkeys(str(header.get(key, "") or "").strip() for key in ("SeriesDescription", "ProtocolName"))
+            texts = dict.fromkeys(str(header.get(key, "") or "").strip()
+                                  for key in ("SeriesDescription", "ProtocolName"))
             entry = series[series_uid] = DicomSeriesHeaders(
                 series_uid, study_uid, number, " / ".join(text for text in texts if text),
                 False, str(header.get("Modality", "MR") or "MR"))

@@ -102,5 +102,6 @@ def _found_list(found: ExamInputs) -> str:
     if not found.candidates:
         return "nothing recognisable"
     return "; ".join(
-        f"{c.path.name} -> {MODALITY_NAMES[c.modality] if c.modality else 'unrecognised'}" for c in found.candidates
+        f"{c.path.name} -> {MODALITY_NAMES[c.modality] if c.modality else c.reason or 'unrecognised'}"
+        for c in found.candidates
     )

@@ -10,6 +10,7 @@ import nibabel as nib
 import numpy as np
 
 from btk.console import logger, progress
+from btk.deid import refuse_identifying_name
 from btk.errors import BtkError
 from btk.io import check_replaceable, refuse_overlap, save_json, save_label_map, save_nifti, sha256
 from btk.preprocess import brain_extraction, orientation
@@ -145,6 +146,7 @@ class Preprocessor:
             task = bar.add_task("Finding the modalities", total=6)
             with timer.step("inputs"):
                 inputs = find_exam_inputs(exam_path, overrides, work / "dicom")
+                refuse_identifying_name(case_id, "the case identifier (--case-id, or the output folder's name)")
                 for modality, path in inputs.images.items():
                     logger.info("%s: %s", MODALITY_NAMES[modality], path.name)
                 images = {m: load_checked_image(inputs.images[m]) for m in MODALITIES}

@@ -2,7 +2,8 @@
 
 Registration is made reproducible run to run by a fixed sampling seed and a single ITK thread: with several
 threads, two identical ANTs runs give (slightly) different transforms. The thread count must be fixed before
-ITK starts, so this module sets ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS`` before it imports antspyx.
+ITK starts, so this module sets ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS`` when it is imported; antspyx (seconds
+to import) is imported only when a registration runs.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
-
-from ants.internal import get_lib_fn, process_arguments  # noqa: E402  (after the thread count is fixed)
 
 from btk.errors import BtkError  # noqa: E402
 from btk.io import DISK_FULL_ERRORS, disk_full  # noqa: E402
@@ -83,6 +82,8 @@ def register(fixed: Path, moving: Path, transform_path: Path, settings: Registra
     The ``.mat`` file follows the ANTs convention (``antsApplyTransforms -r fixed -i moving -t file`` maps
     ``moving`` into ``fixed``'s grid).
     """
+    from ants.internal import get_lib_fn, process_arguments  # after the thread count is fixed; slow to import
+
     stage = "Rigid" if settings.transform == "rigid" else "Affine"
     with OwnedFolder(Path(tempfile.gettempdir()), REGISTRATION_PREFIX) as work:
         prefix = str(work / "reg_")

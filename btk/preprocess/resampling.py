@@ -9,10 +9,7 @@ import nibabel as nib
 import numpy as np
 
 from btk.preprocess import registration  # noqa: F401  (fixes ITK's thread count before antspyx starts)
-
-import ants  # noqa: E402,I001
-
-from btk.preprocess.transforms import check_transform  # noqa: E402
+from btk.preprocess.transforms import check_transform
 
 #: Interpolation per kind of image: smooth for images (as BraTS Toolkit); linear then a 0.5 threshold for
 #: binary masks (a smooth boundary between thick slices: on the TCIA exam's 5.5 mm slices the BraTS-space
@@ -39,6 +36,8 @@ def resample(
         kind: ``"image"`` (B-spline, float32), ``"mask"`` (a binary mask: linear, then > 0.5, uint8) or
             ``"labels"`` (a label map: nearest neighbour, uint8).
     """
+    import ants  # slow to import: only when needed
+
     transform_list = [str(check_transform(path)) for path in transforms]
     invert = [False] * len(transform_list)
     if inverse:
@@ -56,7 +55,9 @@ def resample(
     return np.rint(array).astype(np.uint8) if kind == "labels" else array.astype(np.float32)
 
 
-def _as_ants(image: Path | nib.Nifti1Image) -> "ants.ANTsImage":
+def _as_ants(image: Path | nib.Nifti1Image) -> "ants.ANTsImage":  # noqa: F821
+    import ants
+
     if isinstance(image, Path):
         return ants.image_read(str(image))
     origin, spacing, direction = _ants_geometry(image)

@@ -41,8 +41,12 @@ class Entry:
         return self.kind == FILE
 
     def describe(self) -> str:
-        """``name`` for a regular file or folder, ``name (a symbolic link)`` for anything else."""
-        return self.path if self.kind in (FILE, FOLDER) else f"{self.path} ({self.kind})"
+        """``name`` for a regular file or folder, ``name (a symbolic link)`` for anything else.
+
+        A name with control characters (a container chooses them) is quoted with escapes, never printed raw.
+        """
+        name = self.path if self.path.isprintable() else ascii(self.path)
+        return name if self.kind in (FILE, FOLDER) else f"{name} ({self.kind})"
 
 
 def kind_of(status: os.stat_result) -> str:
@@ -99,8 +103,9 @@ def _walk(descriptor: int, prefix: str, entries: list[Entry], depth: int) -> Non
 
 def not_regular(entry: Entry) -> BtkError:
     """The failure for a result that is a link or a special file."""
+    name = entry.path if entry.path.isprintable() else ascii(entry.path)
     return BtkError(
-        f"the result {entry.path} is {entry.kind}, not a regular file: btk never follows links or opens "
+        f"the result {name} is {entry.kind}, not a regular file: btk never follows links or opens "
         "special files out of a container's folders",
         hint="the image is broken or tries to make btk read other files; report it to its authors",
     )

@@ -274,7 +274,8 @@ class Engine:
     def containers(self, name: str | None = None) -> list[Any]:
         """btk's containers that still exist (all of them, or those of one algorithm)."""
         label = f"{LABEL}={name}" if name else LABEL
-        return self.client.containers.list(all=True, filters={"label": label})
+        with _engine_errors("cannot list btk's containers"):
+            return self.client.containers.list(all=True, filters={"label": label})
 
 
 class _LogFollower:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from btk.console import logger
+from btk.errors import BtkError
 
 if TYPE_CHECKING:
     from btk.segment.engine import Engine
@@ -92,8 +93,13 @@ def remove_leftovers(engine: Engine) -> None:
 
 
 def remove_orphaned_containers(engine: Engine) -> None:
-    """Remove btk's containers whose owning process on this host has ended."""
-    for container in engine.containers():
+    """Remove btk's containers whose owning process on this host has ended (a warning if the engine fails)."""
+    try:
+        containers = engine.containers()
+    except BtkError as error:
+        logger.warning("Could not look for containers left behind by killed btk runs: %s", error.problem)
+        return
+    for container in containers:
         owner = Owner.from_labels(container.labels or {})
         if owner is not None and owner.dead():
             logger.info("Removing container %s (%s), left behind by a btk run that ended (pid %d)",

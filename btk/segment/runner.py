@@ -197,7 +197,7 @@ class Segmentor:
             if run.status != "ok":
                 (output / f"{run.algorithm}.nii.gz").unlink(missing_ok=True)
         report = SegmentationReport(exam, output, self.labels, [runs[a.name] for a in entries])
-        with _disk("write the summary of this run", output / "segment.json", _OUTPUT_HINT):
+        with _disk("write the summary of this run", output / "segment.json", _OUTPUT_HINT, writing=True):
             save_json(report.to_dict(), output / "segment.json")
         return report
 
@@ -315,7 +315,7 @@ class Segmentor:
             result = contract.find_result(staging, collected)
             segmentation = checked_result(result, reference, algorithm, self.labels)
             target = output / f"{algorithm.name}.nii.gz"
-            with _disk("write the segmentation", target, _OUTPUT_HINT):
+            with _disk("write the segmentation", target, _OUTPUT_HINT, writing=True):
                 save_label_map(segmentation, reference, target)
             run.timings["collect"] = time.perf_counter() - mark
             run.status, run.output, run.message = "ok", target, f"{int((segmentation > 0).sum())} tumour voxels"
@@ -324,11 +324,14 @@ class Segmentor:
         except Exception as error:  # a bug must not stop the other algorithms: report it as this one's failure
             logger.debug("%s: internal error", algorithm.name, exc_info=True)
             run.message = f"internal error {error.__class__.__name__}: {error} (run with --verbose for details)"
+        except KeyboardInterrupt:
+            run.message = "interrupted (Ctrl-C); the container was removed"
+            raise
         finally:
             if log is not None:
                 log.close()
             run.seconds = time.perf_counter() - start
-            _write_log(output, algorithm, run, spec, outcome)  # before the clean-up: it reads the container's log
+            _write_log(output, algorithm, run, spec, outcome, log)  # before the clean-up, which removes ``log``
             mark = time.perf_counter()
             if workdir is not None:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -344,12 +347,20 @@ _OUTPUT_HINT = "free space on the disk of the output folder, then run the algori
 
 
 @contextlib.contextmanager
-def _disk(action: str, path: Path, hint: str) -> Iterator[None]:
-    """Turn an ``OSError`` in the block (a full disk, a quota) into a :class:`BtkError` saying ``cannot {action}``."""
+def _disk(action: str, path: Path, hint: str, *, writing: bool = False) -> Iterator[None]:
+    """One :class:`BtkError` saying ``cannot {action}`` for ``path`` when the block fails on the disk.
+
+    An ``OSError`` (a full disk, a quota) is turned into one; with ``writing``, so is the error of btk's
+    atomic writers (which already say, e.g., that the disk is full), to name the file it was about.
+    """
     try:
         yield
     except OSError as error:
         raise BtkError(f"cannot {action} ({error.strerror or error})", path=path, hint=hint) from None
+    except BtkError as error:
+        if not writing:
+            raise
+        raise BtkError(f"cannot {action}: {error.problem}", path=path, hint=error.hint or hint) from None
 
 
 def _run_in_lanes(
@@ -387,9 +398,14 @@ def _run_in_lanes(
 
 def _last_words(logs: str) -> str:
     """The line of a failed container's output that best says why: its last error line, else its last line."""
-    lines = [line.strip() for line in logs.splitlines() if line.strip()]
+    lines = [_printable(line).strip() for line in logs.splitlines() if line.strip()]
     errors = [line for line in lines if re.search(r"error|exception|fatal", line, re.IGNORECASE)]
     return ((errors or lines)[-1:] or ["no output"])[0][:200]
+
+
+def _printable(text: str) -> str:
+    """``text`` without control characters (a container's output may hold terminal escape sequences)."""
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _device(gpu: Gpu | None) -> str:
@@ -416,9 +432,11 @@ def _open_for_root(workdir: Path, staging: Staging) -> None:
 
 def _write_log(
     output: Path, algorithm: Algorithm, run: AlgorithmRun, spec: ContainerSpec | None = None,
-    outcome: RunOutcome | None = None,
+    outcome: RunOutcome | None = None, log: BoundedLog | None = None,
 ) -> None:
-    """``output/logs/<algorithm>.log``: how the container was run, what it printed (bounded), btk's verdict.
+    """``output/logs/<algorithm>.log``: how the container was run and ended, what it printed, btk's verdict.
+
+    What it printed is the kept part of ``log``, also when the run was interrupted.
 
     A log that cannot be written (a full disk) is a warning: it never stops the run or the other algorithms.
     """
@@ -431,13 +449,15 @@ def _write_log(
         ]
     if outcome is not None:
         ended = "killed (timeout)" if outcome.timed_out else f"exit code {outcome.exit_code}"
-        lines.append(f"# {ended} after {outcome.seconds:.2f} s; the container's output follows")
+        lines.append(f"# {ended} after {outcome.seconds:.2f} s")
+    if log is not None and spec is not None:
+        lines.append("# the container's output follows")
     path = output / "logs" / f"{algorithm.name}.log"
     try:
         with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n")
-            if outcome is not None:
-                _copy_container_output(outcome.log, handle)
+            if log is not None and spec is not None:
+                _copy_container_output(log, handle)
             handle.write(f"# btk: {run.status}" + (f": {run.message}" if run.message else "") + "\n")
     except (BtkError, OSError) as error:
         reason = error.strerror if isinstance(error, OSError) else error.problem

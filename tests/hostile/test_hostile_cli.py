@@ -85,7 +85,7 @@ def test_run_prints_markup_paths_literally(tmp_path: Path):
         os.symlink(image, exam / image.name)
     candidates = markup_path(tmp_path / "c[", "]andidates")
     candidates.mkdir()
-    for source, name in zip(sorted(CANDIDATES["TCGA-FG-6692"].glob("*.nii.gz"))[:2], ["[red]a", "b[1]"]):
+    for source, name in zip(sorted(CANDIDATES["TCGA-FG-6692"].glob("*.nii.gz"))[:2], ["[red]a", "b[1]"], strict=True):
         (candidates / f"{name}.nii.gz").write_bytes(source.read_bytes())
     out = markup_path(tmp_path / "x[", "]out")  # X[/]out: printing "Summary: X[/]out/..." used to crash
     result = run_btk("run", exam, "-o", out, "--candidates", candidates, "-m", "mav", "--workers", "1")
@@ -137,7 +137,8 @@ def test_bad_numbers_are_refused_when_the_command_line_is_read(tmp_path: Path, c
 
 def _number_options() -> list[tuple[str, str, type, typer.models.OptionInfo]]:
     """(command, parameter, int or float, its option declaration) of every numeric option of every command."""
-    commands = [*app.registered_commands, *(c for g in app.registered_groups for c in g.typer_instance.registered_commands)]
+    groups = [group.typer_instance for group in app.registered_groups]
+    commands = [*app.registered_commands, *(command for group in groups for command in group.registered_commands)]
     found = []
     for command in commands:
         for parameter, hint in typing.get_type_hints(command.callback, include_extras=True).items():
@@ -199,7 +200,8 @@ RUN_OPTIONS = [
 @pytest.mark.parametrize(("options", "message"), RUN_OPTIONS, ids=[o[0] for o, _ in RUN_OPTIONS])
 def test_run_refuses_a_bad_option_before_any_study_starts(tmp_path: Path, options: list[str], message: str):
     out = tmp_path / "out"
-    result = run_btk("run", BRATS_EXAM, "-o", out, "--candidates", CANDIDATES["TCGA-FG-6692"], *[o.format(tmp=tmp_path) for o in options])
+    options = [option.format(tmp=tmp_path) for option in options]
+    result = run_btk("run", BRATS_EXAM, "-o", out, "--candidates", CANDIDATES["TCGA-FG-6692"], *options)
     assert_user_error(result)
     assert message in result.stderr, result.stderr
     assert not out.exists(), files_under(out)  # no study folder, no manifest: nothing started
@@ -219,6 +221,16 @@ def test_run_candidates_must_be_a_folder(tmp_path: Path):
     assert_user_error(result, single)
     assert "not a folder" in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("below", ["", "sub"])
+def test_run_output_that_cannot_be_a_folder(tmp_path: Path, below: str):
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a folder")
+    out = blocker / below if below else blocker  # a file, or a folder that would have to be made inside one
+    result = run_btk("run", BRATS_EXAM, "-o", out, "--candidates", CANDIDATES["TCGA-FG-6692"], "-m", "mav")
+    assert_user_error(result, out)  # was "Internal error: FileExistsError"
+    assert blocker.read_text() == "not a folder" and files_under(tmp_path) == {Path("taken")}
 
 
 @pytest.mark.parametrize("settings", [{"method": "vote"}, {"labels": "x"}, {"device": "gpu"}, {"gpus": ("a",)}])

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pydicom
 import pytest
-
 from hostile_support import assert_no_identifiers, assert_no_leftovers, assert_user_error, files_under, run_btk
 from pipeline_support import EXAMPLE_CANDIDATES, brats_batch
 from preprocess_support import PATIENT_ID, PATIENT_NAME, SERIES, raw_image, write_dicom_series
@@ -72,6 +72,18 @@ def identified(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_identified_study(tmp_path_factory.mktemp("identified") / "dicom")
 
 
+def copy_of(study: Path, folder: Path, *series: str) -> Path:
+    """A copy of ``study`` (all series, or the folders named)."""
+    for name in series or [p.name for p in study.iterdir()]:
+        shutil.copytree(study / name, folder / name)
+    return folder
+
+
+def error_line(output: str) -> str:
+    """The error message (rich may wrap it)."""
+    return " ".join(output[output.index("Error:"):].split())
+
+
 @pytest.fixture(scope="module")
 def converted(identified: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("converted") / "nifti"
@@ -105,20 +117,22 @@ def test_every_free_text_field_was_injected(identified: Path, attribute: str):
 def test_the_guard_redacts_names_ids_and_dates_wherever_they_stand():
     own = IdentifierGuard()
     own.register(["Testpatient^Johanna", "Testpatient", "Johanna", "PID7734219", "19580312", "Ann"])
-    assert own.redact("/data/TESTPATIENT_scan/PID7734219x 19580312 Anna Ann") == \
-        "/data/[redacted]_scan/[redacted]x [redacted] Anna [redacted]"
-    assert own.redact_data({"case_id": "Johanna", "n": 19580312}) == {"case_id": "[redacted]", "n": 19580312}
+    assert own.redact("/data/TESTPATIENT_scan/PID7734219x 19580312 Anna Ann 119580312") == \
+        "/data/[redacted]_scan/[redacted]x [redacted] Anna [redacted] 119580312"
+    assert own.redact_data({"case_id": "Johanna", "n": 19580312, "Johanna.nii.gz": 1}) == \
+        {"case_id": "[redacted]", "n": 19580312, "[redacted].nii.gz": 1}
     assert acquisition_words("MRHR T1 AX POST GAD Testpatient PID7734219") == "MRHR T1 AX POST GAD"
     assert pseudonym(STUDY_UID, "salt-a") == pseudonym(STUDY_UID, "salt-a") != pseudonym(STUDY_UID, "salt-b")
 
 
-def test_identifiers_in_every_field_reach_no_output_of_run(tmp_path: Path):
+@pytest.mark.slow  # btk run starts worker processes: tens of seconds on a busy machine
+def test_identifiers_in_every_field_reach_no_output_of_run(identified: Path, tmp_path: Path):
     """`btk run` on a tree holding the identified study (no FLAIR: it fails at discovery, with its series listed),
     a broken DICOM file named after the patient, and an exam with candidates that goes all the way to its
     report: manifest, summaries, markers, logs and console."""
     studies, candidates = brats_batch(tmp_path, ["ok-case"], [2])
     patient_folder = studies / "Testpatient_Johanna_PID7734219"
-    write_identified_study(patient_folder, "1.2.826.0.1.3680043.8.498.7734", ("t1n", "t1c", "t2w"))
+    copy_of(identified, patient_folder, "S010", "S013", "S002")
     (patient_folder / "PID7734219_bad.dcm").write_bytes(b"\0" * 128 + b"DICMgarbage")
     out = tmp_path / "out"
     result = run_btk("run", studies, "-o", out, "--candidates", candidates, "--method", "mav")
@@ -131,8 +145,9 @@ def test_identifiers_in_every_field_reach_no_output_of_run(tmp_path: Path):
     assert_no_identifiers(IDENTIFIERS, out, result.stdout, result.stderr)
 
 
-def test_study_names_are_pseudonyms_stable_within_one_output_folder(tmp_path: Path):
-    study = write_identified_study(tmp_path / "dicom", modalities=("t1n", "t2w"))
+@pytest.mark.slow  # btk run starts worker processes: tens of seconds on a busy machine
+def test_study_names_are_pseudonyms_stable_within_one_output_folder(identified: Path, tmp_path: Path):
+    study = copy_of(identified, tmp_path / "dicom", "S010", "S002")
 
     def names(out: Path) -> list[str]:
         result = run_btk("run", study, "-o", out, "--candidates", EXAMPLE_CANDIDATES)
@@ -146,9 +161,9 @@ def test_study_names_are_pseudonyms_stable_within_one_output_folder(tmp_path: Pa
     assert names(tmp_path / "other") != first
 
 
-def test_convert_force_replaces_an_earlier_conversion(tmp_path: Path):
+def test_convert_force_replaces_an_earlier_conversion(identified: Path, tmp_path: Path):
     """The second study has no T1 of its own: the first study's T1 must not be chosen for it."""
-    first = write_identified_study(tmp_path / "first", "1.2.826.0.1.3680043.8.498.1", ("t1n", "t1c"))
+    first = copy_of(identified, tmp_path / "first", "S010", "S013")
     second = write_identified_study(tmp_path / "second", "1.2.826.0.1.3680043.8.498.2", ("t2w",))
     out = tmp_path / "nifti"
     assert run_btk("convert", first, "-o", out).code == 0
@@ -161,6 +176,18 @@ def test_convert_force_replaces_an_earlier_conversion(tmp_path: Path):
     assert "series10" not in forced.output and "series13" not in forced.output
     assert_no_identifiers(IDENTIFIERS, out, forced.output)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
+
+
+@pytest.mark.parametrize("naming", [("-o", "PID7734219"), ("--case-id", "Testpatient-01")], ids=["folder", "case-id"])
+def test_preprocess_refuses_a_case_identifier_that_identifies_the_patient(identified: Path, tmp_path: Path, naming):
+    option, value = naming
+    out = tmp_path / "out" / (value if option == "-o" else "case")
+    args = ["--case-id", value] if option == "--case-id" else []
+    result = run_btk("preprocess", identified, "-o", out, *args, "--fast", "--device", "cpu")
+    assert_user_error(result)
+    assert "holds a patient identifier" in error_line(result.output) and "case-001" in error_line(result.output)
+    assert_no_leftovers(tmp_path / "out")
+    assert_no_identifiers(IDENTIFIERS, result.output)
 
 
 def drop_middle_slice(folder: Path) -> str:
@@ -178,34 +205,34 @@ def stretch_spacing(folder: Path) -> str:
 
 
 @pytest.mark.parametrize("damage", [drop_middle_slice, stretch_spacing], ids=["missing-slice", "unequal-spacing"])
-def test_an_incomplete_series_is_reported_and_not_used_by_convert(tmp_path: Path, damage):
-    study = write_identified_study(tmp_path / "dicom", modalities=("t1n", "t2w"))
+def test_an_incomplete_series_is_reported_and_not_used_by_convert(identified: Path, tmp_path: Path, damage):
+    study = copy_of(identified, tmp_path / "dicom", "S010", "S002")
     expected = damage(study / "S010")
     out = tmp_path / "nifti"
     result = run_btk("convert", study, "-o", out)
     assert result.code == 0, result.output
     text = " ".join(result.output.split())
     assert "series 10 'T1 AX SE' looks like T1 but is not used" in text and expected in text
+    assert "series10.nii.gz │ t1n" not in result.output and "│ t1n" not in result.output  # not chosen
     assert_no_identifiers(IDENTIFIERS, out, result.output)
 
 
 @pytest.mark.parametrize("damage", [drop_middle_slice, stretch_spacing], ids=["missing-slice", "unequal-spacing"])
-def test_an_incomplete_series_is_one_clear_error_of_preprocess(tmp_path: Path, damage):
-    study = write_identified_study(tmp_path / "dicom")
+def test_an_incomplete_series_is_one_clear_error_of_preprocess(identified: Path, tmp_path: Path, damage):
+    study = copy_of(identified, tmp_path / "dicom")
     expected = damage(study / "S010")
     out = tmp_path / "out" / "case"
     before = files_under(tmp_path / "out")
     result = run_btk("preprocess", study, "-o", out, "--fast", "--device", "cpu")
     assert_user_error(result, study)
-    text = " ".join(result.output.split())
-    assert "missing T1" in text and expected in text
+    assert "missing T1" in error_line(result.output) and expected in error_line(result.output)
     assert_no_leftovers(tmp_path / "out", before)
     assert_no_identifiers(IDENTIFIERS, result.output)
 
 
 @pytest.mark.parametrize("damage", [drop_middle_slice, stretch_spacing], ids=["missing-slice", "unequal-spacing"])
-def test_an_incomplete_series_fails_its_study_in_run_with_the_reason(tmp_path: Path, damage):
-    study = write_identified_study(tmp_path / "dicom")
+def test_an_incomplete_series_fails_its_study_in_run_with_the_reason(identified: Path, tmp_path: Path, damage):
+    study = copy_of(identified, tmp_path / "dicom")
     expected = damage(study / "S010")
     out = tmp_path / "out"
     result = run_btk("run", study, "-o", out, "--candidates", EXAMPLE_CANDIDATES)
@@ -238,3 +265,16 @@ def test_identifiers_in_a_log_record_and_a_written_file_are_redacted(tmp_path: P
         assert [r.getMessage() for r in records] == ["seen [redacted]"]
     finally:
         guard.clear()
+
+
+@pytest.mark.slow
+def test_identifiers_reach_no_output_of_the_whole_chain(identified: Path, tmp_path: Path):
+    """The one full run: DICOM -> conversion -> preprocessing (HD-BET fast, CPU) -> imported candidates -> fusion
+    -> native space -> report, every file and line searched."""
+    out = tmp_path / "out"
+    result = run_btk("run", identified, "-o", out, "--candidates", EXAMPLE_CANDIDATES, "--fast", "--device", "cpu",
+                     timeout=1800)
+    assert result.code == 0, result.output
+    study, = (p for p in out.iterdir() if p.is_dir())
+    assert study.name.startswith("study-") and (study / "report" / "report.html").is_file()
+    assert_no_identifiers(IDENTIFIERS, out, result.stdout, result.stderr)

@@ -96,20 +96,16 @@ def small_disk(tmp_path: Path):
 
 def fill(disk: Path) -> None:
     """Fill ``disk`` to the last byte."""
-    with open(disk / "filler", "wb") as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 65536)
-                handle.flush()
-        except OSError:
-            pass
-    with open(disk / "filler", "ab") as handle:  # the last partial block
-        for _ in range(65536):
+    descriptor = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        for size in (1 << 16, 1 << 10, 1):
             try:
-                handle.write(b"\0")
-                handle.flush()
+                while True:
+                    os.write(descriptor, b"\0" * size)
             except OSError:
-                break
+                pass
+    finally:
+        os.close(descriptor)
 
 
 # --- no command writes into, replaces or deletes its inputs --------------------------------------------

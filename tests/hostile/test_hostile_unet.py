@@ -9,6 +9,7 @@ and nothing written.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import pickle
 import re
@@ -24,6 +25,8 @@ from hostile_support import assert_no_leftovers, assert_user_error, files_under,
 from lesions import write_dataset
 from unet_support import tiny_config
 
+from btk.errors import BtkError
+from btk.unet.augment import Augmentation
 from btk.unet.checkpoints import save_checkpoint
 from btk.unet.model import ModelConfig, UNet3D
 from btk.unet.training import Trainer
@@ -211,18 +214,28 @@ def test_predict_refuses_a_foreign_or_damaged_checkpoint(tmp_path, case, write, 
     assert_no_leftovers(output.parent)
 
 
+def assert_refused(result, *words: str) -> None:
+    """Exit 2 with one message (btk's ``Error:`` or the command-line parser's boxed one) holding ``words``."""
+    text = result.output
+    assert result.code == 2, f"exit {result.code}:\n{text}"
+    assert "Traceback" not in text and "Internal error" not in text, text
+    assert text.count("Error:") + text.count("─ Error ─") == 1, f"expected one error message:\n{text}"
+    flat = " ".join(text.replace("│", " ").split())
+    for word in words:
+        assert word in flat, f"{word!r} not in:\n{text}"
+
+
 @pytest.mark.parametrize("options,expected", [
-    (["--overlap", "1"], "overlap"), (["--overlap", "nan"], "overlap"), (["--threads", "-2"], "threads"),
-    (["--device", "tpu9"], "device"), (["--patch", "30"], "multiples of 8"),
-], ids=["overlap-1", "overlap-nan", "threads", "device", "patch"])
+    (["--overlap", "1"], "overlap"), (["--threads", "-2"], "threads"), (["--device", "tpu9"], "device 'tpu9'"),
+    (["--device", "cuda:7"], "cuda:7"), (["--patch", "30"], "multiples of 8"),
+], ids=["overlap", "threads", "device", "absent-gpu", "patch"])
 def test_predict_options_are_checked_before_anything_is_written(tmp_path, case, options, expected):
     weights = tmp_path / "w.pt"
     save_checkpoint(weights, UNet3D(ModelConfig(width=4)))
     output = tmp_path / "out" / "seg.nii.gz"
     output.parent.mkdir()
     result = run_btk("unet-predict", case, "-o", output, "-w", weights, *options)
-    assert_user_error(result)
-    assert expected in result.output, result.output
+    assert_refused(result, expected)
     assert_no_leftovers(output.parent)
 
 
@@ -233,21 +246,36 @@ TINY = ["--width", "4", "--patch", "32", "--epochs", "1", "--steps-per-epoch", "
 
 
 @pytest.mark.parametrize("option,value,expected", [
-    ("--lr", "-1", "learning rate"), ("--lr", "0", "learning rate"), ("--lr", "nan", "learning rate"),
-    ("--lr", "inf", "learning rate"), ("--steps-per-epoch", "0", "steps per epoch"), ("--epochs", "0", "epochs"),
-    ("--batch-size", "0", "batch size"), ("--width", "0", "width"), ("--warmup-epochs", "-1", "warmup epochs"),
-    ("--tumour-probability", "1.5", "tumour probability"), ("--tumour-probability", "nan", "tumour probability"),
-    ("--threads", "0", "threads"), ("--seed", "-1", "seed"), ("--fold", "5", "fold 5"),
-    ("--norm", "batch", "unknown norm"), ("--device", "tpu9", "device"),
+    ("--lr", "-1", "--lr"), ("--lr", "0", "--lr"), ("--lr", "nan", "--lr"), ("--fold", "5", "fold 5"),
+    ("--norm", "batch", "unknown norm"), ("--device", "tpu9", "device 'tpu9'"), ("--patch", "30", "multiples of 8"),
 ])
 def test_train_options_are_checked_before_anything_is_written(tmp_path, case, train_options, option, value,
                                                                expected):
     output = tmp_path / "run"
     result = run_btk("train", case.parent, "-o", output, *TINY, option, value)
-    assert_user_error(result)
-    assert expected in result.output, result.output
+    assert_refused(result, expected)
     assert_only_real_options(result, train_options)
     assert not output.exists(), f"left behind: {sorted(map(str, files_under(output)))}"
+
+
+@pytest.mark.parametrize("change,expected", [
+    ({"learning_rate": -1.0}, "learning rate"), ({"learning_rate": 0.0}, "learning rate"),
+    ({"learning_rate": float("nan")}, "learning rate"), ({"learning_rate": float("inf")}, "learning rate"),
+    ({"weight_decay": -1e-5}, "weight decay"), ({"steps_per_epoch": 0}, "steps per epoch"),
+    ({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch size"), ({"warmup_epochs": -1}, "warmup epochs"),
+    ({"tumour_probability": 1.5}, "tumour probability"), ({"tumour_probability": float("nan")}, "tumour probability"),
+    ({"threads": 0}, "threads"), ({"seed": -1}, "seed"), ({"seed": 2**32}, "seed"),
+    ({"validation_patch": (30, 32, 32)}, "validation patch"),
+    ({"augmentation": Augmentation(flip_probability=2.0)}, "flip probability"),
+    ({"augmentation": Augmentation(scale=1.0)}, "augmentation scale"),
+    ({"model": ModelConfig(width=0)}, "width"), ({"model": ModelConfig(in_channels=3)}, "modalities"),
+], ids=lambda v: "-".join(f"{k}={v}" for k, v in v.items()) if isinstance(v, dict) else None)
+def test_training_settings_are_checked_before_anything_is_written(tmp_path, case, change, expected):
+    """The same checks guard the Python API and a resumed run's own settings, which no option parser sees."""
+    output = tmp_path / "run"
+    with pytest.raises(BtkError, match=expected):
+        Trainer(dataclasses.replace(tiny_config(), **change), device="cpu").train(case.parent, output)
+    assert not output.exists()
 
 
 def test_train_hint_for_labels_of_the_other_naming_names_no_missing_option(tmp_path, case, train_options):
