@@ -251,6 +251,15 @@ def compare(size: int, storage: str, method: str, figures: dict[str, Measurement
     return Row(size, storage, method, figures, digests, compat, published, differing, labelled)
 
 
+def progress(figures: dict[str, Measurement]) -> str:
+    """Each tool's whole-process wall and CPU seconds, or its failure."""
+    return ", ".join(
+        f"{tool} {m.failure}" if m.failure
+        else f"{tool} {m.whole['seconds']:.2f} s ({m.whole['cpu_seconds']:.2f} s CPU)"
+        for tool, m in figures.items()
+    )
+
+
 def print_figures(rows: list[Row]) -> None:
     print("\nWhole process (fresh interpreter; btk: `python -m btk fuse`, with sidecar and agreement report) and "
           "in-process (read + fuse + write, after the imports); medians.")
@@ -344,7 +353,7 @@ def main() -> None:
                         for tool in args.tools if method in TOOL_METHODS[tool]
                     }
                     rows.append(compare(size, storage, method, figures))
-                    print(f"measured {size} {storage} candidates, {method}", flush=True)
+                    print(f"measured {size} {storage} candidates, {method}: {progress(figures)}", flush=True)
         print_figures(rows)
         missed = print_ratios(rows)
         mismatches = storage_mismatches(rows)

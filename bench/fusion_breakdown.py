@@ -25,6 +25,9 @@ from statistics import median
 
 REPO = Path(__file__).resolve().parents[1]
 
+#: What ``btk fuse`` itself needs to import: the fusion, its agreement report, the command line and its table.
+NEEDED = ("btk.fusion", "btk.fusion.agreement", "typer", "rich.table")
+
 _STEPS = r"""
 import importlib, json, sys, time
 from pathlib import Path
@@ -49,7 +52,7 @@ timed("compress one", lambda: compress(data[0]))
 code = timed("command", lambda: main(arguments))
 print("STEPS" + json.dumps({"codec": codec, "times": times}))
 sys.exit(code)
-""".replace("NEEDED", repr(("btk.fusion", "btk.fusion.agreement", "typer", "rich.table")))
+""".replace("NEEDED", repr(NEEDED))
 
 _PROFILE = r"""
 import cProfile, sys
@@ -94,6 +97,8 @@ def report(paths: list[str], storage: str, folder: Path, repeats: int, whole: di
     step = {name: _median_pairs([run[name] for run in steps]) for name in steps[0]}
     own = _median_by_key(timings)
     imports = _median_by_key([_import_times(["-m", "btk", *arguments]) for _ in range(repeats)])
+    needed = _median_by_key([_import_times(["-c", f"import {', '.join(NEEDED)}"]) for _ in range(repeats)])
+    others = {name: seconds for name, seconds in imports.items() if name not in needed}
     stats = _profile(arguments, folder / "fuse.prof")
     gzip_parts = ("read files", "decompress", "compress one")
     gzip_alone = [sum(step[name][i] for name in gzip_parts) for i in (0, 1)]
@@ -110,7 +115,7 @@ def report(paths: list[str], storage: str, folder: Path, repeats: int, whole: di
     print(f"  a timed run, {'':30}   wall      CPU")
     line("whole process", step["whole"])
     line("interpreter start (python -c pass)", start)
-    line("imports the fuse command needs", step["imports needed"], "btk.fusion, btk.fusion.agreement, typer, rich")
+    line("imports the fuse command needs", step["imports needed"], ", ".join(NEEDED))
     line("imports of the rest of btk.cli", step["imports rest"], "the other commands' modules")
     line("the command, main(['fuse', ...])", step["command"], "its sidecar (wall): "
          + ", ".join(f"{name} {seconds:.3f} s" for name, seconds in own.items())
@@ -119,10 +124,15 @@ def report(paths: list[str], storage: str, folder: Path, repeats: int, whole: di
          f"reading the files {step['read files'][0]:.3f} s, decompressing all {step['decompress'][0]:.3f} s, "
          f"compressing one map {step['compress one'][0]:.3f} s")
     line("exit and the rest", rest)
-    print("  imports by package (-X importtime, self)  "
-          + ", ".join(f"{name} {seconds:.3f}" for name, seconds in sorted(imports.items(), key=lambda x: -x[1])[:12])
-          + f" (total {sum(imports.values()):.3f} s with importtime's own overhead)")
+    print("  imports by package (-X importtime, self wall, with importtime's own overhead):")
+    print(f"    all of `btk fuse` ({sum(imports.values()):.3f} s): {_largest(imports)}")
+    print(f"    packages the fuse command does not import ({sum(others.values()):.3f} s): {_largest(others)}")
     _print_profile(stats)
+
+
+def _largest(seconds_by_name: dict[str, float], count: int = 12) -> str:
+    ranked = sorted(seconds_by_name.items(), key=lambda item: -item[1])[:count]
+    return ", ".join(f"{name} {seconds:.3f}" for name, seconds in ranked)
 
 
 def _run(argv: list[str]) -> tuple[list[float], str]:

@@ -13,7 +13,7 @@ import time
 _PR_SET_PDEATHSIG = 1
 
 
-def end_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """Kill this process with SIGKILL as soon as ``parent`` (its parent process) is gone.
 
     On Linux the kernel does it (``prctl(PR_SET_PDEATHSIG)``), also while this process is busy in native code

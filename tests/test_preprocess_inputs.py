@@ -177,7 +177,7 @@ def test_existing_unrelated_output_is_not_replaced(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "precious.txt").write_text("keep me")
-    with pytest.raises(BtkError, match="not a finished exam"):
+    with pytest.raises(BtkError, match="not a folder btk wrote"):
         from btk.preprocess import Preprocessor
 
         Preprocessor(device="cpu", fast=True).run(RAW, out)

@@ -231,3 +231,30 @@ def test_contract_entry_point_writes_case_named_outputs(tmp_path, cases_2023, mo
     written = nib.load(str(outputs / f"{case.name}.nii.gz"))
     assert written.shape == nib.load(str(case.images[0])).shape
     assert set(np.unique(np.asarray(written.dataobj))) <= {0, 1, 2, 3}
+
+
+def test_contract_refuses_a_crafted_checkpoint_and_a_bad_environment(tmp_path, cases_2023, monkeypatch, capsys):
+    """The container's entry point loads weights through the same safe loader as btk unet-predict."""
+    import os
+
+    from btk.unet.contract import main as contract_main
+
+    class RunsACommand:
+        def __reduce__(self):
+            return os.system, (f"touch {tmp_path / 'MARKER'}",)
+
+    case = find_cases(cases_2023)[0]
+    inputs, outputs, weights = tmp_path / "input", tmp_path / "output", tmp_path / "weights"
+    (inputs / case.name).mkdir(parents=True)
+    for path in case.images:
+        (inputs / case.name / path.name).symlink_to(path)
+    weights.mkdir()
+    torch.save({"format": "btk-unet-1", "model": RunsACommand()}, weights / "w.pt")
+    assert contract_main([str(inputs), str(outputs), str(weights)]) == 1
+    assert "refused" in capsys.readouterr().err
+    assert not (tmp_path / "MARKER").exists() and not outputs.exists()
+    torch.load(weights / "w.pt", weights_only=False)  # the payload is live: unsafe loading runs it
+    assert (tmp_path / "MARKER").exists()
+    monkeypatch.setenv("BTK_UNET_OVERLAP", "half")
+    assert contract_main([str(inputs), str(outputs), str(weights)]) == 1
+    assert "BTK_UNET_OVERLAP is 'half', not a float" in capsys.readouterr().err

@@ -135,7 +135,8 @@ class _Temporaries:
     def __call__(self, final: Path, writer: Writer) -> Path:
         """Write the file that is to become ``final`` with ``writer``; return its temporary name."""
         prefix = f".{final.name}."
-        remove_abandoned(self.folder, prefix, ".partial")  # a killed run's (never a live one's: they are locked)
+        for abandoned in (prefix, f".{prefix}"):  # a killed run's, and the atomic writes' inside them (never
+            remove_abandoned(self.folder, abandoned, ".partial")  # a live run's: those are locked)
         suffix = ".nii.gz" if final.name.lower().endswith(".gz") else final.suffix
         handle, name = tempfile.mkstemp(prefix=prefix, suffix=f".partial{suffix}", dir=self.folder)
         os.close(handle)

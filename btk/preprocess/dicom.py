@@ -134,7 +134,7 @@ def _convert(dicom_dir: Path, output_dir: Path, count: int,
         candidate, note = _recognise(nifti, nib.load(str(nifti)).header, number, group, sidecar,
                                      contrast)
         candidates.append(candidate)
-        if note:
+        if note and note not in notes:  # dcm2niix may write several files of one series
             logger.warning(note)
             notes.append(note)
     return candidates, notes

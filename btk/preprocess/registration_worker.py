@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 
 from btk.errors import BtkError
-from btk.lifetime import end_with_parent
+from btk.lifetime import die_with_parent
 from btk.preprocess.registration import RegistrationSettings, register
 
 
 def main(job_json: str, parent: int) -> int:
     """Register as described by ``job_json``; on failure print the BtkError as JSON on standard error, return 2."""
-    end_with_parent(parent)
+    die_with_parent(parent)
     job = json.loads(job_json)
     try:
         register(Path(job["fixed"]), Path(job["moving"]), Path(job["transform_path"]),

@@ -70,12 +70,21 @@ def kind_of(status: os.stat_result) -> str:
 def list_output(folder: Path) -> list[Entry]:
     """Every entry below ``folder``, sorted, found without following links (bounded in number and depth)."""
     entries: list[Entry] = []
-    descriptor = os.open(folder, _FOLDER_FLAGS)
+    descriptor = _open_folder(folder)
     try:
         _walk(descriptor, "", entries, MAX_DEPTH)
     finally:
         os.close(descriptor)
     return entries
+
+
+def _open_folder(folder: Path) -> int:
+    """A descriptor of the container's output folder itself (btk made it: never a link)."""
+    try:
+        return os.open(folder, _FOLDER_FLAGS)
+    except OSError as error:
+        raise BtkError(f"cannot read the container's output folder ({error.strerror})",
+                       hint="the image changed the folder's permissions or removed it; see its log") from None
 
 
 def _walk(descriptor: int, prefix: str, entries: list[Entry], depth: int) -> None:
@@ -119,7 +128,7 @@ def copy_out(folder: Path, entry: Entry, into: Path) -> Path:
     """
     if not entry.regular:
         raise not_regular(entry)
-    descriptor = os.open(folder, _FOLDER_FLAGS)
+    descriptor = _open_folder(folder)
     try:
         try:
             before = os.stat(entry.path, dir_fd=descriptor, follow_symlinks=False)

@@ -116,11 +116,12 @@ def read_checkpoint(path: Path, hint: str = PREDICT_HINT) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise BtkError(f"not a btk U-Net checkpoint: it holds a {type(payload).__name__}, not a dictionary",
                        path=path, hint=hint)
-    if payload.get("format") != FORMAT:
+    stamp = payload.get("format")
+    if not (isinstance(stamp, str) and stamp == FORMAT):
         if payload and all(isinstance(value, torch.Tensor) for value in payload.values()):
             problem = "a bare state dict (weights without btk's model settings), not a btk U-Net checkpoint"
         elif "format" in payload:
-            problem = f"unsupported checkpoint format {str(payload['format'])[:40]!r} (btk reads {FORMAT!r})"
+            problem = f"unsupported checkpoint format {str(stamp)[:40]!r} (btk reads {FORMAT!r})"
         else:
             problem = "not a btk U-Net checkpoint (it has no btk format stamp)"
         raise BtkError(problem, path=path, hint=hint)

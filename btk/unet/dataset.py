@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from btk.console import logger, progress
+from btk.errors import unwritable_folder
 from btk.io import atomic_path
 from btk.unet.cases import Case, load_images, load_regions
 from btk.unet.normalise import bounding_box, brain_mask, normalise
@@ -60,7 +61,10 @@ def load_prepared(cases: list[Case], cache_dir: Path) -> list[PreparedCase]:
             if not stamp.exists() or json.loads(stamp.read_text()) != expected:
                 logger.debug("Caching %s", case.name)
                 images, regions = prepare_case(case)
-                folder.mkdir(parents=True, exist_ok=True)
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as error:
+                    raise unwritable_folder(cache_dir.parent, error, creating=True) from None
                 _save_array(images, folder / "images.npy")
                 _save_array(regions, folder / "regions.npy")
                 _save_array(np.flatnonzero(regions[0]).astype(np.int64), folder / "tumour.npy")

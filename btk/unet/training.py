@@ -84,13 +84,13 @@ class TrainConfig:
         multiple = 2**DEPTH
         for name, option in (("patch", "--patch"), ("validation_patch", None)):
             value = getattr(self, name)
-            if not (isinstance(value, tuple) and len(value) == 3 and all(_is_int(v) and v > 0 and v % multiple == 0
-                                                                         for v in value)):
+            if not (isinstance(value, (tuple, list)) and len(value) == 3
+                    and all(_is_int(v) and v > 0 and v % multiple == 0 for v in value)):
                 raise BtkError(f"{name.replace('_', ' ')} {value} must be three positive multiples of {multiple}",
                                hint=option and f"e.g. {option} 128 or {option} 160,192,128")
         for name, option, low in (("batch_size", "--batch-size", 1), ("epochs", "--epochs", 1),
                                   ("steps_per_epoch", "--steps-per-epoch", 1), ("warmup_epochs", "--warmup-epochs", 0),
-                                  ("folds", "--folds", 1), ("seed", "--seed", 0)):
+                                  ("folds", "--folds", 1), ("fold", "--fold", 0), ("seed", "--seed", 0)):
             _check_int(name, getattr(self, name), low, option)
         if self.threads is not None:
             _check_int("threads", self.threads, 1, "--threads")

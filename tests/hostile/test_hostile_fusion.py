@@ -238,24 +238,50 @@ def _state(out: Path) -> str:
     return "complete" if sidecar.exists() else ("image only" if image.exists() else "nothing")
 
 
+def _moment(out: Path, before: set[str], image_inode: int | None, kind: str) -> bool:
+    """Whether the run writing ``out`` reached the moment ``kind`` (``before``: the folder's names at start)."""
+    try:
+        names = {p.name for p in out.iterdir()}
+    except FileNotFoundError:
+        return False
+    new = names - before
+    if kind == "image being written":
+        return any(name.startswith(".fused.nii.gz.") for name in new)
+    if kind == "sidecars being written":
+        return any(name.startswith((".fused.json.", ".fused_agreement.json.")) for name in new)
+    try:  # "image published": the image is another file than before
+        return (out / "fused.nii.gz").stat().st_ino != image_inode
+    except FileNotFoundError:
+        return False
+
+
 @pytest.mark.slow
 def test_kill_9_never_leaves_sidecars_without_their_image(tmp_path: Path):
-    """Real ``btk fuse`` processes on real candidates, killed with SIGKILL at random moments and the moment
-    their first temporary output appears; every state left is consistent, and a rerun completes cleanly."""
+    """Real ``btk fuse --force`` processes on real candidates, over a complete earlier fusion, killed with
+    SIGKILL while the image is written, while the sidecars are written, the moment the new image is
+    published, and at random moments: every state left is consistent, and a rerun completes cleanly."""
     candidates = _real_in(tmp_path / "in")
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "btk", "fuse", *map(str, candidates), "-o", str(out / "fused.nii.gz"), "--force"]
+    arguments = ["fuse", *map(str, candidates), "-o", str(out / "fused.nii.gz"), "--force"]
+    started = time.monotonic()
+    assert run_btk(*arguments).code == 0
+    runtime = time.monotonic() - started
     rng = random.Random(20)
-    for attempt in range(8):
-        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + (rng.uniform(0.5, 6.0) if attempt % 2 else 60)
+    moments = ["image being written", "sidecars being written", "image published"] * 2 + ["random"] * 3
+    for kind in moments:
+        before = {p.name for p in out.iterdir()} if out.exists() else set()
+        image = out / "fused.nii.gz"
+        inode = image.stat().st_ino if image.exists() else None
+        process = subprocess.Popen([sys.executable, "-m", "btk", *arguments], cwd=ROOT,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + (rng.uniform(0.3, 1.2) * runtime if kind == "random" else 120)
         while time.monotonic() < deadline and process.poll() is None:
-            if attempt % 2 == 0 and out.exists() and any(p.name.startswith(".") for p in out.iterdir()):
-                break  # the first temporary output is being written: kill now
-            time.sleep(0.002)
+            if kind != "random" and _moment(out, before, inode, kind):
+                break
+            time.sleep(0.001)
         process.send_signal(signal.SIGKILL)
         process.wait()
         _state(out)
-    assert run_btk(*command[3:]).code == 0
+    assert run_btk(*arguments).code == 0
     assert _state(out) == "complete"
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporaries of killed runs were not cleaned"
