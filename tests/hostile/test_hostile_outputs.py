@@ -351,6 +351,35 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def test_a_registration_worker_dies_with_its_killed_parent(tmp_path):
+    """A real worker registering the TCIA T1 to the atlas, its parent killed with -9: it ends, writes nothing."""
+    transform = tmp_path / "t1_to_atlas.mat"
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time\n"
+        "from pathlib import Path\n"
+        "from btk.preprocess.atlas import atlas_t1\n"
+        "from btk.preprocess.registration import RegistrationJob, RegistrationSettings\n"
+        f"job = RegistrationJob(atlas_t1(), Path({str(next(RAW.glob('*_t1.nii.gz')))!r}), Path({str(transform)!r}),"
+        " RegistrationSettings())\n"
+        "print(subprocess.Popen(job.command()).pid, flush=True)\n"
+        "time.sleep(600)\n")], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(parent.stdout.readline())
+        time.sleep(2)
+        assert alive(worker)
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    survived = alive(worker)
+    if survived:
+        os.kill(worker, signal.SIGKILL)
+    assert not survived, "the registration worker outlived its parent"
+    assert not transform.exists()
+
+
 @pytest.mark.slow
 def test_kill_9_during_registration_takes_the_workers_down_and_the_next_run_cleans_up(tmp_path, exam):
     out, temporary = tmp_path / "out", tmp_path / "tmp"
@@ -360,7 +389,7 @@ def test_kill_9_during_registration_takes_the_workers_down_and_the_next_run_clea
                                 "--fast", "--device", "cpu"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline, workers = time.monotonic() + 600, []
+        deadline, workers = time.monotonic() + 1800, []  # HD-BET first: about a minute on an idle machine
         while not workers and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
             workers = registration_workers(process.pid)
@@ -370,7 +399,10 @@ def test_kill_9_during_registration_takes_the_workers_down_and_the_next_run_clea
         deadline = time.monotonic() + 10
         while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not any(alive(pid) for pid in workers), "registration workers outlived the killed run"
+        survivors = [pid for pid in workers if alive(pid)]
+        for pid in survivors:
+            os.kill(pid, signal.SIGKILL)
+        assert not survivors, "registration workers outlived the killed run"
     finally:
         process.kill()
     left = [p.name for p in out.iterdir()]

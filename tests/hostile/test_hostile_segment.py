@@ -24,7 +24,7 @@ from hostile_support import ROOT, Result, assert_user_error, files_under, run_bt
 from segment_support import AFFINE, SHAPE, entry, make_exam, write_registry
 
 from btk.segment.engine import LABEL, Engine
-from btk.segment.leftovers import Owner
+from btk.segment.leftovers import PID_LABEL, Owner
 
 pytestmark = pytest.mark.slow
 
@@ -157,10 +157,14 @@ def test_a_killed_runs_container_and_exam_copy_are_removed_by_the_next_run(tmp_p
                                "--registry", str(registry), "-a", "orphan"], env=env, cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     engine = Engine.connect()
-    _wait_for(lambda: any(c.status == "running" for c in engine.containers("orphan")), "the container to start")
+
+    def left_behind() -> list:
+        return [c for c in engine.containers("orphan") if c.labels.get(PID_LABEL) == str(killed.pid)]
+
+    _wait_for(lambda: any(c.status == "running" for c in left_behind()), "the container to start")
     killed.send_signal(signal.SIGKILL)
     killed.wait(timeout=30)
-    assert engine.containers("orphan") and list(temporary.iterdir())  # left behind: nobody could clean up
+    assert left_behind() and list(temporary.iterdir())  # left behind: nobody could clean up
     # a container of a run that is alive (this test's process) must survive the next run
     live = engine.client.containers.create(image, command=["brats2025", "--fault", "hang"],
                                            labels={LABEL: "live", **Owner.current().labels()}, network_mode="none")
@@ -169,7 +173,7 @@ def test_a_killed_runs_container_and_exam_copy_are_removed_by_the_next_run(tmp_p
         assert result.code == 0 and (seg / "next.nii.gz").is_file(), result.output
         flat = " ".join(result.output.split())
         assert "left behind by a btk run that ended" in flat and f"(pid {killed.pid})" in flat
-        assert not engine.containers("orphan")
+        assert not left_behind()
         assert not list(temporary.iterdir())
         assert [c.id for c in engine.containers("live")] == [live.id]
     finally:
