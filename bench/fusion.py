@@ -18,7 +18,7 @@ Two timings, each in a fresh process, median of the repeats:
 
 - whole process: interpreter start, imports, reading (gzip), fusing, writing, exit. For btk the real
   command, ``python -m btk fuse ... --force`` (which also writes the sidecar and the agreement report and prints
-  the table); for the reference tools the driver below (imports plus one fusion; LabelFusion's own
+  the table); for the reference tools ``bench/fusion_driver.py`` (imports plus one fusion; LabelFusion's own
   ``fusion_run`` also reads every candidate twice more for its checks, so this favours it).
 - in-process: ``bench/fusion_driver.py`` times one call that reads, fuses and writes (btk without the
   agreement report), after the imports.
@@ -279,9 +279,9 @@ def print_ratios(rows: list[Row]) -> list[str]:
     """Speed-ups of btk over each reference (whole-process wall and CPU, in-process wall and CPU) against the
     targets, with the output comparisons; returns the targets missed."""
     print("\nSpeed-ups (reference / btk; btk-compat against BraTS Toolkit, btk against LabelFusion); "
-          "the target is on whole-process wall time.")
+          "the targets are on the whole process, judged on wall and on CPU time.")
     print(f"{'n':>3} {'storage':8} {'method':7} {'reference':14} | {'whole':>7} {'CPU':>7} {'in-proc':>8} {'CPU':>7} | "
-          f"{'target':>6} {'met':4} | outputs")
+          f"{'target':>6} {'met wall/CPU':12} | outputs")
     missed = []
     for row in rows:
         for (reference, ours, method), factor in TARGETS.items():
@@ -293,21 +293,21 @@ def print_ratios(rows: list[Row]) -> list[str]:
                 missed.append(f"{row.size} {row.storage} {method}: {reference} failed, not compared")
                 continue
             whole = theirs.whole["seconds"] / mine.whole["seconds"]
-            met = whole >= factor
-            if not met:
-                missed.append(f"{row.size} {row.storage} {method}: {ours} {whole:.2f}x vs {reference} "
-                              f"(target {factor:g}x)")
+            cpu = theirs.whole["cpu_seconds"] / mine.whole["cpu_seconds"]
+            met = f"{'yes' if whole >= factor else 'NO'}/{'yes' if cpu >= factor else 'NO'}"
+            if "NO" in met:
+                missed.append(f"{row.size} {row.storage} {method}: {ours} {whole:.2f}x wall, {cpu:.2f}x CPU vs "
+                              f"{reference} (target {factor:g}x)")
             if reference == "brats-toolkit":
                 outputs = "identical" if row.compat_identical else "DIFFERENT"
                 if row.published_identical is not None:
                     outputs += ", = published fusion" if row.published_identical else ", NOT the published fusion"
             else:
                 outputs = f"{row.labelfusion_differing} voxels differ (of {row.labelled} labelled by either)"
-            print(f"{row.size:>3} {row.storage:8} {method:7} {reference:14} | {whole:>6.1f}x "
-                  f"{theirs.whole['cpu_seconds'] / mine.whole['cpu_seconds']:>6.1f}x "
+            print(f"{row.size:>3} {row.storage:8} {method:7} {reference:14} | {whole:>6.1f}x {cpu:>6.1f}x "
                   f"{theirs.inner['seconds'] / mine.inner['seconds']:>7.1f}x "
                   f"{theirs.inner['cpu_seconds'] / mine.inner['cpu_seconds']:>6.1f}x | "
-                  f"{factor:>5g}x {'yes' if met else 'NO':4} | {outputs}")
+                  f"{factor:>5g}x {met:12} | {outputs}")
     return missed
 
 

@@ -179,6 +179,12 @@ def test_candidates_given_twice_or_copied_are_refused(tmp_path):
     assert Fusionator().fuse([a, b], "mav", allow_identical=True).segmentation.max() == 2
 
 
+def test_identical_all_background_candidates_are_accepted(tmp_path):
+    # several algorithms that found no tumour write byte-identical files: that is not a copy
+    empty = [save(np.zeros((6, 6, 6), np.uint8), tmp_path / f"{name}.nii.gz") for name in "abc"]
+    assert not Fusionator().fuse(empty, "mav").segmentation.any()
+
+
 def test_converted_candidates_are_named_in_the_sidecar():
     seg = np.zeros((6, 6, 6), np.uint8)
     seg[1:5, 1:5, 1:5] = 2

@@ -84,8 +84,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_problem(label: str, message: str = "") -> None:
-    """Print ``label`` in bold red and ``message`` exactly as it is (file names like ``[bold]x`` are not markup)."""
-    console.print(Text.assemble((label, "bold red"), f" {message}" if message else ""), highlight=False, soft_wrap=True)
+    """Print ``label`` in bold red, then ``message`` literally.
+
+    File names like ``[bold]x`` are not markup, and control characters (a terminal escape sequence in a file
+    name, say) are shown escaped, as in ``\\x1b``, never sent to the terminal.
+    """
+    visible = "".join(char if char == "\n" or char.isprintable() else repr(char)[1:-1] for char in message)
+    console.print(Text.assemble((label, "bold red"), f" {visible}" if visible else ""), highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

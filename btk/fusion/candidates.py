@@ -75,7 +75,8 @@ def load_candidates(
 
     The same file given twice (also as a file and through its folder, or through a link) is refused, and so
     are two files with the same content unless ``allow_identical`` (for callers who know the files come from
-    different algorithms, e.g. two that both found no tumour): either would count one segmentation twice.
+    different algorithms): either would count one segmentation twice. All-background candidates may be
+    identical (algorithms that found no tumour write the same file).
     """
     items = expand_candidate_paths(list(items))
     if len(items) < 2:
@@ -123,7 +124,8 @@ def load_candidates(
         list(pool.map(read_into_stack, range(1, len(items))))
     _check_same_grid(first.shape, mismatched, images, candidate_names, paths)
     if not allow_identical:
-        _check_distinct_content(paths, checksums)
+        empty = [not stack[index].any() for index in range(len(items))]
+        _check_distinct_content(paths, checksums, empty)
     return Candidates(stack, candidate_names, paths, next((i for i in images if i is not None), None), checksums)
 
 
@@ -145,11 +147,14 @@ def _check_given_once(paths: list[Path | None]) -> None:
         seen[resolved] = path
 
 
-def _check_distinct_content(paths: list[Path | None], checksums: list[str | None]) -> None:
-    """Refuse two candidate files with the same content (a copy of a candidate counts it twice)."""
+def _check_distinct_content(paths: list[Path | None], checksums: list[str | None], empty: list[bool]) -> None:
+    """Refuse two candidate files with the same content (a copy of a candidate counts it twice).
+
+    All-background candidates are exempt: several algorithms finding no tumour write identical files.
+    """
     seen: dict[str, Path] = {}
-    for path, checksum in zip(paths, checksums):
-        if path is None or checksum is None:
+    for path, checksum, is_empty in zip(paths, checksums, empty):
+        if path is None or checksum is None or is_empty:
             continue
         if checksum in seen:
             raise BtkError(

@@ -15,7 +15,7 @@ import numpy as np
 
 from btk.console import logger, progress
 from btk.errors import unwritable_folder
-from btk.io import atomic_path
+from btk.io import atomic_path, save_json
 from btk.unet.cases import Case, load_images, load_regions
 from btk.unet.normalise import bounding_box, brain_mask, normalise
 
@@ -48,6 +48,23 @@ def _save_array(array: np.ndarray, path: Path) -> None:
             np.save(handle, array)
 
 
+def _read_cache(name: str, folder: Path, expected: dict) -> PreparedCase | None:
+    """The case cached in ``folder``, mapped into memory; None if the cache is stale, incomplete or damaged
+    (the case is then prepared again)."""
+    try:
+        if json.loads((folder / "cache.json").read_text(encoding="utf-8")) != expected:
+            return None
+        images, regions, tumour = (np.load(folder / f"{part}.npy", mmap_mode="r", allow_pickle=False)
+                                   for part in ("images", "regions", "tumour"))
+    except (OSError, ValueError, EOFError):  # missing, truncated or not .npy/JSON (JSONDecodeError is a ValueError)
+        return None
+    consistent = (images.ndim == 4 and images.shape[0] == 4 and images.dtype == np.float16
+                  and regions.shape == (3, *images.shape[1:]) and regions.dtype == np.uint8
+                  and tumour.ndim == 1 and tumour.dtype == np.int64
+                  and (tumour.size == 0 or 0 <= int(tumour.min()) <= int(tumour.max()) < regions[0].size))
+    return PreparedCase(name, images, regions, tumour) if consistent else None
+
+
 def load_prepared(cases: list[Case], cache_dir: Path) -> list[PreparedCase]:
     """Prepare every case (reusing the cache when it is complete) and map it into memory."""
     prepared = []
@@ -55,10 +72,10 @@ def load_prepared(cases: list[Case], cache_dir: Path) -> list[PreparedCase]:
         task = bar.add_task("Preparing cases", total=len(cases))
         for case in cases:
             folder = cache_dir / case.name
-            stamp = folder / "cache.json"
             expected = {"version": CACHE_VERSION, "images": [str(p.resolve()) for p in case.images],
                         "mtimes": [p.stat().st_mtime_ns for p in (*case.images, case.segmentation)]}
-            if not stamp.exists() or json.loads(stamp.read_text()) != expected:
+            cached = _read_cache(case.name, folder, expected)
+            if cached is None:
                 logger.debug("Caching %s", case.name)
                 images, regions = prepare_case(case)
                 try:
@@ -68,12 +85,9 @@ def load_prepared(cases: list[Case], cache_dir: Path) -> list[PreparedCase]:
                 _save_array(images, folder / "images.npy")
                 _save_array(regions, folder / "regions.npy")
                 _save_array(np.flatnonzero(regions[0]).astype(np.int64), folder / "tumour.npy")
-                stamp.write_text(json.dumps(expected))
-            prepared.append(PreparedCase(
-                case.name,
-                np.load(folder / "images.npy", mmap_mode="r"),
-                np.load(folder / "regions.npy", mmap_mode="r"),
-                np.load(folder / "tumour.npy", mmap_mode="r"),
-            ))
+                save_json(expected, folder / "cache.json")
+                cached = _read_cache(case.name, folder, expected)
+                assert cached is not None, f"the cache just written for {case.name} does not read back"
+            prepared.append(cached)
             bar.advance(task)
     return prepared

@@ -13,9 +13,12 @@ import pytest
 import typer
 from hostile_support import assert_no_leftovers, assert_user_error, files_under, run_btk
 from pipeline_support import BRATS_EXAM, CANDIDATES
+from rich.table import Table
+from rich.text import Text
 
 from btk.cli import app
 from btk.cli.common import BoundedInt, FiniteFloat, PositiveInt, Probability
+from btk.console import console, progress
 from btk.errors import BtkError
 from btk.pipeline import Pipeline
 
@@ -62,6 +65,15 @@ def test_error_names_a_markup_file_literally(tmp_path: Path, name: str, command:
     assert_no_leftovers(out)
 
 
+def test_error_shows_control_characters_of_a_file_name_escaped(tmp_path: Path):
+    missing = tmp_path / "in" / "a\x1b[31mred\x07.nii.gz"  # a terminal escape sequence and a bell in the name
+    other = label_map(markup_path(tmp_path / "in", "other.nii.gz"))
+    result = run_btk("fuse", missing, other, "-o", tmp_path / "out" / "fused.nii.gz")
+    assert_user_error(result, str(missing).replace("\x1b", "\\x1b").replace("\x07", "\\x07"))
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert_no_leftovers(tmp_path / "out")
+
+
 def test_fuse_and_evaluate_show_markup_names_literally(tmp_path: Path):
     candidates = [label_map(markup_path(tmp_path / "in", name), shift=i) for i, name in enumerate(MARKUP_NAMES)]
     fused = markup_path(tmp_path / "out[", "]fused[1].nii.gz")  # OUT[/]fused[1].nii.gz
@@ -75,6 +87,20 @@ def test_fuse_and_evaluate_show_markup_names_literally(tmp_path: Path):
     result = run_btk("evaluate", fused, candidates[1], "-o", table)
     assert result.code == 0, result.output
     assert f"Wrote 3 rows to {table}" in result.stderr and table.is_file()
+
+
+def test_progress_lines_and_tables_show_markup_literally():
+    """The shared console and its progress display take strings as text: exam names in descriptions, cells."""
+    bar = progress()
+    bar.add_task("Segmenting out[/]x [bold]y", total=3)
+    table = Table(title="Segmentations of [red]exam")
+    table.add_row("[link=mailto:a@example.org]z", Text("ok", style="green"))
+    with console.capture() as captured:
+        console.print(bar.get_renderable())
+        console.print(table)
+    shown = captured.get()
+    assert "Segmenting out[/]x [bold]y" in shown
+    assert "[red]exam" in shown and "[link=mailto:a@example.org]z" in shown and " ok " in shown
 
 
 @pytest.mark.slow

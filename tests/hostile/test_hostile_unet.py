@@ -82,7 +82,7 @@ def write_crafted(writer, path: Path, marker: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def case(tmp_path_factory) -> Path:
-    """One BraTS 2023 case folder (synthetic lesion in a real brain)."""
+    """The first case folder of a two-case BraTS 2023 data set (synthetic lesions in real brains)."""
     folder = tmp_path_factory.mktemp("unet_cases")
     write_dataset(folder, 2, seed=5)
     return sorted(p for p in folder.iterdir() if p.is_dir())[0]
@@ -400,3 +400,18 @@ def test_a_checkpoint_of_tensors_and_plain_data_round_trips(tmp_path):
     assert payload["scores"] == 0.5 and payload["where"] == str(tmp_path)
     assert torch.equal(payload["array"], torch.arange(3))
     assert load_model(path).config == ModelConfig(width=4)
+
+
+def test_a_damaged_case_cache_is_prepared_again(tmp_path, case, run):
+    """The cache is btk's own scratch space: a truncated array or a garbled stamp there is rebuilt, not trusted."""
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    first, second = sorted(p for p in (copy / "cache").iterdir())
+    images = first / "images.npy"
+    images.write_bytes(images.read_bytes()[:200])
+    (second / "cache.json").write_text("{not json")
+    (second / "tumour.npy").write_bytes(b"\x93NUMPY garbage")
+    result = run_btk("train", case.parent, "-o", copy, "--resume")
+    assert result.code == 0, result.output
+    assert "epoch 2/2" in result.output
+    assert images.stat().st_size > 200 and np.load(second / "tumour.npy").dtype == np.int64
