@@ -240,7 +240,7 @@ def compare(size: int, storage: str, method: str, figures: dict[str, Measurement
         compat = bool(np.array_equal(outputs["btk-compat"], outputs["brats-toolkit"]))
     published = None
     if size == 5 and "btk-compat" in outputs:
-        published = bool(np.array_equal(outputs["btk-compat"], voxels(CASE / "btk_reference" / f"{method}.nii.gz")))
+        published = bool(np.array_equal(outputs["btk-compat"], voxels(CASE / "brats_toolkit_reference" / f"{method}.nii.gz")))
     differing = labelled = None
     if "btk" in outputs and "labelfusion" in outputs:
         differing = int(np.count_nonzero(outputs["btk"] != outputs["labelfusion"]))

@@ -29,9 +29,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 EXAM = REPO / "examples" / "exams" / "TCGA-FG-6692"
-REFERENCE_MASK = (REPO / "tests" / "data" / "exams" / "TCGA-FG-6692" / "btk_reference" / "mask_hdbet_brats-space"
+REFERENCE_MASK = (REPO / "tests" / "data" / "exams" / "TCGA-FG-6692" / "brats_toolkit_reference" / "mask_hdbet_brats-space"
                   / "OtherEXampleFromTCIA_hdbet_mask_brats.nii.gz")
-REFERENCE_TRANSFORM = (REPO / "tests" / "data" / "exams" / "TCGA-FG-6692" / "btk_reference" / "registrations"
+REFERENCE_TRANSFORM = (REPO / "tests" / "data" / "exams" / "TCGA-FG-6692" / "brats_toolkit_reference" / "registrations"
                        / "OtherEXampleFromTCIA_native_t1_to_brats_0GenericAffine.mat")
 ATLAS = REPO / "btk" / "data" / "atlas" / "t1_brats_space.nii.gz"
 

@@ -15,7 +15,7 @@ FUSION_CASES = ("TCGA-FG-6692", "TCGA-DU-7294")
 
 @pytest.fixture(params=FUSION_CASES)
 def fusion_case(request: pytest.FixtureRequest) -> Path:
-    """Folder of one real fusion case: ``candidates/`` and BraTS Toolkit's ``btk_reference/``."""
+    """Folder of one real fusion case: ``candidates/`` and BraTS Toolkit's ``brats_toolkit_reference/``."""
     return DATA / "fusion" / request.param
 
 

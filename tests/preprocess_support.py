@@ -11,7 +11,7 @@ import pytest
 
 #: The raw exam is the one shipped in examples/; BraTS Toolkit's results for it are test data.
 RAW = Path(__file__).parents[1] / "examples" / "exams" / "TCGA-FG-6692"
-REFERENCE = Path(__file__).parent / "data" / "exams" / "TCGA-FG-6692" / "btk_reference"
+REFERENCE = Path(__file__).parent / "data" / "exams" / "TCGA-FG-6692" / "brats_toolkit_reference"
 #: The patient identity written into the synthetic DICOM study; it must appear in no output.
 PATIENT_NAME = "Testpatient^Johanna"
 PATIENT_ID = "PID7734219"

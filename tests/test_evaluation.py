@@ -94,7 +94,7 @@ def test_cli_folder_mode_writes_one_row_per_case_and_region(tmp_path):
         (pred_dir).mkdir(exist_ok=True)
         (ref_dir / case).mkdir(parents=True)
         (pred_dir / f"{case}.nii.gz").write_bytes((candidates / case / "candidates" / "isen-20.nii.gz").read_bytes())
-        (ref_dir / case / f"{case}-seg.nii.gz").write_bytes((candidates / case / "btk_reference" / "mav.nii.gz").read_bytes())
+        (ref_dir / case / f"{case}-seg.nii.gz").write_bytes((candidates / case / "brats_toolkit_reference" / "mav.nii.gz").read_bytes())
     out = tmp_path / "eval.csv"
     assert main(["evaluate", str(pred_dir), str(ref_dir), "-o", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))

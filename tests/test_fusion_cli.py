@@ -45,7 +45,7 @@ def test_fuse_writes_image_sidecar_and_agreement(tmp_path, fusion_case, capsys):
 def test_fuse_btk_flavour_cli_matches_reference(tmp_path, fusion_case):
     out = tmp_path / "mav.nii.gz"
     assert _run("fuse", *candidate_paths(fusion_case), "-o", out, "--flavour", "btk") == 0
-    expected = np.asanyarray(nib.load(str(fusion_case / "btk_reference" / "mav.nii.gz")).dataobj)
+    expected = np.asanyarray(nib.load(str(fusion_case / "brats_toolkit_reference" / "mav.nii.gz")).dataobj)
     assert np.array_equal(np.asanyarray(nib.load(str(out)).dataobj), expected)
 
 

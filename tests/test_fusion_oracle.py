@@ -1,7 +1,7 @@
 """The btk flavour reproduces BraTS Toolkit (brats-toolkit 1.0.18) voxel for voxel on real candidates.
 
 The oracle outputs in tests/data/fusion_oracle were produced by running brats-toolkit itself
-(tests/data/fusion_oracle/make_oracle.py); btk_reference/ holds the fusions published with the candidates.
+(tests/data/fusion_oracle/make_oracle.py); brats_toolkit_reference/ holds the fusions published with the candidates.
 """
 
 import json
@@ -40,7 +40,7 @@ def test_btk_flavour_matches_brats_toolkit_output(entry):
 @pytest.mark.parametrize("method", ["mav", "simple"])
 def test_btk_flavour_matches_the_published_reference_fusions(fusion_case, method):
     result = Fusionator(flavour="btk").fuse(candidate_paths(fusion_case), method=method)
-    assert np.array_equal(result.segmentation, _voxels(fusion_case / "btk_reference" / f"{method}.nii.gz"))
+    assert np.array_equal(result.segmentation, _voxels(fusion_case / "brats_toolkit_reference" / f"{method}.nii.gz"))
 
 
 def _strict_majority_voxels(stack):

@@ -27,7 +27,7 @@ from hostile_support import ROOT, assert_no_leftovers, assert_user_error, files_
 from btk.io import save_label_map
 
 RAW = ROOT / "examples" / "exams" / "TCGA-FG-6692"
-REFERENCE = ROOT / "tests" / "data" / "exams" / "TCGA-FG-6692" / "btk_reference"
+REFERENCE = ROOT / "tests" / "data" / "exams" / "TCGA-FG-6692" / "brats_toolkit_reference"
 #: btk role -> BraTS Toolkit's file for it (in REFERENCE).
 EXAM_FILES = {
     "brats/mask": "mask_hdbet_brats-space/OtherEXampleFromTCIA_hdbet_mask_brats.nii.gz",
