@@ -6,7 +6,7 @@ IEEE TMI 2010), as btk's default flavour does it.
    agree: Dice 1).
 3. Candidates scoring below ``threshold_k * best score`` are dropped for good, together with their
    weights. The threshold grows every iteration: ``threshold_k = threshold + k * increment``. The best
-   candidate is never dropped.
+   candidate is never dropped. (The parameters: :class:`btk.fusion.parameters.SimpleParameters`.)
 4. The new estimate is the plurality vote of the kept candidates, each weighted by user weight x score.
 5. Stop when an iteration changes neither the estimate nor the kept candidates, or after
    ``max_iterations``.
@@ -20,11 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from btk.evaluation.metrics import dice
+from btk.fusion.parameters import SimpleParameters
 from btk.fusion.voting import plurality_vote
-
-DEFAULT_THRESHOLD = 0.05
-DEFAULT_INCREMENT = 0.07
-DEFAULT_MAX_ITERATIONS = 25
 
 
 @dataclass
@@ -45,18 +42,26 @@ def simple(
     stack: np.ndarray,
     weights: np.ndarray,
     order: Sequence[int],
-    threshold: float = DEFAULT_THRESHOLD,
-    increment: float = DEFAULT_INCREMENT,
-    max_iterations: int = DEFAULT_MAX_ITERATIONS,
+    parameters: SimpleParameters = SimpleParameters(),
 ) -> tuple[np.ndarray, SimpleTrace]:
-    """Fuse the candidates stacked along the first axis; ``order`` lists background first, then the labels."""
+    """Fuse the candidates stacked along the first axis.
+
+    Args:
+        stack: The candidates' label maps (or binary masks), stacked along the first axis.
+        weights: One weight per candidate; candidates of weight 0 take no part.
+        order: Background first, then the labels (btk's tie rule: see :func:`plurality_vote`).
+        parameters: The dropout threshold, its growth and the iteration limit.
+
+    Returns:
+        The estimate and what SIMPLE did to reach it.
+    """
     scored_labels = list(order[1:])
     kept = [i for i, weight in enumerate(weights) if weight > 0]
     estimate = plurality_vote(stack[kept], weights[kept], order)
     trace = SimpleTrace()
-    for iteration in range(max_iterations):
+    for iteration in range(parameters.max_iterations):
         scores = {i: performance(stack[i], estimate, scored_labels) for i in kept}
-        level = threshold + iteration * increment
+        level = parameters.threshold + iteration * parameters.increment
         best = max(scores.values())
         best_index = max(kept, key=lambda i: scores[i])
         survivors = [i for i in kept if scores[i] >= level * best or i == best_index]

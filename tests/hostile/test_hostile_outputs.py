@@ -23,11 +23,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 from hostile_support import ROOT, assert_no_leftovers, assert_user_error, files_under, run_btk
+from preprocess_support import RAW, REFERENCE
 
 from btk.io import save_label_map
 
-RAW = ROOT / "examples" / "exams" / "TCGA-FG-6692"
-REFERENCE = ROOT / "tests" / "data" / "exams" / "TCGA-FG-6692" / "brats_toolkit_reference"
 #: btk role -> BraTS Toolkit's file for it (in REFERENCE).
 EXAM_FILES = {
     "brats/mask": "mask_hdbet_brats-space/OtherEXampleFromTCIA_hdbet_mask_brats.nii.gz",
