@@ -9,7 +9,7 @@ The reference tools live in their own virtual environments under ``~/.cache/btk-
 (as shipped) and as ``float32`` files (the same labels), and fused by:
 
 - ``btk``: the default flavour, mav, simple and staple;
-- ``btk-compat``: ``--flavour btk`` (BraTS Toolkit's results), mav and simple;
+- ``btk-compat``: ``--flavour brats-toolkit`` (BraTS Toolkit's results), mav and simple;
 - ``brats-toolkit``: its Fusionator, mav and simple;
 - ``labelfusion``: its ``fuse_images``: mav is its ITK voting (SimpleITK's LabelVotingImageFilter), staple
   SimpleITK's MultiLabelSTAPLE, simple its own SIMPLE.
@@ -26,7 +26,7 @@ Two timings, each in a fresh process, median of the repeats:
 Wall time, CPU time (user + system, all threads: on a busy machine the steadier figure) and peak memory
 (whole process: peak RSS of the process; in-process: how far the call raised it). A measurement stops
 repeating once its runs have taken ``--budget`` seconds (LabelFusion's SIMPLE takes minutes); the table says
-how many runs each median has. Outputs: the btk flavour must equal BraTS Toolkit voxel for voxel (and, for
+how many runs each median has. Outputs: the brats-toolkit flavour must equal BraTS Toolkit voxel for voxel (and, for
 the five real candidates, the fusions published with them); btk against LabelFusion is shown as the number
 of voxels that differ; every tool must give the same result for the uint8 and the float32 files. Then
 ``bench/fusion_breakdown.py`` shows where ``btk fuse``'s whole-process time goes.
@@ -153,7 +153,7 @@ def run_process(argv: list[str], memory_limit_gb: float) -> Process:
 
 def btk_command(tool: str, method: str, paths: list[str], output: Path) -> list[str]:
     """``python -m btk fuse`` as a user runs it."""
-    flavour = ["--flavour", "btk"] if tool == "btk-compat" else []
+    flavour = ["--flavour", "brats-toolkit"] if tool == "btk-compat" else []
     return [sys.executable, "-m", "btk", "fuse", *paths, "-o", str(output), "--method", method, *flavour, "--force"]
 
 
@@ -240,7 +240,8 @@ def compare(size: int, storage: str, method: str, figures: dict[str, Measurement
         compat = bool(np.array_equal(outputs["btk-compat"], outputs["brats-toolkit"]))
     published = None
     if size == 5 and "btk-compat" in outputs:
-        published = bool(np.array_equal(outputs["btk-compat"], voxels(CASE / "brats_toolkit_reference" / f"{method}.nii.gz")))
+        reference = voxels(CASE / "brats_toolkit_reference" / f"{method}.nii.gz")
+        published = bool(np.array_equal(outputs["btk-compat"], reference))
     differing = labelled = None
     if "btk" in outputs and "labelfusion" in outputs:
         differing = int(np.count_nonzero(outputs["btk"] != outputs["labelfusion"]))
@@ -371,7 +372,8 @@ def main() -> None:
     print("Targets missed: " + ("; ".join(missed) if missed else "none"))
     failures = [row for row in rows if row.compat_identical is False or row.published_identical is False]
     if failures or mismatches:
-        sys.exit("outputs changed: btk flavour differs from BraTS Toolkit or float32 files give other results")
+        sys.exit("outputs changed: the brats-toolkit flavour differs from BraTS Toolkit, "
+                 "or float32 files give other results")
 
 
 if __name__ == "__main__":

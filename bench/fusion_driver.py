@@ -7,7 +7,7 @@ the standard library before it knows which tool it drives. Times one call that r
 them and writes the result (the imports are done before the clock starts):
 
 - ``btk``: ``Fusionator().fuse(paths, method, agreement=False).save(output)`` (default flavour);
-- ``btk-compat``: the same with ``flavour="btk"`` (BraTS Toolkit's results);
+- ``btk-compat``: the same with ``flavour="brats-toolkit"`` (BraTS Toolkit's results);
 - ``brats-toolkit``: ``brats_toolkit.fusionator.Fusionator().fuse(paths, output, method)``;
 - ``labelfusion``: ``SimpleITK.ReadImage(path, sitkUInt8)`` for each candidate (as its ``fusion_run`` does),
   ``LabelFusion.wrapper.fuse_images(images, name, [0, 1, 2, 4])`` and ``SimpleITK.WriteImage``, where
@@ -38,7 +38,7 @@ def fusion_call(tool: str, method: str, paths: list[str], output: str) -> Callab
     if tool in ("btk", "btk-compat"):
         from btk.fusion import Fusionator
 
-        fusionator = Fusionator(flavour="btk" if tool == "btk-compat" else "default")
+        fusionator = Fusionator(flavour="brats-toolkit" if tool == "btk-compat" else "default")
         return lambda: fusionator.fuse(paths, method, agreement=False).save(output, force=True)
     if tool == "brats-toolkit":
         from brats_toolkit.fusionator import Fusionator

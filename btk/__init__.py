@@ -18,6 +18,13 @@ __version__ = "0.2.0"
 
 _LAZY = {
     "BtkError": "btk.errors",
+    "InputError": "btk.errors",
+    "MissingFileError": "btk.errors",
+    "OutputError": "btk.errors",
+    "OutputExistsError": "btk.errors",
+    "EngineError": "btk.errors",
+    "ContainerError": "btk.errors",
+    "MissingExtraError": "btk.errors",
     "Fusionator": "btk.fusion",
     "FusionResult": "btk.fusion",
     "LabelConvention": "btk.labels",

@@ -307,7 +307,8 @@ def require_grid(image: nib.Nifti1Image, shape: tuple[int, ...], affine: np.ndar
         raise BtkError(
             f"the image is not on {grid}: it has the right shape, but its voxel-to-world mapping (affine) differs "
             f"by up to {difference:.3g} mm (flipped, shifted or rotated axes); its affine is\n"
-            f"{np.array2string(np.asarray(image.affine), precision=3)}\nexpected\n{np.array2string(np.asarray(affine), precision=3)}",
+            f"{np.array2string(np.asarray(image.affine), precision=3)}\n"
+            f"expected\n{np.array2string(np.asarray(affine), precision=3)}",
             path=path, hint=hint,
         )
 
@@ -330,7 +331,7 @@ def written_by_btk(path: str | Path) -> bool:
     if path.is_file() and is_nifti(path):
         try:
             descrip = bytes(nib.load(str(path)).header["descrip"])
-        except Exception:  # noqa: BLE001 - an unreadable file is not recognisably btk's
+        except Exception:  # an unreadable file is not recognisably btk's
             return False
         return descrip.split(b"\0", 1)[0].startswith(b"btk ")
     return False

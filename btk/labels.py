@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from btk.errors import BtkError
+from btk.errors import InputError
 
 #: The nested regions, outermost first.
 REGIONS: tuple[str, ...] = ("WT", "TC", "ET")
@@ -68,7 +68,7 @@ class LabelConvention:
         try:
             wanted = _REGION_TISSUES[region]
         except KeyError:
-            raise BtkError(f"unknown region {region!r}", hint=f"use one of {', '.join(REGIONS)}") from None
+            raise InputError(f"unknown region {region!r}", hint=f"use one of {', '.join(REGIONS)}") from None
         return tuple(sorted(value for value, name in self.tissues.items() if name in wanted))
 
     def region_mask(self, segmentation: np.ndarray, region: str) -> np.ndarray:
@@ -97,7 +97,7 @@ class LabelConvention:
         unknown = sorted(values_present(segmentation) - set(self.labels))
         if unknown:
             shown = ", ".join(str(_plain_number(v)) for v in unknown[:10])
-            raise BtkError(
+            raise InputError(
                 f"label values {shown} are not part of the {self.name} convention "
                 f"(valid: {', '.join(map(str, self.labels))})",
                 path=source,
@@ -152,7 +152,7 @@ def get_convention(name: str | LabelConvention) -> LabelConvention:
     try:
         return CONVENTIONS[key]
     except KeyError:
-        raise BtkError(
+        raise InputError(
             f"unknown label convention {name!r}", hint=f"use one of {', '.join(CONVENTIONS)}"
         ) from None
 
@@ -217,7 +217,7 @@ def common_convention(segmentations: Sequence[np.ndarray], names: Sequence[str])
     if BRATS_2021 in found and BRATS_2024_POST in found:
         listing = "; ".join(f"{name}: {convention.name if convention else 'labels 0-2 only'}"
                             for name, convention in zip(names, detected))
-        raise BtkError(
+        raise InputError(
             f"the candidates mix label conventions that cannot be told apart ({listing}): "
             "label 4 is enhancing tumour in brats2021 but resection cavity in brats2024-post",
             hint="convert them to one convention first (btk.labels.convert), "
@@ -250,7 +250,7 @@ def convert(segmentation: np.ndarray, source: str | LabelConvention, target: str
         try:
             result[voxels] = target.label_of(tissue)
         except KeyError:
-            raise BtkError(
+            raise InputError(
                 f"the label map holds {tissue} (label {value}), which {target.name} cannot represent",
                 hint=f"keep the {source.name} convention or remove label {value} first",
             ) from None

@@ -5,7 +5,7 @@ import pytest
 
 from btk.errors import BtkError
 from btk.evaluation.metrics import dice
-from btk.fusion import Fusionator
+from btk.fusion import Fusionator, SimpleParameters
 from btk.fusion.simple import performance
 from btk.labels import BRATS_2021, BRATS_2023, BRATS_2024_POST, convert
 from conftest import candidate_paths, save, sphere
@@ -17,20 +17,20 @@ def _voxels(*labels):
 
 
 @pytest.mark.parametrize(
-    "votes, weights, default, btk",
+    "votes, weights, default, brats_toolkit",
     [
-        ((1, 1, 0, 2, 4), None, 1, 0),  # plurality: background has one vote only; btk needs half of all
+        ((1, 1, 0, 2, 4), None, 1, 0),  # plurality: background has one vote only; BraTS Toolkit needs half of all
         ((1, 1, 2, 2, 0), None, 2, 0),  # tie between NCR and ED goes to the outer class, ED
-        ((1, 1, 0, 0), None, 0, 1),  # tie with background: background (btk counts ties as foreground)
+        ((1, 1, 0, 0), None, 0, 1),  # tie with background: background (BraTS Toolkit counts ties as foreground)
         ((4, 4, 1, 1), None, 1, 1),  # tie NCR/ET: NCR (outer) in both flavours
         ((4, 0, 0), (3, 1, 1), 4, 4),  # weights
         ((2, 0, 0), (1, 1, 1), 0, 0),
     ],
 )
-def test_majority_vote_rules(votes, weights, default, btk):
+def test_majority_vote_rules(votes, weights, default, brats_toolkit):
     candidates = _voxels(*votes)
     assert Fusionator(labels="brats2021").fuse(candidates, "mav", weights).segmentation.item() == default
-    assert Fusionator(flavour="btk").fuse(candidates, "mav", weights).segmentation.item() == btk
+    assert Fusionator(flavour="brats-toolkit").fuse(candidates, "mav", weights).segmentation.item() == brats_toolkit
 
 
 def test_majority_vote_tie_rule_in_the_2023_convention():
@@ -71,18 +71,18 @@ def test_simple_drops_a_failed_candidate_and_its_weight(four_good_one_bad):
 
 def test_simple_threshold_grows_every_iteration(four_good_one_bad):
     good, bad = four_good_one_bad
-    result = Fusionator().fuse([*good, bad], "simple", threshold=0.1, increment=0.2, max_iterations=4)
+    result = Fusionator().fuse([*good, bad], "simple", parameters=SimpleParameters(0.1, 0.2, 4))
     for k, step in enumerate(result.details["history"]):
         best = max(step["scores"].values())
         assert step["threshold"] == pytest.approx((0.1 + 0.2 * k) * best)
     assert len(result.details["history"]) >= 2
 
 
-def test_btk_flavour_simple_never_drops(four_good_one_bad):
+def test_brats_toolkit_flavour_simple_never_drops(four_good_one_bad):
     good, bad = four_good_one_bad
-    # with weights 1 the bad blob lacks a majority in both flavours; in btk it still counts as a candidate
-    btk = Fusionator(flavour="btk").fuse([*good, bad], "simple")
-    assert set(btk.details["iterations"]) == {"1", "2", "4"}
+    # with weights 1 the bad blob lacks a majority in both flavours; in BraTS Toolkit's it still counts as a candidate
+    brats_toolkit = Fusionator(flavour="brats-toolkit").fuse([*good, bad], "simple")
+    assert set(brats_toolkit.details["iterations"]) == {"1", "2", "4"}
 
 
 def test_two_empty_masks_agree_perfectly():
@@ -94,7 +94,7 @@ def test_all_empty_candidates_fuse_to_empty_for_every_method():
     empty = np.zeros((8, 8, 8), np.uint8)
     for method in ("mav", "simple", "staple"):
         assert not Fusionator().fuse([empty, empty, empty], method).segmentation.any()
-    assert not Fusionator(flavour="btk").fuse([empty, empty, empty], "simple").segmentation.any()
+    assert not Fusionator(flavour="brats-toolkit").fuse([empty, empty, empty], "simple").segmentation.any()
 
 
 def test_staple_agrees_with_majority_voting_on_real_candidates(fusion_case):
@@ -140,9 +140,9 @@ def test_region_fusion_keeps_the_resection_cavity():
     assert np.array_equal(fused.segmentation, seg)
 
 
-def test_btk_flavour_region_fusion_refuses_the_2023_convention():
+def test_brats_toolkit_flavour_region_fusion_refuses_the_2023_convention():
     with pytest.raises(BtkError, match="only knows the 0/1/2/4"):
-        Fusionator(flavour="btk").fuse(_voxels(3, 3, 1), "simple", regions=True)
+        Fusionator(flavour="brats-toolkit").fuse(_voxels(3, 3, 1), "simple", regions=True)
 
 
 def test_unknown_method_flavour_and_parameters_are_clear_errors():
@@ -151,7 +151,7 @@ def test_unknown_method_flavour_and_parameters_are_clear_errors():
     with pytest.raises(BtkError, match="unknown flavour"):
         Fusionator(flavour="fast")
     with pytest.raises(BtkError, match="only apply to SIMPLE"):
-        Fusionator().fuse(_voxels(1, 1), "mav", threshold=0.3)
+        Fusionator().fuse(_voxels(1, 1), "mav", parameters=SimpleParameters(threshold=0.3))
     with pytest.raises(BtkError, match="2 weights for 3 candidates"):
         Fusionator().fuse(_voxels(1, 1, 1), "mav", weights=[1, 2])
     with pytest.raises(BtkError, match="not negative"):

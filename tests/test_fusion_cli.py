@@ -42,9 +42,9 @@ def test_fuse_writes_image_sidecar_and_agreement(tmp_path, fusion_case, capsys):
     assert "Agreement with the simple consensus" in capsys.readouterr().err
 
 
-def test_fuse_btk_flavour_cli_matches_reference(tmp_path, fusion_case):
+def test_fuse_brats_toolkit_flavour_cli_matches_reference(tmp_path, fusion_case):
     out = tmp_path / "mav.nii.gz"
-    assert _run("fuse", *candidate_paths(fusion_case), "-o", out, "--flavour", "btk") == 0
+    assert _run("fuse", *candidate_paths(fusion_case), "-o", out, "--flavour", "brats-toolkit") == 0
     expected = np.asanyarray(nib.load(str(fusion_case / "brats_toolkit_reference" / "mav.nii.gz")).dataobj)
     assert np.array_equal(np.asanyarray(nib.load(str(out)).dataobj), expected)
 

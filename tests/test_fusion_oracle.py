@@ -1,4 +1,4 @@
-"""The btk flavour reproduces BraTS Toolkit (brats-toolkit 1.0.18) voxel for voxel on real candidates.
+"""The brats-toolkit flavour reproduces BraTS Toolkit (brats-toolkit 1.0.18) voxel for voxel on real candidates.
 
 The oracle outputs in tests/data/fusion_oracle were produced by running brats-toolkit itself
 (tests/data/fusion_oracle/make_oracle.py); brats_toolkit_reference/ holds the fusions published with the candidates.
@@ -24,10 +24,10 @@ def _voxels(path):
 
 
 @pytest.mark.parametrize("entry", MANIFEST["outputs"], ids=[o["file"] for o in MANIFEST["outputs"]])
-def test_btk_flavour_matches_brats_toolkit_output(entry):
+def test_brats_toolkit_flavour_matches_brats_toolkit_output(entry):
     candidates = [DATA / "fusion" / entry["case"] / "candidates" / name for name in entry["candidates"]]
     regions = entry["method"] == "brats-simple"
-    result = Fusionator(flavour="btk").fuse(
+    result = Fusionator(flavour="brats-toolkit").fuse(
         candidates, method="simple" if regions else entry["method"], weights=entry["weights"], regions=regions
     )
     expected_image = nib.load(str(ORACLE / entry["file"]))
@@ -38,8 +38,8 @@ def test_btk_flavour_matches_brats_toolkit_output(entry):
 
 
 @pytest.mark.parametrize("method", ["mav", "simple"])
-def test_btk_flavour_matches_the_published_reference_fusions(fusion_case, method):
-    result = Fusionator(flavour="btk").fuse(candidate_paths(fusion_case), method=method)
+def test_brats_toolkit_flavour_matches_the_published_reference_fusions(fusion_case, method):
+    result = Fusionator(flavour="brats-toolkit").fuse(candidate_paths(fusion_case), method=method)
     assert np.array_equal(result.segmentation, _voxels(fusion_case / "brats_toolkit_reference" / f"{method}.nii.gz"))
 
 
@@ -51,17 +51,17 @@ def _strict_majority_voxels(stack):
 
 
 @pytest.mark.parametrize("method", ["mav", "simple"])
-def test_default_flavour_agrees_with_btk_flavour_where_the_defects_do_not_bite(fusion_case, method):
+def test_default_flavour_agrees_with_brats_toolkit_flavour_where_the_defects_do_not_bite(fusion_case, method):
     """Where one label (background included) has a strict majority, neither the ignored background votes
     nor the tie and overlap rules matter, and no candidate is dropped: both flavours must agree exactly."""
     paths = candidate_paths(fusion_case)
     stack = load_candidates(paths).stack
     majority = _strict_majority_voxels(stack)
     default = Fusionator().fuse(paths, method=method)
-    btk = Fusionator(flavour="btk").fuse(paths, method=method)
+    brats_toolkit = Fusionator(flavour="brats-toolkit").fuse(paths, method=method)
     if method == "simple":
         assert default.details["kept"] == list(range(len(paths)))
-    differ = default.segmentation != btk.segmentation
+    differ = default.segmentation != brats_toolkit.segmentation
     assert not differ[majority].any()
     assert differ[~majority].any()  # the voxels without majority are where the flavours part ways
 
@@ -69,5 +69,5 @@ def test_default_flavour_agrees_with_btk_flavour_where_the_defects_do_not_bite(f
 def test_region_wise_simple_agrees_between_flavours_on_real_data(fusion_case):
     paths = candidate_paths(fusion_case)
     default = Fusionator().fuse(paths, method="simple", regions=True)
-    btk = Fusionator(flavour="btk").fuse(paths, method="simple", regions=True)
-    assert np.array_equal(default.segmentation, btk.segmentation)
+    brats_toolkit = Fusionator(flavour="brats-toolkit").fuse(paths, method="simple", regions=True)
+    assert np.array_equal(default.segmentation, brats_toolkit.segmentation)

@@ -60,3 +60,30 @@ def test_saved_files_round_trip(tmp_path: Path) -> None:
         back = nib.load(str(tmp_path / name))
         assert np.array_equal(back.get_fdata(), data) and np.allclose(back.affine, image.affine)
     assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_btk_recognises_its_own_nifti_files_and_nothing_else(tmp_path: Path) -> None:
+    from btk.io import written_by_btk
+
+    image = nib.Nifti1Image(np.zeros((3, 3, 3), np.uint8), np.eye(4))
+    image.header["descrip"] = b"patient Jane Doe, scanned 2001"  # free text of an input's header
+    save_nifti(image, tmp_path / "ours.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros((3, 3, 3), np.uint8), np.eye(4)), str(tmp_path / "theirs.nii.gz"))
+    (tmp_path / "link.nii.gz").symlink_to(tmp_path / "ours.nii.gz")
+    assert written_by_btk(tmp_path / "ours.nii.gz")
+    assert b"Jane" not in bytes(nib.load(str(tmp_path / "ours.nii.gz")).header["descrip"])
+    assert not written_by_btk(tmp_path / "theirs.nii.gz")
+    assert not written_by_btk(tmp_path / "link.nii.gz")  # never replaced through a link
+    assert not written_by_btk(tmp_path)
+
+
+def test_an_output_hard_linked_to_an_input_is_refused(tmp_path: Path) -> None:
+    from btk.io import guard_output
+
+    source = tmp_path / "in" / "seg.nii.gz"
+    source.parent.mkdir()
+    source.write_bytes(b"data")
+    (tmp_path / "out.nii.gz").hardlink_to(source)
+    with pytest.raises(BtkError, match="one of the command's inputs"):
+        guard_output(tmp_path / "out.nii.gz", [source], force=True)
+    guard_output(tmp_path / "new.nii.gz", [source])  # a new name beside it is fine

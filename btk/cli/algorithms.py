@@ -11,7 +11,7 @@ from rich.table import Table
 from btk.cli import common
 from btk.cli.segment import RegistryOption, parse_pairs
 from btk.console import console
-from btk.errors import BtkError
+from btk.errors import InputError
 
 algorithms = typer.Typer(
     name="algorithms",
@@ -73,7 +73,7 @@ def pull(
 
     loaded = load_registry(registry)
     if all_ == bool(names):
-        raise BtkError("name the algorithms to pull, or pass --all")
+        raise InputError("name the algorithms to pull, or pass --all")
     entries = loaded.algorithms if all_ else [loaded.get(name) for name in names or []]
     engine = Engine.connect()
     for entry in entries:

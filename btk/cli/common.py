@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -92,6 +93,25 @@ PositiveInt = BoundedInt(1)
 NonNegativeInt = BoundedInt(0)
 PositiveFloat = FiniteFloat(0, min_open=True)
 Probability = FiniteFloat(0, 1)
+
+
+
+def nifti_output(path: Path | None) -> Path | None:
+    """Callback of an ``-o`` option naming an image: :func:`btk.io.require_nifti_name`, imported only when it runs.
+
+    Args:
+        path: The option's value (``None`` when not given).
+
+    Returns:
+        ``path`` unchanged.
+
+    Raises:
+        BtkError: For a name that does not end in ``.nii.gz`` or ``.nii``.
+    """
+    from btk.io import require_nifti_name  # numpy and nibabel: not needed to read the command line
+
+    return require_nifti_name(path)
+
 
 _state = {"verbose": False}
 

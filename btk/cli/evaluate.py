@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from btk.cli import common
 from btk.console import console
-from btk.errors import BtkError
-from btk.evaluation import CSV_COLUMNS, EvaluationRow, evaluate_case, evaluate_folders, write_csv
-from btk.io import guard_output
-from btk.labels import REGIONS
+from btk.errors import InputError, MissingFileError
+
+if TYPE_CHECKING:
+    from btk.evaluation import EvaluationRow
 
 
 def evaluate(
@@ -36,12 +36,15 @@ def evaluate(
     (``CASE.nii.gz``, ``CASE-seg.nii.gz`` and ``CASE/CASE-seg.nii.gz`` all mean case ``CASE``).
     """
     common.set_verbose(verbose)
+    from btk.evaluation import evaluate_case, evaluate_folders, write_csv
+    from btk.io import guard_output
+
     for given in (prediction, reference):
         if not given.exists():
-            raise BtkError("file or folder not found", path=given, hint="check the path")
+            raise MissingFileError("file or folder not found", path=given, hint="check the path")
     guard_output(output, [prediction, reference], force=force, replaceable=_is_evaluation_csv)
     if prediction.is_dir() != reference.is_dir():
-        raise BtkError("give two files or two folders, not one of each", path=prediction if prediction.is_dir() else reference)
+        raise InputError("give two files or two folders, not one of each", path=prediction if prediction.is_dir() else reference)
     if prediction.is_dir():
         rows = evaluate_folders(prediction, reference, prediction_labels, reference_labels)
     else:
@@ -53,6 +56,8 @@ def evaluate(
 
 def _is_evaluation_csv(path: Path) -> bool:
     """Whether ``path`` is a CSV that ``btk evaluate`` wrote (which ``--force`` may replace)."""
+    from btk.evaluation import CSV_COLUMNS
+
     try:
         with path.open(encoding="utf-8") as handle:
             return handle.readline().rstrip("\n") == ",".join(CSV_COLUMNS)
@@ -61,6 +66,8 @@ def _is_evaluation_csv(path: Path) -> bool:
 
 
 def _summary_table(rows: list[EvaluationRow]) -> Table:
+    from btk.labels import REGIONS
+
     cases = sorted({row.case for row in rows})
     table = Table(title=f"Evaluation of {len(cases)} case(s): mean per region")
     for column in ("region", "Dice", "HD95 (mm)", "sensitivity", "specificity", "pred (ml)", "ref (ml)"):

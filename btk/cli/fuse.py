@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from btk.cli import common
 from btk.console import console, logger
-from btk.errors import BtkError
-from btk.fusion import FLAVOURS, METHODS, Fusionator, FusionResult, sidecar_paths
-from btk.fusion.agreement import DEFAULT_ALPHA, AgreementReport, AlarmReport, ensemble_alarms
-from btk.fusion.candidates import expand_candidate_paths
-from btk.fusion.outputs import check_outputs
-from btk.io import guard_output, strip_nifti_suffix
-from btk.labels import REGIONS
+from btk.errors import InputError
+from btk.fusion.names import DEFAULT_ALPHA, METHODS
+
+if TYPE_CHECKING:
+    from btk.fusion import FusionResult
+    from btk.fusion.agreement import AlarmReport
 
 
 def fuse(
@@ -28,7 +27,8 @@ def fuse(
     method: Annotated[str, typer.Option("--method", "-m", help=f"Fusion method: {', '.join(METHODS)}.")] = "mav",
     flavour: Annotated[
         str,
-        typer.Option(help="'default': the methods done right; 'btk': BraTS Toolkit's results, voxel for voxel."),
+        typer.Option(help="'default': the methods done right; 'brats-toolkit' (alias 'btk'): BraTS Toolkit's "
+                          "results, voxel for voxel."),
     ] = "default",
     regions: Annotated[
         bool, typer.Option("--regions", help="Fuse the regions WT, TC, ET and rebuild a nested label map.")
@@ -60,14 +60,17 @@ def fuse(
     consensus (_agreement.json), and shows the agreement as a table.
     """
     common.set_verbose(verbose)
+    from btk.fusion import Fusionator, SimpleParameters, sidecar_paths
+    from btk.fusion.candidates import expand_candidate_paths
+    from btk.fusion.outputs import check_outputs
+    from btk.io import strip_nifti_suffix
+
     files = [Path(item) for item in expand_candidate_paths(list(candidates)) if isinstance(item, (str, Path))]
     check_outputs(output, force, [*candidates, *files])
-    if flavour.lower() not in (*FLAVOURS, "brats-toolkit"):
-        raise BtkError(f"unknown flavour {flavour!r}", hint=f"use one of {', '.join(FLAVOURS)}")
     fusionator = Fusionator(flavour=flavour, labels=labels)
     result = fusionator.fuse(
         candidates, method=method, weights=parse_weights(weights), regions=regions, case=case or strip_nifti_suffix(output),
-        threshold=threshold, increment=increment, max_iterations=max_iterations,
+        parameters=SimpleParameters.from_options(threshold, increment, max_iterations),
     )
     result.save(output, force=force)
     logger.debug("Timings: %s", {k: round(v, 3) for k, v in result.timings.items()})
@@ -86,11 +89,13 @@ def parse_weights(text: str | None) -> list[float] | dict[str, float] | None:
             return {name.strip(): float(value) for name, value in (item.split("=", 1) for item in items)}
         return [float(item) for item in items]
     except ValueError:
-        raise BtkError(f"cannot read the weights {text!r}", hint="write numbers like '1,2,1' or 'name=2,other=1'") from None
+        raise InputError(f"cannot read the weights {text!r}", hint="write numbers like '1,2,1' or 'name=2,other=1'") from None
 
 
 def agreement_table(result: FusionResult) -> Table:
     """The candidates' Dice and HD95 against the consensus, per region."""
+    from btk.labels import REGIONS
+
     table = Table(title=f"Agreement with the {result.method} consensus ({result.flavour} flavour)")
     table.add_column("candidate", no_wrap=True)
     table.add_column("weight", justify="right")
@@ -125,13 +130,16 @@ def alarms(
     deserve a look.
     """
     common.set_verbose(verbose)
+    from btk.fusion.agreement import AgreementReport, ensemble_alarms
+    from btk.io import guard_output
+
     paths = find_agreement_reports(reports)
     guard_output(output, paths, force=force, replaceable=_is_alarm_report)
     loaded: dict[str, tuple[Path, AgreementReport]] = {}
     for path in paths:
         agreement = AgreementReport.load(path)
         if agreement.case in loaded:
-            raise BtkError(f"the report is for case {agreement.case!r}, like {loaded[agreement.case][0]}: "
+            raise InputError(f"the report is for case {agreement.case!r}, like {loaded[agreement.case][0]}: "
                            "the case would be counted twice", path=path, hint="pass one report per case")
         loaded[agreement.case] = (path, agreement)
     report = ensemble_alarms([agreement for _, agreement in loaded.values()], alpha)
@@ -160,7 +168,7 @@ def find_agreement_reports(items: list[Path]) -> list[Path]:
         if item.is_dir():
             found = sorted(item.rglob("*_agreement.json"))
             if not found:
-                raise BtkError("no agreement reports (*_agreement.json) in this folder", path=item,
+                raise InputError("no agreement reports (*_agreement.json) in this folder", path=item,
                                hint="run btk fuse first, or pass the folder that holds its outputs")
             paths.extend(found)
         else:
@@ -170,7 +178,7 @@ def find_agreement_reports(items: list[Path]) -> list[Path]:
         first = seen.setdefault(path.resolve(), path)
         if first is not path:
             where = "" if first == path else f" ({first} and {path} are the same file)"
-            raise BtkError(f"the agreement report is given twice{where}: its case would be counted twice",
+            raise InputError(f"the agreement report is given twice{where}: its case would be counted twice",
                            path=path, hint="pass each report once (a folder already includes every report in it)")
     return paths
 

@@ -10,7 +10,6 @@ from rich.table import Table
 
 from btk.cli import common
 from btk.console import console
-from btk.io import require_nifti_name
 
 ModalityOption = Annotated[Optional[Path], typer.Option(help="Use this NIfTI file, overriding recognition.")]
 
@@ -74,7 +73,7 @@ def convert(
 def native(
     segmentation: Annotated[Path, typer.Argument(help="BraTS-space label map (240 x 240 x 155).")],
     exam_output: Annotated[Path, typer.Argument(help="The exam folder written by btk preprocess.")],
-    output: Annotated[Path, typer.Option("--output", "-o", callback=require_nifti_name,
+    output: Annotated[Path, typer.Option("--output", "-o", callback=common.nifti_output,
                                          help="Native-space label map to write (.nii.gz or .nii).")],
     modality: Annotated[str, typer.Option(help="Whose native grid: t1, t1c, t2 or flair.")] = "t1",
     force: common.ForceOption = False,

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from btk.cli import common
 from btk.console import console
-from btk.pipeline import BatchResult, Pipeline
+
+if TYPE_CHECKING:
+    from btk.pipeline import BatchResult
 
 
 def run(
@@ -51,6 +53,8 @@ def run(
     (OUTPUT/STUDY/report/report.html).
     """
     common.set_verbose(verbose)
+    from btk.pipeline import Pipeline
+
     pipeline = Pipeline(
         output, algorithms=algorithm or (), candidates=candidates, reference=reference, workers=workers,
         scheduler=scheduler, method=method, regions=regions, labels=labels, device=device, fast=fast, cpu=cpu,

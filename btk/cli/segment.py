@@ -11,7 +11,7 @@ from rich.text import Text
 
 from btk.cli import common
 from btk.console import console
-from btk.errors import BtkError
+from btk.errors import InputError
 
 if TYPE_CHECKING:
     from btk.segment import SegmentationReport
@@ -58,11 +58,11 @@ def segment(
     from btk.segment import Segmentor  # the Docker SDK and pydantic are only needed here
 
     if all_ and algorithm:
-        raise BtkError("give either --algorithm or --all, not both")
+        raise InputError("give either --algorithm or --all, not both")
     if not all_ and not algorithm:
-        raise BtkError("no algorithm chosen", hint="pass -a NAME (several times) or --all; see `btk algorithms list`")
+        raise InputError("no algorithm chosen", hint="pass -a NAME (several times) or --all; see `btk algorithms list`")
     if gpu is not None and cpu:
-        raise BtkError("give either --gpu or --cpu, not both")
+        raise InputError("give either --gpu or --cpu, not both")
     segmentor = Segmentor(
         registry, gpus=parse_gpus(gpu), cpu=cpu, pull=pull, labels=labels, timeout=timeout, memory=memory,
         cpus=cpus, force=force,
@@ -80,7 +80,7 @@ def parse_gpus(text: str | None) -> list[str] | None:
         return None
     indices = [item.strip() for item in text.split(",") if item.strip()]
     if not indices or not all(item.isdigit() for item in indices):
-        raise BtkError(f"cannot read --gpu {text!r}", hint="give GPU indices like '0' or '0,1'")
+        raise InputError(f"cannot read --gpu {text!r}", hint="give GPU indices like '0' or '0,1'")
     return indices
 
 
@@ -90,7 +90,7 @@ def parse_pairs(items: list[str] | None, option: str, form: str) -> dict[str, st
     for item in items or []:
         key, separator, value = item.partition("=")
         if not separator or not key.strip() or not value.strip():
-            raise BtkError(f"cannot read {option} {item!r}", hint=f"write {option} {form}")
+            raise InputError(f"cannot read {option} {item!r}", hint=f"write {option} {form}")
         pairs[key.strip()] = value.strip()
     return pairs
 

@@ -10,8 +10,7 @@ from rich.text import Text
 
 from btk.cli import common
 from btk.console import console
-from btk.errors import BtkError
-from btk.io import check_writable_output, save_label_map
+from btk.errors import InputError
 
 
 def parse_size(text: str) -> tuple[int, int, int]:
@@ -19,11 +18,12 @@ def parse_size(text: str) -> tuple[int, int, int]:
     try:
         values = [int(v) for v in text.split(",")]
     except ValueError:
-        raise BtkError(f"cannot read the size {text!r}", hint="write one number (128) or three (160,192,128)") from None
+        raise InputError(f"cannot read the size {text!r}",
+                         hint="write one number (128) or three (160,192,128)") from None
     if len(values) == 1:
         values *= 3
     if len(values) != 3:
-        raise BtkError(f"a size has one or three numbers, not {len(values)} ({text!r})")
+        raise InputError(f"a size has one or three numbers, not {len(values)} ({text!r})")
     return values[0], values[1], values[2]
 
 
@@ -94,6 +94,7 @@ def unet_predict(
 ) -> None:
     """Segment one case with trained U-Net checkpoints (sliding window, flip TTA, ensemble)."""
     common.set_verbose(verbose)
+    from btk.io import check_writable_output, save_label_map
     from btk.labels import get_convention
     from btk.unet.cases import read_case
     from btk.unet.inference import Predictor

@@ -15,7 +15,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from btk.errors import BtkError
+from btk.errors import BtkError, InputError, MissingFileError
 from btk.io import atomic_path, is_nifti, load_label_map, strip_nifti_suffix
 from btk.labels import REGIONS, LabelConvention, detect_convention, get_convention
 from btk.evaluation.metrics import HD95_EMPTY_PENALTY_MM, RegionMetrics, dice, hd95, region_metrics
@@ -66,7 +66,7 @@ def evaluate_arrays(
     prediction can be scored against a 0/1/2/3 reference.
     """
     if prediction.shape != reference.shape:
-        raise BtkError(f"prediction shape {prediction.shape} differs from reference shape {reference.shape}")
+        raise InputError(f"prediction shape {prediction.shape} differs from reference shape {reference.shape}")
     prediction_convention = get_convention(prediction_labels) if prediction_labels else detect_convention(prediction)
     reference_convention = get_convention(reference_labels) if reference_labels else detect_convention(reference)
     prediction_convention.validate(prediction)
@@ -107,7 +107,7 @@ def evaluate_case(
             reference_labels,
         )
     except BtkError as error:
-        raise BtkError(error.problem, path=error.path or prediction_path, hint=error.hint) from None
+        raise error.replace(path=error.path or prediction_path) from None
 
 
 def case_id(path: str | Path) -> str:
@@ -124,11 +124,11 @@ def pair_cases(prediction_folder: str | Path, reference_folder: str | Path) -> l
     predictions = _index_folder(prediction_folder)
     references = _index_folder(reference_folder)
     if not references:
-        raise BtkError("no NIfTI files found", path=reference_folder)
+        raise InputError("no NIfTI files found", path=reference_folder)
     missing = sorted(set(references) - set(predictions))
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise BtkError(
+        raise InputError(
             f"no prediction for {len(missing)} reference case(s): {shown}",
             path=prediction_folder,
             hint="name each prediction after its case (e.g. CASE.nii.gz or CASE-seg.nii.gz)",
@@ -139,13 +139,13 @@ def pair_cases(prediction_folder: str | Path, reference_folder: str | Path) -> l
 def _index_folder(folder: str | Path) -> dict[str, Path]:
     folder = Path(folder)
     if not folder.is_dir():
-        raise BtkError("folder not found", path=folder)
+        raise MissingFileError("folder not found", path=folder)
     index: dict[str, Path] = {}
     for path in sorted(folder.rglob("*")):
         if path.is_file() and is_nifti(path):
             case = case_id(path)
             if case in index:
-                raise BtkError(f"two files for case {case}: {index[case]} and {path}", path=folder)
+                raise InputError(f"two files for case {case}: {index[case]} and {path}", path=folder)
             index[case] = path
     return index
 
@@ -176,9 +176,9 @@ def write_csv(rows: list[EvaluationRow], path: str | Path) -> None:
 
 def _check_same_grid(a: nib.Nifti1Image, a_path: str | Path, b: nib.Nifti1Image, b_path: str | Path) -> None:
     if a.shape[:3] != b.shape[:3]:
-        raise BtkError(f"shape {a.shape[:3]} differs from the reference's {b.shape[:3]} ({b_path})", path=a_path)
+        raise InputError(f"shape {a.shape[:3]} differs from the reference's {b.shape[:3]} ({b_path})", path=a_path)
     if not np.allclose(a.affine, b.affine, atol=1e-3):
-        raise BtkError(
+        raise InputError(
             f"the affine differs from the reference's ({b_path}); the images are not on the same grid",
             path=a_path,
             hint="resample the prediction onto the reference grid first",

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from btk.errors import BtkError
+from btk.errors import InputError, MissingFileError
 from btk.evaluation.metrics import dice, hd95
+from btk.fusion.names import DEFAULT_ALPHA
 from btk.io import is_nifti, save_json
 from btk.labels import REGIONS, LabelConvention
 
-#: Default ``alpha`` of the alarm threshold ``median - alpha * MAD``.
-DEFAULT_ALPHA = 3.0
 #: Floor of the MAD (in Dice): an algorithm that agrees identically on most cases has a MAD of 0, and
 #: without a floor any dip below its median, however small, would raise an alarm.
 MIN_MAD = 0.01
@@ -69,24 +68,24 @@ class AgreementReport:
         path = Path(path)
         hint = "pass the <case>_agreement.json files that btk fuse writes, or folders holding them"
         if not path.exists():
-            raise BtkError("file not found", path=path, hint="check the path")
+            raise MissingFileError("file not found", path=path, hint="check the path")
         if path.is_dir():
-            raise BtkError("is a folder where an agreement report was expected", path=path, hint=hint)
+            raise InputError("is a folder where an agreement report was expected", path=path, hint=hint)
         if is_nifti(path):
-            raise BtkError("is an image, not an agreement report", path=path, hint=hint)
+            raise InputError("is an image, not an agreement report", path=path, hint=hint)
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
-            raise BtkError("not an agreement report: not a text file", path=path, hint=hint) from None
+            raise InputError("not an agreement report: not a text file", path=path, hint=hint) from None
         except OSError as error:
-            raise BtkError(f"cannot read the file ({error.strerror})", path=path) from None
+            raise InputError(f"cannot read the file ({error.strerror})", path=path) from None
         try:
             return cls.from_dict(json.loads(text, parse_constant=_refuse_constant))
         except (ValueError, RecursionError) as error:  # json.JSONDecodeError is a ValueError
             detail = "not valid JSON" if isinstance(error, (json.JSONDecodeError, RecursionError)) else str(error)
             if path.with_name(f"{path.stem}_agreement.json").exists():
                 hint = f"this looks like a fusion's provenance sidecar; pass {path.stem}_agreement.json"
-            raise BtkError(f"not an agreement report written by btk fuse: {detail}", path=path, hint=hint) from None
+            raise InputError(f"not an agreement report written by btk fuse: {detail}", path=path, hint=hint) from None
 
 
 def _refuse_constant(name: str) -> float:
@@ -176,15 +175,15 @@ class AlarmReport:
 def ensemble_alarms(reports: list[AgreementReport], alpha: float = DEFAULT_ALPHA) -> AlarmReport:
     """Compute each algorithm's threshold per region over the cohort and the alarms of every case."""
     if len(reports) < 3:
-        raise BtkError(
+        raise InputError(
             f"alarms need the agreement reports of at least 3 cases, got {len(reports)}",
             hint="a threshold from the median and MAD of fewer cases means nothing",
         )
     if not np.isfinite(alpha) or alpha < 0:
-        raise BtkError(f"alpha must be a finite number, not negative, got {alpha}")
+        raise InputError(f"alpha must be a finite number, not negative, got {alpha}")
     cases = [report.case for report in reports]
     if len(set(cases)) != len(cases):
-        raise BtkError("two agreement reports are for the same case: " + ", ".join(sorted({c for c in cases if cases.count(c) > 1})))
+        raise InputError("two agreement reports are for the same case: " + ", ".join(sorted({c for c in cases if cases.count(c) > 1})))
     scores: dict[str, dict[str, dict[str, float]]] = {}  # algorithm -> region -> case -> dice
     for report in reports:
         for candidate in report.candidates:

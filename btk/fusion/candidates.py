@@ -12,7 +12,7 @@ from typing import Union
 import nibabel as nib
 import numpy as np
 
-from btk.errors import BtkError
+from btk.errors import InputError
 from btk.io import as_label_array, is_nifti, load_label_map, sha256, strip_nifti_suffix
 
 #: What a candidate may be: a NIfTI file, a nibabel image or a label array.
@@ -60,7 +60,7 @@ def expand_candidate_paths(items: Sequence[CandidateLike]) -> list[CandidateLike
         if isinstance(item, (str, Path)) and Path(item).is_dir():
             files = sorted(p for p in Path(item).iterdir() if p.is_file() and is_nifti(p))
             if not files:
-                raise BtkError("the folder holds no NIfTI files (.nii or .nii.gz)", path=item)
+                raise InputError("the folder holds no NIfTI files (.nii or .nii.gz)", path=item)
             expanded.extend(files)
         else:
             expanded.append(item)
@@ -80,12 +80,12 @@ def load_candidates(
     """
     items = expand_candidate_paths(list(items))
     if len(items) < 2:
-        raise BtkError(
+        raise InputError(
             f"fusion needs at least 2 candidate segmentations, got {len(items)}",
             hint="pass two or more label maps (files or a folder holding them)",
         )
     if names is not None and len(names) != len(items):
-        raise BtkError(f"got {len(names)} names for {len(items)} candidates")
+        raise InputError(f"got {len(names)} names for {len(items)} candidates")
     images: list[nib.Nifti1Image | None] = [None] * len(items)
     paths = [Path(item) if isinstance(item, (str, Path)) else None for item in items]
     _check_given_once(paths)
@@ -139,7 +139,7 @@ def _check_given_once(paths: list[Path | None]) -> None:
         if resolved in seen:
             first = seen[resolved]
             where = "twice" if first == path else f"twice ({first} and {path} are the same file)"
-            raise BtkError(
+            raise InputError(
                 f"the candidate is given {where}: it would be counted twice",
                 path=path,
                 hint="pass each candidate once (a folder already includes every file in it)",
@@ -157,7 +157,7 @@ def _check_distinct_content(paths: list[Path | None], checksums: list[str | None
         if path is None or checksum is None or is_empty:
             continue
         if checksum in seen:
-            raise BtkError(
+            raise InputError(
                 f"the candidate has the same content as {seen[checksum]} (SHA-256 {checksum[:12]}...): "
                 "one segmentation would be counted twice",
                 path=path,
@@ -186,13 +186,13 @@ def _check_same_grid(
     for index, (image, name, path) in enumerate(zip(images, names, paths)):
         label = "" if path is not None else f"{name}: "
         if index in mismatched:
-            raise BtkError(
+            raise InputError(
                 f"{label}shape {mismatched[index]} differs from the first candidate's {first_shape} ({names[0]})",
                 path=path,
                 hint="all candidates must be on the same grid; resample them first",
             )
         if image is not None and first_affine is not None and not np.allclose(image.affine, first_affine, atol=1e-4):
-            raise BtkError(
+            raise InputError(
                 f"{label}the affine (voxel-to-world mapping) differs from the first candidate's ({names[0]}):\n"
                 f"{np.array2string(image.affine, precision=4)}\nversus\n{np.array2string(first_affine, precision=4)}",
                 path=path,
@@ -209,15 +209,15 @@ def normalise_weights(
     if isinstance(weights, Mapping):
         unknown = sorted(set(weights) - set(names))
         if unknown:
-            raise BtkError(f"weights name unknown candidates: {', '.join(unknown)}", hint=f"candidates: {', '.join(names)}")
+            raise InputError(f"weights name unknown candidates: {', '.join(unknown)}", hint=f"candidates: {', '.join(names)}")
         values = [float(weights.get(name, 1.0)) for name in names]
     else:
         values = [float(w) for w in weights]
     if len(values) != len(names):
-        raise BtkError(f"got {len(values)} weights for {len(names)} candidates", hint="give one weight per candidate")
+        raise InputError(f"got {len(values)} weights for {len(names)} candidates", hint="give one weight per candidate")
     array = np.asarray(values, dtype=np.float64)
     if not np.isfinite(array).all() or (array < 0).any():
-        raise BtkError(f"weights must be finite and not negative, got {values}")
+        raise InputError(f"weights must be finite and not negative, got {values}")
     if not (array > 0).any():
-        raise BtkError("at least one weight must be positive")
+        raise InputError("at least one weight must be positive")
     return array

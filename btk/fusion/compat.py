@@ -1,5 +1,5 @@
-"""The ``btk`` flavour: BraTS Toolkit's Fusionator (PyPI ``brats-toolkit`` 1.0.18), reproduced voxel for
-voxel, defects included, for users who must match results made with it.
+"""The ``brats-toolkit`` flavour (alias ``btk``): BraTS Toolkit's Fusionator (PyPI ``brats-toolkit`` 1.0.18),
+reproduced voxel for voxel, defects included, for users who must match results made with it.
 
 Behaviour, established by running the reference (``tests/data/fusion_oracle/``):
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from btk.errors import BtkError
+from btk.errors import InputError
 from btk.labels import values_present
 
 _STOP_VOXELS = 25
@@ -81,8 +81,8 @@ def simple(stack: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, dict[str
 def region_simple(stack: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
     """BraTS Toolkit's region-wise SIMPLE (``brats-simple``) for the 0/1/2/4 convention."""
     if np.isin(stack, (3,)).any():
-        raise BtkError(
-            "the btk flavour's region-wise fusion only knows the 0/1/2/4 convention (BraTS 2017-2021), "
+        raise InputError(
+            "the brats-toolkit flavour's region-wise fusion only knows the 0/1/2/4 convention (BraTS 2017-2021), "
             "but the candidates hold label 3",
             hint="use the default flavour, which fuses regions in every convention",
         )

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from btk.errors import BtkError
+from btk.errors import InputError
 from btk.fusion import compat
 from btk.fusion.names import BRATS_TOOLKIT, DEFAULT, MAV, SIMPLE, STAPLE, flavour_name, method_name
 from btk.fusion.parameters import SimpleParameters
@@ -52,13 +52,13 @@ class FusionMethod(ABC):
 
     def __init__(self, parameters: SimpleParameters | None = None):
         if parameters is not None and not self.tunable:
-            raise BtkError(
+            raise InputError(
                 "threshold, increment and max_iterations only apply to SIMPLE in the default flavour",
                 hint="drop them, or use --method simple with --flavour default",
             )
         self.parameters = parameters or SimpleParameters()
 
-    def check_weights(self, weighted: bool) -> None:
+    def check_weights(self, weighted: bool) -> None:  # noqa: B027 (a hook: only STAPLE refuses weights)
         """Refuse user weights if the method takes none (every method but STAPLE takes them).
 
         Raises:
@@ -157,7 +157,7 @@ class Staple(DefaultMethod):
 
     def check_weights(self, weighted: bool) -> None:
         if weighted:
-            raise BtkError("STAPLE estimates each candidate's reliability itself and takes no weights",
+            raise InputError("STAPLE estimates each candidate's reliability itself and takes no weights",
                            hint="drop the weights or use mav or simple")
 
     def fuse_once(self, stack: np.ndarray, weights: np.ndarray, order: Sequence[int]) -> Fused:
@@ -174,7 +174,8 @@ class BratsToolkitMajorityVoting(FusionMethod):
         return compat.majority_vote(stack, weights), {}
 
     def fuse_regions(self, stack: np.ndarray, weights: np.ndarray, convention: LabelConvention) -> Fused:
-        raise BtkError("BraTS Toolkit fuses regions with SIMPLE only", hint="use --method simple, or --flavour default")
+        raise InputError("BraTS Toolkit fuses regions with SIMPLE only",
+                         hint="use --method simple, or --flavour default")
 
 
 class BratsToolkitSimple(FusionMethod):
@@ -217,7 +218,7 @@ def fusion_method(name: str, flavour: str = DEFAULT, parameters: SimpleParameter
     method, flavour = method_name(name), flavour_name(flavour)
     if (flavour, method) not in REGISTRY:
         available = [known for known_flavour, known in REGISTRY if known_flavour == flavour]
-        raise BtkError(
+        raise InputError(
             f"the {flavour} flavour has no {method}",
             hint=f"use --method {' or '.join(available)} with this flavour, or --flavour {DEFAULT}",
         )

@@ -6,7 +6,7 @@ options with them, before anything heavy is imported. The methods themselves are
 
 from __future__ import annotations
 
-from btk.errors import BtkError
+from btk.errors import InputError
 
 #: Majority voting.
 MAV = "mav"
@@ -26,6 +26,9 @@ FLAVOURS = (DEFAULT, BRATS_TOOLKIT)
 #: Other accepted spellings of a flavour: ``btk`` was the name of the BraTS Toolkit flavour before 0.2.
 FLAVOUR_ALIASES = {"btk": BRATS_TOOLKIT, "bratstoolkit": BRATS_TOOLKIT}
 
+#: Default ``alpha`` of the ensemble alarms' threshold ``median - alpha * MAD`` (:mod:`btk.fusion.agreement`).
+DEFAULT_ALPHA = 3.0
+
 
 def method_name(name: str) -> str:
     """The fusion method ``name`` names, in lower case.
@@ -41,7 +44,7 @@ def method_name(name: str) -> str:
     """
     method = name.lower()
     if method not in METHODS:
-        raise BtkError(f"unknown fusion method {name!r}", hint=f"use one of {', '.join(METHODS)}")
+        raise InputError(f"unknown fusion method {name!r}", hint=f"use one of {', '.join(METHODS)}")
     return method
 
 
@@ -59,7 +62,7 @@ def flavour_name(name: str) -> str:
     """
     flavour = FLAVOUR_ALIASES.get(name.lower(), name.lower())
     if flavour not in FLAVOURS:
-        raise BtkError(
+        raise InputError(
             f"unknown flavour {name!r}",
             hint=f"use one of {', '.join(FLAVOURS)} ('btk' is accepted for {BRATS_TOOLKIT})",
         )

@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from btk.errors import BtkError, unwritable_folder
+from btk.errors import BtkError, OutputExistsError, unwritable_folder
 from btk.io import (
     DISK_FULL_ERRORS,
     check_replaceable,
@@ -62,8 +62,9 @@ def check_outputs(path: str | Path, force: bool, inputs: Iterable[str | Path | N
     for output in (path, sidecar, agreement):
         refuse_overlap(output, inputs)
     if path.is_file() and not force and not sidecar.exists() and written_by_btk(path):
-        raise BtkError(f"the output exists already, without its sidecar {sidecar.name}: an interrupted fusion left it",
-                       path=path, hint="pass --force to replace it")
+        raise OutputExistsError(
+            f"the output exists already, without its sidecar {sidecar.name}: an interrupted fusion left it",
+            path=path, hint="pass --force to replace it")
     check_replaceable(path, force)
     check_replaceable(sidecar, force, replaceable=lambda file: _json_keys(file) >= _SIDECAR_KEYS)
     check_replaceable(agreement, force, replaceable=lambda file: _json_keys(file) >= _AGREEMENT_KEYS)
@@ -114,6 +115,8 @@ def publish(path: Path, write_image: Writer, write_sidecars: Callable[[str], Seq
         try:
             image = temporary(path, write_image)
             sidecars = [(final, temporary(final, writer)) for final, writer in write_sidecars(sha256(image))]
+        except BtkError:  # the writers' own errors (an OutputError is an OSError too) say what happened
+            raise
         except OSError as error:  # a full disk, a quota, a folder that went away
             raise (disk_full(folder) if error.errno in DISK_FULL_ERRORS else unwritable_folder(folder, error)) from None
         for final, _ in reversed(sidecars):  # old sidecars must not describe the new image

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
-from btk.errors import BtkError
+from btk.errors import InputError
 
 DEFAULT_THRESHOLD = 0.05
 DEFAULT_INCREMENT = 0.07
@@ -36,9 +37,9 @@ class SimpleParameters:
         try:
             threshold, increment, iterations = float(self.threshold), float(self.increment), int(self.max_iterations)
         except (TypeError, ValueError):
-            raise BtkError(f"SIMPLE's parameters must be numbers, got {self.to_dict()}") from None
+            raise InputError(f"SIMPLE's parameters must be numbers, got {self.to_dict()}") from None
         if not (0 <= threshold <= 1 and math.isfinite(increment) and increment >= 0 and iterations >= 1):
-            raise BtkError(
+            raise InputError(
                 f"SIMPLE needs 0 <= threshold <= 1, increment >= 0 and max_iterations >= 1, got {self.to_dict()}"
             )
         object.__setattr__(self, "threshold", threshold)
@@ -60,7 +61,7 @@ class SimpleParameters:
             None when all three are None, so that "not given" stays distinguishable from "given the defaults".
         """
         given = {"threshold": threshold, "increment": increment, "max_iterations": max_iterations}
-        chosen = {name: value for name, value in given.items() if value is not None}
+        chosen: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
         return cls(**chosen) if chosen else None
 
     def to_dict(self) -> dict[str, float | int]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from btk.console import logger
 from btk.deid import output_salt
-from btk.errors import BtkError, unwritable_folder
+from btk.errors import InputError, MissingFileError, OutputError, unwritable_folder
 from btk.evaluation import case_id
 from btk.io import is_nifti
 from btk.pipeline.discovery import Study, discover
@@ -77,15 +77,15 @@ class Pipeline:
     def plan(self, input_path: str | Path) -> list[StudyTask]:
         """Find the studies and, for each, its candidate segmentations and reference."""
         if not self.options.algorithms and self.candidates is None:
-            raise BtkError(
+            raise InputError(
                 "nothing to segment with: no algorithm chosen and no candidate segmentations given",
                 hint="pass --candidates DIR (segmentations made elsewhere, in BraTS space) or -a ALGORITHM",
             )
         for given, what in ((self.candidates, "candidates"), (self.reference, "reference")):
             if given is not None and not given.exists():
-                raise BtkError(f"the {what} path does not exist", path=given)
+                raise MissingFileError(f"the {what} path does not exist", path=given)
         if self.candidates is not None and not self.candidates.is_dir():
-            raise BtkError("the candidates path is not a folder", path=self.candidates,
+            raise InputError("the candidates path is not a folder", path=self.candidates,
                            hint="give the folder holding the NIfTI files (one exam) or one sub-folder per study")
         studies = discover(input_path, salt=output_salt(self.options.output))
         single = len(studies) == 1
@@ -137,16 +137,16 @@ class Pipeline:
                     logger.warning("%s: failed at %s: %s", result.study, result.stage, result.reason)
         ordered = [results[t.name] for t in tasks if t.name in results]
         write_manifest(manifest, tasks, results)
-        from btk.report.cohort import write_cohort_summary
+        from btk.pipeline.summary import write_batch_summary
 
-        write_cohort_summary(output, tasks, ordered)
+        write_batch_summary(output, tasks, ordered)
         return BatchResult(output, ordered, time.perf_counter() - started)
 
     def _check_candidates(self, tasks: list[StudyTask]) -> None:
         if self.options.algorithms or self.candidates is None:
             return
         if not any(task.candidates for task in tasks):
-            raise BtkError(
+            raise InputError(
                 "no candidate segmentations found for any study",
                 path=self.candidates,
                 hint="for one exam put the NIfTI files in the folder; for many, one sub-folder per study named "
@@ -157,7 +157,7 @@ class Pipeline:
 def _make_output_folder(output: Path) -> None:
     """Create the output folder, or say clearly why it cannot be one (a file is in the way, no permission ...)."""
     if output.exists() and not output.is_dir():
-        raise BtkError("the output path is a file, not a folder", path=output, hint="give a folder for --output")
+        raise OutputError("the output path is a file, not a folder", path=output, hint="give a folder for --output")
     try:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -29,12 +29,12 @@ from btk.deid import pseudonym
 from btk.errors import BtkError
 from btk.io import is_nifti, strip_nifti_suffix
 from btk.pipeline.dicom import PREPROCESSOR_NAMES, group_dicom_files
-from btk.segment.exam import MODALITIES
+from btk.modalities import SHORT_NAMES, modality_of_stem
 
 #: The BraTS grid: shape and affine (RAS) of the SRI24-based atlas every BraTS algorithm expects.
 BRATS_SHAPE = (240, 240, 155)
 BRATS_AFFINE = np.array([[-1.0, 0, 0, 0], [0, -1.0, 0, 239.0], [0, 0, 1.0, 0], [0, 0, 0, 1]])
-_TOKENS = {token: modality for modality, tokens in MODALITIES.items() for token in tokens}
+MODALITIES = tuple(SHORT_NAMES.values())
 
 
 @dataclass(frozen=True)
@@ -141,8 +141,8 @@ def _preprocessed_exam(folder: Path):
 
 def nifti_modality(path: Path) -> str | None:
     """The modality named by the last token of a NIfTI file name (``..._t1c.nii.gz`` -> ``t1c``)."""
-    token = re.split(r"[_\-.\s]", strip_nifti_suffix(path).lower())[-1]
-    return _TOKENS.get(token)
+    modality = modality_of_stem(strip_nifti_suffix(path))
+    return SHORT_NAMES[modality] if modality else None
 
 
 def _nifti_study(folder: Path, images: dict[str, list[Path]]) -> Study:

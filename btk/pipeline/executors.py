@@ -12,7 +12,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 
 from btk.console import logger
-from btk.errors import BtkError
+from btk.errors import EngineError, InputError, MissingExtraError
 from btk.pipeline.options import PipelineOptions, StudyTask
 from btk.pipeline.study import StudyResult, end_with_parent, run_study
 
@@ -44,7 +44,7 @@ class LocalExecutor:
 
     def __init__(self, workers: int):
         if workers < 1:
-            raise BtkError(f"the number of workers must be at least 1, got {workers}")
+            raise InputError(f"the number of workers must be at least 1, got {workers}")
         self.workers = workers
 
     def describe(self) -> str:
@@ -78,14 +78,13 @@ class DaskExecutor:
         try:
             from distributed import Client
         except ImportError:
-            raise BtkError("a Dask scheduler was given but Dask is not installed",
-                           hint='pip install "btk[pipeline]"') from None
+            raise MissingExtraError("a Dask scheduler was given but Dask is not installed", extra="pipeline") from None
         if not re.fullmatch(r"(tcp|tls)://[^:/\s]+:\d+/?", address):
-            raise BtkError(f"not a Dask scheduler address: {address!r}", hint="write tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786")
+            raise InputError(f"not a Dask scheduler address: {address!r}", hint="write tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786")
         try:
             self.client = Client(address, timeout="15s")
         except (OSError, TimeoutError, ValueError) as error:
-            raise BtkError(f"cannot reach the Dask scheduler at {address} ({error})",
+            raise EngineError(f"cannot reach the Dask scheduler at {address} ({error})",
                            hint="start it with `dask scheduler` and workers with `dask worker ADDRESS`") from None
         self.address = address
 

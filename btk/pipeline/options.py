@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from btk.errors import BtkError
-from btk.fusion import METHODS
+from btk.errors import InputError
+from btk.fusion.names import method_name
+from btk.fusion.parameters import SimpleParameters
 from btk.labels import get_convention
 from btk.pipeline.discovery import Study
 
@@ -22,6 +23,7 @@ class PipelineOptions:
         output: The output folder; each study gets ``output/<study>/``.
         algorithms: Registered segmentation algorithms to run (Docker); may be empty when candidates are given.
         method: Fusion method (``mav``, ``simple``, ``staple``).
+        simple: SIMPLE's parameters (with ``method="simple"`` only); None for the defaults.
         regions: Fuse the regions WT, TC, ET rather than the labels.
         labels: Label convention of every segmentation written (candidates are converted to it).
         device: Device of the preprocessing (``auto``, ``cpu``, ``cuda``).
@@ -32,13 +34,14 @@ class PipelineOptions:
         force: Redo every stage, even finished ones.
 
     Raises:
-        BtkError: For an unknown fusion method, label convention, device or algorithm, malformed GPU indices,
-            or a registry file that cannot be read.
+        BtkError: For an unknown fusion method (or SIMPLE parameters for another method), label convention,
+            device or algorithm, malformed GPU indices, or a registry file that cannot be read.
     """
 
     output: Path
     algorithms: tuple[str, ...] = ()
     method: str = "simple"
+    simple: SimpleParameters | None = None
     regions: bool = False
     labels: str = "brats2023"
     device: str = "auto"
@@ -49,13 +52,16 @@ class PipelineOptions:
     force: bool = False
 
     def __post_init__(self) -> None:
-        if self.method.lower() not in METHODS:
-            raise BtkError(f"unknown fusion method {self.method!r}", hint=f"use one of {', '.join(METHODS)}")
+        method_name(self.method)
+        if self.simple is not None:
+            from btk.fusion.methods import fusion_method  # numpy: only when there is something to check
+
+            fusion_method(self.method, parameters=self.simple)
         get_convention(self.labels)
         if self.device.lower() not in DEVICES:
-            raise BtkError(f"unknown device {self.device!r}", hint=f"use one of {', '.join(DEVICES)}")
+            raise InputError(f"unknown device {self.device!r}", hint=f"use one of {', '.join(DEVICES)}")
         if self.gpus is not None and not all(str(gpu).isdigit() for gpu in self.gpus):
-            raise BtkError(f"GPU indices are whole numbers, got {', '.join(map(repr, self.gpus))}")
+            raise InputError(f"GPU indices are whole numbers, got {', '.join(map(repr, self.gpus))}")
         if self.algorithms:
             self._check_algorithms()
 

@@ -12,15 +12,18 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from btk.errors import BtkError
+from btk.console import logger
+from btk.errors import BtkError, ContainerError, InputError
 from btk.io import load_label_map, save_label_map, sha256, strip_nifti_suffix
 from btk.labels import convert, detect_convention, get_convention
+from btk.modalities import brats_grid
 from btk.pipeline.dicom import PREPROCESSOR_NAMES
-from btk.pipeline.discovery import BRATS_AFFINE, BRATS_SHAPE
 from btk.pipeline.options import PipelineOptions, StudyTask
+
+if TYPE_CHECKING:
+    from btk.report.data import ExamReportData
 
 StageResult = tuple[dict[str, Path], dict]
 
@@ -92,7 +95,7 @@ def convert_stage(context: StudyContext, folder: Path) -> StageResult:
     if missing:
         found = ", ".join(f"{s['description']!r} -> {s['modality'] or 'not used'}" for s in conversion.summary())
         notes = "".join(f"; {note}" for note in conversion.notes)
-        raise BtkError(f"missing modality: no {', '.join(missing)} series among the study's series ({found}){notes}",
+        raise InputError(f"missing modality: no {', '.join(missing)} series among the study's series ({found}){notes}",
                        path=context.task.study.source, hint="each study needs T1, T1c, T2 and FLAIR series")
     return images, {"dicom_files": len(context.task.study.files), "series": conversion.summary()}
 
@@ -120,8 +123,8 @@ def segment_stage(context: StudyContext, folder: Path) -> StageResult:
         name = strip_nifti_suffix(path)
         target = folder / f"{name}.nii.gz"
         image, data = load_label_map(path)
-        if tuple(data.shape) != BRATS_SHAPE or not np.allclose(image.affine, BRATS_AFFINE, atol=1e-2):
-            raise BtkError(f"the candidate segmentation is not on the BraTS grid (shape {data.shape})", path=path,
+        if data.ndim != 3 or not brats_grid().holds(data.shape, image.affine, tolerance_mm=1e-2):
+            raise InputError(f"the candidate segmentation is not on the BraTS grid (shape {data.shape})", path=path,
                            hint="candidates must be in BraTS space (240 x 240 x 155, 1 mm), like the algorithms' outputs")
         source_labels = detect_convention(data)
         save_label_map(convert(data, source_labels, labels), image, target)
@@ -132,11 +135,11 @@ def segment_stage(context: StudyContext, folder: Path) -> StageResult:
     if context.options.algorithms:
         runs = _run_algorithms(context, images, folder / "algorithms", candidates, provenance)
     if not candidates and not runs:
-        raise BtkError("no candidate segmentations for this study", path=context.task.candidates_source,
+        raise InputError("no candidate segmentations for this study", path=context.task.candidates_source,
                        hint=f"put them in a sub-folder of the candidates folder named {context.name}")
     if not candidates:
         failures = "; ".join(f"{r['algorithm']}: {r['status']} ({r['message']})" for r in runs)
-        raise BtkError(f"no candidate segmentation: every algorithm failed ({failures})",
+        raise ContainerError(f"no candidate segmentation: every algorithm failed ({failures})",
                        hint=f"see the logs in {folder / 'algorithms' / 'logs'}, or bring segmentations with --candidates")
     return candidates, {"candidates": provenance, "algorithm_runs": runs,
                         "candidates_source": str(context.task.candidates_source or "")}
@@ -172,7 +175,7 @@ def fuse_stage(context: StudyContext, folder: Path) -> StageResult:
     options = context.options
     result = Fusionator(labels=options.labels).fuse(
         list(candidates.values()), method=options.method, regions=options.regions, names=list(candidates),
-        case=context.name,
+        case=context.name, parameters=options.simple,
     )
     result.save(output)
     sidecar, agreement = sidecar_paths(output)
@@ -202,10 +205,66 @@ def evaluate_stage(context: StudyContext, folder: Path) -> StageResult:
 
 
 def report_stage(context: StudyContext, folder: Path) -> StageResult:
-    """Figures, volumes, colour tables and the HTML report of the study."""
-    from btk.report.exam import write_exam_report
+    """Figures, volumes, colour tables and the HTML report of the study, from the facts the stages gathered."""
+    from btk.report.exam import ReportImages, write_exam_report
 
-    return write_exam_report(context, folder), {}
+    images = context.brats_images()
+    written = write_exam_report(exam_report_data(context), ReportImages(context.fused(), images["t1c"],
+                                                                         images["flair"]), folder)
+    return written, {}
+
+
+def exam_report_data(context: StudyContext) -> ExamReportData:
+    """What the report of a study shows, from its stages' outputs and details (links relative to ``report/``)."""
+    from btk.fusion.agreement import AgreementReport
+    from btk.report import data as report
+    from btk.report.citations import citations
+    from btk.report.exam import region_volumes_ml
+
+    study, options, details = context.task.study, context.options, context.details
+    segment, fuse, evaluate = details.get("segment", {}), details.get("fuse", {}), details.get("evaluate")
+    fused_image, fused = load_label_map(context.fused())
+    final = context.folder / "report"  # where this stage's folder ends up
+
+    def relative(stage: str, name: str) -> str | None:
+        path = context.outputs.get(stage, {}).get(name)
+        return None if path is None else os.path.relpath(path, final)
+
+    agreement_file = context.outputs["fuse"].get("agreement")
+    agreement = AgreementReport.load(agreement_file) if agreement_file else None
+    return report.ExamReportData(
+        study=context.name, kind=study.kind, source=str(study.source), labels=options.labels,
+        volumes_ml=region_volumes_ml(fused, tuple(float(z) for z in fused_image.header.get_zooms()), options.labels),
+        fusion=report.FusionRecord(str(fuse.get("method", "")), fuse.get("mode", ""), fuse.get("flavour", "")),
+        candidates=tuple(report.CandidateRecord(c["name"], c["origin"], c["source"], c["sha256"], c["labels"])
+                         for c in segment.get("candidates", [])),
+        files=report.ReportFiles(relative("fuse", "fused") or "", relative("native", "native"),
+                                 relative("evaluate", "evaluation")),
+        candidates_source=segment.get("candidates_source", ""),
+        algorithm_runs=tuple(report.AlgorithmRunRecord(r["algorithm"], r["status"], r.get("message", ""),
+                                                       r.get("device", "-"), r.get("seconds", 0.0))
+                             for r in segment.get("algorithm_runs", [])),
+        agreement=None if agreement is None else report.AgreementRecord(agreement.case, agreement.convention, tuple(
+            report.CandidateAgreementRecord(c.name, c.dice, c.hd95_mm) for c in agreement.candidates)),
+        evaluation=report.EvaluationRecord(evaluate["reference"], evaluate["dice"]) if evaluate else None,
+        stages={stage: report.StageRecord(float(d.get("seconds", 0.0)), d.get("source") or d.get("reference") or "")
+                for stage, d in details.items()},
+        preprocessed=str(context.preprocessed_folder() or ""),
+        citations=tuple(citations([*details, "report"], options.method,
+                                  {name: algorithm_citation(name) for name in context.candidates()})),
+    )
+
+
+def algorithm_citation(name: str) -> str | None:
+    """The citation of a registered segmentation algorithm (``isen-20``, ...), or None if it is not registered."""
+    try:
+        from btk.segment import load_registry
+
+        algorithm = load_registry().get(name)
+    except (BtkError, ImportError) as error:  # not registered, or the segment extra is missing
+        logger.debug("no citation for %s: %s", name, error)
+        return None
+    return f"{algorithm.name}: {algorithm.authors}, {algorithm.challenge or 'BraTS'} {algorithm.year}. {algorithm.citation}"
 
 
 STAGES: tuple[Stage, ...] = (

@@ -7,21 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from btk.errors import BtkError
-from btk.preprocess.modalities import MODALITIES
+from btk.modalities import FILE_SUFFIXES, MODALITIES, SEPARATORS, file_stem
 
+#: The exam's record, written last: what was done, and every output by role (read only by this module).
 PROVENANCE = "provenance.json"
-NAMINGS = ("2023", "2020")
+#: The BraTS file namings an exam's outputs can follow.
+NAMINGS = tuple(FILE_SUFFIXES)
 MODES = ("skullstrip", "deface")
-#: BraTS 2020 file suffixes of the four modalities.
-_SUFFIX_2020 = {"t1n": "t1", "t1c": "t1ce", "t2w": "t2", "t2f": "flair"}
 #: Transform roles: what each ``.mat`` file maps (moving -> fixed).
 TRANSFORM_ROLES = {"t1c": "transform/t1c_to_t1", "t2w": "transform/t2w_to_t1", "t2f": "transform/t2f_to_t1"}
 ATLAS_TRANSFORM_ROLE = "transform/t1_to_atlas"
-
-
-def image_name(case_id: str, modality: str, naming: str) -> str:
-    """``BraTS-001-t1n`` (2023 naming) or ``BraTS-001_t1`` (2020 naming), without the ``.nii.gz``."""
-    return f"{case_id}_{_SUFFIX_2020[modality]}" if naming == "2020" else f"{case_id}-{modality}"
 
 
 def output_layout(case_id: str, naming: str = "2023", mode: str = "skullstrip") -> dict[str, str]:
@@ -34,10 +29,10 @@ def output_layout(case_id: str, naming: str = "2023", mode: str = "skullstrip") 
         raise BtkError(f"unknown naming {naming!r}", hint=f"use one of {', '.join(NAMINGS)}")
     if mode not in MODES:
         raise BtkError(f"unknown mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
-    separator = "_" if naming == "2020" else "-"
+    separator = SEPARATORS[naming]
     layout: dict[str, str] = {}
     for modality in MODALITIES:
-        name = image_name(case_id, modality, naming)
+        name = file_stem(case_id, modality, naming)
         layout[f"brats/{modality}"] = f"brats/{name}.nii.gz"
         if mode == "skullstrip":
             layout[f"brats_skull/{modality}"] = f"brats_skull/{name}.nii.gz"
@@ -73,6 +68,29 @@ class PreprocessedExam:
         """The case identifier used in the file names."""
         return str(self.provenance["case_id"])
 
+    def images(self, space: str = "brats") -> dict[str, Path]:
+        """Modality (``t1n``, ``t1c``, ``t2w``, ``t2f``) -> absolute path of its image in one space.
+
+        Args:
+            space: ``brats`` (on the BraTS grid), ``brats_skull`` (with the skull) or ``native``.
+
+        Raises:
+            BtkError: the provenance lists no such image for some modality (the preprocessing did not finish).
+        """
+        outputs = self.outputs
+        missing = [f"{space}/{modality}" for modality in MODALITIES if f"{space}/{modality}" not in outputs]
+        if missing:
+            raise BtkError(
+                f"the provenance lists no {', '.join(missing)} image: the preprocessing did not finish",
+                path=self.folder / PROVENANCE, hint="re-run `btk preprocess` on this exam",
+            )
+        return {modality: outputs[f"{space}/{modality}"] for modality in MODALITIES}
+
+    @staticmethod
+    def has_provenance(folder: str | Path) -> bool:
+        """Whether ``btk preprocess`` wrote (or began to write) into ``folder``: it holds a provenance file."""
+        return (Path(folder) / PROVENANCE).is_file()
+
     @staticmethod
     def is_complete(folder: str | Path) -> bool:
         """Whether ``folder`` is a finished exam (its provenance, written last and atomically, is there)."""
@@ -83,11 +101,11 @@ class PreprocessedExam:
         return True
 
     @classmethod
-    def load(cls, folder: str | Path) -> PreprocessedExam:
-        """Open a finished exam folder.
+    def read(cls, folder: str | Path) -> PreprocessedExam:
+        """Open an exam folder by its provenance, without checking that every output is there.
 
         Raises:
-            BtkError: the folder is not a finished exam (no or unreadable provenance, or missing outputs).
+            BtkError: the folder has no provenance, or it cannot be read.
         """
         folder = Path(folder)
         provenance_path = folder / PROVENANCE
@@ -99,14 +117,29 @@ class PreprocessedExam:
             )
         try:
             provenance = json.loads(provenance_path.read_text(encoding="utf-8"))
-            outputs = provenance["outputs"]
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise BtkError(f"the provenance file cannot be read ({error})", path=provenance_path) from None
-        missing = [relative for relative in outputs.values() if not (folder / relative).is_file()]
+        except (OSError, ValueError) as error:
+            raise BtkError(f"cannot read the exam's provenance ({error})", path=provenance_path,
+                           hint="re-run `btk preprocess --force` on this exam") from None
+        outputs = provenance.get("outputs") if isinstance(provenance, dict) else None
+        if not isinstance(outputs, dict) or not all(isinstance(p, str) for p in outputs.values()):
+            raise BtkError("the provenance has no 'outputs' map of roles to files", path=provenance_path,
+                           hint="re-run `btk preprocess --force` on this exam")
+        return cls(folder=folder, provenance=provenance)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> PreprocessedExam:
+        """Open a finished exam folder.
+
+        Raises:
+            BtkError: the folder is not a finished exam (no or unreadable provenance, or missing outputs).
+        """
+        exam = cls.read(folder)
+        outputs: dict[str, str] = exam.provenance["outputs"]
+        missing = [relative for relative in outputs.values() if not (exam.folder / relative).is_file()]
         if missing:
             raise BtkError(
                 f"the exam folder is incomplete: {len(missing)} outputs are missing (e.g. {missing[0]})",
-                path=folder,
+                path=exam.folder,
                 hint="run btk preprocess again with --force",
             )
-        return cls(folder=folder, provenance=provenance)
+        return exam

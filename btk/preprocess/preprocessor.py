@@ -16,15 +16,28 @@ from btk.io import check_replaceable, refuse_overlap, save_json, save_label_map,
 from btk.preprocess import brain_extraction, orientation
 from btk.preprocess.atlas import atlas_t1
 from btk.preprocess.deface import deface
-from btk.preprocess.exam import (ATLAS_TRANSFORM_ROLE, MODES, NAMINGS, PROVENANCE, TRANSFORM_ROLES,
-                                 PreprocessedExam, output_layout)
+from btk.preprocess.exam import (
+    ATLAS_TRANSFORM_ROLE,
+    MODES,
+    NAMINGS,
+    PROVENANCE,
+    TRANSFORM_ROLES,
+    PreprocessedExam,
+    output_layout,
+)
 from btk.preprocess.images import load_checked_image
 from btk.preprocess.inputs import ExamInputs, find_exam_inputs, normalise_overrides
 from btk.preprocess.modalities import MODALITIES, MODALITY_NAMES
+from btk.preprocess.output_folder import (
+    WORK_PREFIX,
+    as_seen_from_output,
+    publish,
+    remove_abandoned_outputs,
+    staging_folder,
+)
 from btk.preprocess.provenance import StepTimer, redact, tool_versions, utc_now
 from btk.preprocess.qc import write_overview
 from btk.preprocess.registration import RegistrationJob, RegistrationSettings, register_all
-from btk.preprocess.output_folder import WORK_PREFIX, as_seen_from_output, publish, remove_abandoned_outputs, staging_folder
 from btk.preprocess.resampling import resample
 from btk.staging import OwnedFolder
 
@@ -32,7 +45,8 @@ from btk.staging import OwnedFolder
 BRAIN_VOLUME_ML = (500.0, 2500.0)
 #: Seconds per network pass of HD-BET on 2 CPU cores (measured: 709 s for accurate mode's 5 x 8 passes).
 CPU_SECONDS_PER_PASS = 18.0
-#: Free space an exam needs beside its output folder, checked before any work (MB; an exam takes about MEASURED).
+#: Free space an exam needs beside its output folder (MB), checked before any work: eight float images on the
+#: BraTS grid (up to about 20 MB each, compressed), the native images and masks.
 REQUIRED_FREE_MB = 150
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
 
-from btk.errors import BtkError  # noqa: E402
-from btk.io import DISK_FULL_ERRORS, disk_full  # noqa: E402
-from btk.preprocess.output_folder import REGISTRATION_PREFIX  # noqa: E402
-from btk.staging import OwnedFolder  # noqa: E402
+from btk.errors import BtkError
+from btk.io import DISK_FULL_ERRORS, disk_full
+from btk.preprocess.output_folder import REGISTRATION_PREFIX
+from btk.staging import OwnedFolder
 
 #: Seed of ANTs' metric sampling; fixed so that two runs give the same transform.
 RANDOM_SEED = 20240531

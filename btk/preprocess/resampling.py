@@ -55,7 +55,7 @@ def resample(
     return np.rint(array).astype(np.uint8) if kind == "labels" else array.astype(np.float32)
 
 
-def _as_ants(image: Path | nib.Nifti1Image) -> "ants.ANTsImage":  # noqa: F821
+def _as_ants(image: Path | nib.Nifti1Image) -> ants.ANTsImage:  # noqa: F821 (imported inside)
     import ants
 
     if isinstance(image, Path):

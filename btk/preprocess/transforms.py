@@ -28,7 +28,7 @@ def check_transform(path: str | Path) -> Path:
         raise BtkError("the transform file is missing", path=path, hint=hint)
     try:
         content = loadmat(str(path))
-    except Exception as error:  # noqa: BLE001 - scipy raises ValueError, MatReadError, struct errors, ...
+    except Exception as error:
         raise BtkError(f"cannot read the transform (the file is truncated or corrupt: {error.__class__.__name__})",
                        path=path, hint=hint) from None
     parameters = [value for name, value in content.items() if "Transform" in name]

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from btk.console import logger
-from btk.errors import BtkError
+from collections.abc import Mapping, Sequence
 
 METHODS: dict[str, str] = {
     "btk": "btk, brain-tumour MRI toolkit (this software), following BraTS Toolkit: Kofler F, Berger C, Waldmannstetter D, "
@@ -31,28 +30,25 @@ METHODS: dict[str, str] = {
 }
 
 
-def algorithm_citation(name: str) -> str | None:
-    """The citation of a registered segmentation algorithm (``isen-20``, ...), or None if unknown."""
-    try:
-        from btk.segment import load_registry
+def citations(steps: Sequence[str], method: str, candidates: Mapping[str, str | None]) -> list[str]:
+    """The citations of a study's result: the methods of the steps it went through, then the candidates'.
 
-        algorithm = load_registry().get(name)
-    except (BtkError, ImportError) as error:  # not registered, or the segment extra is missing
-        logger.debug("no citation for %s: %s", name, error)
-        return None
-    return f"{algorithm.name}: {algorithm.authors}, {algorithm.challenge or 'BraTS'} {algorithm.year}. {algorithm.citation}"
+    Args:
+        steps: The steps the result went through (``convert``, ``preprocess``, ``native`` ... as the pipeline
+            names its stages).
+        method: The fusion method.
+        candidates: Each candidate's name -> its algorithm's citation (None: made elsewhere, or unknown).
 
-
-def citations(stages: list[str], method: str, candidates: list[str]) -> list[str]:
-    """The citations of a study's result: the methods of the stages it went through, then the algorithms."""
+    Returns:
+        The citations, in order.
+    """
     keys = ["btk", "brats"]
-    if "convert" in stages:
+    if "convert" in steps:
         keys.append("dcm2niix")
-    if "preprocess" in stages or "native" in stages:
+    if "preprocess" in steps or "native" in steps:
         keys += ["ants", "hd-bet", "sri24"]
     keys += [m for m in ("mav", "simple", "staple") if m == method] + ["alarms"]
     found = [METHODS[key] for key in keys]
-    for name in candidates:
-        citation = algorithm_citation(name)
+    for name, citation in candidates.items():
         found.append(citation or f"{name}: candidate segmentation made elsewhere; cite its authors as they ask.")
     return found

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from btk.errors import BtkError
+from btk.errors import InputError, MissingFileError
 from btk.segment.engine import Engine
 from btk.segment.registry import Algorithm
 
@@ -33,24 +33,24 @@ def build_image(
     """
     spec = algorithm.build
     if spec is None:
-        raise BtkError(
+        raise InputError(
             f"{algorithm.name} has no build section in the registry: its image is pulled, not built",
             hint=f"pull it: `btk algorithms pull {algorithm.name}`",
         )
     if algorithm.digest:
-        raise BtkError(f"{algorithm.name} is pinned to a digest, which a local build cannot reproduce",
+        raise InputError(f"{algorithm.name} is pinned to a digest, which a local build cannot reproduce",
                        hint="remove 'digest' from the entry to build it locally")
     root = Path(source) if source is not None else algorithm.source
     if root is None:
-        raise BtkError(
+        raise InputError(
             f"building {algorithm.name} needs btk's source tree (its Dockerfile is {spec.dockerfile})",
             hint="run from a clone of btk's repository, or pass --source pointing at one",
         )
     context, dockerfile = (root / spec.context).resolve(), (root / spec.dockerfile).resolve()
     if not context.is_dir():
-        raise BtkError("the build context folder does not exist", path=context, hint="check --source")
+        raise MissingFileError("the build context folder does not exist", path=context, hint="check --source")
     if not dockerfile.is_file():
-        raise BtkError("the Dockerfile does not exist", path=dockerfile, hint="check --source")
+        raise MissingFileError("the Dockerfile does not exist", path=dockerfile, hint="check --source")
     build_args = {**spec.args, **(args or {})}
     if base_image:
         build_args[BASE_IMAGE_ARG] = base_image

@@ -17,7 +17,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from btk.errors import BtkError
+from btk.errors import ContainerError, OutputError
 
 FILE = "a regular file"
 FOLDER = "a folder"
@@ -83,7 +83,7 @@ def _open_folder(folder: Path) -> int:
     try:
         return os.open(folder, _FOLDER_FLAGS)
     except OSError as error:
-        raise BtkError(f"cannot read the container's output folder ({error.strerror})",
+        raise ContainerError(f"cannot read the container's output folder ({error.strerror})",
                        hint="the image changed the folder's permissions or removed it; see its log") from None
 
 
@@ -110,10 +110,10 @@ def _walk(descriptor: int, prefix: str, entries: list[Entry], depth: int) -> Non
             os.close(child)
 
 
-def not_regular(entry: Entry) -> BtkError:
+def not_regular(entry: Entry) -> ContainerError:
     """The failure for a result that is a link or a special file."""
     name = entry.path if entry.path.isprintable() else ascii(entry.path)
-    return BtkError(
+    return ContainerError(
         f"the result {name} is {entry.kind}, not a regular file: btk never follows links or opens "
         "special files out of a container's folders",
         hint="the image is broken or tries to make btk read other files; report it to its authors",
@@ -123,7 +123,7 @@ def not_regular(entry: Entry) -> BtkError:
 def copy_out(folder: Path, entry: Entry, into: Path) -> Path:
     """Copy the regular file ``folder/entry.path`` (directly in ``folder``) to ``into``; return the copy.
 
-    Refused (a :class:`BtkError`) unless it is a regular file with a single name, both before it is opened
+    Refused (a :class:`ContainerError`) unless it is a regular file with a single name, both before it is opened
     and on the opened descriptor, so that nothing swapped in meanwhile is read either.
     """
     if not entry.regular:
@@ -138,7 +138,7 @@ def copy_out(folder: Path, entry: Entry, into: Path) -> Path:
         except OSError as error:
             if error.errno == errno.ELOOP:
                 raise not_regular(Entry(entry.path, "a symbolic link")) from None
-            raise BtkError(f"cannot read the result {entry.path} ({error.strerror})") from None
+            raise ContainerError(f"cannot read the result {entry.path} ({error.strerror})") from None
     finally:
         os.close(descriptor)
     with open(source, "rb") as reader:
@@ -151,8 +151,8 @@ def copy_out(folder: Path, entry: Entry, into: Path) -> Path:
                 shutil.copyfileobj(reader, writer, 1 << 20)
         except OSError as error:
             target.unlink(missing_ok=True)
-            raise BtkError(
+            raise OutputError(
                 f"cannot copy the result out of the container's folder ({error.strerror})", path=into,
-                hint="free space there, or set TMPDIR to a folder on a disk with room",
+                hint="free space there, or set TMPDIR to a folder on a disk with room", code=error.errno,
             ) from None
     return target

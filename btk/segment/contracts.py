@@ -16,8 +16,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
-from btk.errors import BtkError
+from btk.errors import ContainerError, InputError
 from btk.io import is_nifti
+from btk.modalities import canonical, file_stem
 from btk.segment.collect import FOLDER, copy_out, list_output
 from btk.segment.exam import Exam
 from btk.segment.registry import (
@@ -27,9 +28,6 @@ from btk.segment.registry import (
     LegacyContractSpec,
     MlcubeContractSpec,
 )
-
-#: BraTS 2023+ modality suffixes: our modality -> the file-name suffix of the MLCube and 2025 images.
-BRATS_SUFFIXES = {"t1c": "t1c", "t1": "t1n", "t2": "t2w", "flair": "t2f"}
 
 
 @dataclass(frozen=True)
@@ -74,7 +72,7 @@ class Contract(ABC):
             return staging
         target = self.weights_target()
         if target is None:
-            raise BtkError(
+            raise InputError(
                 f"{self.algorithm.name} takes no weights folder (its registry entry has no weights_mount)",
                 path=weights, hint="drop --weights for this algorithm, or add weights_mount to its entry",
             )
@@ -98,12 +96,12 @@ class Contract(ABC):
             if len(matches) == 1:
                 return copy_out(staging.output, matches[0], into)
             if len(matches) > 1:
-                raise BtkError(
+                raise ContainerError(
                     f"the image wrote several candidate results ({', '.join(e.describe() for e in matches)})",
                     hint="the registry entry's contract does not match what the image writes",
                 )
         written = [e.describe() for e in entries]
-        raise BtkError(
+        raise ContainerError(
             "the container finished but wrote no segmentation"
             + (f" (it wrote: {', '.join(written[:8])})" if written else " (its output folder is empty)"),
             hint="see the algorithm's log; the image may have failed without a non-zero exit code",
@@ -212,8 +210,8 @@ def place(source: Path, target: Path) -> None:
 def _stage_brats_case(exam: Exam, data: Path, case: str) -> None:
     folder = data / case
     folder.mkdir()
-    for modality, suffix in BRATS_SUFFIXES.items():
-        place(exam.files()[modality], folder / f"{case}-{suffix}.nii.gz")
+    for short_name, path in exam.files().items():
+        place(path, folder / f"{file_stem(case, canonical(short_name))}.nii.gz")
 
 
 def _folders(root: Path, *names: str) -> list[Path]:

@@ -29,7 +29,7 @@ from rich.progress import (
 )
 
 from btk.console import console, logger, progress
-from btk.errors import BtkError
+from btk.errors import ContainerError, EngineError, MissingExtraError
 from btk.segment.contracts import Mount
 from btk.segment.leftovers import Owner
 from btk.segment.logs import BoundedLog
@@ -115,17 +115,17 @@ class Engine:
     def connect(cls) -> Engine:
         """Connect to the engine named by the environment (``DOCKER_HOST``, else the local socket)."""
         if docker is None:
-            raise BtkError("the Docker SDK is not installed", hint="pip install 'btk[segment]'")
+            raise MissingExtraError("the Docker SDK is not installed", extra="segment")
         try:
             client = docker.from_env(timeout=120)
             client.ping()
         except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
             if "ermission denied" in str(error):
-                raise BtkError(
+                raise EngineError(
                     "no permission to use the Docker engine",
                     hint="add yourself to the 'docker' group (`sudo usermod -aG docker $USER`, then log in again)",
                 ) from None
-            raise BtkError("the Docker engine is not running or cannot be reached", hint=START_HINT) from None
+            raise EngineError("the Docker engine is not running or cannot be reached", hint=START_HINT) from None
         return cls(client)
 
     def has_image(self, reference: str) -> bool:
@@ -142,7 +142,7 @@ class Engine:
         if self.has_image(reference):
             return
         if not pull:
-            raise BtkError(
+            raise EngineError(
                 f"the image {reference} is not present and --no-pull was given",
                 hint=f"pull it first: `btk algorithms pull` or `docker pull {reference}`",
             )
@@ -156,7 +156,7 @@ class Engine:
             task = bar.add_task(f"Pulling {reference}", total=None)
             for line in self.client.api.pull(repository, tag=tag, stream=True, decode=True):
                 if "error" in line:
-                    raise BtkError(f"cannot pull {reference}: {line['error']}", hint=_PULL_HINT)
+                    raise EngineError(f"cannot pull {reference}: {line['error']}", hint=_PULL_HINT)
                 detail = line.get("progressDetail") or {}
                 if line.get("status") == "Downloading" and detail.get("total"):
                     layers[line["id"]] = (detail.get("current", 0), detail["total"])
@@ -166,7 +166,7 @@ class Engine:
                     bar.update(task, completed=sum(c for c, _ in layers.values()),
                                total=sum(t for _, t in layers.values()))
         if not self.has_image(reference):
-            raise BtkError(f"pulling {reference} did not produce the image", hint=_PULL_HINT)
+            raise EngineError(f"pulling {reference} did not produce the image", hint=_PULL_HINT)
         logger.info("Pulled %s", reference)
 
     def build(
@@ -188,7 +188,7 @@ class Engine:
                 )
                 _follow_build(stream, reference, dockerfile, bar, task)
         if not self.has_image(reference):
-            raise BtkError(f"building {reference} did not produce the image", path=dockerfile)
+            raise EngineError(f"building {reference} did not produce the image", path=dockerfile)
         logger.info("Built %s", reference)
 
     def create(self, spec: ContainerSpec) -> Any:
@@ -196,9 +196,9 @@ class Engine:
         try:
             return self.client.containers.create(**spec.create_kwargs())
         except docker.errors.ImageNotFound:
-            raise BtkError(f"the image {spec.image} is not present", hint="pull it: `btk algorithms pull`") from None
+            raise EngineError(f"the image {spec.image} is not present", hint="pull it: `btk algorithms pull`") from None
         except docker.errors.APIError as error:
-            raise BtkError(f"the engine refused to create the container: {error.explanation or error}") from None
+            raise EngineError(f"the engine refused to create the container: {error.explanation or error}") from None
 
     def run(self, spec: ContainerSpec, timeout: float, log: BoundedLog) -> RunOutcome:
         """Run a container to its end or until ``timeout`` seconds have passed; it is always removed.
@@ -267,7 +267,7 @@ class Engine:
                 container.start()
                 if container.wait(timeout=300).get("StatusCode") != 0:
                     logs = container.logs(tail=5).decode("utf-8", errors="replace").strip()[-2000:]
-                    raise BtkError(f"{failure}: {logs}", path=folder)
+                    raise ContainerError(f"{failure}: {logs}", path=folder)
             finally:
                 self.remove(container)
 
@@ -325,7 +325,7 @@ def _follow_build(stream: Iterator[dict], reference: str, dockerfile: Path, bar:
     for line in stream:
         if "error" in line:
             detail = "\n    ".join(recent)
-            raise BtkError(
+            raise EngineError(
                 f"building {reference} failed: {line['error'].strip()}"
                 + (f"\n  last build output:\n    {detail}" if detail else ""),
                 path=dockerfile, hint="run again with --verbose for the whole build output",
@@ -343,16 +343,16 @@ def _follow_build(stream: Iterator[dict], reference: str, dockerfile: Path, bar:
 
 @contextlib.contextmanager
 def _engine_errors(failure: str, path: Path | None = None, hint: str | None = None) -> Iterator[None]:
-    """Turn the Docker SDK's errors inside the block into one :class:`BtkError` starting with ``failure``."""
+    """Turn the Docker SDK's errors inside the block into one :class:`EngineError` starting with ``failure``."""
     try:
         yield
     except docker.errors.APIError as error:
         explanation = str(error.explanation or error)
         if "device driver" in explanation:
             hint = "install the NVIDIA Container Toolkit so Docker can give containers a GPU, or pass --cpu"
-        raise BtkError(f"{failure}: {explanation}", path=path, hint=hint) from None
+        raise EngineError(f"{failure}: {explanation}", path=path, hint=hint) from None
     except requests.exceptions.RequestException as error:
-        raise BtkError(f"{failure}: the Docker engine stopped answering ({error})", path=path,
+        raise EngineError(f"{failure}: the Docker engine stopped answering ({error})", path=path,
                        hint=START_HINT) from None
 
 

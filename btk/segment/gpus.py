@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from btk.errors import BtkError
+from btk.errors import InputError
 from btk.segment.registry import Algorithm
 
 
@@ -51,7 +51,7 @@ def select_gpus(available: Sequence[Gpu], wanted: Sequence[str] | None, cpu: boo
     if available:
         unknown = [index for index in wanted if index not in by_index]
         if unknown:
-            raise BtkError(
+            raise InputError(
                 f"no GPU {', '.join(unknown)} on this machine",
                 hint=f"available: {', '.join(by_index)}; or pass --cpu",
             )

@@ -7,7 +7,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from btk.errors import BtkError
+from btk.errors import ContainerError
 from btk.io import load_label_map
 from btk.labels import convert, get_convention
 from btk.segment.registry import Algorithm
@@ -22,20 +22,20 @@ def checked_result(path: Path, reference: nib.Nifti1Image, algorithm: Algorithm,
     _, data = load_label_map(path)
     expected = tuple(reference.shape[:3])
     if data.shape != expected:
-        raise BtkError(
+        raise ContainerError(
             f"the result has shape {data.shape}, the input {expected}: it is not on the input's grid",
             hint="the image resampled or cropped the exam; it cannot be used without registration",
         )
     declared = get_convention(algorithm.labels)
     unknown = sorted(set(np.flatnonzero(np.bincount(data.ravel())).tolist()) - set(declared.labels))
     if unknown:
-        raise BtkError(
+        raise ContainerError(
             f"the result holds labels {', '.join(map(str, unknown[:10]))}, which the declared {declared.name} "
             f"convention does not have (valid: {', '.join(map(str, declared.labels))})",
             hint="fix the entry's 'labels' in the registry, or the image is broken",
         )
     if not data.any() and not algorithm.allow_empty:
-        raise BtkError(
+        raise ContainerError(
             "the result is all background: the algorithm found no tumour",
             hint="check the inputs (BraTS space, skull-stripped?); set allow_empty in the entry if this is expected",
         )

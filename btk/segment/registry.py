@@ -23,7 +23,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from btk.console import logger
-from btk.errors import BtkError
+from btk.errors import BtkError, InputError, MissingFileError
 from btk.labels import get_convention
 
 #: The registry format this btk reads.
@@ -169,7 +169,7 @@ class Registry(BaseModel):
         similar = [known for known in self.names() if name.lower() in known.lower()]
         similar += difflib.get_close_matches(name, [known for known in self.names() if known not in similar])
         suggestion = f"did you mean {' or '.join(map(repr, similar[:3]))}? " if similar else ""
-        raise BtkError(
+        raise InputError(
             f"unknown algorithm {name!r}",
             hint=f"{suggestion}known: {', '.join(self.names())}; see `btk algorithms list`",
         )
@@ -196,9 +196,9 @@ def parse_registry(text: str, source: str | Path, root: Path | None = None) -> R
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as error:
-        raise BtkError(f"not valid JSON ({error.msg}, line {error.lineno})", path=source) from None
+        raise InputError(f"not valid JSON ({error.msg}, line {error.lineno})", path=source) from None
     if isinstance(payload, dict) and payload.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
-        raise BtkError(
+        raise InputError(
             f"registry schema version {payload.get('schema_version')!r} is not supported "
             f"(this btk reads version {SCHEMA_VERSION})",
             path=source,
@@ -208,7 +208,7 @@ def parse_registry(text: str, source: str | Path, root: Path | None = None) -> R
         registry = Registry.model_validate(payload)
     except ValidationError as error:
         problems = "; ".join(_describe(item, payload) for item in error.errors()[:5])
-        raise BtkError(f"invalid algorithm registry: {problems}", path=source,
+        raise InputError(f"invalid algorithm registry: {problems}", path=source,
                        hint="see `btk algorithms show NAME` for a valid entry") from None
     for algorithm in registry.algorithms:
         algorithm._source = root
@@ -232,11 +232,11 @@ def load_registry(extra: Sequence[str | Path] | str | Path | None = None) -> Reg
     registry = parse_registry(builtin_registry_text(), "btk/data/algorithms.json", _source_checkout())
     for path in _user_files(extra):
         if not path.is_file():
-            raise BtkError("registry file not found", path=path, hint="check --registry or $" + REGISTRY_ENV)
+            raise MissingFileError("registry file not found", path=path, hint="check --registry or $" + REGISTRY_ENV)
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
-            raise BtkError(f"cannot read the registry file ({error})", path=path) from None
+            raise InputError(f"cannot read the registry file ({error})", path=path) from None
         registry = registry.merged(parse_registry(text, path, path.resolve().parent))
     return registry
 

@@ -19,7 +19,15 @@ import nibabel as nib
 
 from btk import __version__
 from btk.console import logger, progress
-from btk.errors import BtkError, unwritable_folder
+from btk.errors import (
+    BtkError,
+    ContainerError,
+    InputError,
+    MissingFileError,
+    OutputError,
+    OutputExistsError,
+    unwritable_folder,
+)
 from btk.io import atomic_path, save_json, save_label_map
 from btk.labels import get_convention
 from btk.segment.contracts import Staging, contract_for
@@ -122,12 +130,12 @@ class Segmentor:
         self.cpu = cpu
         self.pull = pull
         if timeout is not None and timeout <= 0:
-            raise BtkError("the timeout must be positive", hint="give seconds, e.g. --timeout 1800")
+            raise InputError("the timeout must be positive", hint="give seconds, e.g. --timeout 1800")
         self.timeout = timeout
         if memory is not None and not re.fullmatch(r"[0-9]+(\.[0-9]+)?[bkmgBKMG]?", memory.strip()):
-            raise BtkError(f"cannot read the memory limit {memory!r}", hint="give e.g. --memory 16g or 512m")
+            raise InputError(f"cannot read the memory limit {memory!r}", hint="give e.g. --memory 16g or 512m")
         if cpus is not None and cpus <= 0:
-            raise BtkError("the CPU limit must be positive", hint="give e.g. --cpus 4 or 2.5")
+            raise InputError("the CPU limit must be positive", hint="give e.g. --cpus 4 or 2.5")
         self.memory = memory.strip() if memory else None
         self.cpus = cpus
         self.force = force
@@ -218,15 +226,15 @@ class Segmentor:
     def _entries(self, algorithms: Sequence[str] | None) -> list[Algorithm]:
         names = self.registry.names() if algorithms is None else list(dict.fromkeys(algorithms))
         if not names:
-            raise BtkError("no algorithm chosen", hint="pass -a NAME (several times) or --all")
+            raise InputError("no algorithm chosen", hint="pass -a NAME (several times) or --all")
         return [self.registry.get(name) for name in names]
 
     def _check_outputs(self, output: Path, entries: list[Algorithm]) -> None:
         if output.exists() and not output.is_dir():
-            raise BtkError("the output must be a folder", path=output)
+            raise OutputError("the output must be a folder", path=output)
         existing = [output / f"{a.name}.nii.gz" for a in entries if (output / f"{a.name}.nii.gz").exists()]
         if existing and not self.force:
-            raise BtkError(
+            raise OutputExistsError(
                 f"segmentations exist already ({', '.join(p.name for p in existing)})",
                 path=output,
                 hint="pass --force to overwrite them, or choose another output folder",
@@ -246,9 +254,9 @@ class Segmentor:
             algorithm = self.registry.get(name)
             folder = Path(folder)
             if not folder.is_dir():
-                raise BtkError(f"the weights folder of {name} does not exist or is not a folder", path=folder)
+                raise MissingFileError(f"the weights folder of {name} does not exist or is not a folder", path=folder)
             if contract_for(algorithm).weights_target() is None:
-                raise BtkError(
+                raise InputError(
                     f"{name} takes no weights folder (its registry entry has no weights_mount)", path=folder,
                     hint="drop the weights for this algorithm, or add weights_mount to its registry entry",
                 )
@@ -305,12 +313,12 @@ class Segmentor:
             mark = time.perf_counter()
             if outcome.timed_out:
                 run.status = "timeout"
-                raise BtkError(
+                raise ContainerError(
                     f"timed out after {timeout:g} s; the container was killed and removed",
                     hint="raise the limit with --timeout, or check the log",
                 )
             if outcome.exit_code != 0:
-                raise BtkError(
+                raise ContainerError(
                     f"the container exited with code {outcome.exit_code} ({_last_words(outcome.log.last_text())})")
             result = contract.find_result(staging, collected)
             segmentation = checked_result(result, reference, algorithm, self.labels)
@@ -355,12 +363,13 @@ def _disk(action: str, path: Path, hint: str, *, writing: bool = False) -> Itera
     """
     try:
         yield
-    except OSError as error:
-        raise BtkError(f"cannot {action} ({error.strerror or error})", path=path, hint=hint) from None
-    except BtkError as error:
+    except BtkError as error:  # before OSError: an OutputError is both
         if not writing:
             raise
-        raise BtkError(f"cannot {action}: {error.problem}", path=path, hint=error.hint or hint) from None
+        raise error.replace(problem=f"cannot {action}: {error.problem}", path=path, hint=error.hint or hint) from None
+    except OSError as error:
+        raise OutputError(f"cannot {action} ({error.strerror or error})", path=path, hint=hint,
+                          code=error.errno) from None
 
 
 def _run_in_lanes(

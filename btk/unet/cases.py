@@ -7,8 +7,8 @@ naming     files in ``<case>/``                                        labels
 ``2023``   ``<case>-t1n``, ``-t1c``, ``-t2w``, ``-t2f``, ``-seg``       brats2023
 =========  ==========================================================  ===========
 
-Every file ends in ``.nii.gz`` or ``.nii``. The network always sees the modalities in the order of
-:data:`MODALITIES`.
+Every file ends in ``.nii.gz`` or ``.nii``. The suffixes are those of :data:`btk.modalities.FILE_SUFFIXES`;
+the network always sees the modalities in the order of :data:`btk.modalities.MODALITIES`.
 """
 
 from __future__ import annotations
@@ -19,23 +19,18 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from btk.errors import BtkError
+from btk.errors import BtkError, InputError, MissingFileError
 from btk.io import as_label_array, load_nifti
 from btk.labels import REGIONS, LabelConvention, get_convention
+from btk.modalities import FILE_SUFFIXES, MODALITIES, SEPARATORS
 
-#: The network's input channels, in order (BraTS 2023 names).
-MODALITIES: tuple[str, ...] = ("t1n", "t1c", "t2w", "t2f")
-
-#: Per naming: separator, the file suffix of each modality in :data:`MODALITIES` order, label convention.
-NAMINGS: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "2023": ("-", ("t1n", "t1c", "t2w", "t2f"), "brats2023"),
-    "2020": ("_", ("t1", "t1ce", "t2", "flair"), "brats2021"),
-}
+#: The label convention of each BraTS naming's segmentations.
+NAMING_LABELS: dict[str, str] = {"2023": "brats2023", "2020": "brats2021"}
 
 
 @dataclass(frozen=True)
 class Case:
-    """One BraTS case: its four images (in :data:`MODALITIES` order) and, for training, its label map."""
+    """One BraTS case: its four images (in :data:`btk.modalities.MODALITIES` order) and, for training, its label map."""
 
     name: str
     images: tuple[Path, ...]
@@ -45,7 +40,7 @@ class Case:
     @property
     def convention(self) -> LabelConvention:
         """The label convention of the case's segmentation."""
-        return get_convention(NAMINGS[self.naming][2])
+        return get_convention(NAMING_LABELS[self.naming])
 
 
 def _existing(stem: Path) -> Path | None:
@@ -73,18 +68,19 @@ def read_case(folder: Path, need_segmentation: bool) -> Case:
     """
     folder = Path(folder)
     missing_by_naming: dict[str, list[str]] = {}
-    for naming, (separator, suffixes, _) in NAMINGS.items():
+    for naming, separator in SEPARATORS.items():
+        suffixes = [FILE_SUFFIXES[naming][modality] for modality in MODALITIES]
         name = _file_prefix(folder, separator, suffixes[0])
         images = [_existing(folder / f"{name}{separator}{suffix}") for suffix in suffixes]
         segmentation = _existing(folder / f"{name}{separator}seg")
-        missing = [f"{name}{separator}{s}.nii.gz" for s, p in zip(suffixes, images) if p is None]
+        missing = [f"{name}{separator}{s}.nii.gz" for s, p in zip(suffixes, images, strict=True) if p is None]
         if need_segmentation and segmentation is None:
             missing.append(f"{name}{separator}seg.nii.gz")
         if not missing:
             return Case(name, tuple(images), segmentation, naming)  # type: ignore[arg-type]
         missing_by_naming[naming] = missing
     best = min(missing_by_naming.values(), key=len)
-    raise BtkError(
+    raise InputError(
         f"not a complete BraTS case folder: missing {', '.join(best)}",
         path=folder,
         hint="name the files like BraTS 2023 (<case>-t1n/-t1c/-t2w/-t2f/-seg.nii.gz) "
@@ -99,14 +95,14 @@ def find_cases(data_dir: Path, need_segmentation: bool = True) -> list[Case]:
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise BtkError("the data folder does not exist or is not a folder", path=data_dir)
+        raise MissingFileError("the data folder does not exist or is not a folder", path=data_dir)
     cases = [
         read_case(folder, need_segmentation)
         for folder in sorted(p for p in data_dir.iterdir() if p.is_dir())
         if any(p.name.endswith((".nii", ".nii.gz")) for p in folder.iterdir())
     ]
     if not cases:
-        raise BtkError(
+        raise InputError(
             "no BraTS case folders found",
             path=data_dir,
             hint="DATA_DIR must hold one folder per case, e.g. BraTS-GLI-00000-000/BraTS-GLI-00000-000-t1n.nii.gz",
@@ -127,11 +123,11 @@ def load_images(case: Case) -> tuple[np.ndarray, nib.Nifti1Image]:
         if data.ndim == 4 and data.shape[3] == 1:
             data = data[..., 0]
         if data.ndim != 3:
-            raise BtkError(f"expected a 3-D image, found shape {data.shape}", path=path)
+            raise InputError(f"expected a 3-D image, found shape {data.shape}", path=path)
         if reference is None:
             reference = image
         elif data.shape != arrays[0].shape or not np.allclose(image.affine, reference.affine, atol=1e-3):
-            raise BtkError(
+            raise InputError(
                 f"this image's grid ({data.shape}) differs from {case.images[0].name}'s ({arrays[0].shape})",
                 path=path,
                 hint="the four modalities must be co-registered on one grid (run btk preprocess first)",
@@ -146,13 +142,13 @@ def load_regions(case: Case, shape: tuple[int, ...]) -> np.ndarray:
     _, data = load_nifti(case.segmentation)
     labels = as_label_array(data, source=case.segmentation)
     if labels.shape != shape:
-        raise BtkError(f"the segmentation's shape {labels.shape} differs from the images' {shape}",
+        raise InputError(f"the segmentation's shape {labels.shape} differs from the images' {shape}",
                        path=case.segmentation)
     convention = case.convention
     try:
         convention.validate(labels, source=case.segmentation)
     except BtkError as error:  # its hint names --labels, an option of other commands, not of `btk train`
-        raise BtkError(error.problem, path=error.path, hint=(
+        raise error.replace(hint=(
             "the file names set the convention: BraTS 2023 naming (-seg) means labels 1, 2, 3, BraTS 2020 naming "
             "(_seg) labels 1, 2, 4; convert the label map, or name the case's files in the naming its labels "
             "follow")) from None

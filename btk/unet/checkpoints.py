@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from btk.errors import BtkError
+from btk.errors import InputError, MissingFileError
 from btk.io import atomic_path
 from btk.unet.model import NORMS, ModelConfig, UNet3D
 
@@ -95,7 +95,8 @@ def read_checkpoint(path: Path, hint: str = PREDICT_HINT) -> dict[str, Any]:
     missing, corrupt, truncated, unsafe or not a btk U-Net checkpoint; ``hint`` says what to do then."""
     path = Path(path)
     if not path.is_file():
-        raise BtkError("checkpoint not found" if not path.exists() else "is not a file, expected a checkpoint",
+        raise (MissingFileError if not path.exists() else InputError)(
+            "checkpoint not found" if not path.exists() else "is not a file, expected a checkpoint",
                        path=path, hint=hint)
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols it meets in foreign files
@@ -103,7 +104,7 @@ def read_checkpoint(path: Path, hint: str = PREDICT_HINT) -> dict[str, Any]:
             payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if "unsupported global" in str(error).lower():  # torch's words for an object it would have to build
-            raise BtkError("refused: the file holds Python objects other than tensors and plain data, and "
+            raise InputError("refused: the file holds Python objects other than tensors and plain data, and "
                            "loading them could run code (btk checkpoints never hold such objects)",
                            path=path, hint=hint) from None
         raise _unreadable(path, error, hint) from None
@@ -111,10 +112,10 @@ def read_checkpoint(path: Path, hint: str = PREDICT_HINT) -> dict[str, Any]:
         raise _unreadable(path, error, hint) from None
     foreign = _foreign_content(payload)
     if foreign:
-        raise BtkError(f"not a btk U-Net checkpoint: {foreign[:200]}, not tensors and plain data", path=path,
+        raise InputError(f"not a btk U-Net checkpoint: {foreign[:200]}, not tensors and plain data", path=path,
                        hint=hint)
     if not isinstance(payload, dict):
-        raise BtkError(f"not a btk U-Net checkpoint: it holds a {type(payload).__name__}, not a dictionary",
+        raise InputError(f"not a btk U-Net checkpoint: it holds a {type(payload).__name__}, not a dictionary",
                        path=path, hint=hint)
     stamp = payload.get("format")
     if not (isinstance(stamp, str) and stamp == FORMAT):
@@ -124,12 +125,12 @@ def read_checkpoint(path: Path, hint: str = PREDICT_HINT) -> dict[str, Any]:
             problem = f"unsupported checkpoint format {str(stamp)[:40]!r} (btk reads {FORMAT!r})"
         else:
             problem = "not a btk U-Net checkpoint (it has no btk format stamp)"
-        raise BtkError(problem, path=path, hint=hint)
+        raise InputError(problem, path=path, hint=hint)
     return payload
 
 
-def _unreadable(path: Path, error: Exception, hint: str) -> BtkError:
-    return BtkError(f"cannot read the checkpoint ({error.__class__.__name__}): the file is truncated, corrupt or "
+def _unreadable(path: Path, error: Exception, hint: str) -> InputError:
+    return InputError(f"cannot read the checkpoint ({error.__class__.__name__}): the file is truncated, corrupt or "
                     "not a PyTorch checkpoint", path=path, hint=hint)
 
 
@@ -138,16 +139,16 @@ def model_config(payload: dict[str, Any], path: Path, hint: str = PREDICT_HINT) 
     values = payload.get("model")
     fields = {field.name for field in dataclasses.fields(ModelConfig)}
     if not isinstance(values, dict) or set(values) != fields:
-        raise BtkError(f"the checkpoint's model settings are missing or incomplete (expected {sorted(fields)})",
+        raise InputError(f"the checkpoint's model settings are missing or incomplete (expected {sorted(fields)})",
                        path=path, hint=hint)
     width, norm = values["width"], values["norm"]
     if not (type(width) is int and width >= 1 and norm in NORMS
             and all(type(values[name]) is bool for name in ("residual", "deep_supervision"))):
-        raise BtkError(f"the checkpoint's model settings are invalid: width {width!r}, norm {norm!r}, residual "
+        raise InputError(f"the checkpoint's model settings are invalid: width {width!r}, norm {norm!r}, residual "
                        f"{values['residual']!r}, deep supervision {values['deep_supervision']!r}",
                        path=path, hint=hint)
     if (values["in_channels"], values["out_channels"]) != (IN_CHANNELS, OUT_CHANNELS):
-        raise BtkError(f"the checkpoint's model takes {values['in_channels']!r} inputs and gives "
+        raise InputError(f"the checkpoint's model takes {values['in_channels']!r} inputs and gives "
                        f"{values['out_channels']!r} outputs; btk's U-Net takes {IN_CHANNELS} modalities and "
                        f"gives {OUT_CHANNELS} regions (WT, TC, ET)", path=path, hint=hint)
     return ModelConfig(**values)
@@ -158,7 +159,7 @@ def model_from_checkpoint(payload: dict[str, Any], path: Path, hint: str = PREDI
     config = model_config(payload, path, hint)
     weights = payload.get("state_dict")
     if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
-        raise BtkError("the checkpoint has no weights (a state dict of tensors)", path=path, hint=hint)
+        raise InputError("the checkpoint has no weights (a state dict of tensors)", path=path, hint=hint)
     with torch.device("meta"):  # the shapes the settings need, without allocating the model
         expected = {name: tuple(tensor.shape) for name, tensor in UNet3D(config).state_dict().items()}
     missing, unexpected = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
@@ -166,15 +167,15 @@ def model_from_checkpoint(payload: dict[str, Any], path: Path, hint: str = PREDI
         shown = "; ".join(part for part in (f"missing {', '.join(missing[:3])}" if missing else "",
                                             f"unexpected {', '.join(map(str, unexpected[:3]))}" if unexpected else "")
                           if part)
-        raise BtkError(f"the checkpoint's weights do not belong to the model it describes ({shown})",
+        raise InputError(f"the checkpoint's weights do not belong to the model it describes ({shown})",
                        path=path, hint=hint)
     for name, shape in expected.items():
         tensor = weights[name]
         if tuple(tensor.shape) != shape or not tensor.is_floating_point():
-            raise BtkError(f"the checkpoint's weight {name} is {tensor.dtype} {tuple(tensor.shape)}; the model it "
+            raise InputError(f"the checkpoint's weight {name} is {tensor.dtype} {tuple(tensor.shape)}; the model it "
                            f"describes needs floating-point {shape}", path=path, hint=hint)
         if not bool(torch.isfinite(tensor).all()):
-            raise BtkError(f"the checkpoint's weight {name} holds NaN or infinite values (a diverged training run?)",
+            raise InputError(f"the checkpoint's weight {name} holds NaN or infinite values (a diverged training run?)",
                            path=path, hint=hint)
     model = UNet3D(config)
     model.load_state_dict(weights)
@@ -192,7 +193,7 @@ def find_checkpoints(location: Path) -> list[Path]:
     location = Path(location)
     paths = sorted(p for p in location.glob("*.pt") if p.is_file()) if location.is_dir() else [location]
     if not paths or not paths[0].exists():
-        raise BtkError("no U-Net weights (*.pt) found", path=location,
+        raise MissingFileError("no U-Net weights (*.pt) found", path=location,
                        hint="train them with `btk train DATA_DIR -o RUN_DIR` and pass RUN_DIR/best.pt "
                             "(no pretrained BraTS weights ship with btk)")
     return paths

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from btk.console import configure_logging, console, logger
-from btk.errors import BtkError
+from btk.errors import BtkError, InputError
 from btk.io import save_label_map
 from btk.unet.cases import read_case
 from btk.unet.inference import Predictor
@@ -30,7 +30,7 @@ def segment_folder(input_dir: Path, output_dir: Path, predictor: Predictor) -> l
     """Segment every case folder in ``input_dir`` into ``output_dir/<case>.nii.gz``; returns the outputs."""
     folders = sorted(p for p in Path(input_dir).iterdir() if p.is_dir())
     if not folders:
-        raise BtkError("no case folders in the input folder", path=input_dir,
+        raise InputError("no case folders in the input folder", path=input_dir,
                        hint="expected <input>/<case>/<case>-t1c.nii.gz, -t1n, -t2w, -t2f")
     outputs = []
     for folder in folders:
@@ -52,7 +52,7 @@ def _environment_number(name: str, kind: Callable[[str], Number]) -> Number | No
     try:
         return kind(text)
     except ValueError:
-        raise BtkError(f"the environment variable {name} is {text[:40]!r}, not a {kind.__name__}") from None
+        raise InputError(f"the environment variable {name} is {text[:40]!r}, not a {kind.__name__}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

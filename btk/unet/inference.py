@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from btk.errors import BtkError
+from btk.errors import InputError
 from btk.labels import LabelConvention, get_convention
 from btk.unet.cases import Case, load_images
 from btk.unet.checkpoints import find_checkpoints, load_model
@@ -118,11 +118,11 @@ class Predictor:
     def __init__(self, weights: Sequence[str | Path], tta: bool = True, overlap: float = 0.5,
                  patch: Sequence[int] = DEFAULT_PATCH, threads: int | None = None, device: str | None = None):
         if any(p <= 0 or p % 2**DEPTH for p in patch):
-            raise BtkError(f"the patch size {tuple(patch)} must be positive multiples of {2**DEPTH}")
+            raise InputError(f"the patch size {tuple(patch)} must be positive multiples of {2**DEPTH}")
         if not 0 <= overlap < 1:  # also refuses NaN
-            raise BtkError(f"the window overlap must lie in [0, 1), not {overlap}")
+            raise InputError(f"the window overlap must lie in [0, 1), not {overlap}")
         if threads is not None and threads < 1:
-            raise BtkError(f"the number of threads must be at least 1, not {threads}")
+            raise InputError(f"the number of threads must be at least 1, not {threads}")
         self.device = resolve_device(device)
         paths = [path for location in weights for path in find_checkpoints(Path(location))]
         self.threads = threads or default_threads()

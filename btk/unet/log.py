@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from btk.errors import BtkError
+from btk.errors import InputError
 from btk.io import atomic_path
 from btk.labels import REGIONS
 
@@ -22,10 +22,10 @@ def read_log(path: Path) -> list[dict[str, float]]:
             rows = [{key: float(value) if value else float("nan") for key, value in row.items()}
                     for row in csv.DictReader(handle)]
     except (OSError, UnicodeDecodeError, ValueError, TypeError, csv.Error) as error:
-        raise BtkError(f"cannot read the training log ({error.__class__.__name__})", path=path,
+        raise InputError(f"cannot read the training log ({error.__class__.__name__})", path=path,
                        hint=_LOG_HINT) from None
     if any(set(row) != set(COLUMNS) for row in rows):
-        raise BtkError("the training log does not have btk's columns", path=path, hint=_LOG_HINT)
+        raise InputError("the training log does not have btk's columns", path=path, hint=_LOG_HINT)
     return rows
 
 

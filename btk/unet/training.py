@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from btk.console import console, logger, progress
-from btk.errors import BtkError
+from btk.errors import BtkError, InputError, OutputExistsError
 from btk.evaluation.metrics import dice
 from btk.io import save_json
 from btk.labels import REGIONS
@@ -86,7 +86,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, (tuple, list)) and len(value) == 3
                     and all(_is_int(v) and v > 0 and v % multiple == 0 for v in value)):
-                raise BtkError(f"{name.replace('_', ' ')} {value} must be three positive multiples of {multiple}",
+                raise InputError(f"{name.replace('_', ' ')} {value} must be three positive multiples of {multiple}",
                                hint=option and f"e.g. {option} 128 or {option} 160,192,128")
         for name, option, low in (("batch_size", "--batch-size", 1), ("epochs", "--epochs", 1),
                                   ("steps_per_epoch", "--steps-per-epoch", 1), ("warmup_epochs", "--warmup-epochs", 0),
@@ -95,9 +95,9 @@ class TrainConfig:
         if self.threads is not None:
             _check_int("threads", self.threads, 1, "--threads")
         if self.seed >= 2**32:
-            raise BtkError(f"seed {self.seed} must be below 2**32", hint="e.g. --seed 0")
+            raise InputError(f"seed {self.seed} must be below 2**32", hint="e.g. --seed 0")
         if not 0 <= self.fold < self.folds:
-            raise BtkError(f"fold {self.fold} does not exist with {self.folds} folds",
+            raise InputError(f"fold {self.fold} does not exist with {self.folds} folds",
                            hint=f"use --fold 0 to {self.folds - 1} (or more --folds)")
         _check_number("learning rate", self.learning_rate, "--lr 1e-3", above=0)
         _check_number("weight decay", self.weight_decay, None, at_least=0)
@@ -113,12 +113,12 @@ class TrainConfig:
                       at_most=180)
         _check_int("width", self.model.width, 1, "--width")
         if self.model.norm not in NORMS:
-            raise BtkError(f"unknown norm {self.model.norm!r}", hint=f"use --norm {' or --norm '.join(NORMS)}")
+            raise InputError(f"unknown norm {self.model.norm!r}", hint=f"use --norm {' or --norm '.join(NORMS)}")
         if (self.model.in_channels, self.model.out_channels) != (IN_CHANNELS, OUT_CHANNELS):
-            raise BtkError(f"the model must take {IN_CHANNELS} modalities and give {OUT_CHANNELS} regions, not "
+            raise InputError(f"the model must take {IN_CHANNELS} modalities and give {OUT_CHANNELS} regions, not "
                            f"{self.model.in_channels} and {self.model.out_channels}")
         if not isinstance(self.amp, bool):
-            raise BtkError(f"amp must be true or false, not {self.amp!r}")
+            raise InputError(f"amp must be true or false, not {self.amp!r}")
 
     def to_dict(self) -> dict:
         """Plain values (for JSON and checkpoints)."""
@@ -148,7 +148,7 @@ def _is_int(value: object) -> bool:
 def _check_int(name: str, value: Any, low: int, option: str | None) -> None:
     """A :class:`BtkError` unless ``value`` is a whole number of at least ``low``."""
     if not _is_int(value) or value < low:
-        raise BtkError(f"{name.replace('_', ' ')} must be a whole number of at least {low}, not {value!r}",
+        raise InputError(f"{name.replace('_', ' ')} must be a whole number of at least {low}, not {value!r}",
                        hint=option and f"pass {option} {low} or more")
 
 
@@ -163,7 +163,7 @@ def _check_number(name: str, value: Any, option: str | None, *, above: float | N
         bounds = " and ".join(text for text in (
             above is not None and f"above {above:g}", at_least is not None and f"at least {at_least:g}",
             below is not None and f"below {below:g}", at_most is not None and f"at most {at_most:g}") if text)
-        raise BtkError(f"the {name} must be a finite number {bounds}, not {value!r}", hint=option and f"e.g. {option}")
+        raise InputError(f"the {name} must be a finite number {bounds}, not {value!r}", hint=option and f"e.g. {option}")
 
 
 @dataclass
@@ -181,7 +181,7 @@ def split_cases(cases: list[Case], folds: int, fold: int, seed: int) -> tuple[li
     if folds == 1:
         return list(cases), []
     if len(cases) < folds:
-        raise BtkError(f"{folds}-fold cross-validation needs at least {folds} cases, found {len(cases)}",
+        raise InputError(f"{folds}-fold cross-validation needs at least {folds} cases, found {len(cases)}",
                        hint="use fewer folds (--folds 1 trains on all cases without validation)")
     order = np.random.default_rng(seed).permutation(len(cases))
     held_out = set(order[fold::folds].tolist())
@@ -233,17 +233,23 @@ class Trainer:
               on_epoch: Callable[[dict[str, float]], bool | None] | None = None) -> TrainResult:
         """Train (or, with ``resume``, continue the run in ``run_dir``) and return the best checkpoint.
 
-        ``on_epoch`` is called with each epoch's log row once its checkpoints are written; returning
-        ``False`` stops the run there (it can be resumed later).
+        Args:
+            data_dir: A folder of BraTS training cases (see :func:`btk.unet.cases.find_cases`).
+            run_dir: The run folder to write (see the module's description).
+            resume: Continue the run that ``run_dir/last.pt`` holds, with that run's own settings.
+            on_epoch: Called with each epoch's log row once its checkpoints are written; returning
+                ``False`` stops the run there (it can be resumed later).
+
+        Returns:
+            Where the best checkpoint is, its validation Dice, and how many epochs this call ran.
+
+        Raises:
+            BtkError: For a run folder that holds a run already (without ``resume``), nothing or something
+                unusable to resume, or a data folder without usable cases. All of these fail before anything
+                is written.
         """
         run_dir = Path(run_dir)
-        state = _resume_state(run_dir) if resume else None
-        if state is None and (run_dir / "last.pt").exists():
-            raise BtkError("the run folder holds a run already", path=run_dir,
-                           hint="pass --resume to continue it, or choose another folder")
-        config = state["config"] if state else self.config
-        if state and config != self.config:
-            logger.info("Resuming with the run's own settings (config.json); other options are ignored")
+        config, state = self._settings(run_dir, resume)
         if config.threads:
             torch.set_num_threads(config.threads)
         _seed_everything(config.seed)
@@ -252,6 +258,36 @@ class Trainer:
         # is written; the cache is written next, config.json and split.json once it is complete.
         cases = find_cases(Path(data_dir))
         training_cases, validation_cases = split_cases(cases, config.folds, config.fold, config.seed)
+        run = self._start(config, state, run_dir)
+        logger.info("Training on %d cases, validating on %d (fold %d of %d), device %s",
+                    len(training_cases), len(validation_cases), config.fold, config.folds, self.device)
+        training, validation = _prepare_run_folder(cases, training_cases, validation_cases, config, run_dir)
+
+        run.model.train()
+        with progress() as bar:
+            task = bar.add_task("Training", total=config.epochs * config.steps_per_epoch,
+                                completed=run.first_epoch * config.steps_per_epoch)
+            for epoch in range(run.first_epoch, config.epochs):
+                started = time.monotonic()
+                losses = self._train_epoch(run, training, config, lambda: bar.advance(task))
+                row = self._end_epoch(run, epoch, losses, validation, config, run_dir, started)
+                if on_epoch is not None and on_epoch(row) is False:
+                    return TrainResult(run_dir, run_dir / "best.pt", run.best_dice, epoch + 1 - run.first_epoch)
+        return TrainResult(run_dir, run_dir / "best.pt", run.best_dice, config.epochs - run.first_epoch)
+
+    def _settings(self, run_dir: Path, resume: bool) -> tuple[TrainConfig, dict | None]:
+        """The settings to train with and, when resuming, the checked state of ``run_dir/last.pt``."""
+        state = _resume_state(run_dir) if resume else None
+        if state is None and (run_dir / "last.pt").exists():
+            raise OutputExistsError("the run folder holds a run already", path=run_dir,
+                           hint="pass --resume to continue it, or choose another folder")
+        config = state["config"] if state else self.config
+        if state and config != self.config:
+            logger.info("Resuming with the run's own settings (config.json); other options are ignored")
+        return config, state
+
+    def _start(self, config: TrainConfig, state: dict | None, run_dir: Path) -> _Run:
+        """A fresh model, optimiser, schedule and random generators, or those of the run being resumed."""
         model = (state["model"] if state else UNet3D(config.model)).to(self.device)
         optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
         total_steps = config.epochs * config.steps_per_epoch
@@ -259,79 +295,103 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimiser, lambda step: learning_rate_factor(step, warmup_steps, total_steps))
         amp = config.amp and self.device.startswith("cuda")
-        scaler = torch.amp.GradScaler("cuda", enabled=amp)
-        rng = np.random.default_rng(config.seed)
-        generator = torch.Generator().manual_seed(config.seed)
-        rows, first_epoch, best_score, best_dice = [], 0, -1.0, {}
+        run = _Run(model, optimiser, scheduler, torch.amp.GradScaler("cuda", enabled=amp), amp,
+                   np.random.default_rng(config.seed), torch.Generator().manual_seed(config.seed))
         if state:
-            _restore(state, optimiser, scheduler, scaler, rng, generator)
-            first_epoch, best_score, best_dice = state["epoch"] + 1, state["best_score"], state["best_dice"]
-            rows = read_log(run_dir / "log.csv")[:first_epoch]
-            logger.info("Resuming at epoch %d of %d", first_epoch + 1, config.epochs)
+            _restore(state, run.optimiser, run.scheduler, run.scaler, run.rng, run.generator)
+            run.first_epoch, run.best_score, run.best_dice = state["epoch"] + 1, state["best_score"], state["best_dice"]
+            run.rows = read_log(run_dir / "log.csv")[:run.first_epoch]
+            logger.info("Resuming at epoch %d of %d", run.first_epoch + 1, config.epochs)
+        return run
 
-        logger.info("Training on %d cases, validating on %d (fold %d of %d), device %s",
-                    len(training_cases), len(validation_cases), config.fold, config.folds, self.device)
-        prepared = load_prepared(cases, run_dir / "cache")
-        by_name = {p.name: p for p in prepared}
-        training = [by_name[c.name] for c in training_cases]
-        validation = [by_name[c.name] for c in validation_cases]
-        save_json(config.to_dict(), run_dir / "config.json")
-        save_json({"training": [c.name for c in training_cases], "validation": [c.name for c in validation_cases],
-                   "folds": config.folds, "fold": config.fold, "naming": sorted({c.naming for c in cases})},
-                  run_dir / "split.json")
+    def _train_epoch(self, run: _Run, training: list[PreparedCase], config: TrainConfig,
+                     advance: Callable[[], None]) -> list[float]:
+        """One epoch of optimiser steps on augmented patches; the loss of each step."""
+        losses = []
+        for _ in range(config.steps_per_epoch):
+            images, regions = sample_batch(training, config.batch_size, config.patch,
+                                           config.tumour_probability, run.rng)
+            images_t = torch.from_numpy(images).to(self.device)
+            regions_t = torch.from_numpy(regions.astype(np.float32)).to(self.device)
+            images_t, regions_t = augment(images_t, regions_t, config.augmentation, run.generator)
+            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=run.amp):
+                loss = deep_supervision_loss(run.model(images_t), regions_t)
+            run.optimiser.zero_grad(set_to_none=True)
+            run.scaler.scale(loss).backward()
+            run.scaler.step(run.optimiser)
+            run.scaler.update()
+            run.scheduler.step()
+            losses.append(loss.item())
+            advance()
+        return losses
 
-        model.train()
-        with progress() as bar:
-            task = bar.add_task("Training", total=config.epochs * config.steps_per_epoch,
-                                completed=first_epoch * config.steps_per_epoch)
-            for epoch in range(first_epoch, config.epochs):
-                started, losses = time.monotonic(), []
-                for _ in range(config.steps_per_epoch):
-                    images, regions = sample_batch(training, config.batch_size, config.patch,
-                                                   config.tumour_probability, rng)
-                    images_t = torch.from_numpy(images).to(self.device)
-                    regions_t = torch.from_numpy(regions.astype(np.float32)).to(self.device)
-                    images_t, regions_t = augment(images_t, regions_t, config.augmentation, generator)
-                    with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp):
-                        loss = deep_supervision_loss(model(images_t), regions_t)
-                    optimiser.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    scaler.step(optimiser)
-                    scaler.update()
-                    scheduler.step()
-                    losses.append(loss.item())
-                    bar.advance(task)
-                scores = validate(model, validation, config.validation_patch, self.device) if validation else {}
-                row = {"epoch": epoch + 1, "step": (epoch + 1) * config.steps_per_epoch,
-                       "learning_rate": scheduler.get_last_lr()[0], "train_loss": float(np.mean(losses)),
-                       **{f"dice_{r}": v for r, v in scores.items()}, "seconds": time.monotonic() - started}
-                rows.append(row)
-                score = float(np.mean(list(scores.values()))) if scores else float(epoch)
-                if score > best_score:
-                    best_score, best_dice = score, scores
-                    save_checkpoint(run_dir / "best.pt", model, {"train_config": config.to_dict(), "epoch": epoch,
-                                                                 "validation_dice": scores})
-                save_checkpoint(run_dir / "last.pt", model, {
-                    "train_config": config.to_dict(), "epoch": epoch, "optimiser": optimiser.state_dict(),
-                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                    "numpy_rng": rng.bit_generator.state, "torch_rng": generator.get_state(),
-                    "torch_global_rng": torch.get_rng_state(), "best_score": best_score, "best_dice": best_dice,
-                    "validation_dice": scores})
-                write_log(rows, run_dir / "log.csv")
-                plot_log(rows, run_dir / "training.png")
-                shown = "  ".join(f"{r} {v:.3f}" for r, v in scores.items())
-                console.print(f"epoch {epoch + 1}/{config.epochs}  loss {row['train_loss']:.4f}  {shown}",
-                              highlight=False)
-                if on_epoch is not None and on_epoch(row) is False:
-                    return TrainResult(run_dir, run_dir / "best.pt", best_dice, epoch + 1 - first_epoch)
-        return TrainResult(run_dir, run_dir / "best.pt", best_dice, config.epochs - first_epoch)
+    def _end_epoch(self, run: _Run, epoch: int, losses: list[float], validation: list[PreparedCase],
+                   config: TrainConfig, run_dir: Path, started: float) -> dict:
+        """Validate, write the checkpoints, the log and its plot, show the epoch; return its log row."""
+        scores = validate(run.model, validation, config.validation_patch, self.device) if validation else {}
+        row = {"epoch": epoch + 1, "step": (epoch + 1) * config.steps_per_epoch,
+               "learning_rate": run.scheduler.get_last_lr()[0], "train_loss": float(np.mean(losses)),
+               **{f"dice_{r}": v for r, v in scores.items()}, "seconds": time.monotonic() - started}
+        run.rows.append(row)
+        _save_checkpoints(run, config, epoch, scores, run_dir)
+        write_log(run.rows, run_dir / "log.csv")
+        plot_log(run.rows, run_dir / "training.png")
+        shown = "  ".join(f"{r} {v:.3f}" for r, v in scores.items())
+        console.print(f"epoch {epoch + 1}/{config.epochs}  loss {row['train_loss']:.4f}  {shown}", highlight=False)
+        return row
+
+
+@dataclass
+class _Run:
+    """What a training run carries from epoch to epoch."""
+
+    model: UNet3D
+    optimiser: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    amp: bool
+    rng: np.random.Generator
+    generator: torch.Generator
+    rows: list[dict] = field(default_factory=list)
+    first_epoch: int = 0
+    best_score: float = -1.0
+    best_dice: dict[str, float] = field(default_factory=dict)
+
+
+def _prepare_run_folder(cases: list[Case], training_cases: list[Case], validation_cases: list[Case],
+                        config: TrainConfig, run_dir: Path) -> tuple[list[PreparedCase], list[PreparedCase]]:
+    """Prepare every case into the run's cache, then write config.json and split.json; the prepared
+    training and validation cases."""
+    prepared = load_prepared(cases, run_dir / "cache")
+    by_name = {p.name: p for p in prepared}
+    save_json(config.to_dict(), run_dir / "config.json")
+    save_json({"training": [c.name for c in training_cases], "validation": [c.name for c in validation_cases],
+               "folds": config.folds, "fold": config.fold, "naming": sorted({c.naming for c in cases})},
+              run_dir / "split.json")
+    return [by_name[c.name] for c in training_cases], [by_name[c.name] for c in validation_cases]
+
+
+def _save_checkpoints(run: _Run, config: TrainConfig, epoch: int, scores: dict[str, float], run_dir: Path) -> None:
+    """``best.pt`` when the epoch's mean validation Dice is the best so far (every epoch is, without
+    validation), and ``last.pt`` with everything needed to resume after this epoch."""
+    score = float(np.mean(list(scores.values()))) if scores else float(epoch)
+    if score > run.best_score:
+        run.best_score, run.best_dice = score, scores
+        save_checkpoint(run_dir / "best.pt", run.model, {"train_config": config.to_dict(), "epoch": epoch,
+                                                         "validation_dice": scores})
+    save_checkpoint(run_dir / "last.pt", run.model, {
+        "train_config": config.to_dict(), "epoch": epoch, "optimiser": run.optimiser.state_dict(),
+        "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
+        "numpy_rng": run.rng.bit_generator.state, "torch_rng": run.generator.get_state(),
+        "torch_global_rng": torch.get_rng_state(), "best_score": run.best_score, "best_dice": run.best_dice,
+        "validation_dice": scores})
 
 
 #: What to do about an unusable last.pt.
 RESUME_HINT = ("last.pt must be the file `btk train` wrote in this run folder; restore it from a backup, or start "
                "a new run in another folder (without --resume)")
 
-#: What last.pt holds besides the model (see :meth:`Trainer.train`).
+#: What last.pt holds besides the model (see :func:`_save_checkpoints`).
 RESUME_KEYS = ("train_config", "epoch", "optimiser", "scheduler", "scaler", "numpy_rng", "torch_rng",
                "torch_global_rng", "best_score", "best_dice")
 
@@ -340,26 +400,26 @@ def _resume_state(run_dir: Path) -> dict:
     """The checked training state in ``run_dir/last.pt``, with its ``config`` and ``model`` rebuilt."""
     last = run_dir / "last.pt"
     if not last.exists():
-        raise BtkError("nothing to resume: no last.pt in the run folder", path=run_dir,
+        raise InputError("nothing to resume: no last.pt in the run folder", path=run_dir,
                        hint="start a new run without --resume")
     state = read_checkpoint(last, hint=RESUME_HINT)
     missing = [key for key in RESUME_KEYS if key not in state]
     if missing:
-        raise BtkError(f"last.pt holds no training state (missing {', '.join(missing)})", path=last, hint=RESUME_HINT)
+        raise InputError(f"last.pt holds no training state (missing {', '.join(missing)})", path=last, hint=RESUME_HINT)
     try:
         config = TrainConfig.from_dict(state["train_config"])
         config.check()
     except (ValueError, BtkError) as error:
         problem = error.problem if isinstance(error, BtkError) else str(error)
-        raise BtkError(f"last.pt's training settings are invalid: {problem}", path=last, hint=RESUME_HINT) from None
+        raise InputError(f"last.pt's training settings are invalid: {problem}", path=last, hint=RESUME_HINT) from None
     model = model_from_checkpoint(state, last, hint=RESUME_HINT)
     if model.config != config.model:
-        raise BtkError("last.pt's model differs from the one its training settings describe", path=last,
+        raise InputError("last.pt's model differs from the one its training settings describe", path=last,
                        hint=RESUME_HINT)
     epoch, best_score, best_dice = state["epoch"], state["best_score"], state["best_dice"]
     if not (_is_int(epoch) and 0 <= epoch < config.epochs and isinstance(best_score, (int, float))
             and isinstance(best_dice, dict) and all(isinstance(v, float) for v in best_dice.values())):
-        raise BtkError(f"last.pt's progress is invalid (epoch {epoch!r} of {config.epochs})", path=last,
+        raise InputError(f"last.pt's progress is invalid (epoch {epoch!r} of {config.epochs})", path=last,
                        hint=RESUME_HINT)
     return {**state, "config": config, "model": model, "path": last}
 
@@ -389,7 +449,7 @@ def _restore(state: dict, optimiser: torch.optim.Optimizer, scheduler: torch.opt
             return
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             problem = f"{error.__class__.__name__}: {str(error)[:200]}"
-    raise BtkError(f"last.pt's training state does not fit its model ({problem})", path=state["path"],
+    raise InputError(f"last.pt's training state does not fit its model ({problem})", path=state["path"],
                    hint=RESUME_HINT)
 
 

@@ -207,6 +207,7 @@ def test_native_output_inside_the_exam_or_onto_the_segmentation_is_refused(prepr
 def test_native_force_replaces_its_own_output_but_never_a_users_file(preprocessed, segmentation, tmp_path):
     ours = tmp_path / "native.nii.gz"
     assert run_btk("native", segmentation, preprocessed, "-o", ours).code == 0
+    assert set(np.unique(np.asanyarray(nib.load(str(ours)).dataobj))) == {0, 1, 2, 3}  # on the grid: labels kept
     assert run_btk("native", segmentation, preprocessed, "-o", ours).code == 2  # exists: needs --force
     assert run_btk("native", segmentation, preprocessed, "-o", ours, "--force").code == 0
     theirs = tmp_path / "reference-seg.nii.gz"  # a label map btk did not write

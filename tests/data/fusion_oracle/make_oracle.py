@@ -124,14 +124,16 @@ def auto_labels(arrays: list[np.ndarray]) -> list[int]:
     return [int(x) for x in sorted(labs)]
 
 
-def main() -> int:
+def parse_arguments() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA,
                     help="folder holding <case>/candidates/*.nii.gz (default: tests/data/fusion)")
     ap.add_argument("--out-dir", type=Path, default=HERE)
-    args = ap.parse_args()
+    return ap.parse_args()
 
-    version = md.version("brats-toolkit")
+
+def brats_toolkit_fusionator(version: str):
+    """BraTS Toolkit's Fusionator, quiet, after checking that the expected release is installed."""
     if version != EXPECTED_VERSION:
         sys.exit(f"brats-toolkit {version} installed, expected {EXPECTED_VERSION}")
     logging.disable(logging.CRITICAL)
@@ -139,60 +141,63 @@ def main() -> int:
     from brats_toolkit.fusionator import Fusionator
 
     with contextlib.redirect_stdout(io.StringIO()):  # citation banner
-        fus = Fusionator(verbose=False)
+        return Fusionator(verbose=False)
 
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for case in CASES:
-        cand_dir = args.data_dir / case / "candidates"
-        cands = sorted(cand_dir.glob("*.nii.gz"))  # sorted by file name
-        if len(cands) != 5:
-            sys.exit(f"expected 5 candidates in {cand_dir}, found {len(cands)}")
-        jobs = [(m, v) for v in variants(cands) for m in ("mav", "simple")]
-        jobs.append(("brats-simple", variants(cands)[0]))  # extra: region-based variant
-        for method, v in jobs:
-            name = f"{case}__{method}__{v['variant']}.nii.gz"
-            out = args.out_dir / name
-            if out.exists():
-                out.unlink()
-            arrays = [sitk.GetArrayFromImage(sitk.ReadImage(str(p))) for p in v["cands"]]
-            rec = SimpleRecorder(fus)
-            t0 = time.perf_counter()
-            with rec, contextlib.redirect_stdout(io.StringIO()):
-                fus.fuse([str(p) for p in v["cands"]], str(out), method=method,
-                         weights=v["weights"])
-            dt = time.perf_counter() - t0
-            if not out.exists():  # fuse() swallows write errors
-                sys.exit(f"brats-toolkit wrote no output for {name}")
-            img = sitk.ReadImage(str(out))
-            arr = sitk.GetArrayFromImage(img)
-            if method == "mav":
-                params = {"labels": None}
-            else:
-                params = dict(SIMPLE_DEFAULTS)
-            entry = {
-                "file": name,
-                "case": case,
-                "method": method,
-                "variant": v["variant"],
-                "candidates": [p.name for p in v["cands"]],
-                "candidate_sha256": [sha256_file(p) for p in v["cands"]],
-                "weights": v["weights"],
-                "weights_effective": v["weights"] or [1] * len(v["cands"]),
-                "parameters": params,
-                "fuse_call": f"Fusionator(verbose=False).fuse(candidates, out, method={method!r}, "
-                             f"weights={v['weights']!r})",
-                "output_dtype": img.GetPixelIDTypeAsString(),
-                "output_geometry_from": v["cands"][-1].name,
-                "label_counts": label_counts(arr),
-                "voxels_sha256": hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest(),
-            }
-            if method == "simple":
-                entry["simple_trace"] = rec.trace(auto_labels(arrays))
-            entries.append(entry)
-            print(f"{name}: {entry['label_counts']} ({dt:.1f}s)")
 
-    manifest = {
+def case_jobs(data_dir: Path, case: str) -> list[tuple[str, dict]]:
+    """(method, variant) of every fusion of one case: mav and simple on each variant, region-wise SIMPLE on all5."""
+    cand_dir = data_dir / case / "candidates"
+    cands = sorted(cand_dir.glob("*.nii.gz"))  # sorted by file name
+    if len(cands) != 5:
+        sys.exit(f"expected 5 candidates in {cand_dir}, found {len(cands)}")
+    jobs = [(m, v) for v in variants(cands) for m in ("mav", "simple")]
+    jobs.append(("brats-simple", variants(cands)[0]))  # extra: region-based variant
+    return jobs
+
+
+def run_job(fus, case: str, method: str, v: dict, out_dir: Path) -> dict:
+    """Run one fusion with BraTS Toolkit, write its output to ``out_dir``, and describe it for the manifest."""
+    name = f"{case}__{method}__{v['variant']}.nii.gz"
+    out = out_dir / name
+    if out.exists():
+        out.unlink()
+    arrays = [sitk.GetArrayFromImage(sitk.ReadImage(str(p))) for p in v["cands"]]
+    rec = SimpleRecorder(fus)
+    t0 = time.perf_counter()
+    with rec, contextlib.redirect_stdout(io.StringIO()):
+        fus.fuse([str(p) for p in v["cands"]], str(out), method=method,
+                 weights=v["weights"])
+    dt = time.perf_counter() - t0
+    if not out.exists():  # fuse() swallows write errors
+        sys.exit(f"brats-toolkit wrote no output for {name}")
+    img = sitk.ReadImage(str(out))
+    arr = sitk.GetArrayFromImage(img)
+    entry = {
+        "file": name,
+        "case": case,
+        "method": method,
+        "variant": v["variant"],
+        "candidates": [p.name for p in v["cands"]],
+        "candidate_sha256": [sha256_file(p) for p in v["cands"]],
+        "weights": v["weights"],
+        "weights_effective": v["weights"] or [1] * len(v["cands"]),
+        "parameters": {"labels": None} if method == "mav" else dict(SIMPLE_DEFAULTS),
+        "fuse_call": f"Fusionator(verbose=False).fuse(candidates, out, method={method!r}, "
+                     f"weights={v['weights']!r})",
+        "output_dtype": img.GetPixelIDTypeAsString(),
+        "output_geometry_from": v["cands"][-1].name,
+        "label_counts": label_counts(arr),
+        "voxels_sha256": hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest(),
+    }
+    if method == "simple":
+        entry["simple_trace"] = rec.trace(auto_labels(arrays))
+    print(f"{name}: {entry['label_counts']} ({dt:.1f}s)")
+    return entry
+
+
+def manifest(version: str, entries: list[dict]) -> dict:
+    """The manifest of all outputs: versions of what made them, how to read them, and one entry per output."""
+    return {
         "producer": "brats-toolkit (BraTS Toolkit) Fusionator.fuse",
         "brats_toolkit_version": version,
         "simpleitk_version": md.version("SimpleITK"),
@@ -211,7 +216,16 @@ def main() -> int:
         ],
         "outputs": entries,
     }
-    (args.out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def main() -> int:
+    args = parse_arguments()
+    version = md.version("brats-toolkit")
+    fus = brats_toolkit_fusionator(version)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    entries = [run_job(fus, case, method, v, args.out_dir)
+               for case in CASES for method, v in case_jobs(args.data_dir, case)]
+    (args.out_dir / "manifest.json").write_text(json.dumps(manifest(version, entries), indent=2) + "\n")
     print(f"wrote {len(entries)} outputs and manifest.json to {args.out_dir}")
     return 0
 
