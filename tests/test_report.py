@@ -1,4 +1,5 @@
-"""Reports: colour tables, figures through the tumour centre, volumes, and the HTML in a real Chromium."""
+"""Reports: colour tables, figures through the tumour centre, volumes, pages rendered from typed data, and
+the HTML in a real Chromium."""
 
 from __future__ import annotations
 
@@ -15,7 +16,20 @@ import pytest
 from btk.labels import get_convention
 from btk.pipeline import Pipeline
 from btk.report import region_volumes_ml, tumour_centre, write_itksnap_labels, write_slicer_colour_table
+from btk.report.cohort import write_cohort_summary
 from btk.report.colours import TISSUE_COLOURS
+from btk.report.data import (
+    AgreementRecord,
+    CandidateAgreementRecord,
+    CandidateRecord,
+    CohortRow,
+    ExamReportData,
+    FusionRecord,
+    RaisedAlarm,
+    ReportFiles,
+    StageRecord,
+)
+from btk.report.exam import render_exam_report
 from pipeline_support import brats_batch, chromium_command, non_background_fraction, png_size
 
 #: Written into a copy of a page: after loading, record every image's source and decoded width in the DOM.
@@ -83,6 +97,56 @@ def test_exam_report_content_and_cohort_summary(batch_output: Path):
     assert 'href="../fuse/r1_fused.nii.gz"' in html and (batch_output / "r1" / "fuse" / "r1_fused.nii.gz").is_file()
     summary = (batch_output / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("study,status,failed_stage,reason") and len(summary) == 4
+
+
+def exam_data(name: str = "s1") -> ExamReportData:
+    """The report data of a fused study with two candidates, one of them named like an HTML tag."""
+    regions = {"WT": 0.9, "TC": 0.8, "ET": 0.7}
+    return ExamReportData(
+        study=name, kind="brats", source="/data/<b>studies</b>/s1", labels="brats2023",
+        volumes_ml={"WT": 30.0, "TC": 9.0, "ET": 6.0}, fusion=FusionRecord("simple", "labels", "default"),
+        candidates=(CandidateRecord("<img src=x>", "imported", "/c/a.nii.gz", "ab" * 32, "brats2023 -> brats2023"),
+                    CandidateRecord("isen-20", "imported", "/c/isen-20.nii.gz", "cd" * 32, "brats2021 -> brats2023")),
+        files=ReportFiles(f"../fuse/{name}_fused.nii.gz"), candidates_source="/c",
+        agreement=AgreementRecord(name, "brats2023", (CandidateAgreementRecord("<img src=x>", regions, regions),
+                                                      CandidateAgreementRecord("isen-20", regions, regions))),
+        stages={"segment": StageRecord(1.5), "fuse": StageRecord(0.5)}, citations=("Kofler F et al.",),
+    )
+
+
+def test_the_exam_page_renders_the_typed_data_it_is_handed():
+    data = exam_data()
+    page = render_exam_report(data, [RaisedAlarm("isen-20", "ET")], cohort_size=4)
+    assert "<img src=x>" not in page and "&lt;img src=x&gt;" in page and "&lt;b&gt;studies" in page
+    assert 'href="../fuse/s1_fused.nii.gz"' in page and "Ensemble alarms over a cohort of 4 cases: 1 raised" in page
+    assert page.count('<tr class="alarm">') == 1 and "Fusion: <b>simple</b> (labels)" in page
+    assert "they need a cohort of at least 3 cases (this run had 2)" in render_exam_report(data, None, 2)
+
+
+def test_the_exam_data_survives_report_json_and_reads_btk_0_2_files(tmp_path: Path):
+    data = exam_data()
+    assert ExamReportData.load(data.save(tmp_path / "report.json")) == data
+    old = json.loads(json.dumps(data.to_dict()))  # the layout btk 0.2.0 wrote
+    old["files"] = {"fuse": {"fused": "../fuse/s1_fused.nii.gz", "agreement": "../fuse/a.json"},
+                    "native": {"native": "../native/n.nii.gz"}}
+    old["stages"] = {"preprocess": {"seconds": 3, "source": "/raw/s1"}, "evaluate": {"seconds": 1, "reference": "r"}}
+    old["fusion"]["seconds"] = 0.5
+    loaded = ExamReportData.from_dict(old)
+    assert loaded.files == ReportFiles("../fuse/s1_fused.nii.gz", "../native/n.nii.gz")
+    assert loaded.stages == {"preprocess": StageRecord(3.0, "/raw/s1"), "evaluate": StageRecord(1.0, "r")}
+    with pytest.raises(ValueError, match="not the data of an exam report"):
+        ExamReportData.from_dict({"study": "s1"})
+
+
+def test_the_cohort_summary_is_written_from_its_rows(tmp_path: Path):
+    rows = [CohortRow("s1", "ok", 12.34, "brats", report=exam_data(), alarms=2),
+            CohortRow("s2", "failed", 1.0, "dicom", failed_stage="segment", reason="no <candidates>")]
+    written = write_cohort_summary(tmp_path, rows, alarms_computed=True)
+    lines = written["csv"].read_text().splitlines()
+    assert lines[1] == "s1,ok,,,12.3,brats,2,simple,30.0,9.0,6.0,2,s1/report/report.html"
+    assert lines[2] == "s2,failed,segment,no <candidates>,1.0,dicom,,,,,,,"
+    html = written["html"].read_text()
+    assert "segment: no &lt;candidates&gt;" in html and "Ensemble alarms computed over the cohort" in html
 
 
 def _render(page: Path, tmp_path: Path) -> tuple[list, float]:

@@ -36,8 +36,8 @@ app = typer.Typer(
 for _command in (preprocess, convert, native, segment):
     app.command(no_args_is_help=True)(_command)
 app.add_typer(algorithms)
-for _command in (fuse, alarms, run, evaluate, train):
-    app.command(no_args_is_help=True)(_command)
+for _later in (fuse, alarms, run, evaluate, train):
+    app.command(no_args_is_help=True)(_later)
 app.command("unet-predict", no_args_is_help=True)(unet_predict)
 
 

@@ -54,7 +54,7 @@ def fuse(
     force: common.ForceOption = False,
     verbose: common.VerboseOption = False,
 ) -> None:
-    """Fuse candidate segmentations of one case into a consensus.
+    """Fuse candidate segmentations of one exam into a consensus.
 
     Writes OUTPUT, OUTPUT's provenance sidecar (.json) and the agreement of every candidate with the
     consensus (_agreement.json), and shows the agreement as a table.

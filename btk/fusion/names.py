@@ -23,7 +23,7 @@ DEFAULT = "default"
 BRATS_TOOLKIT = "brats-toolkit"
 #: Every flavour, by its name.
 FLAVOURS = (DEFAULT, BRATS_TOOLKIT)
-#: Other accepted spellings of a flavour: ``btk`` was the name of the BraTS Toolkit flavour before 0.2.
+#: Other accepted spellings of a flavour: ``btk`` was the name of the BraTS Toolkit flavour in btk 0.1.
 FLAVOUR_ALIASES = {"btk": BRATS_TOOLKIT, "bratstoolkit": BRATS_TOOLKIT}
 
 #: Default ``alpha`` of the ensemble alarms' threshold ``median - alpha * MAD`` (:mod:`btk.fusion.agreement`).

@@ -264,7 +264,8 @@ def algorithm_citation(name: str) -> str | None:
     except (BtkError, ImportError) as error:  # not registered, or the segment extra is missing
         logger.debug("no citation for %s: %s", name, error)
         return None
-    return f"{algorithm.name}: {algorithm.authors}, {algorithm.challenge or 'BraTS'} {algorithm.year}. {algorithm.citation}"
+    challenge = algorithm.challenge or "BraTS"
+    return f"{algorithm.name}: {algorithm.authors}, {challenge} {algorithm.year}. {algorithm.citation}"
 
 
 STAGES: tuple[Stage, ...] = (

@@ -73,7 +73,8 @@ def _summary_page(rows: list[dict[str, object]], alarms_computed: bool) -> str:
             f'<span class="{"failed" if failed else ""}">{len(failed)} failed</span>. '
             + ("Ensemble alarms computed over the cohort (alarms.json)." if alarms_computed else
                "Ensemble alarms need at least 3 fused studies.") + "</p>"]
-    header = ["study", "status", *(f"{r} (ml)" for r in REGIONS), "alarms", "candidates", "fusion", "seconds", "report / reason"]
+    header = ["study", "status", *(f"{r} (ml)" for r in REGIONS), "alarms", "candidates", "fusion", "seconds",
+              "report / reason"]
     body.append(table(header, [
         [row["study"], row["status"], *(row[f"{r}_ml"] for r in REGIONS), row["alarms"], row["candidates"],
          row["fusion"], row["seconds"],

@@ -10,7 +10,7 @@ alarms) after the batch.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -210,7 +210,7 @@ class ExamReportData:
 
 def _fields(record: type, payload: dict[str, Any]) -> dict[str, Any]:
     """The entries of ``payload`` that are fields of the dataclass ``record`` (older files have more)."""
-    return {name: payload[name] for name in record.__dataclass_fields__ if name in payload}
+    return {item.name: payload[item.name] for item in fields(record) if item.name in payload}
 
 
 def _files(payload: dict[str, Any]) -> ReportFiles:

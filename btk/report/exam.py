@@ -75,7 +75,8 @@ def write_exam_report(data: ExamReportData, images: ReportImages, folder: Path) 
     for modality, image, title in (("t1c", images.t1c, "T1c"), ("flair", images.flair, "FLAIR")):
         anatomy, _ = load_nifti(image)
         outputs[f"figure_{modality}"] = overlay_figure(
-            anatomy, segmentation, convention, f"{data.study}: fused segmentation on {title}", folder / f"{modality}.png")
+            anatomy, segmentation, convention, f"{data.study}: fused segmentation on {title}",
+            folder / f"{modality}.png")
     outputs["itksnap_labels"] = write_itksnap_labels(convention, folder / "labels_itksnap.txt")
     outputs["slicer_colours"] = write_slicer_colour_table(convention, folder / "labels_slicer.ctbl")
     outputs["data"] = data.save(folder / REPORT_DATA)

@@ -16,8 +16,10 @@ def tumour_centre(segmentation: np.ndarray) -> tuple[int, int, int]:
     """The voxel at the centre of mass of the tumour (the middle of the volume if there is none)."""
     voxels = np.argwhere(segmentation > 0)
     if len(voxels) == 0:
-        return tuple(int(s) // 2 for s in segmentation.shape)
-    return tuple(int(round(c)) for c in voxels.mean(axis=0))
+        x, y, z = (int(s) // 2 for s in segmentation.shape[:3])
+        return x, y, z
+    x, y, z = (round(float(c)) for c in voxels.mean(axis=0)[:3])
+    return x, y, z
 
 
 def canonical(image: nib.Nifti1Image) -> np.ndarray:
@@ -44,7 +46,7 @@ def overlay_figure(image: nib.Nifti1Image, segmentation: nib.Nifti1Image, conven
               ("sagittal", anatomy[x, :, :], labels[x, :, :]))
     figure, axes = plt.subplots(1, 3, figsize=(12, 4.4), facecolor="black", layout="tight")
     figure.suptitle(title, color="white", fontsize=12)
-    for axis, (plane, picture, mask) in zip(axes, planes):
+    for axis, (plane, picture, mask) in zip(axes, planes, strict=True):
         axis.imshow(picture.T, cmap="gray", origin="lower", vmin=low, vmax=high, interpolation="bilinear")
         axis.imshow(colours[mask.T], origin="lower", interpolation="nearest")
         axis.set_title(plane, color="white", fontsize=11)

