@@ -30,7 +30,7 @@ from btk.errors import (
 )
 from btk.io import atomic_path, save_json, save_label_map
 from btk.labels import get_convention
-from btk.segment.contracts import Staging, contract_for
+from btk.segment.contracts import Contract, Staging, contract_for
 from btk.segment.engine import ContainerSpec, Engine, RunOutcome
 from btk.segment.exam import Exam
 from btk.segment.gpus import Gpu, GpuPool, Lane, assign_lane, detect_gpus, select_gpus
@@ -283,50 +283,16 @@ class Segmentor:
         self, engine: Engine, algorithm: Algorithm, exam: Exam, reference: nib.Nifti1Image, output: Path,
         gpu: Gpu | None, weights: Path | None,
     ) -> AlgorithmRun:
+        """Run one algorithm on the exam and report how it went; its failures are reported, not raised
+        (except an interruption). Its log is written and its temporary folder removed whatever happens."""
         run = AlgorithmRun(algorithm.name, "failed", device=_device(gpu))
         start = time.perf_counter()
-        timeout = self.timeout or algorithm.timeout_s
         logger.info("Running %s on the %s", algorithm.name, _device(gpu))
-        workdir: Path | None = None
-        log: BoundedLog | None = None
-        spec: ContainerSpec | None = None
-        outcome: RunOutcome | None = None
+        attempt = _Attempt()
         try:
-            mark = time.perf_counter()
-            contract = contract_for(algorithm)
-            with _disk("copy the exam into a temporary folder", Path(tempfile.gettempdir()), _TEMP_HINT):
-                workdir = make_workdir(algorithm.name)
-                staging = contract.stage_with_weights(exam, workdir, weights)
-                collected = workdir / "collected"  # btk's own copy of the result: the only thing read
-                collected.mkdir()
-                log = BoundedLog(workdir / "container.log")
-            if algorithm.needs_root:
-                _open_for_root(workdir, staging)
-            spec = self.container_spec(algorithm, staging, gpu)
-            run.timings["stage"] = time.perf_counter() - mark
-            try:
-                outcome = engine.run(spec, timeout, log)
-            finally:
-                if algorithm.needs_root and self.user[0] != 0:  # whatever happened, no root-owned files stay
-                    engine.hand_back(algorithm.reference, staging.output, *self.user)
-            run.timings["container"] = outcome.seconds
-            mark = time.perf_counter()
-            if outcome.timed_out:
-                run.status = "timeout"
-                raise ContainerError(
-                    f"timed out after {timeout:g} s; the container was killed and removed",
-                    hint="raise the limit with --timeout, or check the log",
-                )
-            if outcome.exit_code != 0:
-                raise ContainerError(
-                    f"the container exited with code {outcome.exit_code} ({_last_words(outcome.log.last_text())})")
-            result = contract.find_result(staging, collected)
-            segmentation = checked_result(result, reference, algorithm, self.labels)
-            target = output / f"{algorithm.name}.nii.gz"
-            with _disk("write the segmentation", target, _OUTPUT_HINT, writing=True):
-                save_label_map(segmentation, reference, target)
-            run.timings["collect"] = time.perf_counter() - mark
-            run.status, run.output, run.message = "ok", target, f"{int((segmentation > 0).sum())} tumour voxels"
+            contract, staging = self._stage(algorithm, exam, gpu, weights, run, attempt)
+            self._run_container(engine, algorithm, staging, run, attempt)
+            self._collect(algorithm, contract, staging, reference, output, run, attempt)
         except BtkError as error:
             run.message = _one_line(error)
         except Exception as error:  # a bug must not stop the other algorithms: report it as this one's failure
@@ -336,18 +302,86 @@ class Segmentor:
             run.message = "interrupted (Ctrl-C); the container was removed"
             raise
         finally:
-            if log is not None:
-                log.close()
+            if attempt.log is not None:
+                attempt.log.close()
             run.seconds = time.perf_counter() - start
-            _write_log(output, algorithm, run, spec, outcome, log)  # before the clean-up, which removes ``log``
+            # before the clean-up, which removes the log
+            _write_log(output, algorithm, run, attempt.spec, attempt.outcome, attempt.log)
             mark = time.perf_counter()
-            if workdir is not None:
-                shutil.rmtree(workdir, ignore_errors=True)
+            if attempt.workdir is not None:
+                shutil.rmtree(attempt.workdir, ignore_errors=True)
             run.timings["cleanup"] = time.perf_counter() - mark
             run.seconds = time.perf_counter() - start
         level = logger.info if run.status == "ok" else logger.warning
         level("%s: %s in %.1f s%s", algorithm.name, run.status, run.seconds, f" - {run.message}" if run.message else "")
         return run
+
+    def _stage(
+        self, algorithm: Algorithm, exam: Exam, gpu: Gpu | None, weights: Path | None, run: AlgorithmRun,
+        attempt: _Attempt,
+    ) -> tuple[Contract, Staging]:
+        """Copy the exam into a fresh temporary folder as the image expects it, and describe the container."""
+        mark = time.perf_counter()
+        contract = contract_for(algorithm)
+        with _disk("copy the exam into a temporary folder", Path(tempfile.gettempdir()), _TEMP_HINT):
+            attempt.workdir = make_workdir(algorithm.name)
+            staging = contract.stage_with_weights(exam, attempt.workdir, weights)
+            attempt.collected = attempt.workdir / "collected"  # btk's own copy of the result: the only thing read
+            attempt.collected.mkdir()
+            attempt.log = BoundedLog(attempt.workdir / "container.log")
+        if algorithm.needs_root:
+            _open_for_root(attempt.workdir, staging)
+        attempt.spec = self.container_spec(algorithm, staging, gpu)
+        run.timings["stage"] = time.perf_counter() - mark
+        return contract, staging
+
+    def _run_container(
+        self, engine: Engine, algorithm: Algorithm, staging: Staging, run: AlgorithmRun, attempt: _Attempt
+    ) -> None:
+        """Run the container to its end (or its time limit); a :class:`ContainerError` unless it succeeded."""
+        assert attempt.spec is not None and attempt.log is not None  # made by _stage
+        timeout = self.timeout or algorithm.timeout_s
+        try:
+            attempt.outcome = outcome = engine.run(attempt.spec, timeout, attempt.log)
+        finally:
+            if algorithm.needs_root and self.user[0] != 0:  # whatever happened, no root-owned files stay
+                engine.hand_back(algorithm.reference, staging.output, *self.user)
+        run.timings["container"] = outcome.seconds
+        if outcome.timed_out:
+            run.status = "timeout"
+            raise ContainerError(
+                f"timed out after {timeout:g} s; the container was killed and removed",
+                hint="raise the limit with --timeout, or check the log",
+            )
+        if outcome.exit_code != 0:
+            raise ContainerError(
+                f"the container exited with code {outcome.exit_code} ({_last_words(outcome.log.last_text())})")
+
+    def _collect(
+        self, algorithm: Algorithm, contract: Contract, staging: Staging, reference: nib.Nifti1Image, output: Path,
+        run: AlgorithmRun, attempt: _Attempt,
+    ) -> None:
+        """Copy out the segmentation the container wrote, check it, and write it to ``output``."""
+        assert attempt.collected is not None  # made by _stage
+        mark = time.perf_counter()
+        result = contract.find_result(staging, attempt.collected)
+        segmentation = checked_result(result, reference, algorithm, self.labels)
+        target = output / f"{algorithm.name}.nii.gz"
+        with _disk("write the segmentation", target, _OUTPUT_HINT, writing=True):
+            save_label_map(segmentation, reference, target)
+        run.timings["collect"] = time.perf_counter() - mark
+        run.status, run.output, run.message = "ok", target, f"{int((segmentation > 0).sum())} tumour voxels"
+
+
+@dataclass
+class _Attempt:
+    """What one algorithm's run has made so far, for its log and its clean-up."""
+
+    workdir: Path | None = None
+    collected: Path | None = None
+    log: BoundedLog | None = None
+    spec: ContainerSpec | None = None
+    outcome: RunOutcome | None = None
 
 
 _TEMP_HINT = "free space in the temporary folder, or set TMPDIR to a folder on a disk with room"
