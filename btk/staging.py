@@ -69,7 +69,7 @@ def remove_abandoned(parent: Path, prefix: str, infix: str = "") -> list[Path]:
     Only entries that no live process holds are removed; entries that cannot be opened (another user's, say)
     and symbolic links are left alone. Returns what was removed.
     """
-    removed = []
+    removed: list[Path] = []
     try:
         entries = [entry for entry in Path(parent).iterdir()
                    if entry.name.startswith(prefix) and infix in entry.name[len(prefix):]]

@@ -96,6 +96,8 @@ def agreement_table(result: FusionResult) -> Table:
     """The candidates' Dice and HD95 against the consensus, per region."""
     from btk.labels import REGIONS
 
+    if result.agreement is None:
+        raise ValueError("the fusion was run without agreement=True: it has no agreement to show")
     table = Table(title=f"Agreement with the {result.method} consensus ({result.flavour} flavour)")
     table.add_column("candidate", no_wrap=True)
     table.add_column("weight", justify="right")

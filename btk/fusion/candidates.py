@@ -90,13 +90,12 @@ def load_candidates(
     paths = [Path(item) if isinstance(item, (str, Path)) else None for item in items]
     _check_given_once(paths)
     checksums: list[str | None] = [None] * len(items)
-    default_names = [strip_nifti_suffix(item) if path else f"candidate{index}"
-                     for index, (item, path) in enumerate(zip(items, paths))]
+    default_names = [strip_nifti_suffix(path) if path else f"candidate{index}" for index, path in enumerate(paths)]
     candidate_names = list(names) if names is not None else _unique(default_names)
 
     def read(index: int) -> np.ndarray:
         item = items[index]
-        if paths[index] is not None:
+        if isinstance(item, (str, Path)):
             images[index], array = load_label_map(item, copy=False)  # only read, then copied into the stack
             checksums[index] = sha256(item)
             return array

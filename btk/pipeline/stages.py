@@ -189,7 +189,9 @@ def native_stage(context: StudyContext, folder: Path) -> StageResult:
     from btk.preprocess import to_native
 
     output = folder / f"{context.name}_fused_native.nii.gz"
-    to_native(context.fused(), context.preprocessed_folder(), output)
+    exam = context.preprocessed_folder()
+    assert exam is not None, "the native stage applies only to studies that have or get a preprocessed exam"
+    to_native(context.fused(), exam, output)
     return {"native": output}, {}
 
 
@@ -197,10 +199,12 @@ def evaluate_stage(context: StudyContext, folder: Path) -> StageResult:
     """Dice, HD95 and volumes of the fused segmentation against the reference."""
     from btk.evaluation import evaluate_case, write_csv
 
-    rows = evaluate_case(context.fused(), context.task.reference, case=context.name)
+    reference = context.task.reference
+    assert reference is not None, "the evaluate stage applies only to studies with a reference"
+    rows = evaluate_case(context.fused(), reference, case=context.name)
     output = folder / "evaluation.csv"
     write_csv(rows, output)
-    return {"evaluation": output}, {"reference": str(context.task.reference),
+    return {"evaluation": output}, {"reference": str(reference),
                                     "dice": {row.region: row.metrics.dice for row in rows}}
 
 

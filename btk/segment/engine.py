@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from rich.progress import (
     BarColumn,
@@ -179,7 +179,9 @@ class Engine:
         """
         with progress() as bar, _engine_errors(f"cannot build {reference}", path=dockerfile):
             task = bar.add_task(f"Packing the build context of {reference}", total=None)
-            named = docker.api.build.process_dockerfile(str(dockerfile), str(context))
+            # a Dockerfile that is given always gets a name in the context (docker returns None only for none)
+            named = cast("tuple[str, str | None]",
+                         docker.api.build.process_dockerfile(str(dockerfile), str(context)))
             with contextlib.closing(_context_archive(context, exclude, named)) as archive:
                 bar.update(task, description=f"Building {reference}")
                 stream = self.client.api.build(
@@ -313,7 +315,9 @@ def _context_archive(context: Path, exclude: list[str], dockerfile: tuple[str, s
     files = [f for f in docker.utils.build.exclude_paths(str(context), exclude, dockerfile=dockerfile[0])
              if f != ".dockerignore"]
     extra = [(dockerfile[0], dockerfile[1])] if dockerfile[1] is not None else []
-    return docker.utils.build.create_archive(root=str(context), files=sorted(files), extra_files=extra)
+    # without a fileobj to write into, docker writes the archive into a temporary file and returns it
+    return cast(IO[bytes], docker.utils.build.create_archive(root=str(context), files=sorted(files),
+                                                             extra_files=extra))
 
 
 _BUILD_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")

@@ -112,12 +112,12 @@ def remove_abandoned_workdirs(folder: Path | None = None) -> None:
     folder = Path(folder or tempfile.gettempdir())
     host = socket.gethostname()
     try:
-        names = [name for name in os.listdir(folder) if _WORKDIR_NAME.match(name)]
+        matches = [match for match in map(_WORKDIR_NAME.match, os.listdir(folder)) if match]
     except OSError:
         return
-    for name in names:
-        pid, started = _WORKDIR_NAME.match(name).groups()  # type: ignore[union-attr]
-        path = folder / name
+    for match in matches:
+        pid, started = match.groups()
+        path = folder / match.string
         try:
             status = path.lstat()
         except OSError:

@@ -18,16 +18,17 @@ import os
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Final, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from btk.console import logger
 from btk.errors import BtkError, InputError, MissingFileError
 from btk.labels import get_convention
 
 #: The registry format this btk reads.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 #: Environment variable naming extra registry files.
 REGISTRY_ENV = "BTK_ALGORITHMS"
 
@@ -185,7 +186,7 @@ class Registry(BaseModel):
 
 def builtin_registry_text() -> str:
     """The text of the registry shipped with btk."""
-    return resources.files("btk").joinpath("data", "algorithms.json").read_text(encoding="utf-8")
+    return (resources.files("btk") / "data" / "algorithms.json").read_text(encoding="utf-8")
 
 
 def parse_registry(text: str, source: str | Path, root: Path | None = None) -> Registry:
@@ -215,7 +216,7 @@ def parse_registry(text: str, source: str | Path, root: Path | None = None) -> R
     return registry
 
 
-def _describe(item: dict, payload: object) -> str:
+def _describe(item: ErrorDetails, payload: object) -> str:
     location = list(item["loc"])
     where = ".".join(str(part) for part in location)
     if len(location) >= 2 and location[0] == "algorithms" and isinstance(location[1], int):

@@ -77,7 +77,7 @@ def read_case(folder: Path, need_segmentation: bool) -> Case:
         if need_segmentation and segmentation is None:
             missing.append(f"{name}{separator}seg.nii.gz")
         if not missing:
-            return Case(name, tuple(images), segmentation, naming)  # type: ignore[arg-type]
+            return Case(name, tuple(path for path in images if path is not None), segmentation, naming)
         missing_by_naming[naming] = missing
     best = min(missing_by_naming.values(), key=len)
     raise InputError(
@@ -133,6 +133,8 @@ def load_images(case: Case) -> tuple[np.ndarray, nib.Nifti1Image]:
                 hint="the four modalities must be co-registered on one grid (run btk preprocess first)",
             )
         arrays.append(data)
+    if reference is None:
+        raise ValueError(f"case {case.name} lists no images")
     return np.stack(arrays), reference
 
 

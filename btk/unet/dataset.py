@@ -71,6 +71,8 @@ def load_prepared(cases: list[Case], cache_dir: Path) -> list[PreparedCase]:
     with progress() as bar:
         task = bar.add_task("Preparing cases", total=len(cases))
         for case in cases:
+            if case.segmentation is None:
+                raise ValueError(f"case {case.name} has no segmentation; training needs one")
             folder = cache_dir / case.name
             expected = {"version": CACHE_VERSION, "images": [str(p.resolve()) for p in case.images],
                         "mtimes": [p.stat().st_mtime_ns for p in (*case.images, case.segmentation)]}

@@ -69,7 +69,8 @@ def predict_probabilities(models: Sequence[UNet3D], images: np.ndarray, patch: S
     padded = _padded_shape(shape)
     window = tuple(min(p, s) for p, s in zip(patch, padded))
     volume = torch.zeros((1, images.shape[0], *padded), dtype=torch.float32)
-    volume[(0, slice(None), *(slice(0, s) for s in shape))] = torch.from_numpy(np.ascontiguousarray(images))
+    inside = tuple(slice(0, s) for s in shape)  # the images' voxels within the padded volume
+    volume[(0, slice(None)) + inside] = torch.from_numpy(np.ascontiguousarray(images))
     volume = volume.to(device)
     importance = gaussian_importance(window).to(device)
     total = torch.zeros((3, *padded), dtype=torch.float32, device=device)
@@ -77,7 +78,7 @@ def predict_probabilities(models: Sequence[UNet3D], images: np.ndarray, patch: S
     flips = flip_sets(tta)
     for start in itertools.product(*(window_starts(s, w, overlap) for s, w in zip(padded, window))):
         region = tuple(slice(b, b + w) for b, w in zip(start, window))
-        patch_images = volume[(slice(None), slice(None), *region)]
+        patch_images = volume[(slice(None), slice(None)) + region]
         summed = torch.zeros((3, *window), dtype=torch.float32, device=device)
         for model in models:
             for axes in flips:
@@ -85,10 +86,10 @@ def predict_probabilities(models: Sequence[UNet3D], images: np.ndarray, patch: S
                 logits = model(flipped)
                 probabilities = torch.sigmoid(logits.float())
                 summed += (probabilities.flip(axes) if axes else probabilities)[0]
-        total[(slice(None), *region)] += summed / (len(models) * len(flips)) * importance
+        total[(slice(None),) + region] += summed / (len(models) * len(flips)) * importance
         weight[region] += importance
     probabilities = total / weight
-    return probabilities[(slice(None), *(slice(0, s) for s in shape))].cpu().numpy()
+    return probabilities[(slice(None),) + inside].cpu().numpy()
 
 
 def regions_to_labels(probabilities: np.ndarray, convention: str | LabelConvention,
@@ -136,9 +137,9 @@ class Predictor:
         torch.set_num_threads(self.threads)
         mask = brain_mask(images)
         box = bounding_box(mask, margin=4)
-        normalised = normalise(images, mask)[(slice(None), *box)]
+        normalised = normalise(images, mask)[(slice(None),) + box]
         probabilities = np.zeros((3, *images.shape[1:]), dtype=np.float32)
-        probabilities[(slice(None), *box)] = predict_probabilities(
+        probabilities[(slice(None),) + box] = predict_probabilities(
             self.models, normalised, self.patch, self.overlap, self.tta, self.device)
         probabilities[:, ~mask] = 0
         return probabilities

@@ -37,10 +37,10 @@ def sample_patch(case: PreparedCase, size: tuple[int, ...], tumour_probability: 
     """One (images, regions) patch: centred on a tumour voxel with ``tumour_probability``, else anywhere."""
     shape = case.images.shape[1:]
     if len(case.tumour) and rng.random() < tumour_probability:
-        centre = np.unravel_index(int(case.tumour[rng.integers(len(case.tumour))]), shape)
+        centre = np.asarray(np.unravel_index(int(case.tumour[rng.integers(len(case.tumour))]), shape))
     else:
         centre = rng.integers(0, shape)
-    start = patch_start(shape, np.asarray(centre), size, rng)
+    start = patch_start(shape, centre, size, rng)
     return extract(case.images, start, size), extract(case.regions, start, size)
 
 

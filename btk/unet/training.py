@@ -199,7 +199,7 @@ def learning_rate_factor(step: int, warmup_steps: int, total_steps: int, floor: 
 def validate(model: UNet3D, cases: list[PreparedCase], patch: tuple[int, ...], device: str) -> dict[str, float]:
     """Mean Dice per region over the validation cases (whole volumes, sliding window, no TTA)."""
     model.eval()
-    scores = {region: [] for region in REGIONS}
+    scores: dict[str, list[float]] = {region: [] for region in REGIONS}
     for case in cases:
         probabilities = predict_probabilities([model], np.asarray(case.images, dtype=np.float32), patch,
                                               overlap=0.25, tta=False, device=device)
