@@ -18,7 +18,7 @@ import numpy as np
 
 from btk import __version__
 from btk.deid import guard
-from btk.errors import BtkError, unwritable_folder
+from btk.errors import InputError, MissingFileError, OutputError, OutputExistsError, unwritable_folder
 from btk.staging import hold_file, remove_abandoned
 
 try:  # ISA-L (de)compresses gzip several times faster than zlib
@@ -57,17 +57,17 @@ def load_nifti(path: str | Path, *, copy: bool = True) -> tuple[nib.Nifti1Image,
     """
     path = Path(path)
     if not path.exists():
-        raise BtkError("file not found", path=path, hint="check the path")
+        raise MissingFileError("file not found", path=path, hint="check the path")
     if path.is_dir():
-        raise BtkError("is a folder, expected a NIfTI file (.nii or .nii.gz)", path=path)
+        raise InputError("is a folder, expected a NIfTI file (.nii or .nii.gz)", path=path)
     if not is_nifti(path):
-        raise BtkError("not a NIfTI file name (expected .nii or .nii.gz)", path=path)
+        raise InputError("not a NIfTI file name (expected .nii or .nii.gz)", path=path)
     try:
         image, raw = _read_nifti(path)
         data = np.asanyarray(image.dataobj) if copy else _voxel_view(image, raw)
     except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError,
             nib.wrapstruct.WrapStructError, nib.spatialimages.HeaderDataError) as error:
-        raise BtkError(
+        raise InputError(
             f"cannot read the image ({error.__class__.__name__}: {error}); the file is corrupt or truncated",
             path=path,
             hint="re-export or copy the file again",
@@ -119,7 +119,7 @@ def as_label_array(data: np.ndarray, source: str | Path | None = None) -> np.nda
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
-        raise BtkError(
+        raise InputError(
             f"a segmentation must be a 3-D image, this one has shape {data.shape}",
             path=source,
             hint="pass one 3-D label map per candidate",
@@ -127,18 +127,18 @@ def as_label_array(data: np.ndarray, source: str | Path | None = None) -> np.nda
     if data.dtype.kind == "b":
         return data.astype(np.uint8, copy=False)
     if data.dtype.kind not in "iuf":
-        raise BtkError(f"voxel type {data.dtype} is not numeric", path=source)
+        raise InputError(f"voxel type {data.dtype} is not numeric", path=source)
     if data.dtype.kind == "f":
         if not np.isfinite(data).all():
-            raise BtkError("the segmentation contains NaN or infinite values", path=source)
+            raise InputError("the segmentation contains NaN or infinite values", path=source)
         if not np.array_equal(data, np.round(data)):
-            raise BtkError(
+            raise InputError(
                 "the segmentation holds non-integer values; it looks like a probability map or an image",
                 path=source,
                 hint="threshold it into a label map first",
             )
     if data.min() < 0 or data.max() > 255:
-        raise BtkError(
+        raise InputError(
             f"label values must lie between 0 and 255, found {data.min()} to {data.max()}", path=source
         )
     return data.astype(np.uint8, copy=False)
@@ -157,10 +157,11 @@ def sha256(path: str | Path) -> str:
 DISK_FULL_ERRORS = (errno.ENOSPC, errno.EDQUOT)
 
 
-def disk_full(folder: str | Path) -> BtkError:
+def disk_full(folder: str | Path) -> OutputError:
     """The error for an output that does not fit on its disk."""
-    return BtkError("no space left on the device (the disk or your quota is full); nothing was written",
-                    path=folder, hint="free some space there, or choose an output folder on another disk")
+    return OutputError("no space left on the device (the disk or your quota is full); nothing was written",
+                       path=folder, hint="free some space there, or choose an output folder on another disk",
+                       code=errno.ENOSPC)
 
 
 @contextlib.contextmanager
@@ -282,7 +283,7 @@ def require_nifti_name(path: Path | None) -> Path | None:
     mistake is caught before any work; ``None`` (an option not given) passes.
     """
     if path is not None and not is_nifti(path):
-        raise BtkError("the output name must end in .nii.gz or .nii", path=path,
+        raise InputError("the output name must end in .nii.gz or .nii", path=path,
                        hint=f"e.g. {Path(path).with_name(Path(path).name + '.nii.gz')}")
     return path
 
@@ -301,10 +302,10 @@ def require_grid(image: nib.Nifti1Image, shape: tuple[int, ...], affine: np.ndar
     """
     found = tuple(int(n) for n in image.shape[:3])
     if found != tuple(shape):
-        raise BtkError(f"the image is not on {grid}: shape {found}, expected {tuple(shape)}", path=path, hint=hint)
+        raise InputError(f"the image is not on {grid}: shape {found}, expected {tuple(shape)}", path=path, hint=hint)
     difference = float(np.max(np.abs(np.asarray(image.affine) - np.asarray(affine))))
     if difference > tolerance_mm:
-        raise BtkError(
+        raise InputError(
             f"the image is not on {grid}: it has the right shape, but its voxel-to-world mapping (affine) differs "
             f"by up to {difference:.3g} mm (flipped, shifted or rotated axes); its affine is\n"
             f"{np.array2string(np.asarray(image.affine), precision=3)}\n"
@@ -393,7 +394,7 @@ def refuse_overlap(output: str | Path, inputs: Iterable[str | Path | None]) -> N
             problem = f"the output would hold the input {given}"
         else:
             continue
-        raise BtkError(f"{problem}; btk never writes into, replaces or deletes its inputs", path=output,
+        raise OutputError(f"{problem}; btk never writes into, replaces or deletes its inputs", path=output,
                        hint="choose an output outside every input")
 
 
@@ -413,27 +414,17 @@ def check_replaceable(output: str | Path, force: bool, *, folder: bool = False,
     if folder and output.is_dir() and not output.is_symlink() and not any(output.iterdir()):
         return  # an empty folder: nothing to lose
     if not folder and output.is_dir():
-        raise BtkError("the output path is a folder, expected a file name", path=output)
+        raise OutputError("the output path is a folder, expected a file name", path=output)
     if folder and not output.is_dir():
-        raise BtkError("the output path is a file, expected a folder; btk never replaces it", path=output,
+        raise OutputError("the output path is a file, expected a folder; btk never replaces it", path=output,
                        hint="choose a new output folder")
     kind = "folder" if output.is_dir() else "file"
     if not replaceable(output):
-        raise BtkError(
+        raise OutputExistsError(
             f"the output exists and is not a {kind} btk wrote; btk never replaces or deletes a {kind} it did not write",
             path=output,
             hint=f"choose a new output name, or move this {kind} away yourself",
         )
     if not force:
-        raise BtkError("the output exists already (written by btk before)", path=output,
+        raise OutputExistsError("the output exists already (written by btk before)", path=output,
                        hint="pass --force to replace it")
-
-
-def check_writable_output(path: str | Path, force: bool) -> Path:
-    """Refuse to overwrite an existing output unless ``force``; return the path."""
-    path = Path(path)
-    if path.exists() and not force:
-        raise BtkError("the output exists already", path=path, hint="pass --force to overwrite it")
-    if path.is_dir():
-        raise BtkError("the output path is a folder, expected a file name", path=path)
-    return path

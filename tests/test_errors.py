@@ -135,12 +135,12 @@ def test_a_foreign_label_keeps_its_kind_when_the_fusion_rewords_it(tmp_path):
 
 
 def test_an_existing_output_is_a_file_exists_error(tmp_path):
-    from btk.io import check_writable_output
+    from btk.io import guard_output
 
     output = tmp_path / "fused.nii.gz"
     output.write_bytes(b"")
     with pytest.raises(FileExistsError) as caught:
-        check_writable_output(output, force=False)
+        guard_output(output, force=False)
     assert isinstance(caught.value, OutputExistsError)
     assert caught.value.filename == str(output)
 

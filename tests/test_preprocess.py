@@ -11,9 +11,8 @@ import SimpleITK as sitk
 from preprocess_support import PATIENT_ID, PATIENT_NAME, REFERENCE, REFERENCE_NAMES, dice
 
 from btk.cli import main
+from btk.modalities import MODALITIES, atlas_t1
 from btk.preprocess import PreprocessedExam, Preprocessor, output_layout, to_native
-from btk.preprocess.atlas import atlas_t1
-from btk.preprocess.modalities import MODALITIES
 
 pytestmark = pytest.mark.slow
 

@@ -64,8 +64,10 @@ def train(
     common.set_verbose(verbose)
     from btk.unet.augment import Augmentation
     from btk.unet.model import ModelConfig
+    from btk.io import refuse_overlap
     from btk.unet.training import TrainConfig, Trainer
 
+    refuse_overlap(output, [data_dir])  # the run folder never goes into (or around) the training data
     config = TrainConfig(
         model=ModelConfig(width=width, norm=norm, residual=residual, deep_supervision=deep_supervision),
         augmentation=Augmentation(), patch=parse_size(patch), batch_size=batch_size, epochs=epochs,
@@ -94,12 +96,13 @@ def unet_predict(
 ) -> None:
     """Segment one case with trained U-Net checkpoints (sliding window, flip TTA, ensemble)."""
     common.set_verbose(verbose)
-    from btk.io import check_writable_output, save_label_map
+    from btk.io import guard_output, require_nifti_name, save_label_map
     from btk.labels import get_convention
     from btk.unet.cases import read_case
     from btk.unet.inference import Predictor
 
-    check_writable_output(output, force)
+    require_nifti_name(output)
+    guard_output(output, [case, *weights], force=force)
     convention = get_convention(labels)
     found = read_case(case, need_segmentation=False)
     predictor = Predictor(weights, tta=tta, overlap=overlap, patch=parse_size(patch), threads=threads, device=device)

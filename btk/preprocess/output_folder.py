@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from btk.console import logger
-from btk.errors import BtkError, unwritable_folder
+from btk.errors import BtkError, OutputError, unwritable_folder
 from btk.io import DISK_FULL_ERRORS, disk_full
 from btk.staging import OwnedFolder, remove_abandoned
 
@@ -38,10 +38,12 @@ def staging_folder(output_dir: Path, required_mb: float = 0) -> OwnedFolder:
         output_dir.parent.mkdir(parents=True, exist_ok=True)
         free_mb = shutil.disk_usage(output_dir.parent).free / 2**20
         if free_mb < required_mb:
-            raise BtkError(
+            raise OutputError(
                 f"not enough free space: {free_mb:.0f} MB free, the output needs about {required_mb:.0f} MB",
                 path=output_dir.parent, hint="free some space there, or choose an output folder on another disk")
         return OwnedFolder(output_dir.parent, _staging_prefix(output_dir))
+    except BtkError:  # before OSError: an OutputError is both
+        raise
     except OSError as error:
         if error.errno in DISK_FULL_ERRORS:
             raise disk_full(output_dir.parent) from None
@@ -79,9 +81,9 @@ def publish(staging: Path, output_dir: Path) -> None:
 
 def as_seen_from_output(error: BaseException, staging: Path, output_dir: Path) -> BaseException:
     """The error to show: one naming the output, not the removed staging folder; a full disk as a clear error."""
-    if isinstance(error, OSError) and error.errno in DISK_FULL_ERRORS:
+    if isinstance(error, OSError) and not isinstance(error, BtkError) and error.errno in DISK_FULL_ERRORS:
         return disk_full(output_dir)
     if isinstance(error, BtkError) and error.path is not None and (
             error.path == staging or staging in error.path.parents):
-        return BtkError(error.problem, path=output_dir, hint=error.hint)
+        return error.replace(path=output_dir)
     return error

@@ -11,10 +11,10 @@ import numpy as np
 
 from btk.console import logger, progress
 from btk.deid import refuse_identifying_name
-from btk.errors import BtkError
+from btk.errors import InputError
 from btk.io import check_replaceable, refuse_overlap, save_json, save_label_map, save_nifti, sha256
+from btk.modalities import DISPLAY_NAMES, MODALITIES, atlas_t1
 from btk.preprocess import brain_extraction, orientation
-from btk.preprocess.atlas import atlas_t1
 from btk.preprocess.deface import deface
 from btk.preprocess.exam import (
     ATLAS_TRANSFORM_ROLE,
@@ -27,7 +27,6 @@ from btk.preprocess.exam import (
 )
 from btk.preprocess.images import load_checked_image
 from btk.preprocess.inputs import ExamInputs, find_exam_inputs, normalise_overrides
-from btk.preprocess.modalities import MODALITIES, MODALITY_NAMES
 from btk.preprocess.output_folder import (
     WORK_PREFIX,
     as_seen_from_output,
@@ -80,9 +79,9 @@ class Preprocessor:
         workers: int | None = None,
     ):
         if naming not in NAMINGS:
-            raise BtkError(f"unknown naming {naming!r}", hint=f"use one of {', '.join(NAMINGS)}")
+            raise InputError(f"unknown naming {naming!r}", hint=f"use one of {', '.join(NAMINGS)}")
         if mode not in MODES:
-            raise BtkError(f"unknown mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
+            raise InputError(f"unknown mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
         self.device = brain_extraction.resolve_device(device)
         self.hdbet_mode = "fast" if fast else "accurate"
         self.atlas_registration = RegistrationSettings(transform=registration)
@@ -162,7 +161,7 @@ class Preprocessor:
                 inputs = find_exam_inputs(exam_path, overrides, work / "dicom")
                 refuse_identifying_name(case_id, "the case identifier (--case-id, or the output folder's name)")
                 for modality, path in inputs.images.items():
-                    logger.info("%s: %s", MODALITY_NAMES[modality], path.name)
+                    logger.info("%s: %s", DISPLAY_NAMES[modality], path.name)
                 images = {m: load_checked_image(inputs.images[m]) for m in MODALITIES}
                 working = {m: _write_working_copy(images[m], work / f"{m}.nii.gz") for m in MODALITIES}
             bar.update(task, advance=1, description=f"Brain extraction (HD-BET, {self.hdbet_mode} mode)")
@@ -196,7 +195,7 @@ class Preprocessor:
             bar.update(task, advance=1, description="Quality-control overviews")
             with timer.step("qc"):
                 for modality in MODALITIES:
-                    write_overview(brats_images[modality], brats_mask, f"{case_id} {MODALITY_NAMES[modality]}",
+                    write_overview(brats_images[modality], brats_mask, f"{case_id} {DISPLAY_NAMES[modality]}",
                                    out[f"qc/{modality}"])
             bar.update(task, advance=1)
         provenance = {
@@ -235,7 +234,7 @@ class Preprocessor:
         mask = orientation.from_hdbet_axes(extraction.mask, canonical, image)
         volume = _volume_ml(mask, image)
         if not BRAIN_VOLUME_ML[0] <= volume <= BRAIN_VOLUME_ML[1]:
-            raise BtkError(
+            raise InputError(
                 f"this does not look like a brain MRI: HD-BET found {volume:.0f} ml of brain "
                 f"(a head MRI gives {BRAIN_VOLUME_ML[0]:.0f} to {BRAIN_VOLUME_ML[1]:.0f} ml)",
                 path=t1_path,
@@ -296,5 +295,5 @@ def _candidate_report(inputs: ExamInputs) -> list[dict]:
 def _valid_case_id(case_id: str) -> str:
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", case_id).strip("-.")
     if not cleaned:
-        raise BtkError(f"cannot make a case identifier from {case_id!r}", hint="pass --case-id")
+        raise InputError(f"cannot make a case identifier from {case_id!r}", hint="pass --case-id")
     return cleaned

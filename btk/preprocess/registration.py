@@ -19,7 +19,7 @@ from pathlib import Path
 
 os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
 
-from btk.errors import BtkError
+from btk.errors import BtkError, InputError, error_kind
 from btk.io import DISK_FULL_ERRORS, disk_full
 from btk.preprocess.output_folder import REGISTRATION_PREFIX
 from btk.staging import OwnedFolder
@@ -56,7 +56,7 @@ class RegistrationSettings:
         for name in ("iterations", "shrink_factors", "smoothing_sigmas"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.transform not in TRANSFORM_TYPES:
-            raise BtkError(
+            raise InputError(
                 f"unknown registration type {self.transform!r}", hint=f"choose one of {', '.join(TRANSFORM_TYPES)}"
             )
 
@@ -105,7 +105,7 @@ def register(fixed: Path, moving: Path, transform_path: Path, settings: Registra
         status = get_lib_fn("antsRegistration")(process_arguments(args))
         produced = Path(prefix + "0GenericAffine.mat")
         if status != 0 or not produced.exists():
-            raise BtkError(
+            raise InputError(
                 f"ANTs could not register the image (exit status {status})",
                 path=moving,
                 hint="check that both images show a head and are not empty",
@@ -179,9 +179,9 @@ def _worker_error(job: RegistrationJob, stderr: str) -> BtkError:
     """The error a failed worker reported (a BtkError as JSON on its last line), or a general one."""
     try:
         reported = json.loads(stderr.splitlines()[-1])
-        return BtkError(reported["problem"], path=reported["path"], hint=reported["hint"])
+        return error_kind(reported["kind"])(reported["problem"], path=reported["path"], hint=reported["hint"])
     except (IndexError, ValueError, KeyError, TypeError):
-        return BtkError("ANTs could not register the image" + (f" ({stderr.splitlines()[-1]})" if stderr else ""),
+        return InputError("ANTs could not register the image" + (f" ({stderr.splitlines()[-1]})" if stderr else ""),
                         path=job.moving, hint="check that both images show a head and are not empty")
 
 

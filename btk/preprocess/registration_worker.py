@@ -24,7 +24,8 @@ def main(job_json: str, parent: int) -> int:
                  RegistrationSettings(**job["settings"]))
     except BtkError as error:
         path = None if error.path is None else str(error.path)
-        print(json.dumps({"problem": error.problem, "path": path, "hint": error.hint}), file=sys.stderr)
+        print(json.dumps({"kind": type(error).__name__, "problem": error.problem, "path": path, "hint": error.hint}),
+              file=sys.stderr)
         return 2
     return 0
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from scipy.io import loadmat
 
-from btk.errors import BtkError
+from btk.errors import InputError, MissingFileError
 
 #: The affine parameters of a 3-D ITK transform: a 3 x 3 matrix and a translation.
 _PARAMETERS = 12
@@ -25,11 +25,11 @@ def check_transform(path: str | Path) -> Path:
     path = Path(path)
     hint = "the exam folder is damaged: run btk preprocess on the exam again with --force"
     if not path.is_file():
-        raise BtkError("the transform file is missing", path=path, hint=hint)
+        raise MissingFileError("the transform file is missing", path=path, hint=hint)
     try:
         content = loadmat(str(path))
     except Exception as error:
-        raise BtkError(f"cannot read the transform (the file is truncated or corrupt: {error.__class__.__name__})",
+        raise InputError(f"cannot read the transform (the file is truncated or corrupt: {error.__class__.__name__})",
                        path=path, hint=hint) from None
     parameters = [value for name, value in content.items() if "Transform" in name]
     try:
@@ -38,5 +38,5 @@ def check_transform(path: str | Path) -> Path:
     except (TypeError, ValueError):
         matrix = centre = np.empty(0)
     if matrix.size != _PARAMETERS or centre.size != 3 or not (np.isfinite(matrix).all() and np.isfinite(centre).all()):
-        raise BtkError("not a 3-D affine ITK transform (or its numbers are not finite)", path=path, hint=hint)
+        raise InputError("not a 3-D affine ITK transform (or its numbers are not finite)", path=path, hint=hint)
     return path

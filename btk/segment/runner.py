@@ -28,7 +28,7 @@ from btk.errors import (
     OutputExistsError,
     unwritable_folder,
 )
-from btk.io import atomic_path, save_json, save_label_map
+from btk.io import atomic_path, refuse_overlap, save_json, save_label_map
 from btk.labels import get_convention
 from btk.segment.contracts import Contract, Staging, contract_for
 from btk.segment.engine import ContainerSpec, Engine, RunOutcome
@@ -169,6 +169,7 @@ class Segmentor:
         entries = self._entries(algorithms)
         folders = self._weights(weights or {}, entries)
         output = Path(output)
+        refuse_overlap(output, [*exam.files().values(), *folders.values()])  # never write into the inputs
         engine = self.engine
         remove_leftovers(engine)  # of earlier runs that were killed: their containers and exam copies
         self._check_outputs(output, entries)

@@ -357,7 +357,7 @@ def test_a_registration_worker_dies_with_its_killed_parent(tmp_path):
     parent = subprocess.Popen([sys.executable, "-c", (
         "import subprocess, sys, time\n"
         "from pathlib import Path\n"
-        "from btk.preprocess.atlas import atlas_t1\n"
+        "from btk.modalities import atlas_t1\n"
         "from btk.preprocess.registration import RegistrationJob, RegistrationSettings\n"
         f"job = RegistrationJob(atlas_t1(), Path({str(next(RAW.glob('*_t1.nii.gz')))!r}), Path({str(transform)!r}),"
         " RegistrationSettings())\n"
