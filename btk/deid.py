@@ -185,16 +185,16 @@ guard = IdentifierGuard()
 
 
 def refuse_identifying_name(name: str, what: str) -> None:
-    """Raise :class:`~btk.errors.BtkError` if a name btk would put into file names holds a guarded identifier.
+    """Raise :class:`~btk.errors.InputError` if a name btk would put into file names holds a guarded identifier.
 
     Args:
         name: The name (e.g. a case identifier chosen by the user).
         what: What it is, for the message (``"the case identifier (--case-id or the output folder's name)"``).
     """
     if guard.contains(name):
-        from btk.errors import BtkError
+        from btk.errors import InputError
 
-        raise BtkError(f"{what} holds a patient identifier read from the DICOM headers; it would reach file names",
+        raise InputError(f"{what} holds a patient identifier read from the DICOM headers; it would reach file names",
                        hint="choose a name that does not identify the patient, e.g. case-001")
 
 

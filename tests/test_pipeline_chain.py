@@ -1,5 +1,9 @@
 """The whole chain once, on the real TCIA exam: DICOM -> conversion -> preprocessing (HD-BET, fast, CPU)
--> imported candidates -> fusion -> native space -> report; then the preprocessed exam as an input."""
+-> imported candidates -> fusion -> native space -> report; then the preprocessed exam as an input.
+
+The DICOM study carries patient identifiers in every identifying and free-text attribute: none may reach any
+output, file name or console line of the whole chain.
+"""
 
 from __future__ import annotations
 
@@ -9,29 +13,39 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from deid_support import IDENTIFIERS, write_identified_study
+from hostile_support import assert_no_identifiers
+from pipeline_support import EXAMPLE_CANDIDATES, btk, markers
 
 from btk.io import load_label_map
 from btk.labels import REGIONS, get_convention
 from btk.preprocess import PreprocessedExam
-from pipeline_support import EXAMPLE_CANDIDATES, btk, markers
-from preprocess_support import write_dicom_study
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The TCIA exam written as a real DICOM study, run through ``btk run`` with the shipped candidates."""
+def chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """The TCIA exam written as a real DICOM study (nested, a stray non-DICOM file, identifiers everywhere), run
+    through ``btk run`` with the shipped candidates; returns the root, the study's output folder and the console."""
     root = tmp_path_factory.mktemp("chain")
-    result = btk("run", write_dicom_study(root / "dicom"), "-o", root / "out", "--candidates", EXAMPLE_CANDIDATES,
+    dicom = write_identified_study(root / "dicom" / "study")
+    (dicom / "README.txt").write_text("exported by a PACS\n")
+    result = btk("run", root / "dicom", "-o", root / "out", "--candidates", EXAMPLE_CANDIDATES,
                  "--fast", "--device", "cpu", timeout=1800)
     assert result.returncode == 0, result.stderr
     study = next(p for p in (root / "out").iterdir() if p.is_dir())
-    return root, study
+    return root, study, result.stdout + result.stderr
 
 
-def test_every_stage_ran_and_left_complete_outputs(chain: tuple[Path, Path]):
-    _, study = chain
+def test_no_patient_identifier_reaches_any_output_or_console_line(chain: tuple[Path, Path, str]):
+    root, study, console = chain
+    assert study.name.startswith("study-")  # a pseudonym, never the patient ID or the date
+    assert_no_identifiers(IDENTIFIERS, root / "out", console)
+
+
+def test_every_stage_ran_and_left_complete_outputs(chain: tuple[Path, Path, str]):
+    _, study, _ = chain
     assert set(markers(study)) == {"convert", "preprocess", "segment", "fuse", "native", "report"}
     fused_image, fused = load_label_map(study / "fuse" / f"{study.name}_fused.nii.gz")
     assert fused.shape == (240, 240, 155) and set(np.unique(fused)) == {0, 1, 2, 3}
@@ -46,8 +60,8 @@ def test_every_stage_ran_and_left_complete_outputs(chain: tuple[Path, Path]):
     assert (study / "report" / "report.html").is_file()
 
 
-def test_report_names_the_origin_of_the_candidates_and_cites_the_methods(chain: tuple[Path, Path]):
-    _, study = chain
+def test_report_names_the_origin_of_the_candidates_and_cites_the_methods(chain: tuple[Path, Path, str]):
+    _, study, _ = chain
     html = (study / "report" / "report.html").read_text()
     assert str(EXAMPLE_CANDIDATES.resolve()) in html and "made elsewhere" in html
     for cited in ("Li X, Morgan PS", "Avants BB", "Isensee F, Schell M", "Rohlfing T", "Langerak TR", "McKinley"):
@@ -55,8 +69,8 @@ def test_report_names_the_origin_of_the_candidates_and_cites_the_methods(chain: 
     assert "_fused_native.nii.gz" in html
 
 
-def test_a_preprocessed_exam_is_an_input_that_skips_preprocessing(chain: tuple[Path, Path]):
-    root, study = chain
+def test_a_preprocessed_exam_is_an_input_that_skips_preprocessing(chain: tuple[Path, Path, str]):
+    root, study, _ = chain
     out = root / "again"
     result = btk("run", study / "preprocess", "-o", out, "--candidates", EXAMPLE_CANDIDATES, "--method", "mav")
     assert result.returncode == 0, result.stderr

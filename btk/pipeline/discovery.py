@@ -26,7 +26,7 @@ import nibabel as nib
 import numpy as np
 
 from btk.deid import pseudonym
-from btk.errors import BtkError
+from btk.errors import InputError, MissingFileError
 from btk.io import is_nifti, strip_nifti_suffix
 from btk.pipeline.dicom import PREPROCESSOR_NAMES, group_dicom_files
 from btk.modalities import SHORT_NAMES, modality_of_stem
@@ -72,9 +72,9 @@ def discover(input_path: str | Path, salt: str | None = None) -> list[Study]:
     """
     root = Path(input_path).resolve()
     if not root.exists():
-        raise BtkError("input not found", path=root, hint="pass an exam folder or a folder of DICOM studies")
+        raise MissingFileError("input not found", path=root, hint="pass an exam folder or a folder of DICOM studies")
     if not root.is_dir():
-        raise BtkError("the input must be a folder (an exam, or a tree of studies)", path=root)
+        raise InputError("the input must be a folder (an exam, or a tree of studies)", path=root)
     studies: list[Study] = []
     dicom_files: list[Path] = []
     _walk(root, studies, dicom_files)
@@ -93,7 +93,7 @@ def discover(input_path: str | Path, salt: str | None = None) -> list[Study]:
         studies.append(Study(pseudonym(str(bad.path), salt, prefix="unreadable"), "dicom", bad.path.parent, {},
                              (bad.path,), f"bad DICOM: {bad.path}: {bad.reason}"))
     if not studies:
-        raise BtkError(
+        raise InputError(
             "no exam or DICOM study found",
             path=root,
             hint="an exam folder holds one NIfTI image per modality (*_t1, *_t1c, *_t2, *_flair) or DICOM files",
@@ -111,7 +111,7 @@ def _walk(folder: Path, studies: list[Study], dicom_files: list[Path]) -> None:
     try:
         entries = sorted(folder.iterdir())
     except OSError as error:
-        raise BtkError(f"cannot list the folder ({error.strerror})", path=folder) from None
+        raise InputError(f"cannot list the folder ({error.strerror})", path=folder) from None
     images = {}
     for entry in entries:
         if entry.is_file() and is_nifti(entry):

@@ -23,7 +23,7 @@ import numpy as np
 
 from btk.console import logger
 from btk.deid import allowed_sidecar
-from btk.errors import BtkError, unwritable_folder
+from btk.errors import InputError, MissingFileError, OutputError, OutputExistsError, unwritable_folder
 from btk.preprocess.dicom_headers import DicomSeriesHeaders, is_dicom_file, read_series
 from btk.preprocess.modalities import MODALITY_NAMES, Candidate, choose, recognise
 
@@ -75,15 +75,18 @@ def convert_dicom(dicom_dir: str | Path, output_dir: str | Path) -> ConversionRe
     Returns:
         The recognised modality -> NIfTI map and the list of all series found.
     Raises:
-        BtkError: no DICOM files, an output folder in the way, or dcm2niix failed / produced nothing.
+        MissingFileError: ``dicom_dir`` does not exist.
+        InputError: no DICOM files, or dcm2niix failed / produced nothing.
+        OutputError: an output folder in the way (`OutputExistsError`: one that is not empty).
     """
     dicom_dir, output_dir = Path(dicom_dir), Path(output_dir)
     if not dicom_dir.is_dir():
-        raise BtkError("not a folder", path=dicom_dir, hint="give the folder holding the DICOM files")
+        raise (MissingFileError if not dicom_dir.exists() else InputError)(
+            "not a folder", path=dicom_dir, hint="give the folder holding the DICOM files")
     _check_output(output_dir)
     dicom_files = find_dicom_files(dicom_dir)
     if not dicom_files:
-        raise BtkError("no DICOM files found in this folder (or its sub-folders)", path=dicom_dir)
+        raise InputError("no DICOM files found in this folder (or its sub-folders)", path=dicom_dir)
     headers, unreadable = read_series(dicom_files)
     for bad in unreadable:
         logger.warning("Skipping %s: %s", bad.path, bad.reason)
@@ -114,9 +117,9 @@ def _convert(dicom_dir: Path, output_dir: Path, count: int,
     logger.debug("dcm2niix: %s", run.stdout.strip())
     niftis = sorted(output_dir.glob("*.nii.gz"))
     if run.returncode != 0 and not niftis:
-        raise BtkError(f"dcm2niix could not convert the DICOM files: {_last_error(run)}", path=dicom_dir)
+        raise InputError(f"dcm2niix could not convert the DICOM files: {_last_error(run)}", path=dicom_dir)
     if not niftis:
-        raise BtkError("dcm2niix found no convertible image series", path=dicom_dir)
+        raise InputError("dcm2niix found no convertible image series", path=dicom_dir)
     for stray in set(output_dir.iterdir()) - set(niftis):  # only images and their sidecars are kept
         if stray.is_file() and stray.with_name(stray.name.removesuffix(".json") + ".nii.gz") not in niftis:
             stray.unlink()
@@ -173,9 +176,9 @@ def _number_in_name(nifti: Path) -> int | None:
 def _check_output(output_dir: Path) -> None:
     """The output folder must be absent or empty: only the files of this conversion may be considered."""
     if output_dir.exists() and not output_dir.is_dir():
-        raise BtkError("the output exists and is not a folder", path=output_dir, hint="choose a folder name")
+        raise OutputError("the output exists and is not a folder", path=output_dir, hint="choose a folder name")
     if output_dir.is_dir() and any(output_dir.iterdir()):
-        raise BtkError("the output folder is not empty", path=output_dir,
+        raise OutputExistsError("the output folder is not empty", path=output_dir,
                        hint="choose an empty folder, or pass --force to replace an earlier conversion")
 
 

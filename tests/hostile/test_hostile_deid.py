@@ -15,57 +15,11 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from deid_support import FREE_TEXT, IDENTIFIERS, LEAK, STUDY_UID, write_identified_study
 from hostile_support import assert_no_identifiers, assert_no_leftovers, assert_user_error, files_under, run_btk
 from pipeline_support import EXAMPLE_CANDIDATES, brats_batch
-from preprocess_support import PATIENT_ID, PATIENT_NAME, SERIES, raw_image, write_dicom_series
 
 from btk.deid import IdentifierGuard, acquisition_words, allowed_sidecar, guard, pseudonym
-
-STUDY_UID = "1.2.826.0.1.3680043.8.498.77340001"
-#: Identifying attributes and the values written into them (besides PatientName/ID/BirthDate/Accession/
-#: InstitutionName, written by write_dicom_series).
-PEOPLE_AND_PLACES = {
-    "ReferringPhysicianName": "Zwetschke^Ottokar",
-    "PerformingPhysicianName": "Brummfeld^Isolde",
-    "RequestingPhysician": "Pfefferkorn^Hubertus",
-    "OperatorsName": "Knauserig^Emiliano",
-    "NameOfPhysiciansReadingStudy": "Wackelpudding^Gretchen",
-    "InstitutionAddress": "Gartenweg 17 Musterdorf",
-    "InstitutionalDepartmentName": "Neuroradiologie Wendelin",
-    "OtherPatientIDs": "MRN55443322",
-}
-#: What must appear nowhere: every identifier and every name component (6+ letters, or 4-byte strings would turn
-#: up by chance in compressed images).
-IDENTIFIERS = [*PATIENT_NAME.split("^"), PATIENT_ID, "19580312", "1958-03-12", "ACC998877", "Test Hospital",
-               "Zwetschke", "Ottokar", "Brummfeld", "Isolde", "Pfefferkorn", "Hubertus", "Knauserig", "Emiliano",
-               "Wackelpudding", "Gretchen", "Gartenweg 17 Musterdorf", "Neuroradiologie Wendelin", "MRN55443322"]
-#: A sentence full of identifiers, written into the free-text attributes.
-LEAK = ("Testpatient Johanna PID7734219 born 19580312 ACC998877 MRN55443322 Test Hospital "
-        "referred by Zwetschke Ottokar")
-#: Free-text attributes; SeriesDescription keeps its acquisition words so that recognition still works.
-FREE_TEXT = ["ImageComments", "StudyDescription", "SeriesDescription", "ProtocolName", "PatientComments",
-             "AdditionalPatientHistory", "RequestedProcedureDescription", "PerformedProcedureStepDescription",
-             "DerivationDescription", "ContrastBolusAgent", "StudyComments"]
-
-
-def write_identified_study(folder: Path, study_uid: str = STUDY_UID, modalities=tuple(SERIES)) -> Path:
-    """The TCIA exam as a DICOM study with identifiers in every identifying and free-text attribute."""
-    for modality in modalities:
-        _, number, description, te, tr, ti, contrast = SERIES[modality]
-        write_dicom_series(raw_image(modality), folder / f"S{number:03d}", number, description, te, tr, ti,
-                           contrast, study_uid)
-        for path in (folder / f"S{number:03d}").iterdir():
-            dataset = pydicom.dcmread(path)
-            for keyword, value in PEOPLE_AND_PLACES.items():
-                setattr(dataset, keyword, value)
-            for keyword in FREE_TEXT:
-                original = str(dataset.get(keyword, "") or "")
-                if keyword == "ContrastBolusAgent" and not contrast:
-                    continue
-                setattr(dataset, keyword, f"{original} {LEAK}".strip()[:64] if keyword != "ImageComments"
-                        else f"{original} {LEAK}")
-            dataset.save_as(path, enforce_file_format=True)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -266,16 +220,3 @@ def test_identifiers_in_a_log_record_and_a_written_file_are_redacted(tmp_path: P
         assert [r.getMessage() for r in records] == ["seen [redacted]"]
     finally:
         guard.clear()
-
-
-@pytest.mark.slow
-def test_identifiers_reach_no_output_of_the_whole_chain(identified: Path, tmp_path: Path):
-    """The one full run: DICOM -> conversion -> preprocessing (HD-BET fast, CPU) -> imported candidates -> fusion
-    -> native space -> report, every file and line searched."""
-    out = tmp_path / "out"
-    result = run_btk("run", identified, "-o", out, "--candidates", EXAMPLE_CANDIDATES, "--fast", "--device", "cpu",
-                     timeout=3600)  # about 2 min on an idle 2-core machine, over 30 min on a crowded one
-    assert result.code == 0, result.output
-    study, = (p for p in out.iterdir() if p.is_dir())
-    assert study.name.startswith("study-") and (study / "report" / "report.html").is_file()
-    assert_no_identifiers(IDENTIFIERS, out, result.stdout, result.stderr)
