@@ -25,7 +25,7 @@ try:  # ISA-L (de)compresses gzip several times faster than zlib
     from isal.igzip import compress as gzip_compress
     from isal.igzip import decompress as gunzip
 except ImportError:  # pragma: no cover - platforms without an isal wheel
-    from gzip import compress as gzip_compress
+    from gzip import compress as gzip_compress  # type: ignore[assignment]  # isal types mtime differently
     from gzip import decompress as gunzip
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -43,6 +43,24 @@ def strip_nifti_suffix(path: str | Path) -> str:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name
+
+
+def open_nifti(path: str | Path) -> nib.Nifti1Image:
+    """Open a NIfTI file lazily: its header is read, its voxel data stay on disk until asked for.
+
+    Args:
+        path: A ``.nii`` or ``.nii.gz`` file.
+
+    Returns:
+        The image: a ``nibabel.Nifti1Image``, or its subclass ``nibabel.Nifti2Image`` for a NIfTI-2 file.
+
+    Raises:
+        nibabel.filebasedimages.ImageFileError: If nibabel reads the file as another kind of image.
+    """
+    image = nib.load(str(path))
+    if not isinstance(image, nib.Nifti1Image):
+        raise nib.filebasedimages.ImageFileError(f"{path} is not a NIfTI image but {type(image).__name__}")
+    return image
 
 
 def load_nifti(path: str | Path, *, copy: bool = True) -> tuple[nib.Nifti1Image, np.ndarray]:
@@ -93,7 +111,7 @@ def _read_nifti(path: Path) -> tuple[nib.Nifti1Image, bytes]:
 def _voxel_view(image: nib.Nifti1Image, raw: bytes) -> np.ndarray:
     """The voxel data as a read-only view of ``raw`` when they need no scaling, else a scaled copy."""
     proxy = image.dataobj  # where nibabel found the data: the header's vox_offset may be 0 in .nii files
-    if proxy.slope != 1.0 or proxy.inter != 0.0:
+    if not isinstance(proxy, nib.arrayproxy.ArrayProxy) or proxy.slope != 1.0 or proxy.inter != 0.0:
         return np.asanyarray(proxy)
     shape, dtype, offset = proxy.shape, proxy.dtype, int(proxy.offset)
     count = int(np.prod(shape))
@@ -331,7 +349,7 @@ def written_by_btk(path: str | Path) -> bool:
         return any(_json_has_key(path / name, key) for name, key in FOLDER_MARKERS.items())
     if path.is_file() and is_nifti(path):
         try:
-            descrip = bytes(nib.load(str(path)).header["descrip"])
+            descrip = bytes(open_nifti(path).header["descrip"])
         except Exception:  # an unreadable file is not recognisably btk's
             return False
         return descrip.split(b"\0", 1)[0].startswith(b"btk ")

@@ -128,6 +128,21 @@ def test_a_registration_without_the_preprocess_extra_names_the_extra(tmp_path: P
     assert 'pip install "btk-mri[preprocess]"' in raised["message"]
 
 
+def test_btk_preprocess_without_the_preprocess_extra_names_the_extra(tmp_path: Path):
+    program = BLOCKER.format(blocked=set(PREPROCESS_EXTRA)) + textwrap.dedent(f"""
+        import sys
+        from btk.cli import main
+        sys.exit(main(["preprocess", {str(REPO / "examples" / "exams" / "TCGA-FG-6692")!r},
+                       "-o", {str(tmp_path / "out")!r}, "--fast"]))
+    """)
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=REPO, timeout=300,
+                          check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "is not installed" in done.stdout + done.stderr
+    assert 'pip install "btk-mri[preprocess]"' in done.stdout + done.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_itk_thread_count_is_set_where_registrations_run_not_at_import():
     environment = run_python("""
         import json, os

@@ -22,12 +22,11 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from btk.deid import pseudonym
 from btk.errors import InputError, MissingFileError
-from btk.io import is_nifti, strip_nifti_suffix
+from btk.io import is_nifti, open_nifti, strip_nifti_suffix
 from btk.pipeline.dicom import PREPROCESSOR_NAMES, group_dicom_files
 from btk.modalities import SHORT_NAMES, modality_of_stem
 
@@ -112,7 +111,7 @@ def _walk(folder: Path, studies: list[Study], dicom_files: list[Path]) -> None:
         entries = sorted(folder.iterdir())
     except OSError as error:
         raise InputError(f"cannot list the folder ({error.strerror})", path=folder) from None
-    images = {}
+    images: dict[str, list[Path]] = {}
     for entry in entries:
         if entry.is_file() and is_nifti(entry):
             modality = nifti_modality(entry)
@@ -163,7 +162,7 @@ def _nifti_study(folder: Path, images: dict[str, list[Path]]) -> Study:
 def on_brats_grid(path: Path) -> bool:
     """Whether an image's header puts it on the BraTS grid (shape 240 x 240 x 155, BraTS affine)."""
     try:
-        image = nib.load(str(path))
+        image = open_nifti(path)
     except Exception:  # unreadable headers are reported when the study is processed
         return False
     return tuple(image.shape[:3]) == BRATS_SHAPE and np.allclose(image.affine, BRATS_AFFINE, atol=1e-3)

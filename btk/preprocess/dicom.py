@@ -24,6 +24,7 @@ import numpy as np
 from btk.console import logger
 from btk.deid import allowed_sidecar
 from btk.errors import InputError, MissingFileError, OutputError, OutputExistsError, unwritable_folder
+from btk.io import open_nifti
 from btk.preprocess.dicom_headers import DicomSeriesHeaders, is_dicom_file, read_series
 from btk.preprocess.modalities import MODALITY_NAMES, Candidate, choose, recognise
 
@@ -134,7 +135,7 @@ def _convert(dicom_dir: Path, output_dir: Path, count: int,
         sidecar = allowed_sidecar(sidecar, contrast)
         if sidecar_path.exists():
             sidecar_path.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
-        candidate, note = _recognise(nifti, nib.load(str(nifti)).header, number, group, sidecar,
+        candidate, note = _recognise(nifti, open_nifti(nifti).header, number, group, sidecar,
                                      contrast)
         candidates.append(candidate)
         if note and note not in notes:  # dcm2niix may write several files of one series
@@ -184,7 +185,7 @@ def _check_output(output_dir: Path) -> None:
 
 def _scrub_nifti(path: Path) -> None:
     """Clear the free-text fields of a NIfTI header (dcm2niix writes acquisition details there)."""
-    image = nib.load(str(path))
+    image = open_nifti(path)
     header = image.header
     if any(bytes(header[key]).strip(b"\0") for key in ("descrip", "aux_file", "db_name")):
         for key in ("descrip", "aux_file", "db_name"):

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from btk.errors import InputError, MissingFileError
-from btk.io import is_nifti, strip_nifti_suffix
+from btk.io import is_nifti, open_nifti, strip_nifti_suffix
 from btk.modalities import DISPLAY_NAMES, MODALITIES, canonical
 from btk.preprocess.dicom import ConversionResult, convert_dicom, find_dicom_files
 from btk.preprocess.modalities import Candidate, choose, recognise
@@ -34,7 +34,7 @@ class ExamInputs:
     patient_names: set[str] = field(default_factory=set, repr=False)
 
 
-def normalise_overrides(modalities: dict[str, str | Path] | None) -> dict[str, Path]:
+def normalise_overrides(modalities: Mapping[str, str | Path | None] | None) -> dict[str, Path]:
     """``{"t1": p, "flair": q}`` -> ``{"t1n": Path(p), "t2f": Path(q)}``; unknown keys are an error."""
     overrides: dict[str, Path] = {}
     for key, value in (modalities or {}).items():
@@ -90,7 +90,7 @@ def find_exam_inputs(exam: Path, overrides: dict[str, Path], conversion_dir: Pat
 
 def _nifti_candidate(path: Path) -> Candidate:
     try:
-        header = nib.load(str(path)).header
+        header = open_nifti(path).header
         voxel_volume = float(np.prod(header.get_zooms()[:3]))
     except Exception:  # noqa: BLE001 - unreadable files are reported with a clear error when loaded
         voxel_volume = 0.0

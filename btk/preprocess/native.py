@@ -6,7 +6,7 @@ from pathlib import Path
 
 import nibabel as nib
 
-from btk.io import guard_output, load_label_map, require_grid, require_nifti_name, save_label_map
+from btk.io import guard_output, load_label_map, open_nifti, require_grid, require_nifti_name, save_label_map
 from btk.modalities import canonical
 from btk.preprocess.exam import ATLAS_TRANSFORM_ROLE, TRANSFORM_ROLES, PreprocessedExam
 
@@ -37,12 +37,12 @@ def to_native(
     exam = PreprocessedExam.load(exam_folder)
     outputs = exam.outputs
     image, labels = load_label_map(segmentation)
-    brats = nib.load(str(outputs["brats/mask"]))
+    brats = open_nifti(outputs["brats/mask"])
     require_grid(image, brats.shape, brats.affine, path=segmentation, grid="this exam's BraTS grid",
                  hint="give a segmentation of this exam's BraTS-space images, with their header (affine)")
     from btk.preprocess.resampling import resample
 
-    reference = nib.load(str(outputs[f"native_mask/{modality}"]))
+    reference = open_nifti(outputs[f"native_mask/{modality}"])
     chain = [outputs[ATLAS_TRANSFORM_ROLE]] + ([outputs[TRANSFORM_ROLES[modality]]] if modality != "t1n" else [])
     moving = nib.Nifti1Image(labels.astype("float32"), image.affine)
     native = resample(moving, reference, chain, inverse=True, kind="labels")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import nibabel as nib
@@ -12,7 +13,7 @@ import numpy as np
 from btk.console import logger, progress
 from btk.deid import refuse_identifying_name
 from btk.errors import InputError
-from btk.io import check_replaceable, refuse_overlap, save_json, save_label_map, save_nifti, sha256
+from btk.io import check_replaceable, open_nifti, refuse_overlap, save_json, save_label_map, save_nifti, sha256
 from btk.modalities import DISPLAY_NAMES, MODALITIES, atlas_t1
 from btk.preprocess import brain_extraction, orientation
 from btk.preprocess.deface import deface
@@ -111,7 +112,7 @@ class Preprocessor:
         exam_path: str | Path,
         output_dir: str | Path,
         force: bool = False,
-        modalities: dict[str, str | Path] | None = None,
+        modalities: Mapping[str, str | Path | None] | None = None,
         case_id: str | None = None,
     ) -> PreprocessedExam:
         """Preprocess one exam into ``output_dir`` (the exam folder) and return it.
@@ -151,54 +152,66 @@ class Preprocessor:
         return PreprocessedExam.load(output_dir)
 
     def _process(self, exam_path: Path, overrides: dict[str, Path], case_id: str, folder: Path, work: Path) -> None:
+        """Preprocess one exam into ``folder`` (its staging folder), with intermediate files in ``work``."""
         timer = StepTimer()
         layout = output_layout(case_id, self.naming, self.mode)
         out = {role: folder / relative for role, relative in layout.items()}
         atlas = atlas_t1()
+        atlas_image = open_nifti(atlas)
         with progress() as bar:
             task = bar.add_task("Finding the modalities", total=6)
             with timer.step("inputs"):
-                inputs = find_exam_inputs(exam_path, overrides, work / "dicom")
-                refuse_identifying_name(case_id, "the case identifier (--case-id, or the output folder's name)")
-                for modality, path in inputs.images.items():
-                    logger.info("%s: %s", DISPLAY_NAMES[modality], path.name)
-                images = {m: load_checked_image(inputs.images[m]) for m in MODALITIES}
-                working = {m: _write_working_copy(images[m], work / f"{m}.nii.gz") for m in MODALITIES}
+                inputs, images, working = _read_inputs(exam_path, overrides, case_id, work)
             bar.update(task, advance=1, description=f"Brain extraction (HD-BET, {self.hdbet_mode} mode)")
             with timer.step("brain_extraction"):
                 extraction, t1_mask = self._extract_brain(images["t1n"], inputs.images["t1n"], bar, task)
             bar.update(task, advance=1, description="Registering T1 to the atlas and T1c, T2, FLAIR to T1")
-            transforms = [RegistrationJob(atlas, working["t1n"], out[ATLAS_TRANSFORM_ROLE], self.atlas_registration)]
-            transforms += [RegistrationJob(working["t1n"], working[m], out[role], self.coregistration)
-                           for m, role in TRANSFORM_ROLES.items()]
             with timer.step("registration"):
-                register_all(transforms, self.workers)
+                self._register(atlas, working, out)
             bar.update(task, advance=1, description="Brain masks in native and BraTS space")
             with timer.step("masks"):
-                t1_mask_image = _mask_image(t1_mask, images["t1n"][0])
-                native_masks = {"t1n": t1_mask}
-                for modality, role in TRANSFORM_ROLES.items():
-                    native_masks[modality] = resample(t1_mask_image, working[modality], [out[role]], inverse=True, kind="mask")
-                for modality, mask in native_masks.items():
-                    save_label_map(mask, images[modality][0], out[f"native_mask/{modality}"])
-                atlas_image = nib.load(str(atlas))
-                brats_mask = resample(t1_mask_image, atlas, [out[ATLAS_TRANSFORM_ROLE]], kind="mask")
-                save_label_map(brats_mask, atlas_image, out["brats/mask"])
+                native_masks, brats_mask = _write_masks(t1_mask, images, working, atlas, atlas_image, out)
             bar.update(task, advance=1, description="Resampling into BraTS space")
             with timer.step("resampling_and_masking"):
-                brats_images = {}
-                for modality in MODALITIES:
-                    chain = [out[ATLAS_TRANSFORM_ROLE]] + ([out[TRANSFORM_ROLES[modality]]] if modality != "t1n" else [])
-                    data = np.clip(resample(working[modality], atlas, chain), 0, None)
-                    brats_images[modality] = self._write_brats(data, brats_mask, atlas_image, modality, out)
-                    self._write_native(images[modality], native_masks[modality], modality, out)
+                brats_images = self._write_images(images, working, native_masks, brats_mask, atlas, atlas_image, out)
             bar.update(task, advance=1, description="Quality-control overviews")
             with timer.step("qc"):
                 for modality in MODALITIES:
                     write_overview(brats_images[modality], brats_mask, f"{case_id} {DISPLAY_NAMES[modality]}",
                                    out[f"qc/{modality}"])
             bar.update(task, advance=1)
-        provenance = {
+        provenance = self._provenance(case_id, inputs, extraction, _volume_ml(t1_mask, images["t1n"][0]),
+                                      atlas, atlas_image, timer, layout)
+        save_json(redact(provenance, inputs.patient_names), folder / PROVENANCE)
+
+    def _register(self, atlas: Path, working: dict[str, Path], out: dict[str, Path]) -> None:
+        """Register T1 to the atlas, and T1c, T2 and FLAIR to T1, into the transform files of ``out``."""
+        transforms = [RegistrationJob(atlas, working["t1n"], out[ATLAS_TRANSFORM_ROLE], self.atlas_registration)]
+        transforms += [RegistrationJob(working["t1n"], working[m], out[role], self.coregistration)
+                       for m, role in TRANSFORM_ROLES.items()]
+        register_all(transforms, self.workers)
+
+    def _write_images(
+        self, images: dict[str, _Image], working: dict[str, Path], native_masks: dict[str, np.ndarray],
+        brats_mask: np.ndarray, atlas: Path, atlas_image: nib.Nifti1Image, out: dict[str, Path],
+    ) -> dict[str, np.ndarray]:
+        """Every modality resampled into BraTS space and written in both spaces, skull-stripped or defaced;
+        the BraTS-space head images, for the QC overviews."""
+        brats_images = {}
+        for modality in MODALITIES:
+            chain = [out[ATLAS_TRANSFORM_ROLE]] + ([out[TRANSFORM_ROLES[modality]]] if modality != "t1n" else [])
+            data = np.clip(resample(working[modality], atlas, chain), 0, None)
+            brats_images[modality] = self._write_brats(data, brats_mask, atlas_image, modality, out)
+            self._write_native(images[modality], native_masks[modality], modality, out)
+        return brats_images
+
+    def _provenance(
+        self, case_id: str, inputs: ExamInputs, extraction: brain_extraction.BrainExtractionResult,
+        brain_volume_ml: float, atlas: Path, atlas_image: nib.Nifti1Image, timer: StepTimer, layout: dict[str, str],
+    ) -> dict:
+        """What ``provenance.json`` records: the inputs and how they were recognised, versions, parameters,
+        the brain extraction, the atlas, timings and the outputs (before redaction)."""
+        return {
             "btk_preprocess": 1,
             "case_id": case_id,
             "created": utc_now(),
@@ -209,13 +222,13 @@ class Preprocessor:
             "parameters": self.parameters(),
             "brain_extraction": {
                 "mode_used": extraction.mode, "device": extraction.device, "fallback": extraction.fallback,
-                "weights": extraction.weights, "brain_volume_ml": _volume_ml(t1_mask, images["t1n"][0]),
+                "weights": extraction.weights, "brain_volume_ml": brain_volume_ml,
             },
-            "atlas": {"file": atlas.name, "shape": list(atlas_image.shape), "copyright": "see btk/data/atlas/COPYRIGHT.md"},
+            "atlas": {"file": atlas.name, "shape": list(atlas_image.shape),
+                      "copyright": "see btk/data/atlas/COPYRIGHT.md"},
             "timings_seconds": timer.seconds,
             "outputs": layout,
         }
-        save_json(redact(provenance, inputs.patient_names), folder / PROVENANCE)
 
     def _extract_brain(self, t1, t1_path: Path, bar, task) -> tuple[brain_extraction.BrainExtractionResult, np.ndarray]:
         image, data = t1
@@ -257,6 +270,40 @@ class Preprocessor:
         result = data * (mask > 0) if self.mode == "skullstrip" else deface(image, data, mask)
         header = image.header.copy()
         save_nifti(nib.Nifti1Image(result.astype(data.dtype, copy=False), image.affine, header), out[f"native/{modality}"])
+
+
+#: One input image and its voxels, as :func:`btk.preprocess.images.load_checked_image` reads them.
+_Image = tuple[nib.Nifti1Image, np.ndarray]
+
+
+def _read_inputs(
+    exam_path: Path, overrides: dict[str, Path], case_id: str, work: Path
+) -> tuple[ExamInputs, dict[str, _Image], dict[str, Path]]:
+    """The exam's recognised inputs, each image read and checked, and a working copy of each for ANTs."""
+    inputs = find_exam_inputs(exam_path, overrides, work / "dicom")
+    refuse_identifying_name(case_id, "the case identifier (--case-id, or the output folder's name)")
+    for modality, path in inputs.images.items():
+        logger.info("%s: %s", DISPLAY_NAMES[modality], path.name)
+    images = {m: load_checked_image(inputs.images[m]) for m in MODALITIES}
+    working = {m: _write_working_copy(images[m], work / f"{m}.nii.gz") for m in MODALITIES}
+    return inputs, images, working
+
+
+def _write_masks(
+    t1_mask: np.ndarray, images: dict[str, _Image], working: dict[str, Path], atlas: Path,
+    atlas_image: nib.Nifti1Image, out: dict[str, Path],
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The T1 brain mask carried into every modality's native space and into BraTS space, and written;
+    the native masks by modality, and the BraTS-space mask."""
+    t1_mask_image = _mask_image(t1_mask, images["t1n"][0])
+    native_masks = {"t1n": t1_mask}
+    for modality, role in TRANSFORM_ROLES.items():
+        native_masks[modality] = resample(t1_mask_image, working[modality], [out[role]], inverse=True, kind="mask")
+    for modality, mask in native_masks.items():
+        save_label_map(mask, images[modality][0], out[f"native_mask/{modality}"])
+    brats_mask = resample(t1_mask_image, atlas, [out[ATLAS_TRANSFORM_ROLE]], kind="mask")
+    save_label_map(brats_mask, atlas_image, out["brats/mask"])
+    return native_masks, brats_mask
 
 
 def _write_working_copy(image_and_data, path: Path) -> Path:

@@ -2,8 +2,8 @@
 
 Registration is made reproducible run to run by a fixed sampling seed and a single ITK thread: with several
 threads, two identical ANTs runs give (slightly) different transforms. The thread count must be fixed before
-ITK starts, so this module sets ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS`` when it is imported; antspyx (seconds
-to import) is imported only when a registration runs.
+ANTs' ITK starts, so :func:`register` sets ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS`` to 1 in the process that
+registers, just before it imports antspyx (seconds to import); importing this module changes nothing.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
-
-from btk.errors import BtkError, InputError, error_kind
+from btk.errors import BtkError, InputError, MissingExtraError, error_kind
 from btk.io import DISK_FULL_ERRORS, disk_full
 from btk.preprocess.output_folder import REGISTRATION_PREFIX
 from btk.staging import OwnedFolder
@@ -82,8 +81,7 @@ def register(fixed: Path, moving: Path, transform_path: Path, settings: Registra
     The ``.mat`` file follows the ANTs convention (``antsApplyTransforms -r fixed -i moving -t file`` maps
     ``moving`` into ``fixed``'s grid).
     """
-    from ants.internal import get_lib_fn, process_arguments  # after the thread count is fixed; slow to import
-
+    ants_registration = _ants_registration()
     stage = "Rigid" if settings.transform == "rigid" else "Affine"
     with OwnedFolder(Path(tempfile.gettempdir()), REGISTRATION_PREFIX) as work:
         prefix = str(work / "reg_")
@@ -102,7 +100,7 @@ def register(fixed: Path, moving: Path, transform_path: Path, settings: Registra
             "--random-seed", str(RANDOM_SEED),
             "--output", prefix,
         ]
-        status = get_lib_fn("antsRegistration")(process_arguments(args))
+        status = ants_registration(args)
         produced = Path(prefix + "0GenericAffine.mat")
         if status != 0 or not produced.exists():
             raise InputError(
@@ -118,6 +116,22 @@ def register(fixed: Path, moving: Path, transform_path: Path, settings: Registra
                 raise disk_full(transform_path.parent) from None
             raise
     return transform_path
+
+
+def _ants_registration() -> Callable[[list[str]], int]:
+    """antspyx's ``antsRegistration`` (arguments -> exit status), with ITK held to one thread in this process.
+
+    Raises:
+        MissingExtraError: antspyx is not installed (the ``preprocess`` extra).
+    """
+    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"  # read once, when ANTs' ITK first starts
+    try:
+        from ants.internal import get_lib_fn, process_arguments
+    except ImportError:
+        raise MissingExtraError("ANTs (antspyx) is not installed: images cannot be registered",
+                                extra="preprocess") from None
+    run = get_lib_fn("antsRegistration")
+    return lambda args: run(process_arguments(args))
 
 
 def _by(values: tuple[int, ...]) -> str:
@@ -156,7 +170,9 @@ def register_all(jobs: list[RegistrationJob], workers: int | None = None) -> Non
         for job in jobs:
             register(job.fixed, job.moving, job.transform_path, job.settings)
         return
-    pending, running, failures = list(jobs), [], []
+    pending = list(jobs)
+    running: list[tuple[RegistrationJob, subprocess.Popen[str]]] = []
+    failures: list[tuple[RegistrationJob, str]] = []
     try:
         while pending or running:
             while pending and len(running) < workers:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import nibabel as nib
 import numpy as np
 
 from btk.preprocess import registration  # noqa: F401  (fixes ITK's thread count before antspyx starts)
 from btk.preprocess.transforms import check_transform
+
+if TYPE_CHECKING:
+    import ants
 
 #: Interpolation per kind of image: smooth for images (as BraTS Toolkit); linear then a 0.5 threshold for
 #: binary masks (a smooth boundary between thick slices: on the TCIA exam's 5.5 mm slices the BraTS-space
@@ -55,7 +58,7 @@ def resample(
     return np.rint(array).astype(np.uint8) if kind == "labels" else array.astype(np.float32)
 
 
-def _as_ants(image: Path | nib.Nifti1Image) -> ants.ANTsImage:  # noqa: F821 (imported inside)
+def _as_ants(image: Path | nib.Nifti1Image) -> ants.ANTsImage:
     import ants
 
     if isinstance(image, Path):

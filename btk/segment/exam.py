@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 
 from btk.errors import InputError, MissingFileError
-from btk.io import is_nifti, strip_nifti_suffix
+from btk.io import is_nifti, open_nifti, strip_nifti_suffix
 from btk.modalities import MODALITIES, SHORT_NAMES, modality_of_stem, short_names
 from btk.preprocess.exam import PreprocessedExam
 
@@ -79,7 +79,7 @@ class Exam:
             if not is_nifti(path):
                 raise InputError(f"the {modality} image is not a NIfTI file (.nii or .nii.gz)", path=path)
             try:
-                images[modality] = nib.load(str(path))
+                images[modality] = open_nifti(path)
             except Exception as error:  # nibabel raises several types for unreadable headers
                 raise InputError(f"cannot read the {modality} image ({error})", path=path) from None
         reference = images["t1c"]
