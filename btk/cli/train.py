@@ -62,9 +62,9 @@ def train(
     and split.json. Train all folds (--fold 0..4) and pass all best.pt files to inference for a self-ensemble.
     """
     common.set_verbose(verbose)
+    from btk.io import refuse_overlap
     from btk.unet.augment import Augmentation
     from btk.unet.model import ModelConfig
-    from btk.io import refuse_overlap
     from btk.unet.training import TrainConfig, Trainer
 
     refuse_overlap(output, [data_dir])  # the run folder never goes into (or around) the training data
