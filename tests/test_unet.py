@@ -208,9 +208,14 @@ def test_cli_user_mistakes_exit_2_without_traceback(tmp_path, cases_2023, capsys
     assert main(["train", str(cases_2023), "-o", str(tmp_path / "run"), "--patch", "30"]) == 2
     assert "multiples of 8" in capsys.readouterr().err
     case_folder = find_cases(cases_2023)[0].images[0].parent
-    assert main(["unet-predict", str(case_folder), "-o", str(tmp_path / "s.nii.gz"), "-w", str(tmp_path)]) == 2
+    no_weights = tmp_path / "no-weights"
+    no_weights.mkdir()
+    assert main(["unet-predict", str(case_folder), "-o", str(tmp_path / "s.nii.gz"), "-w", str(no_weights)]) == 2
     error = capsys.readouterr().err
     assert "no U-Net weights" in error and "Traceback" not in error
+    # an output inside an input (here: the weights folder) is refused before anything else
+    assert main(["unet-predict", str(case_folder), "-o", str(no_weights / "s.nii.gz"), "-w", str(no_weights)]) == 2
+    assert "inside the input" in capsys.readouterr().err
 
 
 def test_contract_entry_point_writes_case_named_outputs(tmp_path, cases_2023, monkeypatch, capsys):

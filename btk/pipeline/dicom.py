@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from btk.modalities import MODALITIES
+
 
 @dataclass
 class DicomSeries:
@@ -45,7 +47,7 @@ class DicomStudy:
     def modalities(self) -> list[str]:
         """The MRI modalities recognised among the usable series, in BraTS order."""
         found = {series.modality for series in self.series.values() if not series.problem}
-        return [m for m in ("t1", "t1c", "t2", "flair") if m in found]
+        return [m for m in MODALITIES if m in found]
 
 
 def group_dicom_files(paths: Iterable[Path]):
@@ -69,12 +71,8 @@ def group_dicom_files(paths: Iterable[Path]):
     return list(studies.values()), unreadable
 
 
-#: The Preprocessor's modality names -> the pipeline's.
-PREPROCESSOR_NAMES = {"t1n": "t1", "t1c": "t1c", "t2w": "t2", "t2f": "flair"}
-
-
 def series_modality(description: str, contrast: bool = False) -> str | None:
-    """The modality (``t1``, ``t1c``, ``t2``, ``flair``) a series description names, if any."""
+    """The modality (``t1n``, ``t1c``, ``t2w``, ``t2f``) a series description names, if any."""
     from btk.preprocess.modalities import modality_from_text
 
-    return PREPROCESSOR_NAMES.get(modality_from_text(description, contrast_agent=contrast) or "")
+    return modality_from_text(description, contrast_agent=contrast)
