@@ -56,7 +56,7 @@ def test_discovery_groups_dicom_by_study_then_series(dicom_tree: Path):
     studies = {s.kind + ":" + ("ok" if not s.problem else s.problem.split(":")[0]): s for s in discover(dicom_tree)}
     assert set(studies) == {"dicom:ok", "dicom:missing modality", "dicom:bad DICOM"}
     complete = studies["dicom:ok"]
-    assert list(complete.modalities) == ["t1", "t1c", "t2", "flair"]
+    assert list(complete.modalities) == ["t1n", "t1c", "t2w", "t2f"]
     assert len(complete.files) == 4 * 26  # every slice of the four series, from both folders
     assert {f.parent.parent.name for f in complete.files} == {"disk1", "deeper"}
     lacking = studies["dicom:missing modality"]

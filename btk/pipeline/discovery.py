@@ -22,18 +22,12 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-
 from btk.deid import pseudonym
 from btk.errors import InputError, MissingFileError
 from btk.io import is_nifti, open_nifti, strip_nifti_suffix
-from btk.pipeline.dicom import PREPROCESSOR_NAMES, group_dicom_files
-from btk.modalities import SHORT_NAMES, modality_of_stem
-
-#: The BraTS grid: shape and affine (RAS) of the SRI24-based atlas every BraTS algorithm expects.
-BRATS_SHAPE = (240, 240, 155)
-BRATS_AFFINE = np.array([[-1.0, 0, 0, 0], [0, -1.0, 0, 239.0], [0, 0, 1.0, 0], [0, 0, 0, 1]])
-MODALITIES = tuple(SHORT_NAMES.values())
+from btk.modalities import MODALITIES, SHORT_NAMES, brats_grid, modality_of_stem, short_names
+from btk.pipeline.dicom import group_dicom_files
+from btk.preprocess.exam import PreprocessedExam
 
 
 @dataclass(frozen=True)
@@ -44,7 +38,8 @@ class Study:
         name: Unique name; also the name of its output folder.
         kind: ``dicom``, ``nifti``, ``preprocessed`` or ``brats`` (see the module documentation).
         source: The exam folder, or for DICOM the folder holding most of the study's files.
-        modalities: Modality -> image file (NIfTI kinds) or series description (DICOM).
+        modalities: Modality (``t1n``, ``t1c``, ``t2w``, ``t2f``) -> image file (NIfTI kinds) or series
+            description (DICOM).
         files: The DICOM files of a ``dicom`` study.
         problem: Why the study cannot be processed, when discovery already knows.
         identifiers: The patient identifiers its DICOM headers hold (in memory only: each process working
@@ -83,7 +78,7 @@ def discover(input_path: str | Path, salt: str | None = None) -> list[Study]:
         source = _common_folder(files)
         modalities = {s.modality: s.description for s in dicom_study.series.values() if s.modality and not s.problem}
         missing = [m for m in MODALITIES if m not in modalities]
-        problem = f"missing modality: no {', '.join(missing)} series recognised among " \
+        problem = f"missing modality: no {short_names(missing)} series recognised among " \
                   f"{_series_listing(dicom_study)}" if missing else ""
         studies.append(Study(pseudonym(dicom_study.uid, salt), "dicom", source,
                              {m: modalities[m] for m in MODALITIES if m in modalities}, tuple(sorted(files)), problem,
@@ -102,10 +97,9 @@ def discover(input_path: str | Path, salt: str | None = None) -> list[Study]:
 
 def _walk(folder: Path, studies: list[Study], dicom_files: list[Path]) -> None:
     """Collect exam folders (not descending into them) and every other file as a possible DICOM file."""
-    exam = _preprocessed_exam(folder)
-    if exam is not None:
-        modalities = {modality: str(exam.outputs[f"brats/{role}"]) for role, modality in PREPROCESSOR_NAMES.items()}
-        studies.append(Study(_safe_name(folder.name), "preprocessed", folder, modalities))
+    if PreprocessedExam.is_complete(folder):
+        images = PreprocessedExam.load(folder).images("brats")
+        studies.append(Study(_safe_name(folder.name), "preprocessed", folder, {m: str(p) for m, p in images.items()}))
         return
     try:
         entries = sorted(folder.iterdir())
@@ -129,27 +123,18 @@ def _walk(folder: Path, studies: list[Study], dicom_files: list[Path]) -> None:
             dicom_files.append(entry)
 
 
-def _preprocessed_exam(folder: Path):
-    """The exam ``btk preprocess`` wrote into ``folder``, if it is one and complete."""
-    try:
-        from btk.preprocess import PreprocessedExam
-    except ImportError:  # without the preprocess extra only exams in BraTS space can be processed
-        return None
-    return PreprocessedExam.load(folder) if PreprocessedExam.is_complete(folder) else None
-
-
 def nifti_modality(path: Path) -> str | None:
-    """The modality named by the last token of a NIfTI file name (``..._t1c.nii.gz`` -> ``t1c``)."""
-    modality = modality_of_stem(strip_nifti_suffix(path))
-    return SHORT_NAMES[modality] if modality else None
+    """The modality named by the last token of a NIfTI file name (``..._flair.nii.gz`` -> ``t2f``)."""
+    return modality_of_stem(strip_nifti_suffix(path))
 
 
 def _nifti_study(folder: Path, images: dict[str, list[Path]]) -> Study:
     problems = []
     missing = [m for m in MODALITIES if m not in images]
     if missing:
-        problems.append(f"missing modality: no {', '.join(missing)} image (found {', '.join(sorted(images))})")
-    doubles = [f"{m}: {', '.join(p.name for p in paths)}" for m, paths in images.items() if len(paths) > 1]
+        found = ", ".join(sorted(SHORT_NAMES[m] for m in images))
+        problems.append(f"missing modality: no {short_names(missing)} image (found {found})")
+    doubles = [f"{SHORT_NAMES[m]}: {', '.join(p.name for p in paths)}" for m, paths in images.items() if len(paths) > 1]
     if doubles:
         problems.append(f"more than one image per modality ({'; '.join(doubles)})")
     modalities = {m: str(images[m][0]) for m in MODALITIES if m in images}
@@ -165,7 +150,7 @@ def on_brats_grid(path: Path) -> bool:
         image = open_nifti(path)
     except Exception:  # unreadable headers are reported when the study is processed
         return False
-    return tuple(image.shape[:3]) == BRATS_SHAPE and np.allclose(image.affine, BRATS_AFFINE, atol=1e-3)
+    return brats_grid().holds(image.shape, image.affine)
 
 
 def _common_folder(files: list[Path]) -> Path:

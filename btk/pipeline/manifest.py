@@ -12,6 +12,7 @@ from pathlib import Path
 
 from btk.deid import save_salt
 from btk.io import atomic_path
+from btk.modalities import SHORT_NAMES
 from btk.pipeline.options import StudyTask
 from btk.pipeline.study import StudyResult
 
@@ -31,7 +32,7 @@ def write_manifest(path: Path, tasks: Sequence[StudyTask], results: dict[str, St
                 "study": study.name,
                 "kind": study.kind,
                 "source": str(study.source),
-                "modalities": ";".join(study.modalities),
+                "modalities": ";".join(SHORT_NAMES[modality] for modality in study.modalities),
                 "dicom_files": len(study.files),
                 "candidates": len(task.candidates),
                 "status": result.status if result else ("failed" if study.problem else "pending"),

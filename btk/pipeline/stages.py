@@ -18,8 +18,7 @@ from btk.console import logger
 from btk.errors import BtkError, ContainerError, InputError
 from btk.io import load_label_map, save_label_map, sha256, strip_nifti_suffix
 from btk.labels import convert, detect_convention, get_convention
-from btk.modalities import brats_grid
-from btk.pipeline.dicom import PREPROCESSOR_NAMES
+from btk.modalities import MODALITIES, brats_grid, short_names
 from btk.pipeline.options import PipelineOptions, StudyTask
 
 if TYPE_CHECKING:
@@ -51,13 +50,12 @@ class StudyContext:
         return None
 
     def brats_images(self) -> dict[str, Path]:
-        """The four modalities on the BraTS grid: ``t1``, ``t1c``, ``t2``, ``flair``."""
+        """The four modalities on the BraTS grid: modality (``t1n``, ``t1c``, ``t2w``, ``t2f``) -> image."""
         if self.task.study.kind in ("brats", "preprocessed"):  # found on the BraTS grid at discovery
             return {m: Path(p) for m, p in self.task.study.modalities.items()}
         from btk.preprocess import PreprocessedExam
 
-        outputs = PreprocessedExam.load(self.folder / "preprocess").outputs
-        return {modality: Path(outputs[f"brats/{role}"]) for role, modality in PREPROCESSOR_NAMES.items()}
+        return PreprocessedExam.load(self.folder / "preprocess").images("brats")
 
     def candidates(self) -> dict[str, Path]:
         """The candidate segmentations gathered by the segment stage."""
@@ -90,13 +88,14 @@ def convert_stage(context: StudyContext, folder: Path) -> StageResult:
         conversion = convert_dicom(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    images = {PREPROCESSOR_NAMES[m]: Path(p) for m, p in conversion.modalities.items() if m in PREPROCESSOR_NAMES}
-    missing = [m for m in ("t1", "t1c", "t2", "flair") if m not in images]
+    images = {m: Path(p) for m, p in conversion.modalities.items() if m in MODALITIES}
+    missing = [m for m in MODALITIES if m not in images]
     if missing:
         found = ", ".join(f"{s['description']!r} -> {s['modality'] or 'not used'}" for s in conversion.summary())
         notes = "".join(f"; {note}" for note in conversion.notes)
-        raise InputError(f"missing modality: no {', '.join(missing)} series among the study's series ({found}){notes}",
-                       path=context.task.study.source, hint="each study needs T1, T1c, T2 and FLAIR series")
+        raise InputError(
+            f"missing modality: no {short_names(missing)} series among the study's series ({found}){notes}",
+            path=context.task.study.source, hint="each study needs T1, T1c, T2 and FLAIR series")
     return images, {"dicom_files": len(context.task.study.files), "series": conversion.summary()}
 
 
@@ -151,7 +150,7 @@ def _run_algorithms(context: StudyContext, images: dict[str, Path], folder: Path
 
     options = context.options
     segmentor = Segmentor(list(options.registry) or None, cpu=options.cpu, gpus=options.gpus, labels=options.labels)
-    report = segmentor.run(Exam.from_files(images["t1"], images["t1c"], images["t2"], images["flair"]),
+    report = segmentor.run(Exam.from_files(images["t1n"], images["t1c"], images["t2w"], images["t2f"]),
                            algorithms=list(options.algorithms), output=folder)
     runs = report.to_dict()["runs"]
     for name, path in report.outputs.items():
@@ -214,7 +213,7 @@ def report_stage(context: StudyContext, folder: Path) -> StageResult:
 
     images = context.brats_images()
     written = write_exam_report(exam_report_data(context), ReportImages(context.fused(), images["t1c"],
-                                                                         images["flair"]), folder)
+                                                                         images["t2f"]), folder)
     return written, {}
 
 

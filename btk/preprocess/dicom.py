@@ -25,8 +25,9 @@ from btk.console import logger
 from btk.deid import allowed_sidecar
 from btk.errors import InputError, MissingFileError, OutputError, OutputExistsError, unwritable_folder
 from btk.io import open_nifti
+from btk.modalities import DISPLAY_NAMES
 from btk.preprocess.dicom_headers import DicomSeriesHeaders, is_dicom_file, read_series
-from btk.preprocess.modalities import MODALITY_NAMES, Candidate, choose, recognise
+from btk.preprocess.modalities import Candidate, choose, recognise
 
 __all__ = ["ConversionResult", "convert_dicom", "dcm2niix_version", "find_dicom_files", "is_dicom_file"]
 
@@ -164,7 +165,7 @@ def _recognise(path: Path, header, number: int | None, group: list[DicomSeriesHe
     looked_like, candidate.modality, candidate.reason = candidate.modality, None, problem
     if looked_like is None:
         return candidate, ""
-    return candidate, (f"series {number} {shown!r} looks like {MODALITY_NAMES[looked_like]} but is not used: "
+    return candidate, (f"series {number} {shown!r} looks like {DISPLAY_NAMES[looked_like]} but is not used: "
                        f"{problem}; re-export the complete series from the scanner or PACS")
 
 

@@ -24,8 +24,6 @@ from pathlib import Path
 from btk.console import logger
 from btk.modalities import DISPLAY_NAMES, MODALITIES
 
-MODALITY_NAMES = DISPLAY_NAMES  # TEMPORARY until btk/preprocess/dicom.py is free
-
 _FLAIR_WORDS = {"flair", "fla", "t2f", "tirm", "darkfluid", "dark"}
 _CONTRAST_WORDS = {"post", "gad", "gd", "ce", "contrast", "postcontrast", "c", "km", "gado", "gadolinium"}
 _T1C_WORDS = {"t1c", "t1ce", "t1gd", "t1post", "t1km", "t1cgd"}
