@@ -98,8 +98,8 @@ def discover(input_path: str | Path, salt: str | None = None) -> list[Study]:
 def _walk(folder: Path, studies: list[Study], dicom_files: list[Path]) -> None:
     """Collect exam folders (not descending into them) and every other file as a possible DICOM file."""
     if PreprocessedExam.is_complete(folder):
-        images = PreprocessedExam.load(folder).images("brats")
-        studies.append(Study(_safe_name(folder.name), "preprocessed", folder, {m: str(p) for m, p in images.items()}))
+        brats = PreprocessedExam.load(folder).images("brats")
+        studies.append(Study(_safe_name(folder.name), "preprocessed", folder, {m: str(p) for m, p in brats.items()}))
         return
     try:
         entries = sorted(folder.iterdir())
