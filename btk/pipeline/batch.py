@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from btk.console import logger
 from btk.deid import output_salt
@@ -55,7 +56,7 @@ class Pipeline:
         workers: Local worker processes (default: as many as studies, cores and memory allow).
         scheduler: Address of a Dask scheduler (``tcp://HOST:PORT``) to run the studies on instead.
         **settings: Further :class:`PipelineOptions` (``method``, ``regions``, ``labels``, ``device``,
-            ``fast``, ``cpu``, ``gpus``, ``force``).
+            ``fast``, ``cpu``, ``gpus``, ``force``, ``simple``).
     """
 
     def __init__(
@@ -66,7 +67,7 @@ class Pipeline:
         reference: str | Path | None = None,
         workers: int | None = None,
         scheduler: str | None = None,
-        **settings,
+        **settings: Any,
     ):
         self.options = PipelineOptions(Path(output).resolve(), tuple(algorithms), **settings)
         self.candidates = Path(candidates) if candidates is not None else None
