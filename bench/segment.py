@@ -31,12 +31,12 @@ from scipy.ndimage import zoom
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from docker_support import build_test_images  # noqa: E402
-from segment_support import entry, make_exam, write_registry  # noqa: E402
+from docker_support import build_test_images
+from segment_support import entry, make_exam, write_registry
 
-from btk.console import logger  # noqa: E402
-from btk.segment import Exam, Segmentor, load_registry  # noqa: E402
-from btk.segment.contracts import contract_for  # noqa: E402
+from btk.console import logger
+from btk.segment import Exam, Segmentor, load_registry
+from btk.segment.contracts import contract_for
 
 TARGET_S = 0.5
 

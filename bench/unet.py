@@ -32,7 +32,7 @@ def measure_inference(width: int, tta: bool, threads: int) -> dict:
     """Seconds and peak memory to segment the case once (after loading the images)."""
     import torch
 
-    from btk.unet.cases import read_case, load_images
+    from btk.unet.cases import load_images, read_case
     from btk.unet.checkpoints import save_checkpoint
     from btk.unet.inference import Predictor
     from btk.unet.model import ModelConfig, UNet3D

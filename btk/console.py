@@ -29,8 +29,14 @@ class GuardedConsole(Console):
 
     def render(self, renderable, options=None):
         if isinstance(renderable, Text) and guard.contains(renderable.plain):
-            renderable = Text(guard.redact(renderable.plain), style=renderable.style, justify=renderable.justify,
-                              overflow=renderable.overflow, no_wrap=renderable.no_wrap, end=renderable.end)
+            renderable = Text(
+                guard.redact(renderable.plain),
+                style=renderable.style,
+                justify=renderable.justify,
+                overflow=renderable.overflow,
+                no_wrap=renderable.no_wrap,
+                end=renderable.end,
+            )
         yield from super().render(renderable, options)
 
 

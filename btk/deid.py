@@ -31,53 +31,220 @@ from typing import Any
 
 #: DICOM attributes whose values identify a patient, a visit or the people and place involved.
 IDENTIFYING_ATTRIBUTES = (
-    "PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames", "PatientBirthName", "PatientBirthDate",
-    "PatientMotherBirthName", "PatientAddress", "PatientTelephoneNumbers", "MilitaryRank", "IssuerOfPatientID",
-    "AccessionNumber", "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName",
-    "ReferringPhysicianName", "ReferringPhysicianAddress", "PerformingPhysicianName", "RequestingPhysician",
-    "NameOfPhysiciansReadingStudy", "PhysiciansOfRecord", "OperatorsName", "ScheduledPerformingPhysicianName",
-    "StationName", "DeviceSerialNumber",
+    "PatientName",
+    "PatientID",
+    "OtherPatientIDs",
+    "OtherPatientNames",
+    "PatientBirthName",
+    "PatientBirthDate",
+    "PatientMotherBirthName",
+    "PatientAddress",
+    "PatientTelephoneNumbers",
+    "MilitaryRank",
+    "IssuerOfPatientID",
+    "AccessionNumber",
+    "InstitutionName",
+    "InstitutionAddress",
+    "InstitutionalDepartmentName",
+    "ReferringPhysicianName",
+    "ReferringPhysicianAddress",
+    "PerformingPhysicianName",
+    "RequestingPhysician",
+    "NameOfPhysiciansReadingStudy",
+    "PhysiciansOfRecord",
+    "OperatorsName",
+    "ScheduledPerformingPhysicianName",
+    "StationName",
+    "DeviceSerialNumber",
 )
 #: The attributes among them that hold person names: guarded by their components too (family, given name...).
-PERSON_ATTRIBUTES = frozenset({
-    "PatientName", "OtherPatientNames", "PatientBirthName", "PatientMotherBirthName", "ReferringPhysicianName",
-    "PerformingPhysicianName", "RequestingPhysician", "NameOfPhysiciansReadingStudy", "PhysiciansOfRecord",
-    "OperatorsName", "ScheduledPerformingPhysicianName",
-})
+PERSON_ATTRIBUTES = frozenset(
+    {
+        "PatientName",
+        "OtherPatientNames",
+        "PatientBirthName",
+        "PatientMotherBirthName",
+        "ReferringPhysicianName",
+        "PerformingPhysicianName",
+        "RequestingPhysician",
+        "NameOfPhysiciansReadingStudy",
+        "PhysiciansOfRecord",
+        "OperatorsName",
+        "ScheduledPerformingPhysicianName",
+    }
+)
 #: Identifiers shorter than this are not guarded: they would match ordinary words and numbers everywhere.
 MIN_IDENTIFIER_LENGTH = 3
 #: What an identifier is replaced by.
 REDACTED = "[redacted]"
 
 #: JSON sidecar keys that describe the acquisition and nothing else; every other key is dropped.
-SIDECAR_KEYS = frozenset({
-    "Modality", "MagneticFieldStrength", "ImagingFrequency", "Manufacturer", "ManufacturersModelName",
-    "MRAcquisitionType", "ScanningSequence", "SequenceVariant", "ScanOptions", "PulseSequenceType",
-    "ImageType", "SeriesNumber", "AcquisitionNumber", "SliceThickness", "SpacingBetweenSlices", "EchoTime",
-    "RepetitionTime", "InversionTime", "FlipAngle", "EchoTrainLength", "PixelBandwidth", "PercentPhaseFOV",
-    "PercentSampling", "PhaseEncodingDirection", "PhaseEncodingSteps", "AcquisitionMatrixPE", "ReconMatrixPE",
-    "ParallelReductionFactorInPlane", "PartialFourier", "ImageOrientationPatientDICOM",
-    "NonlinearGradientCorrection", "ConversionSoftware", "ConversionSoftwareVersion",
-})
+SIDECAR_KEYS = frozenset(
+    {
+        "Modality",
+        "MagneticFieldStrength",
+        "ImagingFrequency",
+        "Manufacturer",
+        "ManufacturersModelName",
+        "MRAcquisitionType",
+        "ScanningSequence",
+        "SequenceVariant",
+        "ScanOptions",
+        "PulseSequenceType",
+        "ImageType",
+        "SeriesNumber",
+        "AcquisitionNumber",
+        "SliceThickness",
+        "SpacingBetweenSlices",
+        "EchoTime",
+        "RepetitionTime",
+        "InversionTime",
+        "FlipAngle",
+        "EchoTrainLength",
+        "PixelBandwidth",
+        "PercentPhaseFOV",
+        "PercentSampling",
+        "PhaseEncodingDirection",
+        "PhaseEncodingSteps",
+        "AcquisitionMatrixPE",
+        "ReconMatrixPE",
+        "ParallelReductionFactorInPlane",
+        "PartialFourier",
+        "ImageOrientationPatientDICOM",
+        "NonlinearGradientCorrection",
+        "ConversionSoftware",
+        "ConversionSoftwareVersion",
+    }
+)
 
 #: Words a series description may show (acquisition vocabulary); any other word is left out of outputs.
-ACQUISITION_WORDS = frozenset({
-    # modalities and weightings (the words btk.preprocess.modalities recognises, and more)
-    "t1", "t1w", "t1n", "t1c", "t1ce", "t1gd", "t1post", "t1km", "t1cgd", "t2", "t2w", "t2f", "t2star", "t2tse",
-    "flair", "fla", "tirm", "darkfluid", "dark", "fluid", "pd", "pdw", "dwi", "dti", "adc", "swi", "mprage",
-    "spgr", "bravo", "tfl3d1", "tse2d1", "se2d1", "se2d1r", "tir2d1", "weighted", "native", "mra", "tof",
-    # contrast
-    "post", "pre", "gad", "gd", "ce", "c", "contrast", "postcontrast", "precontrast", "km", "gado",
-    "gadolinium", "plus",
-    # planes, dimensions and resolution
-    "ax", "axial", "tra", "transversal", "transverse", "sag", "sagittal", "cor", "coronal", "obl", "oblique",
-    "2d", "3d", "iso", "hr", "mrhr", "highres", "lowres", "thin", "thick", "mm",
-    # sequence families and options
-    "se", "tse", "fse", "gre", "ir", "spin", "echo", "gradient", "fast", "turbo", "space", "cube", "vibe",
-    "fs", "fatsat", "fat", "sat", "mpr", "mip", "rec", "recon", "vol", "volume", "mt", "blade", "propeller",
-    "cs", "sense", "grappa", "nd", "dis2d", "dis3d", "norm", "head", "brain", "mr", "mri", "seq", "scan",
-    "localizer", "loc", "scout", "survey", "tumor", "tumour", "routine", "protocol",
-})
+ACQUISITION_WORDS = frozenset(
+    {
+        # modalities and weightings (the words btk.preprocess.modalities recognises, and more)
+        "t1",
+        "t1w",
+        "t1n",
+        "t1c",
+        "t1ce",
+        "t1gd",
+        "t1post",
+        "t1km",
+        "t1cgd",
+        "t2",
+        "t2w",
+        "t2f",
+        "t2star",
+        "t2tse",
+        "flair",
+        "fla",
+        "tirm",
+        "darkfluid",
+        "dark",
+        "fluid",
+        "pd",
+        "pdw",
+        "dwi",
+        "dti",
+        "adc",
+        "swi",
+        "mprage",
+        "spgr",
+        "bravo",
+        "tfl3d1",
+        "tse2d1",
+        "se2d1",
+        "se2d1r",
+        "tir2d1",
+        "weighted",
+        "native",
+        "mra",
+        "tof",
+        # contrast
+        "post",
+        "pre",
+        "gad",
+        "gd",
+        "ce",
+        "c",
+        "contrast",
+        "postcontrast",
+        "precontrast",
+        "km",
+        "gado",
+        "gadolinium",
+        "plus",
+        # planes, dimensions and resolution
+        "ax",
+        "axial",
+        "tra",
+        "transversal",
+        "transverse",
+        "sag",
+        "sagittal",
+        "cor",
+        "coronal",
+        "obl",
+        "oblique",
+        "2d",
+        "3d",
+        "iso",
+        "hr",
+        "mrhr",
+        "highres",
+        "lowres",
+        "thin",
+        "thick",
+        "mm",
+        # sequence families and options
+        "se",
+        "tse",
+        "fse",
+        "gre",
+        "ir",
+        "spin",
+        "echo",
+        "gradient",
+        "fast",
+        "turbo",
+        "space",
+        "cube",
+        "vibe",
+        "fs",
+        "fatsat",
+        "fat",
+        "sat",
+        "mpr",
+        "mip",
+        "rec",
+        "recon",
+        "vol",
+        "volume",
+        "mt",
+        "blade",
+        "propeller",
+        "cs",
+        "sense",
+        "grappa",
+        "nd",
+        "dis2d",
+        "dis3d",
+        "norm",
+        "head",
+        "brain",
+        "mr",
+        "mri",
+        "seq",
+        "scan",
+        "localizer",
+        "loc",
+        "scout",
+        "survey",
+        "tumor",
+        "tumour",
+        "routine",
+        "protocol",
+    }
+)
 
 
 def identifiers_of(dataset: Any) -> set[str]:
@@ -194,8 +361,10 @@ def refuse_identifying_name(name: str, what: str) -> None:
     if guard.contains(name):
         from btk.errors import InputError
 
-        raise InputError(f"{what} holds a patient identifier read from the DICOM headers; it would reach file names",
-                       hint="choose a name that does not identify the patient, e.g. case-001")
+        raise InputError(
+            f"{what} holds a patient identifier read from the DICOM headers; it would reach file names",
+            hint="choose a name that does not identify the patient, e.g. case-001",
+        )
 
 
 # ---- pseudonyms ---------------------------------------------------------------------------------------
@@ -255,6 +424,7 @@ def _read_salt(folder: Path) -> str:
 
 
 # ---- allow-lists ----------------------------------------------------------------------------------------
+
 
 def allowed_sidecar(sidecar: dict, contrast_agent: bool | None = None) -> dict:
     """A sidecar reduced to :data:`SIDECAR_KEYS`; ``contrast_agent`` adds ``ContrastAgentRecorded`` (true/false)."""

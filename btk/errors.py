@@ -104,8 +104,9 @@ class OutputError(BtkError, OSError):
         code: The :mod:`errno` code behind it (``errno.ENOSPC`` for a full disk), if any.
     """
 
-    def __init__(self, problem: str, *, path: str | Path | None = None, hint: str | None = None,
-                 code: int | None = None):
+    def __init__(
+        self, problem: str, *, path: str | Path | None = None, hint: str | None = None, code: int | None = None
+    ):
         super().__init__(problem, path=path, hint=hint)
         _set_os_fields(self, code, problem, path)
 
@@ -117,8 +118,14 @@ class OutputExistsError(OutputError, FileExistsError):
     """The output exists already: btk replaces only an output it wrote itself, and only when told to (``force``,
     ``--force``)."""
 
-    def __init__(self, problem: str, *, path: str | Path | None = None, hint: str | None = None,
-                 code: int | None = errno_codes.EEXIST):
+    def __init__(
+        self,
+        problem: str,
+        *,
+        path: str | Path | None = None,
+        hint: str | None = None,
+        code: int | None = errno_codes.EEXIST,
+    ):
         super().__init__(problem, path=path, hint=hint, code=code)
 
 
@@ -175,8 +182,12 @@ def unwritable_folder(folder: str | Path, error: OSError | None = None, *, creat
     """
     action = "create" if creating else "write to"
     reason = f" ({error.strerror})" if error is not None else ""
-    return OutputError(f"cannot {action} the output folder{reason}", path=folder,
-                       hint="choose a folder you can write to", code=error.errno if error is not None else None)
+    return OutputError(
+        f"cannot {action} the output folder{reason}",
+        path=folder,
+        hint="choose a folder you can write to",
+        code=error.errno if error is not None else None,
+    )
 
 
 def _message(problem: str, path: Path | None, hint: str | None) -> str:

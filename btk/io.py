@@ -83,8 +83,15 @@ def load_nifti(path: str | Path, *, copy: bool = True) -> tuple[nib.Nifti1Image,
     try:
         image, raw = _read_nifti(path)
         data = np.asanyarray(image.dataobj) if copy else _voxel_view(image, raw)
-    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError,
-            nib.wrapstruct.WrapStructError, nib.spatialimages.HeaderDataError) as error:
+    except (
+        OSError,
+        EOFError,
+        ValueError,
+        zlib.error,
+        nib.filebasedimages.ImageFileError,
+        nib.wrapstruct.WrapStructError,
+        nib.spatialimages.HeaderDataError,
+    ) as error:
         raise InputError(
             f"cannot read the image ({error.__class__.__name__}: {error}); the file is corrupt or truncated",
             path=path,
@@ -156,9 +163,7 @@ def as_label_array(data: np.ndarray, source: str | Path | None = None) -> np.nda
                 hint="threshold it into a label map first",
             )
     if data.min() < 0 or data.max() > 255:
-        raise InputError(
-            f"label values must lie between 0 and 255, found {data.min()} to {data.max()}", path=source
-        )
+        raise InputError(f"label values must lie between 0 and 255, found {data.min()} to {data.max()}", path=source)
     return data.astype(np.uint8, copy=False)
 
 
@@ -177,9 +182,12 @@ DISK_FULL_ERRORS = (errno.ENOSPC, errno.EDQUOT)
 
 def disk_full(folder: str | Path) -> OutputError:
     """The error for an output that does not fit on its disk."""
-    return OutputError("no space left on the device (the disk or your quota is full); nothing was written",
-                       path=folder, hint="free some space there, or choose an output folder on another disk",
-                       code=errno.ENOSPC)
+    return OutputError(
+        "no space left on the device (the disk or your quota is full); nothing was written",
+        path=folder,
+        hint="free some space there, or choose an output folder on another disk",
+        code=errno.ENOSPC,
+    )
 
 
 @contextlib.contextmanager
@@ -301,13 +309,24 @@ def require_nifti_name(path: Path | None) -> Path | None:
     mistake is caught before any work; ``None`` (an option not given) passes.
     """
     if path is not None and not is_nifti(path):
-        raise InputError("the output name must end in .nii.gz or .nii", path=path,
-                       hint=f"e.g. {Path(path).with_name(Path(path).name + '.nii.gz')}")
+        raise InputError(
+            "the output name must end in .nii.gz or .nii",
+            path=path,
+            hint=f"e.g. {Path(path).with_name(Path(path).name + '.nii.gz')}",
+        )
     return path
 
 
-def require_grid(image: nib.Nifti1Image, shape: tuple[int, ...], affine: np.ndarray, *, path: str | Path,
-                 grid: str, hint: str, tolerance_mm: float = 1e-2) -> None:
+def require_grid(
+    image: nib.Nifti1Image,
+    shape: tuple[int, ...],
+    affine: np.ndarray,
+    *,
+    path: str | Path,
+    grid: str,
+    hint: str,
+    tolerance_mm: float = 1e-2,
+) -> None:
     """Check that ``image`` (read from ``path``) lies on a voxel grid: the same shape and affine.
 
     Args:
@@ -328,7 +347,8 @@ def require_grid(image: nib.Nifti1Image, shape: tuple[int, ...], affine: np.ndar
             f"by up to {difference:.3g} mm (flipped, shifted or rotated axes); its affine is\n"
             f"{np.array2string(np.asarray(image.affine), precision=3)}\n"
             f"expected\n{np.array2string(np.asarray(affine), precision=3)}",
-            path=path, hint=hint,
+            path=path,
+            hint=hint,
         )
 
 
@@ -364,8 +384,14 @@ def _json_has_key(path: Path, key: str) -> bool:
     return isinstance(content, dict) and key in content
 
 
-def guard_output(output: str | Path, inputs: Iterable[str | Path | None] = (), *, force: bool = False,
-                 folder: bool = False, replaceable: Callable[[Path], bool] = written_by_btk) -> Path:
+def guard_output(
+    output: str | Path,
+    inputs: Iterable[str | Path | None] = (),
+    *,
+    force: bool = False,
+    folder: bool = False,
+    replaceable: Callable[[Path], bool] = written_by_btk,
+) -> Path:
     """The one check every command makes before it writes ``output``: call it first, before any work.
 
     Refuses (with a :class:`BtkError`, exit code 2):
@@ -412,8 +438,11 @@ def refuse_overlap(output: str | Path, inputs: Iterable[str | Path | None]) -> N
             problem = f"the output would hold the input {given}"
         else:
             continue
-        raise OutputError(f"{problem}; btk never writes into, replaces or deletes its inputs", path=output,
-                       hint="choose an output outside every input")
+        raise OutputError(
+            f"{problem}; btk never writes into, replaces or deletes its inputs",
+            path=output,
+            hint="choose an output outside every input",
+        )
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -423,8 +452,9 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def check_replaceable(output: str | Path, force: bool, *, folder: bool = False,
-                      replaceable: Callable[[Path], bool] = written_by_btk) -> None:
+def check_replaceable(
+    output: str | Path, force: bool, *, folder: bool = False, replaceable: Callable[[Path], bool] = written_by_btk
+) -> None:
     """Refuse an existing ``output`` unless ``force`` and btk wrote it (see :func:`guard_output`)."""
     output = Path(output)
     if not output.exists() and not output.is_symlink():
@@ -434,8 +464,11 @@ def check_replaceable(output: str | Path, force: bool, *, folder: bool = False,
     if not folder and output.is_dir():
         raise OutputError("the output path is a folder, expected a file name", path=output)
     if folder and not output.is_dir():
-        raise OutputError("the output path is a file, expected a folder; btk never replaces it", path=output,
-                       hint="choose a new output folder")
+        raise OutputError(
+            "the output path is a file, expected a folder; btk never replaces it",
+            path=output,
+            hint="choose a new output folder",
+        )
     kind = "folder" if output.is_dir() else "file"
     if not replaceable(output):
         raise OutputExistsError(
@@ -444,5 +477,6 @@ def check_replaceable(output: str | Path, force: bool, *, folder: bool = False,
             hint=f"choose a new output name, or move this {kind} away yourself",
         )
     if not force:
-        raise OutputExistsError("the output exists already (written by btk before)", path=output,
-                       hint="pass --force to replace it")
+        raise OutputExistsError(
+            "the output exists already (written by btk before)", path=output, hint="pass --force to replace it"
+        )

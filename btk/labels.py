@@ -140,8 +140,15 @@ BRATS_2024_POST = LabelConvention(
 )
 
 CONVENTIONS: dict[str, LabelConvention] = {c.name: c for c in (BRATS_2021, BRATS_2023, BRATS_2024_POST)}
-_ALIASES = {"2017": "brats2021", "2018": "brats2021", "2019": "brats2021", "2020": "brats2021",
-            "2021": "brats2021", "2023": "brats2023", "2024": "brats2024-post"}
+_ALIASES = {
+    "2017": "brats2021",
+    "2018": "brats2021",
+    "2019": "brats2021",
+    "2020": "brats2021",
+    "2021": "brats2021",
+    "2023": "brats2023",
+    "2024": "brats2024-post",
+}
 
 
 def get_convention(name: str | LabelConvention) -> LabelConvention:
@@ -152,9 +159,7 @@ def get_convention(name: str | LabelConvention) -> LabelConvention:
     try:
         return CONVENTIONS[key]
     except KeyError:
-        raise InputError(
-            f"unknown label convention {name!r}", hint=f"use one of {', '.join(CONVENTIONS)}"
-        ) from None
+        raise InputError(f"unknown label convention {name!r}", hint=f"use one of {', '.join(CONVENTIONS)}") from None
 
 
 def detect_convention(segmentations: list[np.ndarray] | np.ndarray) -> LabelConvention:
@@ -215,13 +220,15 @@ def common_convention(segmentations: Sequence[np.ndarray], names: Sequence[str])
     )
     found = {convention for convention in detected if convention is not None}
     if BRATS_2021 in found and BRATS_2024_POST in found:
-        listing = "; ".join(f"{name}: {convention.name if convention else 'labels 0-2 only'}"
-                            for name, convention in zip(names, detected))
+        listing = "; ".join(
+            f"{name}: {convention.name if convention else 'labels 0-2 only'}"
+            for name, convention in zip(names, detected)
+        )
         raise InputError(
             f"the candidates mix label conventions that cannot be told apart ({listing}): "
             "label 4 is enhancing tumour in brats2021 but resection cavity in brats2024-post",
             hint="convert them to one convention first (btk.labels.convert), "
-                 "or pass --labels to say which one they all use",
+            "or pass --labels to say which one they all use",
         )
     if not found:
         return CommonConvention(BRATS_2021, detected, {})

@@ -71,8 +71,11 @@ def remove_abandoned(parent: Path, prefix: str, infix: str = "") -> list[Path]:
     """
     removed: list[Path] = []
     try:
-        entries = [entry for entry in Path(parent).iterdir()
-                   if entry.name.startswith(prefix) and infix in entry.name[len(prefix):]]
+        entries = [
+            entry
+            for entry in Path(parent).iterdir()
+            if entry.name.startswith(prefix) and infix in entry.name[len(prefix) :]
+        ]
     except OSError:
         return removed
     for entry in entries:

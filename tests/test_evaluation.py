@@ -4,11 +4,11 @@ import math
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from conftest import DATA, save, sphere
 
 from btk.cli import main
 from btk.evaluation import HD95_EMPTY_PENALTY_MM, evaluate_case, evaluate_folders
 from btk.evaluation.metrics import dice, hd95, region_metrics
-from conftest import DATA, save, sphere
 
 
 def _sitk_hd95(a: np.ndarray, b: np.ndarray, spacing: tuple[float, float, float]) -> float:
@@ -58,7 +58,7 @@ def test_empty_region_rules():
     assert (both.dice, both.hd95_mm, both.sensitivity, both.specificity) == (1.0, 0.0, 1.0, 1.0)
     one = region_metrics(full, empty)
     assert one.dice == 0.0 and one.hd95_mm == HD95_EMPTY_PENALTY_MM
-    assert HD95_EMPTY_PENALTY_MM == pytest.approx(math.sqrt(240**2 + 240**2 + 155**2))
+    assert pytest.approx(math.sqrt(240**2 + 240**2 + 155**2)) == HD95_EMPTY_PENALTY_MM
     assert region_metrics(empty, full).hd95_mm == HD95_EMPTY_PENALTY_MM
 
 

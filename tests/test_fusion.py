@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
+from conftest import candidate_paths, save, sphere
 
 from btk.errors import BtkError
 from btk.evaluation.metrics import dice
 from btk.fusion import Fusionator, SimpleParameters
 from btk.fusion.simple import performance
 from btk.labels import BRATS_2021, BRATS_2023, BRATS_2024_POST, convert
-from conftest import candidate_paths, save, sphere
 
 
 def _voxels(*labels):

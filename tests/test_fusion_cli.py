@@ -6,11 +6,11 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
+from conftest import DATA, candidate_paths, save
 
 from btk.cli import main
-from btk.fusion.agreement import AgreementReport, CandidateAgreement, ensemble_alarms
 from btk.errors import BtkError
-from conftest import DATA, candidate_paths, save
+from btk.fusion.agreement import AgreementReport, CandidateAgreement, ensemble_alarms
 
 
 def _run(*args):

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import candidate_paths
 
 from btk.cli import main
 from btk.errors import BtkError
@@ -13,7 +14,6 @@ from btk.fusion import FLAVOURS, METHODS, Fusionator, SimpleParameters, fusion_m
 from btk.fusion.methods import REGISTRY, BratsToolkitSimple, Simple, Staple
 from btk.fusion.names import flavour_name
 from btk.pipeline.options import PipelineOptions
-from conftest import candidate_paths
 
 
 def _voxels(*labels):

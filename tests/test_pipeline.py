@@ -19,16 +19,16 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from docker_support import docker_engine, fakeseg_image  # noqa: F401  (fixtures)
+from pipeline_support import BRATS_EXAM, CANDIDATES, RAW_EXAM, ROOT, brats_batch, btk, markers
+from preprocess_support import SERIES, raw_image, write_dicom_series
+from segment_support import entry, write_registry
 
 from btk.errors import BtkError
 from btk.fusion import Fusionator
 from btk.labels import convert
 from btk.pipeline import Pipeline, discover
 from btk.pipeline.markers import read_marker
-from docker_support import docker_engine, fakeseg_image  # noqa: F401  (fixtures)
-from pipeline_support import BRATS_EXAM, CANDIDATES, RAW_EXAM, ROOT, brats_batch, btk, markers
-from preprocess_support import SERIES, raw_image, write_dicom_series
-from segment_support import entry, write_registry
 
 STUDY_UID_A = "1.2.826.0.1.3680043.8.498.1001"
 STUDY_UID_B = "1.2.826.0.1.3680043.8.498.2002"

@@ -153,8 +153,9 @@ def test_defacing_removes_the_face_and_keeps_brain_and_skull(preprocessed_tcga):
 
 def test_deface_mode_with_2020_names_end_to_end(tmp_path):
     """A whole run in deface mode from the raw NIfTI exam: the face is gone, skull and brain are kept."""
-    from btk.preprocess.deface import face_mask
     from preprocess_support import RAW
+
+    from btk.preprocess.deface import face_mask
 
     exam = Preprocessor(device="cpu", fast=True, mode="deface", naming="2020").run(RAW, tmp_path / "case-7")
     assert set(exam.outputs) == set(output_layout("case-7", naming="2020", mode="deface"))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-
 import json
 import shutil
 
 import nibabel as nib
 import numpy as np
 import pytest
-from preprocess_support import PATIENT_ID, PATIENT_NAME, REFERENCE, RAW, raw_image, write_dicom_study
+from preprocess_support import PATIENT_ID, PATIENT_NAME, RAW, REFERENCE, raw_image, write_dicom_study
 
 from btk.cli import main
 from btk.errors import BtkError

@@ -12,6 +12,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from pipeline_support import brats_batch, chromium_command, non_background_fraction, png_size
 
 from btk.labels import get_convention
 from btk.pipeline import Pipeline
@@ -30,7 +31,6 @@ from btk.report.data import (
     StageRecord,
 )
 from btk.report.exam import render_exam_report
-from pipeline_support import brats_batch, chromium_command, non_background_fraction, png_size
 
 #: Written into a copy of a page: after loading, record every image's source and decoded width in the DOM.
 IMAGE_PROBE = """<script>window.addEventListener("load", () => { document.body.setAttribute("data-images",

@@ -19,6 +19,8 @@ import docker.errors
 import nibabel as nib
 import numpy as np
 import pytest
+from docker_support import BASE_IMAGE, ROOT, docker_engine, fakeseg_image, local_registry  # noqa: F401 (fixtures)
+from segment_support import AFFINE, SHAPE, entry, make_exam, write_registry
 
 from btk.cli import main
 from btk.errors import BtkError
@@ -26,8 +28,6 @@ from btk.segment import Exam, Segmentor, load_registry
 from btk.segment.contracts import contract_for
 from btk.segment.engine import Engine
 from btk.segment.gpus import Gpu
-from docker_support import BASE_IMAGE, ROOT, docker_engine, fakeseg_image, local_registry  # noqa: F401 (fixtures)
-from segment_support import AFFINE, SHAPE, entry, make_exam, write_registry
 
 pytestmark = pytest.mark.slow
 

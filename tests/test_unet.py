@@ -9,6 +9,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from lesions import write_dataset
+from unet_support import tiny_config
 
 from btk.cli import main
 from btk.errors import BtkError
@@ -21,8 +23,6 @@ from btk.unet.model import ModelConfig, UNet3D
 from btk.unet.normalise import CLIP_PERCENTILES, bounding_box, normalise
 from btk.unet.sampling import extract, patch_start
 from btk.unet.training import Trainer, learning_rate_factor, split_cases
-from lesions import write_dataset
-from unet_support import tiny_config
 
 
 @pytest.fixture(scope="module")

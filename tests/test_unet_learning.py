@@ -15,15 +15,15 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from docker_support import docker_engine  # noqa: F401  (a fixture)
+from lesions import write_dataset
+from unet_support import THREADS, build_unet_image, tiny_config
 
 from btk.evaluation.metrics import dice
 from btk.labels import BRATS_2023, REGIONS
 from btk.unet.cases import find_cases, load_images
 from btk.unet.inference import Predictor
 from btk.unet.training import Trainer, TrainResult
-from docker_support import docker_engine  # noqa: F401  (a fixture)
-from lesions import write_dataset
-from unet_support import THREADS, build_unet_image, tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +51,7 @@ def test_short_cpu_training_reaches_wt_dice_080_on_held_out_cases(trained):
     assert mean["WT"] >= 0.80, f"held-out Dice {mean} (per case {np.round(scores, 3).tolist()})"
 
 
-def test_image_through_the_segmentor_gives_the_in_process_label_map(trained, docker_engine, tmp_path):  # noqa: F811
+def test_image_through_the_segmentor_gives_the_in_process_label_map(trained, docker_engine, tmp_path):
     from btk.segment import Segmentor
 
     root, result = trained

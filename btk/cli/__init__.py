@@ -77,8 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         if common.is_verbose():
             console.print_exception()
         else:
-            _print_problem("Internal error:", f"{error.__class__.__name__}: {error}\n"
-                           "  -> run again with --verbose for the traceback and report it to the btk developers")
+            _print_problem(
+                "Internal error:",
+                f"{error.__class__.__name__}: {error}\n"
+                "  -> run again with --verbose for the traceback and report it to the btk developers",
+            )
         return 70
     return 0
 

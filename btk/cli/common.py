@@ -14,11 +14,14 @@ VerboseOption = Annotated[
     bool, typer.Option("--verbose", "-v", help="Say more about what is happening; show tracebacks on errors.")
 ]
 ForceOption = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")]
-FastOption = Annotated[bool, typer.Option(
-    "--fast/--accurate",
-    help="HD-BET brain extraction: fast (1 fold, no mirroring; about 1 min on CPU) or accurate "
-         "(5 folds x 8 mirrorings; tens of minutes on CPU, minutes on a GPU).",
-)]
+FastOption = Annotated[
+    bool,
+    typer.Option(
+        "--fast/--accurate",
+        help="HD-BET brain extraction: fast (1 fold, no mirroring; about 1 min on CPU) or accurate "
+        "(5 folds x 8 mirrorings; tens of minutes on CPU, minutes on a GPU).",
+    ),
+]
 
 
 class FiniteFloat:
@@ -32,8 +35,14 @@ class FiniteFloat:
         min_open, max_open: Whether the bound itself is excluded (``FiniteFloat(0, min_open=True)``: > 0).
     """
 
-    def __init__(self, minimum: float | None = None, maximum: float | None = None, *,
-                 min_open: bool = False, max_open: bool = False):
+    def __init__(
+        self,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        *,
+        min_open: bool = False,
+        max_open: bool = False,
+    ):
         self.minimum, self.maximum = minimum, maximum
         self.min_open, self.max_open = min_open, max_open
 
@@ -93,7 +102,6 @@ PositiveInt = BoundedInt(1)
 NonNegativeInt = BoundedInt(0)
 PositiveFloat = FiniteFloat(0, min_open=True)
 Probability = FiniteFloat(0, 1)
-
 
 
 def nifti_output(path: Path | None) -> Path | None:

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 def evaluate(
     prediction: Annotated[Path, typer.Argument(help="Predicted segmentation, or a folder of them.")],
-    reference: Annotated[Path, typer.Argument(help="Reference segmentation, or a folder of them (matched by case id).")],
+    reference: Annotated[
+        Path, typer.Argument(help="Reference segmentation, or a folder of them (matched by case id).")
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write.")] = Path("evaluation.csv"),
     prediction_labels: Annotated[
         Optional[str], typer.Option("--pred-labels", help="Label convention of the predictions (default: detected).")
@@ -44,7 +46,9 @@ def evaluate(
             raise MissingFileError("file or folder not found", path=given, hint="check the path")
     guard_output(output, [prediction, reference], force=force, replaceable=_is_evaluation_csv)
     if prediction.is_dir() != reference.is_dir():
-        raise InputError("give two files or two folders, not one of each", path=prediction if prediction.is_dir() else reference)
+        raise InputError(
+            "give two files or two folders, not one of each", path=prediction if prediction.is_dir() else reference
+        )
     if prediction.is_dir():
         rows = evaluate_folders(prediction, reference, prediction_labels, reference_labels)
     else:
@@ -74,7 +78,9 @@ def _summary_table(rows: list[EvaluationRow]) -> Table:
         table.add_column(column, justify="left" if column == "region" else "right")
     for region in REGIONS:
         metrics = [row.metrics for row in rows if row.region == region]
-        means = [sum(getattr(m, f) for m in metrics) / len(metrics) for f in
-                 ("dice", "hd95_mm", "sensitivity", "specificity", "volume_pred_ml", "volume_ref_ml")]
+        means = [
+            sum(getattr(m, f) for m in metrics) / len(metrics)
+            for f in ("dice", "hd95_mm", "sensitivity", "specificity", "volume_pred_ml", "volume_ref_ml")
+        ]
         table.add_row(region, *(f"{value:.3f}" if i != 1 else f"{value:.2f}" for i, value in enumerate(means)))
     return table

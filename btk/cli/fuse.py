@@ -27,8 +27,10 @@ def fuse(
     method: Annotated[str, typer.Option("--method", "-m", help=f"Fusion method: {', '.join(METHODS)}.")] = "mav",
     flavour: Annotated[
         str,
-        typer.Option(help="'default': the methods done right; 'brats-toolkit' (alias 'btk'): BraTS Toolkit's "
-                          "results, voxel for voxel."),
+        typer.Option(
+            help="'default': the methods done right; 'brats-toolkit' (alias 'btk'): BraTS Toolkit's "
+            "results, voxel for voxel."
+        ),
     ] = "default",
     regions: Annotated[
         bool, typer.Option("--regions", help="Fuse the regions WT, TC, ET and rebuild a nested label map.")
@@ -39,15 +41,22 @@ def fuse(
     ] = None,
     labels: Annotated[
         Optional[str],
-        typer.Option(help="Label convention of all candidates: brats2021, brats2023, brats2024-post "
-                          "(default: detected per candidate)."),
+        typer.Option(
+            help="Label convention of all candidates: brats2021, brats2023, brats2024-post "
+            "(default: detected per candidate)."
+        ),
     ] = None,
-    threshold: Annotated[Optional[float], typer.Option(
-        help="SIMPLE: dropout threshold at the first iteration (0.05).", parser=common.Probability)] = None,
-    increment: Annotated[Optional[float], typer.Option(
-        help="SIMPLE: growth of the threshold per iteration (0.07).", parser=common.FiniteFloat(0))] = None,
-    max_iterations: Annotated[Optional[int], typer.Option(
-        help="SIMPLE: iteration limit (25).", parser=common.PositiveInt)] = None,
+    threshold: Annotated[
+        Optional[float],
+        typer.Option(help="SIMPLE: dropout threshold at the first iteration (0.05).", parser=common.Probability),
+    ] = None,
+    increment: Annotated[
+        Optional[float],
+        typer.Option(help="SIMPLE: growth of the threshold per iteration (0.07).", parser=common.FiniteFloat(0)),
+    ] = None,
+    max_iterations: Annotated[
+        Optional[int], typer.Option(help="SIMPLE: iteration limit (25).", parser=common.PositiveInt)
+    ] = None,
     case: Annotated[
         Optional[str], typer.Option(help="Case name in the agreement report (default: OUTPUT's name).")
     ] = None,
@@ -69,7 +78,11 @@ def fuse(
     check_outputs(output, force, [*candidates, *files])
     fusionator = Fusionator(flavour=flavour, labels=labels)
     result = fusionator.fuse(
-        candidates, method=method, weights=parse_weights(weights), regions=regions, case=case or strip_nifti_suffix(output),
+        candidates,
+        method=method,
+        weights=parse_weights(weights),
+        regions=regions,
+        case=case or strip_nifti_suffix(output),
         parameters=SimpleParameters.from_options(threshold, increment, max_iterations),
     )
     result.save(output, force=force)
@@ -89,7 +102,9 @@ def parse_weights(text: str | None) -> list[float] | dict[str, float] | None:
             return {name.strip(): float(value) for name, value in (item.split("=", 1) for item in items)}
         return [float(item) for item in items]
     except ValueError:
-        raise InputError(f"cannot read the weights {text!r}", hint="write numbers like '1,2,1' or 'name=2,other=1'") from None
+        raise InputError(
+            f"cannot read the weights {text!r}", hint="write numbers like '1,2,1' or 'name=2,other=1'"
+        ) from None
 
 
 def agreement_table(result: FusionResult) -> Table:
@@ -120,8 +135,10 @@ def alarms(
         list[Path], typer.Argument(help="Agreement reports (*_agreement.json) or folders searched for them.")
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="JSON file to write.")] = Path("alarms.json"),
-    alpha: Annotated[float, typer.Option(
-        help="Threshold = median - alpha * MAD of an algorithm's Dice.", parser=common.FiniteFloat(0))] = DEFAULT_ALPHA,
+    alpha: Annotated[
+        float,
+        typer.Option(help="Threshold = median - alpha * MAD of an algorithm's Dice.", parser=common.FiniteFloat(0)),
+    ] = DEFAULT_ALPHA,
     force: common.ForceOption = False,
     verbose: common.VerboseOption = False,
 ) -> None:
@@ -141,8 +158,12 @@ def alarms(
     for path in paths:
         agreement = AgreementReport.load(path)
         if agreement.case in loaded:
-            raise InputError(f"the report is for case {agreement.case!r}, like {loaded[agreement.case][0]}: "
-                           "the case would be counted twice", path=path, hint="pass one report per case")
+            raise InputError(
+                f"the report is for case {agreement.case!r}, like {loaded[agreement.case][0]}: "
+                "the case would be counted twice",
+                path=path,
+                hint="pass one report per case",
+            )
         loaded[agreement.case] = (path, agreement)
     report = ensemble_alarms([agreement for _, agreement in loaded.values()], alpha)
     report.save(output)
@@ -170,8 +191,11 @@ def find_agreement_reports(items: list[Path]) -> list[Path]:
         if item.is_dir():
             found = sorted(item.rglob("*_agreement.json"))
             if not found:
-                raise InputError("no agreement reports (*_agreement.json) in this folder", path=item,
-                               hint="run btk fuse first, or pass the folder that holds its outputs")
+                raise InputError(
+                    "no agreement reports (*_agreement.json) in this folder",
+                    path=item,
+                    hint="run btk fuse first, or pass the folder that holds its outputs",
+                )
             paths.extend(found)
         else:
             paths.append(item)
@@ -180,8 +204,11 @@ def find_agreement_reports(items: list[Path]) -> list[Path]:
         first = seen.setdefault(path.resolve(), path)
         if first is not path:
             where = "" if first == path else f" ({first} and {path} are the same file)"
-            raise InputError(f"the agreement report is given twice{where}: its case would be counted twice",
-                           path=path, hint="pass each report once (a folder already includes every report in it)")
+            raise InputError(
+                f"the agreement report is given twice{where}: its case would be counted twice",
+                path=path,
+                hint="pass each report once (a folder already includes every report in it)",
+            )
     return paths
 
 

@@ -20,16 +20,22 @@ def preprocess(
     device: Annotated[str, typer.Option(help="Where HD-BET runs: cpu, cuda or auto.")] = "auto",
     fast: common.FastOption = False,
     registration: Annotated[str, typer.Option(help="T1-to-atlas transform: rigid (BraTS) or affine.")] = "rigid",
-    mode: Annotated[str, typer.Option(help="skullstrip (BraTS) or deface (remove the face, keep the skull).")] = "skullstrip",
+    mode: Annotated[
+        str, typer.Option(help="skullstrip (BraTS) or deface (remove the face, keep the skull).")
+    ] = "skullstrip",
     naming: Annotated[str, typer.Option(help="File names: 2023 (<id>-t1n.nii.gz) or 2020 (<id>_t1.nii.gz).")] = "2023",
-    case_id: Annotated[Optional[str], typer.Option(help="Identifier in the file names (default: OUTPUT's name).")] = None,
+    case_id: Annotated[
+        Optional[str], typer.Option(help="Identifier in the file names (default: OUTPUT's name).")
+    ] = None,
     t1: ModalityOption = None,
     t1c: ModalityOption = None,
     t2: ModalityOption = None,
     flair: ModalityOption = None,
     memory_budget_gb: Annotated[
-        Optional[float], typer.Option(help="Use HD-BET fast mode if accurate mode would need more memory (GiB).",
-                                      parser=common.PositiveFloat)
+        Optional[float],
+        typer.Option(
+            help="Use HD-BET fast mode if accurate mode would need more memory (GiB).", parser=common.PositiveFloat
+        ),
     ] = None,
     force: common.ForceOption = False,
     verbose: common.VerboseOption = False,
@@ -38,10 +44,12 @@ def preprocess(
     common.set_verbose(verbose)
     from btk.preprocess import Preprocessor
 
-    preprocessor = Preprocessor(device=device, fast=fast, registration=registration, mode=mode, naming=naming,
-                                memory_budget_gb=memory_budget_gb)
-    result = preprocessor.run(exam, output, force=force, case_id=case_id,
-                              modalities={"t1": t1, "t1c": t1c, "t2": t2, "flair": flair})
+    preprocessor = Preprocessor(
+        device=device, fast=fast, registration=registration, mode=mode, naming=naming, memory_budget_gb=memory_budget_gb
+    )
+    result = preprocessor.run(
+        exam, output, force=force, case_id=case_id, modalities={"t1": t1, "t1c": t1c, "t2": t2, "flair": flair}
+    )
     table = Table("role", "file", title=f"Exam {result.case_id}")
     for role, relative in sorted(result.provenance["outputs"].items()):
         if role.startswith(("brats/", "transform/")):
@@ -73,8 +81,12 @@ def convert(
 def native(
     segmentation: Annotated[Path, typer.Argument(help="BraTS-space label map (240 x 240 x 155).")],
     exam_output: Annotated[Path, typer.Argument(help="The exam folder written by btk preprocess.")],
-    output: Annotated[Path, typer.Option("--output", "-o", callback=common.nifti_output,
-                                         help="Native-space label map to write (.nii.gz or .nii).")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", callback=common.nifti_output, help="Native-space label map to write (.nii.gz or .nii)."
+        ),
+    ],
     modality: Annotated[str, typer.Option(help="Whose native grid: t1, t1c, t2 or flair.")] = "t1",
     force: common.ForceOption = False,
     verbose: common.VerboseOption = False,

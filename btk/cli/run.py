@@ -16,32 +16,52 @@ if TYPE_CHECKING:
 
 
 def run(
-    input_path: Annotated[Path, typer.Argument(
-        metavar="INPUT", help="One exam folder, or a folder of DICOM studies and/or exam folders.")],
+    input_path: Annotated[
+        Path, typer.Argument(metavar="INPUT", help="One exam folder, or a folder of DICOM studies and/or exam folders.")
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (one sub-folder per study).")],
-    candidates: Annotated[Optional[Path], typer.Option(
-        help="Segmentations made elsewhere, in BraTS space: NIfTI files (one exam) or one sub-folder per study.",
-    )] = None,
-    algorithm: Annotated[Optional[list[str]], typer.Option(
-        "--algorithm", "-a",
-        help="Segmentation algorithm to run (Docker; repeat for several; see `btk algorithms`).")] = None,
-    registry: Annotated[Optional[list[Path]], typer.Option(
-        help="Extra algorithm registry file (JSON, as for `btk segment --registry`); repeat for several.")] = None,
+    candidates: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Segmentations made elsewhere, in BraTS space: NIfTI files (one exam) or one sub-folder per study.",
+        ),
+    ] = None,
+    algorithm: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--algorithm",
+            "-a",
+            help="Segmentation algorithm to run (Docker; repeat for several; see `btk algorithms`).",
+        ),
+    ] = None,
+    registry: Annotated[
+        Optional[list[Path]],
+        typer.Option(help="Extra algorithm registry file (JSON, as for `btk segment --registry`); repeat for several."),
+    ] = None,
     method: Annotated[str, typer.Option("--method", "-m", help="Fusion method: mav, simple, staple.")] = "simple",
-    regions: Annotated[bool, typer.Option(
-        "--regions", help="Fuse the regions WT, TC, ET instead of the labels.")] = False,
+    regions: Annotated[
+        bool, typer.Option("--regions", help="Fuse the regions WT, TC, ET instead of the labels.")
+    ] = False,
     labels: Annotated[str, typer.Option(help="Label convention of the outputs: brats2023 or brats2021.")] = "brats2023",
-    reference: Annotated[Optional[Path], typer.Option(
-        help="Reference segmentation to evaluate against (a file, or a folder of files named like the studies).",
-    )] = None,
+    reference: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Reference segmentation to evaluate against (a file, or a folder of files named like the studies).",
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="Preprocessing device: auto, cpu, cuda.")] = "auto",
     fast: common.FastOption = False,
     cpu: Annotated[bool, typer.Option("--cpu", help="Run segmentation containers without a GPU.")] = False,
-    workers: Annotated[Optional[int], typer.Option(
-        help="Local worker processes (default: as many as studies, cores and memory allow).",
-        parser=common.PositiveInt)] = None,
-    scheduler: Annotated[Optional[str], typer.Option(
-        help="Run on a Dask cluster: the scheduler's address, tcp://HOST:PORT.")] = None,
+    workers: Annotated[
+        Optional[int],
+        typer.Option(
+            help="Local worker processes (default: as many as studies, cores and memory allow).",
+            parser=common.PositiveInt,
+        ),
+    ] = None,
+    scheduler: Annotated[
+        Optional[str], typer.Option(help="Run on a Dask cluster: the scheduler's address, tcp://HOST:PORT.")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Redo every stage, even finished ones.")] = False,
     verbose: common.VerboseOption = False,
 ) -> None:
@@ -56,9 +76,20 @@ def run(
     from btk.pipeline import Pipeline
 
     pipeline = Pipeline(
-        output, algorithms=algorithm or (), candidates=candidates, reference=reference, workers=workers,
-        scheduler=scheduler, method=method, regions=regions, labels=labels, device=device, fast=fast, cpu=cpu,
-        registry=tuple(path.resolve() for path in registry or ()), force=force,
+        output,
+        algorithms=algorithm or (),
+        candidates=candidates,
+        reference=reference,
+        workers=workers,
+        scheduler=scheduler,
+        method=method,
+        regions=regions,
+        labels=labels,
+        device=device,
+        fast=fast,
+        cpu=cpu,
+        registry=tuple(path.resolve() for path in registry or ()),
+        force=force,
     )
     batch = pipeline.run(input_path)
     console.print(summary_table(batch))
@@ -71,15 +102,21 @@ def run(
 
 def summary_table(batch: BatchResult) -> Table:
     """One row per study: status, time and, for failures, the stage and reason."""
-    table = Table(title=f"btk run: {len(batch.results) - len(batch.failed)} done, {len(batch.failed)} failed "
-                        f"({batch.seconds:.0f} s)")
+    table = Table(
+        title=f"btk run: {len(batch.results) - len(batch.failed)} done, {len(batch.failed)} failed "
+        f"({batch.seconds:.0f} s)"
+    )
     table.add_column("study", no_wrap=True)
     table.add_column("status")
     table.add_column("seconds", justify="right")
     table.add_column("stages run / failure")
     for result in batch.results:
         ran = ", ".join(stage for stage, how in result.stages.items() if how == "ran") or "none (all done before)"
-        table.add_row(result.study, result.status, f"{result.seconds:.0f}",
-                      ran if result.status == "ok" else f"{result.stage}: {result.reason}",
-                      style=None if result.status == "ok" else "bold red")
+        table.add_row(
+            result.study,
+            result.status,
+            f"{result.seconds:.0f}",
+            ran if result.status == "ok" else f"{result.stage}: {result.reason}",
+            style=None if result.status == "ok" else "bold red",
+        )
     return table

@@ -35,15 +35,20 @@ def segment(
     cpu: Annotated[bool, typer.Option("--cpu", help="Use no GPU; GPU-only algorithms are skipped.")] = False,
     pull: Annotated[bool, typer.Option("--pull/--no-pull", help="Pull missing images (default) or fail.")] = True,
     labels: Annotated[str, typer.Option(help="Label convention of the written segmentations.")] = "brats2023",
-    timeout: Annotated[Optional[float], typer.Option(
-        help="Seconds per algorithm (default: the entry's).", parser=common.PositiveFloat)] = None,
+    timeout: Annotated[
+        Optional[float], typer.Option(help="Seconds per algorithm (default: the entry's).", parser=common.PositiveFloat)
+    ] = None,
     memory: Annotated[Optional[str], typer.Option(help="Memory limit per container, e.g. '16g'.")] = None,
-    cpus: Annotated[Optional[float], typer.Option(
-        help="CPU limit per container, e.g. 4.", parser=common.PositiveFloat)] = None,
+    cpus: Annotated[
+        Optional[float], typer.Option(help="CPU limit per container, e.g. 4.", parser=common.PositiveFloat)
+    ] = None,
     weights: Annotated[
         Optional[list[str]],
-        typer.Option("--weights", metavar="NAME=DIR",
-                     help="Bind folder DIR read-only where algorithm NAME reads its weights (repeatable)."),
+        typer.Option(
+            "--weights",
+            metavar="NAME=DIR",
+            help="Bind folder DIR read-only where algorithm NAME reads its weights (repeatable).",
+        ),
     ] = None,
     force: common.ForceOption = False,
     verbose: common.VerboseOption = False,
@@ -64,11 +69,22 @@ def segment(
     if gpu is not None and cpu:
         raise InputError("give either --gpu or --cpu, not both")
     segmentor = Segmentor(
-        registry, gpus=parse_gpus(gpu), cpu=cpu, pull=pull, labels=labels, timeout=timeout, memory=memory,
-        cpus=cpus, force=force,
+        registry,
+        gpus=parse_gpus(gpu),
+        cpu=cpu,
+        pull=pull,
+        labels=labels,
+        timeout=timeout,
+        memory=memory,
+        cpus=cpus,
+        force=force,
     )
-    report = segmentor.run(exam, algorithms=None if all_ else algorithm, output=output,
-                           weights=parse_pairs(weights, "--weights", "NAME=DIR"))
+    report = segmentor.run(
+        exam,
+        algorithms=None if all_ else algorithm,
+        output=output,
+        weights=parse_pairs(weights, "--weights", "NAME=DIR"),
+    )
     console.print(summary_table(report))
     if not report.ok:
         raise typer.Exit(1)
@@ -104,6 +120,7 @@ def summary_table(report: SegmentationReport) -> Table:
     table.add_column("time", justify="right")
     table.add_column("message")
     for run in report.runs:
-        table.add_row(run.algorithm, Text(run.status, style=_STYLE[run.status]), run.device, f"{run.seconds:.1f} s",
-                      run.message)
+        table.add_row(
+            run.algorithm, Text(run.status, style=_STYLE[run.status]), run.device, f"{run.seconds:.1f} s", run.message
+        )
     return table

@@ -18,8 +18,9 @@ def parse_size(text: str) -> tuple[int, int, int]:
     try:
         values = [int(v) for v in text.split(",")]
     except ValueError:
-        raise InputError(f"cannot read the size {text!r}",
-                         hint="write one number (128) or three (160,192,128)") from None
+        raise InputError(
+            f"cannot read the size {text!r}", hint="write one number (128) or three (160,192,128)"
+        ) from None
     if len(values) == 1:
         values *= 3
     if len(values) != 3:
@@ -28,10 +29,13 @@ def parse_size(text: str) -> tuple[int, int, int]:
 
 
 def train(
-    data_dir: Annotated[Path, typer.Argument(help="Folder of BraTS case folders (2020 or 2023 naming, with _seg/-seg).")],
+    data_dir: Annotated[
+        Path, typer.Argument(help="Folder of BraTS case folders (2020 or 2023 naming, with _seg/-seg).")
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Run folder: checkpoints, log.csv, training.png.")],
-    width: Annotated[int, typer.Option(
-        help="Channels of the first stage (16 or 48 are usual).", parser=common.PositiveInt)] = 16,
+    width: Annotated[
+        int, typer.Option(help="Channels of the first stage (16 or 48 are usual).", parser=common.PositiveInt)
+    ] = 16,
     norm: Annotated[str, typer.Option(help="Normalisation layers: group or instance.")] = "group",
     residual: Annotated[bool, typer.Option("--residual/--plain", help="Residual convolution blocks.")] = False,
     deep_supervision: Annotated[bool, typer.Option(help="Deep supervision at 1/2 and 1/4 resolution.")] = True,
@@ -39,18 +43,26 @@ def train(
     batch_size: Annotated[int, typer.Option(help="Patches per step.", parser=common.PositiveInt)] = 2,
     epochs: Annotated[int, typer.Option(help="Number of epochs.", parser=common.PositiveInt)] = 300,
     steps_per_epoch: Annotated[int, typer.Option(help="Optimiser steps per epoch.", parser=common.PositiveInt)] = 250,
-    learning_rate: Annotated[float, typer.Option(
-        "--lr", help="Peak learning rate of AdamW.", parser=common.PositiveFloat)] = 1e-3,
-    warmup_epochs: Annotated[int, typer.Option(
-        help="Epochs of linear warm-up before the cosine decay.", parser=common.NonNegativeInt)] = 5,
-    tumour_probability: Annotated[float, typer.Option(
-        help="Share of patches centred on tumour.", parser=common.Probability)] = 0.66,
-    folds: Annotated[int, typer.Option(help="Cross-validation folds (1: all cases for training, no validation).",
-                                       parser=common.PositiveInt)] = 5,
+    learning_rate: Annotated[
+        float, typer.Option("--lr", help="Peak learning rate of AdamW.", parser=common.PositiveFloat)
+    ] = 1e-3,
+    warmup_epochs: Annotated[
+        int, typer.Option(help="Epochs of linear warm-up before the cosine decay.", parser=common.NonNegativeInt)
+    ] = 5,
+    tumour_probability: Annotated[
+        float, typer.Option(help="Share of patches centred on tumour.", parser=common.Probability)
+    ] = 0.66,
+    folds: Annotated[
+        int,
+        typer.Option(
+            help="Cross-validation folds (1: all cases for training, no validation).", parser=common.PositiveInt
+        ),
+    ] = 5,
     fold: Annotated[int, typer.Option(help="The fold held out for validation.", parser=common.NonNegativeInt)] = 0,
     seed: Annotated[int, typer.Option(help="Random seed.", parser=common.BoundedInt(0, 2**32 - 1))] = 0,
-    threads: Annotated[Optional[int], typer.Option(
-        help="Torch CPU threads (default: torch's choice).", parser=common.PositiveInt)] = None,
+    threads: Annotated[
+        Optional[int], typer.Option(help="Torch CPU threads (default: torch's choice).", parser=common.PositiveInt)
+    ] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available).")] = None,
     amp: Annotated[bool, typer.Option(help="Mixed precision on GPU.")] = True,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUTPUT from its last.pt.")] = False,
@@ -70,9 +82,19 @@ def train(
     refuse_overlap(output, [data_dir])  # the run folder never goes into (or around) the training data
     config = TrainConfig(
         model=ModelConfig(width=width, norm=norm, residual=residual, deep_supervision=deep_supervision),
-        augmentation=Augmentation(), patch=parse_size(patch), batch_size=batch_size, epochs=epochs,
-        steps_per_epoch=steps_per_epoch, learning_rate=learning_rate, warmup_epochs=warmup_epochs,
-        tumour_probability=tumour_probability, folds=folds, fold=fold, seed=seed, threads=threads, amp=amp,
+        augmentation=Augmentation(),
+        patch=parse_size(patch),
+        batch_size=batch_size,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        learning_rate=learning_rate,
+        warmup_epochs=warmup_epochs,
+        tumour_probability=tumour_probability,
+        folds=folds,
+        fold=fold,
+        seed=seed,
+        threads=threads,
+        amp=amp,
     )
     result = Trainer(config, device=device).train(data_dir, output, resume=resume)
     shown = ", ".join(f"{region} {value:.3f}" for region, value in result.best_dice.items()) or "no validation"
@@ -82,14 +104,24 @@ def train(
 def unet_predict(
     case: Annotated[Path, typer.Argument(help="A case folder: <case>-t1n/-t1c/-t2w/-t2f.nii.gz (or 2020 naming).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Label map to write (.nii.gz).")],
-    weights: Annotated[list[Path], typer.Option("--weights", "-w", help="Checkpoint(s) or folder(s) of *.pt; several = ensemble.")],
+    weights: Annotated[
+        list[Path], typer.Option("--weights", "-w", help="Checkpoint(s) or folder(s) of *.pt; several = ensemble.")
+    ],
     tta: Annotated[bool, typer.Option(help="Test-time augmentation by the 8 mirror flips.")] = True,
-    overlap: Annotated[float, typer.Option(help="Overlap of neighbouring sliding windows (0 to <1).",
-                                             parser=common.FiniteFloat(0, 1, max_open=True))] = 0.5,
+    overlap: Annotated[
+        float,
+        typer.Option(
+            help="Overlap of neighbouring sliding windows (0 to <1).", parser=common.FiniteFloat(0, 1, max_open=True)
+        ),
+    ] = 0.5,
     patch: Annotated[str, typer.Option(help="Sliding-window size: '128' or three numbers.")] = "128",
-    labels: Annotated[str, typer.Option(help="Output label convention: brats2023, brats2021, brats2024-post.")] = "brats2023",
-    threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads (default: CPUs available, at most 8).",
-                                                    parser=common.PositiveInt)] = None,
+    labels: Annotated[
+        str, typer.Option(help="Output label convention: brats2023, brats2021, brats2024-post.")
+    ] = "brats2023",
+    threads: Annotated[
+        Optional[int],
+        typer.Option(help="Torch CPU threads (default: CPUs available, at most 8).", parser=common.PositiveInt),
+    ] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda ... (default: cuda if available).")] = None,
     force: common.ForceOption = False,
     verbose: common.VerboseOption = False,

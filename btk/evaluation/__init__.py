@@ -16,14 +16,14 @@ import nibabel as nib
 import numpy as np
 
 from btk.errors import BtkError, InputError, MissingFileError
+from btk.evaluation.metrics import HD95_EMPTY_PENALTY_MM, RegionMetrics, dice, hd95, region_metrics
 from btk.io import atomic_path, is_nifti, load_label_map, strip_nifti_suffix
 from btk.labels import REGIONS, LabelConvention, detect_convention, get_convention
-from btk.evaluation.metrics import HD95_EMPTY_PENALTY_MM, RegionMetrics, dice, hd95, region_metrics
 
 __all__ = [
     "CSV_COLUMNS",
-    "EvaluationRow",
     "HD95_EMPTY_PENALTY_MM",
+    "EvaluationRow",
     "RegionMetrics",
     "dice",
     "evaluate_arrays",

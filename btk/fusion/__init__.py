@@ -43,7 +43,13 @@ _LAZY = {
 }
 
 __all__ = [
-    "FLAVOURS", "METHODS", "FusionMethod", "FusionResult", "Fusionator", "SimpleParameters", "fusion_method",
+    "FLAVOURS",
+    "METHODS",
+    "FusionMethod",
+    "FusionResult",
+    "Fusionator",
+    "SimpleParameters",
+    "fusion_method",
     "sidecar_paths",
 ]
 

@@ -183,7 +183,10 @@ def ensemble_alarms(reports: list[AgreementReport], alpha: float = DEFAULT_ALPHA
         raise InputError(f"alpha must be a finite number, not negative, got {alpha}")
     cases = [report.case for report in reports]
     if len(set(cases)) != len(cases):
-        raise InputError("two agreement reports are for the same case: " + ", ".join(sorted({c for c in cases if cases.count(c) > 1})))
+        raise InputError(
+            "two agreement reports are for the same case: "
+            + ", ".join(sorted({c for c in cases if cases.count(c) > 1}))
+        )
     scores: dict[str, dict[str, dict[str, float]]] = {}  # algorithm -> region -> case -> dice
     for report in reports:
         for candidate in report.candidates:
@@ -199,7 +202,9 @@ def ensemble_alarms(reports: list[AgreementReport], alpha: float = DEFAULT_ALPHA
             threshold = median - alpha * mad
             thresholds.setdefault(algorithm, {})[region] = threshold
             alarms.extend(
-                Alarm(case, algorithm, region, value, threshold) for case, value in per_case.items() if value < threshold
+                Alarm(case, algorithm, region, value, threshold)
+                for case, value in per_case.items()
+                if value < threshold
             )
     counts = {case: sum(1 for alarm in alarms if alarm.case == case) for case in cases}
     return AlarmReport(alpha, thresholds, alarms, counts)

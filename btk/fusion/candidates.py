@@ -199,16 +199,16 @@ def _check_same_grid(
             )
 
 
-def normalise_weights(
-    weights: Sequence[float] | Mapping[str, float] | None, names: Sequence[str]
-) -> np.ndarray:
+def normalise_weights(weights: Sequence[float] | Mapping[str, float] | None, names: Sequence[str]) -> np.ndarray:
     """Check per-candidate weights (a list in candidate order or a name -> weight mapping); default all 1."""
     if weights is None:
         return np.ones(len(names))
     if isinstance(weights, Mapping):
         unknown = sorted(set(weights) - set(names))
         if unknown:
-            raise InputError(f"weights name unknown candidates: {', '.join(unknown)}", hint=f"candidates: {', '.join(names)}")
+            raise InputError(
+                f"weights name unknown candidates: {', '.join(unknown)}", hint=f"candidates: {', '.join(names)}"
+            )
         values = [float(weights.get(name, 1.0)) for name in names]
     else:
         values = [float(w) for w in weights]

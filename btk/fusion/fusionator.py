@@ -186,8 +186,13 @@ class Fusionator:
         started = time.perf_counter()
         loaded = load_candidates(candidates, names, allow_identical)
         timings["load"] = time.perf_counter() - started
-        logger.info("Fusing %d candidates with %s (%s flavour, %s)", len(loaded), fusion.name, self.flavour,
-                    "regions" if regions else "labels")
+        logger.info(
+            "Fusing %d candidates with %s (%s flavour, %s)",
+            len(loaded),
+            fusion.name,
+            self.flavour,
+            "regions" if regions else "labels",
+        )
         user_weights = normalise_weights(weights, loaded.names)
         any_label = np.asarray(loaded.stack.any(axis=0))  # where any candidate holds a label
         settled = self._settle_convention(loaded, any_label)
@@ -197,9 +202,18 @@ class Fusionator:
         timings["fuse"] = time.perf_counter() - started
 
         result = FusionResult(
-            fused, fusion.name, self.flavour, regions, settled.convention, loaded, user_weights,
-            fusion.recorded_parameters(), details, timings,
-            candidate_conventions=settled.conventions, conversions=settled.conversions,
+            fused,
+            fusion.name,
+            self.flavour,
+            regions,
+            settled.convention,
+            loaded,
+            user_weights,
+            fusion.recorded_parameters(),
+            details,
+            timings,
+            candidate_conventions=settled.conventions,
+            conversions=settled.conversions,
         )
         if agreement:
             started = time.perf_counter()
@@ -235,7 +249,8 @@ def _convert_to_common(labelled_stack: np.ndarray, loaded: Candidates) -> _Settl
         conversions[loaded.names[index]] = f"{source.name} -> {target.name}"
     if conversions:
         logger.warning(
-            "The candidates use different label conventions; converted to %s: %s", target.name,
+            "The candidates use different label conventions; converted to %s: %s",
+            target.name,
             ", ".join(f"{name} ({change.split(' ->')[0]})" for name, change in conversions.items()),
         )
     return _Settled(target, [(detected or target).name for detected in common.detected], conversions)

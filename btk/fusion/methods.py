@@ -145,8 +145,12 @@ class Simple(DefaultMethod):
 
     def fuse_once(self, stack: np.ndarray, weights: np.ndarray, order: Sequence[int]) -> Fused:
         fused, trace = simple(stack, weights, order, self.parameters)
-        return fused, {"iterations": len(trace.iterations), "converged": trace.converged, "kept": trace.kept,
-                       "history": trace.iterations}
+        return fused, {
+            "iterations": len(trace.iterations),
+            "converged": trace.converged,
+            "kept": trace.kept,
+            "history": trace.iterations,
+        }
 
 
 class Staple(DefaultMethod):
@@ -157,8 +161,10 @@ class Staple(DefaultMethod):
 
     def check_weights(self, weighted: bool) -> None:
         if weighted:
-            raise InputError("STAPLE estimates each candidate's reliability itself and takes no weights",
-                           hint="drop the weights or use mav or simple")
+            raise InputError(
+                "STAPLE estimates each candidate's reliability itself and takes no weights",
+                hint="drop the weights or use mav or simple",
+            )
 
     def fuse_once(self, stack: np.ndarray, weights: np.ndarray, order: Sequence[int]) -> Fused:
         return staple(stack, order), {}
@@ -174,8 +180,9 @@ class BratsToolkitMajorityVoting(FusionMethod):
         return compat.majority_vote(stack, weights), {}
 
     def fuse_regions(self, stack: np.ndarray, weights: np.ndarray, convention: LabelConvention) -> Fused:
-        raise InputError("BraTS Toolkit fuses regions with SIMPLE only",
-                         hint="use --method simple, or --flavour default")
+        raise InputError(
+            "BraTS Toolkit fuses regions with SIMPLE only", hint="use --method simple, or --flavour default"
+        )
 
 
 class BratsToolkitSimple(FusionMethod):

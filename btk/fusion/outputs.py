@@ -64,7 +64,9 @@ def check_outputs(path: str | Path, force: bool, inputs: Iterable[str | Path | N
     if path.is_file() and not force and not sidecar.exists() and written_by_btk(path):
         raise OutputExistsError(
             f"the output exists already, without its sidecar {sidecar.name}: an interrupted fusion left it",
-            path=path, hint="pass --force to replace it")
+            path=path,
+            hint="pass --force to replace it",
+        )
     check_replaceable(path, force)
     check_replaceable(sidecar, force, replaceable=lambda file: _json_keys(file) >= _SIDECAR_KEYS)
     check_replaceable(agreement, force, replaceable=lambda file: _json_keys(file) >= _AGREEMENT_KEYS)

@@ -86,12 +86,17 @@ class Pipeline:
             if given is not None and not given.exists():
                 raise MissingFileError(f"the {what} path does not exist", path=given)
         if self.candidates is not None and not self.candidates.is_dir():
-            raise InputError("the candidates path is not a folder", path=self.candidates,
-                           hint="give the folder holding the NIfTI files (one exam) or one sub-folder per study")
+            raise InputError(
+                "the candidates path is not a folder",
+                path=self.candidates,
+                hint="give the folder holding the NIfTI files (one exam) or one sub-folder per study",
+            )
         studies = discover(input_path, salt=output_salt(self.options.output))
         single = len(studies) == 1
-        return [StudyTask(study, *self._candidates_of(study, single), self._reference_of(study, single))
-                for study in studies]
+        return [
+            StudyTask(study, *self._candidates_of(study, single), self._reference_of(study, single))
+            for study in studies
+        ]
 
     def _candidates_of(self, study: Study, single: bool) -> tuple[tuple[Path, ...], Path | None]:
         if self.candidates is None:
@@ -118,16 +123,24 @@ class Pipeline:
         started = time.perf_counter()
         tasks = self.plan(input_path)
         self._check_candidates(tasks)
-        executor = DaskExecutor(self.scheduler) if self.scheduler else \
-            LocalExecutor(default_workers(len(tasks)) if self.workers is None else self.workers)
+        executor = (
+            DaskExecutor(self.scheduler)
+            if self.scheduler
+            else LocalExecutor(default_workers(len(tasks)) if self.workers is None else self.workers)
+        )
         output = self.options.output
         refuse_overlap(output, [input_path, self.candidates, self.reference, *self.options.registry])
         _make_output_folder(output)
         _remove_stale_temporaries(output)
         manifest = output / "manifest.csv"
         write_manifest(manifest, tasks)
-        logger.info("%d stud%s found (manifest: %s); running on %s", len(tasks), "y" if len(tasks) == 1 else "ies",
-                    manifest, executor.describe())
+        logger.info(
+            "%d stud%s found (manifest: %s); running on %s",
+            len(tasks),
+            "y" if len(tasks) == 1 else "ies",
+            manifest,
+            executor.describe(),
+        )
         results: dict[str, StudyResult] = {}
         with BatchProgress(output, [t.name for t in tasks]) as display:
             for result in executor.run(tasks, self.options):
@@ -152,7 +165,7 @@ class Pipeline:
                 "no candidate segmentations found for any study",
                 path=self.candidates,
                 hint="for one exam put the NIfTI files in the folder; for many, one sub-folder per study named "
-                     f"like the study ({', '.join(t.name for t in tasks[:3])}{', ...' if len(tasks) > 3 else ''})",
+                f"like the study ({', '.join(t.name for t in tasks[:3])}{', ...' if len(tasks) > 3 else ''})",
             )
 
 

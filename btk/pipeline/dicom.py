@@ -66,8 +66,13 @@ def group_dicom_files(paths: Iterable[Path]):
         study = studies.setdefault(series.study_uid, DicomStudy(series.study_uid))
         study.identifiers |= series.identifiers
         study.series[series.uid] = DicomSeries(
-            series.uid, series.shown, "" if series.number is None else str(series.number),
-            series_modality(series.description, series.contrast), sorted(series.files), series.problem())
+            series.uid,
+            series.shown,
+            "" if series.number is None else str(series.number),
+            series_modality(series.description, series.contrast),
+            sorted(series.files),
+            series.problem(),
+        )
     return list(studies.values()), unreadable
 
 

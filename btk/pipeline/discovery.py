@@ -78,14 +78,33 @@ def discover(input_path: str | Path, salt: str | None = None) -> list[Study]:
         source = _common_folder(files)
         modalities = {s.modality: s.description for s in dicom_study.series.values() if s.modality and not s.problem}
         missing = [m for m in MODALITIES if m not in modalities]
-        problem = f"missing modality: no {short_names(missing)} series recognised among " \
-                  f"{_series_listing(dicom_study)}" if missing else ""
-        studies.append(Study(pseudonym(dicom_study.uid, salt), "dicom", source,
-                             {m: modalities[m] for m in MODALITIES if m in modalities}, tuple(sorted(files)), problem,
-                             frozenset(dicom_study.identifiers)))
+        problem = (
+            f"missing modality: no {short_names(missing)} series recognised among {_series_listing(dicom_study)}"
+            if missing
+            else ""
+        )
+        studies.append(
+            Study(
+                pseudonym(dicom_study.uid, salt),
+                "dicom",
+                source,
+                {m: modalities[m] for m in MODALITIES if m in modalities},
+                tuple(sorted(files)),
+                problem,
+                frozenset(dicom_study.identifiers),
+            )
+        )
     for bad in unreadable:
-        studies.append(Study(pseudonym(str(bad.path), salt, prefix="unreadable"), "dicom", bad.path.parent, {},
-                             (bad.path,), f"bad DICOM: {bad.path}: {bad.reason}"))
+        studies.append(
+            Study(
+                pseudonym(str(bad.path), salt, prefix="unreadable"),
+                "dicom",
+                bad.path.parent,
+                {},
+                (bad.path,),
+                f"bad DICOM: {bad.path}: {bad.reason}",
+            )
+        )
     if not studies:
         raise InputError(
             "no exam or DICOM study found",

@@ -53,8 +53,12 @@ class LocalExecutor:
     def run(self, tasks: Sequence[StudyTask], options: PipelineOptions) -> Iterator[StudyResult]:
         """Yield each study's result as it finishes."""
         threads = max(1, (os.cpu_count() or 1) // self.workers)
-        pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_start_worker, initargs=(threads, os.getpid()))
+        pool = ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(threads, os.getpid()),
+        )
         try:
             futures = {pool.submit(run_study, task, options): task for task in tasks}
             for future in as_completed(futures):
@@ -80,12 +84,16 @@ class DaskExecutor:
         except ImportError:
             raise MissingExtraError("a Dask scheduler was given but Dask is not installed", extra="pipeline") from None
         if not re.fullmatch(r"(tcp|tls)://[^:/\s]+:\d+/?", address):
-            raise InputError(f"not a Dask scheduler address: {address!r}", hint="write tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786")
+            raise InputError(
+                f"not a Dask scheduler address: {address!r}", hint="write tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786"
+            )
         try:
             self.client = Client(address, timeout="15s")
         except (OSError, TimeoutError, ValueError) as error:
-            raise EngineError(f"cannot reach the Dask scheduler at {address} ({error})",
-                           hint="start it with `dask scheduler` and workers with `dask worker ADDRESS`") from None
+            raise EngineError(
+                f"cannot reach the Dask scheduler at {address} ({error})",
+                hint="start it with `dask scheduler` and workers with `dask worker ADDRESS`",
+            ) from None
         self.address = address
 
     def describe(self) -> str:
@@ -106,11 +114,14 @@ class DaskExecutor:
             if self.gpu_resources():
                 resources = {GPU_RESOURCE: 1}
             else:
-                logger.info("No Dask worker advertises a GPU resource: studies are not limited to one per GPU "
-                            "(start GPU workers with `dask worker ADDRESS --resources GPU=1`)")
+                logger.info(
+                    "No Dask worker advertises a GPU resource: studies are not limited to one per GPU "
+                    "(start GPU workers with `dask worker ADDRESS --resources GPU=1`)"
+                )
         futures = {
-            self.client.submit(run_study, task, options, key=f"btk-{task.name}-{os.getpid()}", pure=False,
-                               resources=resources): task
+            self.client.submit(
+                run_study, task, options, key=f"btk-{task.name}-{os.getpid()}", pure=False, resources=resources
+            ): task
             for task in tasks
         }
         try:
@@ -125,4 +136,3 @@ class DaskExecutor:
 
 def _lost(task: StudyTask, reason: str) -> StudyResult:
     return StudyResult(task.name, "failed", stage="worker", reason=reason)
-

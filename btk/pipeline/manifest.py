@@ -28,14 +28,16 @@ def write_manifest(path: Path, tasks: Sequence[StudyTask], results: dict[str, St
         writer.writeheader()
         for task in tasks:
             study, result = task.study, results.get(task.name)
-            writer.writerow({
-                "study": study.name,
-                "kind": study.kind,
-                "source": str(study.source),
-                "modalities": ";".join(SHORT_NAMES[modality] for modality in study.modalities),
-                "dicom_files": len(study.files),
-                "candidates": len(task.candidates),
-                "status": result.status if result else ("failed" if study.problem else "pending"),
-                "stage": result.stage if result else "",
-                "reason": result.reason if result else study.problem,
-            })
+            writer.writerow(
+                {
+                    "study": study.name,
+                    "kind": study.kind,
+                    "source": str(study.source),
+                    "modalities": ";".join(SHORT_NAMES[modality] for modality in study.modalities),
+                    "dicom_files": len(study.files),
+                    "candidates": len(task.candidates),
+                    "status": result.status if result else ("failed" if study.problem else "pending"),
+                    "stage": result.stage if result else "",
+                    "reason": result.reason if result else study.problem,
+                }
+            )

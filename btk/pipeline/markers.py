@@ -36,8 +36,10 @@ def write_marker(study_folder: Path, stage: str, outputs: dict[str, Path], detai
     payload = {
         "stage": stage,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "outputs": {name: {"path": os.path.relpath(path, study_folder), "bytes": Path(path).stat().st_size}
-                    for name, path in outputs.items()},
+        "outputs": {
+            name: {"path": os.path.relpath(path, study_folder), "bytes": Path(path).stat().st_size}
+            for name, path in outputs.items()
+        },
         "details": details or {},
     }
     save_json(payload, marker_path(study_folder, stage))
@@ -75,8 +77,10 @@ def clear_markers(study_folder: Path) -> None:
 
 def write_status(study_folder: Path, stage: str) -> None:
     """Record which stage a study is in now, for the progress display."""
-    save_json({"stage": stage, "host": socket.gethostname(), "pid": os.getpid(), "since": time.time()},
-              state_folder(study_folder) / "status.json")
+    save_json(
+        {"stage": stage, "host": socket.gethostname(), "pid": os.getpid(), "since": time.time()},
+        state_folder(study_folder) / "status.json",
+    )
 
 
 def read_status(study_folder: Path) -> dict | None:
@@ -97,7 +101,7 @@ def study_lock(study_folder: Path) -> Iterator[None]:
     folder = state_folder(study_folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        handle = open(folder / "lock", "a+")
+        handle = open(folder / "lock", "a+")  # noqa: SIM115 - held until the study ends
     except OSError as error:
         raise unwritable_folder(study_folder, error) from None
     try:

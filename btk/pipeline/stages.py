@@ -95,7 +95,9 @@ def convert_stage(context: StudyContext, folder: Path) -> StageResult:
         notes = "".join(f"; {note}" for note in conversion.notes)
         raise InputError(
             f"missing modality: no {short_names(missing)} series among the study's series ({found}){notes}",
-            path=context.task.study.source, hint="each study needs T1, T1c, T2 and FLAIR series")
+            path=context.task.study.source,
+            hint="each study needs T1, T1c, T2 and FLAIR series",
+        )
     return images, {"dicom_files": len(context.task.study.files), "series": conversion.summary()}
 
 
@@ -108,7 +110,8 @@ def preprocess_stage(context: StudyContext, folder: Path) -> StageResult:
     source = Path(next(iter(converted.values()))).parent if converted else study.source
     options = context.options
     exam = Preprocessor(device=options.device, fast=options.fast).run(
-        source, folder, modalities=dict(converted) if converted else None, case_id=context.name)
+        source, folder, modalities=dict(converted) if converted else None, case_id=context.name
+    )
     return {role: Path(path) for role, path in exam.outputs.items()}, {"source": str(study.source)}
 
 
@@ -123,41 +126,70 @@ def segment_stage(context: StudyContext, folder: Path) -> StageResult:
         target = folder / f"{name}.nii.gz"
         image, data = load_label_map(path)
         if data.ndim != 3 or not brats_grid().holds(data.shape, image.affine, tolerance_mm=1e-2):
-            raise InputError(f"the candidate segmentation is not on the BraTS grid (shape {data.shape})", path=path,
-                           hint="candidates must be in BraTS space (240 x 240 x 155, 1 mm), like the algorithms' outputs")
+            raise InputError(
+                f"the candidate segmentation is not on the BraTS grid (shape {data.shape})",
+                path=path,
+                hint="candidates must be in BraTS space (240 x 240 x 155, 1 mm), like the algorithms' outputs",
+            )
         source_labels = detect_convention(data)
         save_label_map(convert(data, source_labels, labels), image, target)
         candidates[name] = target
-        provenance.append({"name": name, "origin": "imported", "source": str(Path(path).resolve()),
-                           "sha256": sha256(path), "labels": f"{source_labels.name} -> {labels.name}"})
+        provenance.append(
+            {
+                "name": name,
+                "origin": "imported",
+                "source": str(Path(path).resolve()),
+                "sha256": sha256(path),
+                "labels": f"{source_labels.name} -> {labels.name}",
+            }
+        )
     runs = []
     if context.options.algorithms:
         runs = _run_algorithms(context, images, folder / "algorithms", candidates, provenance)
     if not candidates and not runs:
-        raise InputError("no candidate segmentations for this study", path=context.task.candidates_source,
-                       hint=f"put them in a sub-folder of the candidates folder named {context.name}")
+        raise InputError(
+            "no candidate segmentations for this study",
+            path=context.task.candidates_source,
+            hint=f"put them in a sub-folder of the candidates folder named {context.name}",
+        )
     if not candidates:
         failures = "; ".join(f"{r['algorithm']}: {r['status']} ({r['message']})" for r in runs)
-        raise ContainerError(f"no candidate segmentation: every algorithm failed ({failures})",
-                       hint=f"see the logs in {folder / 'algorithms' / 'logs'}, or bring segmentations with --candidates")
-    return candidates, {"candidates": provenance, "algorithm_runs": runs,
-                        "candidates_source": str(context.task.candidates_source or "")}
+        raise ContainerError(
+            f"no candidate segmentation: every algorithm failed ({failures})",
+            hint=f"see the logs in {folder / 'algorithms' / 'logs'}, or bring segmentations with --candidates",
+        )
+    return candidates, {
+        "candidates": provenance,
+        "algorithm_runs": runs,
+        "candidates_source": str(context.task.candidates_source or ""),
+    }
 
 
-def _run_algorithms(context: StudyContext, images: dict[str, Path], folder: Path,
-                    candidates: dict[str, Path], provenance: list[dict]) -> list[dict]:
+def _run_algorithms(
+    context: StudyContext, images: dict[str, Path], folder: Path, candidates: dict[str, Path], provenance: list[dict]
+) -> list[dict]:
     from btk.segment import Exam, Segmentor
 
     options = context.options
     segmentor = Segmentor(list(options.registry) or None, cpu=options.cpu, gpus=options.gpus, labels=options.labels)
-    report = segmentor.run(Exam.from_files(images["t1n"], images["t1c"], images["t2w"], images["t2f"]),
-                           algorithms=list(options.algorithms), output=folder)
+    report = segmentor.run(
+        Exam.from_files(images["t1n"], images["t1c"], images["t2w"], images["t2f"]),
+        algorithms=list(options.algorithms),
+        output=folder,
+    )
     runs = report.to_dict()["runs"]
     for name, path in report.outputs.items():
         key = name if name not in candidates else f"{name}-run"
         candidates[key] = Path(path)
-        provenance.append({"name": key, "origin": "algorithm", "source": f"btk segment -a {name}",
-                           "sha256": sha256(path), "labels": options.labels})
+        provenance.append(
+            {
+                "name": key,
+                "origin": "algorithm",
+                "source": f"btk segment -a {name}",
+                "sha256": sha256(path),
+                "labels": options.labels,
+            }
+        )
     return runs
 
 
@@ -168,18 +200,24 @@ def fuse_stage(context: StudyContext, folder: Path) -> StageResult:
     candidates = context.candidates()
     output = folder / f"{context.name}_fused.nii.gz"
     if len(candidates) == 1:
-        (name, path), = candidates.items()
+        ((name, path),) = candidates.items()
         shutil.copyfile(path, output)
         return {"fused": output}, {"method": "none (a single candidate)", "candidate": name}
     options = context.options
     result = Fusionator(labels=options.labels).fuse(
-        list(candidates.values()), method=options.method, regions=options.regions, names=list(candidates),
-        case=context.name, parameters=options.simple,
+        list(candidates.values()),
+        method=options.method,
+        regions=options.regions,
+        names=list(candidates),
+        case=context.name,
+        parameters=options.simple,
     )
     result.save(output)
     sidecar, agreement = sidecar_paths(output)
     return {"fused": output, "sidecar": sidecar, "agreement": agreement}, {
-        "method": options.method, "mode": "regions" if options.regions else "labels", "flavour": result.flavour,
+        "method": options.method,
+        "mode": "regions" if options.regions else "labels",
+        "flavour": result.flavour,
     }
 
 
@@ -203,8 +241,7 @@ def evaluate_stage(context: StudyContext, folder: Path) -> StageResult:
     rows = evaluate_case(context.fused(), reference, case=context.name)
     output = folder / "evaluation.csv"
     write_csv(rows, output)
-    return {"evaluation": output}, {"reference": str(reference),
-                                    "dice": {row.region: row.metrics.dice for row in rows}}
+    return {"evaluation": output}, {"reference": str(reference), "dice": {row.region: row.metrics.dice for row in rows}}
 
 
 def report_stage(context: StudyContext, folder: Path) -> StageResult:
@@ -212,8 +249,9 @@ def report_stage(context: StudyContext, folder: Path) -> StageResult:
     from btk.report.exam import ReportImages, write_exam_report
 
     images = context.brats_images()
-    written = write_exam_report(exam_report_data(context), ReportImages(context.fused(), images["t1c"],
-                                                                         images["t2f"]), folder)
+    written = write_exam_report(
+        exam_report_data(context), ReportImages(context.fused(), images["t1c"], images["t2f"]), folder
+    )
     return written, {}
 
 
@@ -236,25 +274,44 @@ def exam_report_data(context: StudyContext) -> ExamReportData:
     agreement_file = context.outputs["fuse"].get("agreement")
     agreement = AgreementReport.load(agreement_file) if agreement_file else None
     return report.ExamReportData(
-        study=context.name, kind=study.kind, source=str(study.source), labels=options.labels,
+        study=context.name,
+        kind=study.kind,
+        source=str(study.source),
+        labels=options.labels,
         volumes_ml=region_volumes_ml(fused, tuple(float(z) for z in fused_image.header.get_zooms()), options.labels),
         fusion=report.FusionRecord(str(fuse.get("method", "")), fuse.get("mode", ""), fuse.get("flavour", "")),
-        candidates=tuple(report.CandidateRecord(c["name"], c["origin"], c["source"], c["sha256"], c["labels"])
-                         for c in segment.get("candidates", [])),
-        files=report.ReportFiles(relative("fuse", "fused") or "", relative("native", "native"),
-                                 relative("evaluate", "evaluation")),
+        candidates=tuple(
+            report.CandidateRecord(c["name"], c["origin"], c["source"], c["sha256"], c["labels"])
+            for c in segment.get("candidates", [])
+        ),
+        files=report.ReportFiles(
+            relative("fuse", "fused") or "", relative("native", "native"), relative("evaluate", "evaluation")
+        ),
         candidates_source=segment.get("candidates_source", ""),
-        algorithm_runs=tuple(report.AlgorithmRunRecord(r["algorithm"], r["status"], r.get("message", ""),
-                                                       r.get("device", "-"), r.get("seconds", 0.0))
-                             for r in segment.get("algorithm_runs", [])),
-        agreement=None if agreement is None else report.AgreementRecord(agreement.case, agreement.convention, tuple(
-            report.CandidateAgreementRecord(c.name, c.dice, c.hd95_mm) for c in agreement.candidates)),
+        algorithm_runs=tuple(
+            report.AlgorithmRunRecord(
+                r["algorithm"], r["status"], r.get("message", ""), r.get("device", "-"), r.get("seconds", 0.0)
+            )
+            for r in segment.get("algorithm_runs", [])
+        ),
+        agreement=None
+        if agreement is None
+        else report.AgreementRecord(
+            agreement.case,
+            agreement.convention,
+            tuple(report.CandidateAgreementRecord(c.name, c.dice, c.hd95_mm) for c in agreement.candidates),
+        ),
         evaluation=report.EvaluationRecord(evaluate["reference"], evaluate["dice"]) if evaluate else None,
-        stages={stage: report.StageRecord(float(d.get("seconds", 0.0)), d.get("source") or d.get("reference") or "")
-                for stage, d in details.items()},
+        stages={
+            stage: report.StageRecord(float(d.get("seconds", 0.0)), d.get("source") or d.get("reference") or "")
+            for stage, d in details.items()
+        },
         preprocessed=str(context.preprocessed_folder() or ""),
-        citations=tuple(citations([*details, "report"], options.method,
-                                  {name: algorithm_citation(name) for name in context.candidates()})),
+        citations=tuple(
+            citations(
+                [*details, "report"], options.method, {name: algorithm_citation(name) for name in context.candidates()}
+            )
+        ),
     )
 
 

@@ -6,6 +6,7 @@ problem of the study: it returns a :class:`StudyResult` saying what failed and w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -122,10 +123,8 @@ def _run_stage(stage: Stage, context: StudyContext) -> str:
 def _failed(result: StudyResult, stage: str, reason: str, started: float, folder: Path) -> StudyResult:
     result.status, result.stage, result.reason = "failed", stage, reason
     result.seconds = time.perf_counter() - started
-    try:
+    with contextlib.suppress(OSError, BtkError):  # an unwritable output folder is the failure being reported
         markers.write_status(folder, "failed")
-    except (OSError, BtkError):
-        pass  # an unwritable output folder is the failure being reported
     return result
 
 

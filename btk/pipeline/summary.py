@@ -31,8 +31,9 @@ def write_batch_summary(output: Path, tasks: Sequence[StudyTask], results: Seque
     Returns:
         ``csv``, ``html`` and (when computed) ``alarms`` -> the file written.
     """
-    reports = {result.study: read_exam_report(output / result.study / "report")
-               for result in results if result.status == "ok"}
+    reports = {
+        result.study: read_exam_report(output / result.study / "report") for result in results if result.status == "ok"
+    }
     fused = {study: data for study, data in reports.items() if data is not None}
     agreements = [_agreement_report(data.agreement) for data in fused.values() if data.agreement]
     written: dict[str, Path] = {}
@@ -45,17 +46,30 @@ def write_batch_summary(output: Path, tasks: Sequence[StudyTask], results: Seque
         for alarm in alarm_report.alarms:
             alarms[alarm.case].append(RaisedAlarm(alarm.algorithm, alarm.region))
     for study, data in fused.items():
-        write_exam_page(output / study / "report", data, None if alarms is None else alarms.get(study, []),
-                        len(agreements))
+        write_exam_page(
+            output / study / "report", data, None if alarms is None else alarms.get(study, []), len(agreements)
+        )
     kinds = {task.name: task.study.kind for task in tasks}
-    rows = [CohortRow(result.study, result.status, result.seconds, kinds.get(result.study, ""),
-                      result.stage if result.status != "ok" else "", result.reason, fused.get(result.study),
-                      None if alarms is None else len(alarms.get(result.study, [])))
-            for result in results]
+    rows = [
+        CohortRow(
+            result.study,
+            result.status,
+            result.seconds,
+            kinds.get(result.study, ""),
+            result.stage if result.status != "ok" else "",
+            result.reason,
+            fused.get(result.study),
+            None if alarms is None else len(alarms.get(result.study, [])),
+        )
+        for result in results
+    ]
     return {**written, **write_cohort_summary(output, rows, alarms is not None)}
 
 
 def _agreement_report(record: AgreementRecord) -> AgreementReport:
     """The agreement an exam's report shows, as the fusion's alarms read it."""
-    return AgreementReport(record.case, record.convention,
-                           [CandidateAgreement(c.name, dict(c.dice), dict(c.hd95_mm)) for c in record.candidates])
+    return AgreementReport(
+        record.case,
+        record.convention,
+        [CandidateAgreement(c.name, dict(c.dice), dict(c.hd95_mm)) for c in record.candidates],
+    )

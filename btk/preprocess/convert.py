@@ -31,9 +31,14 @@ def convert_to_folder(dicom_dir: str | Path, output_dir: str | Path, force: bool
     try:
         result = convert_dicom(dicom_dir, staging.path)
         files = sorted(path.name for path in staging.path.iterdir())
-        save_json({"btk_convert": 1, "files": files,
-                   "modalities": {modality: path.name for modality, path in result.modalities.items()}},
-                  staging.path / MARKER)
+        save_json(
+            {
+                "btk_convert": 1,
+                "files": files,
+                "modalities": {modality: path.name for modality, path in result.modalities.items()},
+            },
+            staging.path / MARKER,
+        )
         publish(staging.path, output_dir)
     except BaseException as error:
         staging.remove()
@@ -47,6 +52,7 @@ def convert_to_folder(dicom_dir: str | Path, output_dir: str | Path, force: bool
 
 def _moved(result: ConversionResult, staging: Path, output_dir: Path) -> ConversionResult:
     """``result`` with its paths in ``output_dir`` instead of the staging folder."""
+
     def move(path: Path) -> Path:
         return output_dir / path.relative_to(staging)
 

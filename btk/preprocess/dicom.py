@@ -31,6 +31,7 @@ from btk.preprocess.modalities import Candidate, choose, recognise
 
 __all__ = ["ConversionResult", "convert_dicom", "dcm2niix_version", "find_dicom_files", "is_dicom_file"]
 
+
 @dataclass
 class ConversionResult:
     """What ``convert_dicom`` found and made.
@@ -50,8 +51,13 @@ class ConversionResult:
     def summary(self) -> list[dict]:
         """A JSON-friendly list of the series (no identifying data)."""
         return [
-            {"file": c.path.name, "series_number": c.series_number, "description": c.text,
-             "modality": c.modality, "reason": c.reason}
+            {
+                "file": c.path.name,
+                "series_number": c.series_number,
+                "description": c.text,
+                "modality": c.modality,
+                "reason": c.reason,
+            }
             for c in self.series
         ]
 
@@ -84,7 +90,8 @@ def convert_dicom(dicom_dir: str | Path, output_dir: str | Path) -> ConversionRe
     dicom_dir, output_dir = Path(dicom_dir), Path(output_dir)
     if not dicom_dir.is_dir():
         raise (MissingFileError if not dicom_dir.exists() else InputError)(
-            "not a folder", path=dicom_dir, hint="give the folder holding the DICOM files")
+            "not a folder", path=dicom_dir, hint="give the folder holding the DICOM files"
+        )
     _check_output(output_dir)
     dicom_files = find_dicom_files(dicom_dir)
     if not dicom_files:
@@ -107,13 +114,28 @@ def convert_dicom(dicom_dir: str | Path, output_dir: str | Path) -> ConversionRe
     return ConversionResult({m: c.path for m, c in chosen.items()}, candidates, notes + choice_notes, identifiers)
 
 
-def _convert(dicom_dir: Path, output_dir: Path, count: int,
-             by_number: dict[int | None, list[DicomSeriesHeaders]]) -> tuple[list[Candidate], list[str]]:
+def _convert(
+    dicom_dir: Path, output_dir: Path, count: int, by_number: dict[int | None, list[DicomSeriesHeaders]]
+) -> tuple[list[Candidate], list[str]]:
     """Run dcm2niix into ``output_dir``, de-identify what it wrote, and recognise each series."""
     import dcm2niix
 
-    command = [dcm2niix.bin, "-z", "y", "-b", "y", "-ba", "y", "-i", "y", "-f", "series%s", "-o", str(output_dir),
-               str(dicom_dir)]
+    command = [
+        dcm2niix.bin,
+        "-z",
+        "y",
+        "-b",
+        "y",
+        "-ba",
+        "y",
+        "-i",
+        "y",
+        "-f",
+        "series%s",
+        "-o",
+        str(output_dir),
+        str(dicom_dir),
+    ]
     logger.info("Converting %d DICOM files with dcm2niix", count)
     run = subprocess.run(command, capture_output=True, text=True)
     logger.debug("dcm2niix: %s", run.stdout.strip())
@@ -136,8 +158,7 @@ def _convert(dicom_dir: Path, output_dir: Path, count: int,
         sidecar = allowed_sidecar(sidecar, contrast)
         if sidecar_path.exists():
             sidecar_path.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
-        candidate, note = _recognise(nifti, open_nifti(nifti).header, number, group, sidecar,
-                                     contrast)
+        candidate, note = _recognise(nifti, open_nifti(nifti).header, number, group, sidecar, contrast)
         candidates.append(candidate)
         if note and note not in notes:  # dcm2niix may write several files of one series
             logger.warning(note)
@@ -145,17 +166,25 @@ def _convert(dicom_dir: Path, output_dir: Path, count: int,
     return candidates, notes
 
 
-def _recognise(path: Path, header, number: int | None, group: list[DicomSeriesHeaders], sidecar: dict,
-               contrast: bool) -> tuple[Candidate, str]:
+def _recognise(
+    path: Path, header, number: int | None, group: list[DicomSeriesHeaders], sidecar: dict, contrast: bool
+) -> tuple[Candidate, str]:
     """The series' candidate, recognised from its description in memory, shown by its acquisition words only.
 
     An incomplete series is never a modality; the returned note says so when it looked like one.
     """
     description = " / ".join(dict.fromkeys(series.description for series in group if series.description))
     shown = " / ".join(dict.fromkeys(series.shown for series in group)) or path.name
-    candidate = recognise(Candidate(path=path, text=description or path.name, series_number=number,
-                                    voxel_volume=float(np.prod(header.get_zooms()[:3])), parameters=sidecar),
-                          contrast_agent=contrast)
+    candidate = recognise(
+        Candidate(
+            path=path,
+            text=description or path.name,
+            series_number=number,
+            voxel_volume=float(np.prod(header.get_zooms()[:3])),
+            parameters=sidecar,
+        ),
+        contrast_agent=contrast,
+    )
     if candidate.reason.startswith("name "):
         candidate.reason = f"series description {shown!r}"
     candidate.text = shown
@@ -165,8 +194,10 @@ def _recognise(path: Path, header, number: int | None, group: list[DicomSeriesHe
     looked_like, candidate.modality, candidate.reason = candidate.modality, None, problem
     if looked_like is None:
         return candidate, ""
-    return candidate, (f"series {number} {shown!r} looks like {DISPLAY_NAMES[looked_like]} but is not used: "
-                       f"{problem}; re-export the complete series from the scanner or PACS")
+    return candidate, (
+        f"series {number} {shown!r} looks like {DISPLAY_NAMES[looked_like]} but is not used: "
+        f"{problem}; re-export the complete series from the scanner or PACS"
+    )
 
 
 def _number_in_name(nifti: Path) -> int | None:
@@ -180,8 +211,11 @@ def _check_output(output_dir: Path) -> None:
     if output_dir.exists() and not output_dir.is_dir():
         raise OutputError("the output exists and is not a folder", path=output_dir, hint="choose a folder name")
     if output_dir.is_dir() and any(output_dir.iterdir()):
-        raise OutputExistsError("the output folder is not empty", path=output_dir,
-                       hint="choose an empty folder, or pass --force to replace an earlier conversion")
+        raise OutputExistsError(
+            "the output folder is not empty",
+            path=output_dir,
+            hint="choose an empty folder, or pass --force to replace an earlier conversion",
+        )
 
 
 def _scrub_nifti(path: Path) -> None:

@@ -17,9 +17,18 @@ import numpy as np
 from btk.deid import IDENTIFYING_ATTRIBUTES, acquisition_words, guard, identifiers_of
 
 #: The attributes read from each file (``specific_tags``: reading stops caring about everything else).
-TAGS = ["StudyInstanceUID", "SeriesInstanceUID", "SeriesDescription", "ProtocolName", "Modality",
-        "ContrastBolusAgent", "SeriesNumber", "ImagePositionPatient", "ImageOrientationPatient",
-        *IDENTIFYING_ATTRIBUTES]
+TAGS = [
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SeriesDescription",
+    "ProtocolName",
+    "Modality",
+    "ContrastBolusAgent",
+    "SeriesNumber",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    *IDENTIFYING_ATTRIBUTES,
+]
 #: Relative spread of the distances between neighbouring slices above which a series is unevenly spaced.
 SPACING_TOLERANCE = 0.05
 
@@ -53,8 +62,9 @@ class DicomSeriesHeaders:
     @property
     def shown(self) -> str:
         """The description as it may be shown: its acquisition words, else ``series <number>``."""
-        return acquisition_words(self.description) or (f"series {self.number}" if self.number is not None
-                                                       else f"series {self.uid[-6:]}")
+        return acquisition_words(self.description) or (
+            f"series {self.number}" if self.number is not None else f"series {self.uid[-6:]}"
+        )
 
     def problem(self) -> str:
         """Why the series is not one complete volume (missing slices, unequal spacing), or ``""``."""
@@ -67,8 +77,10 @@ class DicomSeriesHeaders:
         distances = np.round(np.array(self._positions) @ normal, 3)
         slices, repeats = np.unique(distances, return_counts=True)
         if len(set(repeats.tolist())) > 1:  # several volumes (echoes, time points) must each have every slice
-            return (f"incomplete series: {repeats.min()} image(s) at some slice positions and {repeats.max()} "
-                    "at others (images missing or repeated)")
+            return (
+                f"incomplete series: {repeats.min()} image(s) at some slice positions and {repeats.max()} "
+                "at others (images missing or repeated)"
+            )
         if len(slices) < 3:
             return ""
         gaps = np.diff(slices)
@@ -77,8 +89,10 @@ class DicomSeriesHeaders:
             return ""
         if gaps.max() > 1.5 * typical:
             missing = round(float(gaps.max()) / typical) - 1
-            return (f"incomplete series: {missing} slice(s) missing (a gap of {gaps.max():.1f} mm where slices "
-                    f"are {typical:.1f} mm apart)")
+            return (
+                f"incomplete series: {missing} slice(s) missing (a gap of {gaps.max():.1f} mm where slices "
+                f"are {typical:.1f} mm apart)"
+            )
         return f"incomplete series: slices unequally spaced ({gaps.min():.2f} to {gaps.max():.2f} mm apart)"
 
 
@@ -134,11 +148,17 @@ def read_series(paths: Iterable[Path]) -> tuple[list[DicomSeriesHeaders], list[U
             continue
         entry = series.get(series_uid)
         if entry is None:
-            texts = dict.fromkeys(str(header.get(key, "") or "").strip()
-                                  for key in ("SeriesDescription", "ProtocolName"))
+            texts = dict.fromkeys(
+                str(header.get(key, "") or "").strip() for key in ("SeriesDescription", "ProtocolName")
+            )
             entry = series[series_uid] = DicomSeriesHeaders(
-                series_uid, study_uid, number, " / ".join(text for text in texts if text),
-                False, str(header.get("Modality", "MR") or "MR"))
+                series_uid,
+                study_uid,
+                number,
+                " / ".join(text for text in texts if text),
+                False,
+                str(header.get("Modality", "MR") or "MR"),
+            )
         entry.files.append(path)
         entry.identifiers |= identifiers
         entry.contrast |= bool(str(header.get("ContrastBolusAgent", "") or "").strip())

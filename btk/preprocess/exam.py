@@ -82,7 +82,8 @@ class PreprocessedExam:
         if missing:
             raise InputError(
                 f"the provenance lists no {', '.join(missing)} image: the preprocessing did not finish",
-                path=self.folder / PROVENANCE, hint="re-run `btk preprocess` on this exam",
+                path=self.folder / PROVENANCE,
+                hint="re-run `btk preprocess` on this exam",
             )
         return {modality: outputs[f"{space}/{modality}"] for modality in MODALITIES}
 
@@ -118,12 +119,18 @@ class PreprocessedExam:
         try:
             provenance = json.loads(provenance_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
-            raise InputError(f"cannot read the exam's provenance ({error})", path=provenance_path,
-                           hint="re-run `btk preprocess --force` on this exam") from None
+            raise InputError(
+                f"cannot read the exam's provenance ({error})",
+                path=provenance_path,
+                hint="re-run `btk preprocess --force` on this exam",
+            ) from None
         outputs = provenance.get("outputs") if isinstance(provenance, dict) else None
         if not isinstance(outputs, dict) or not all(isinstance(p, str) for p in outputs.values()):
-            raise InputError("the provenance has no 'outputs' map of roles to files", path=provenance_path,
-                           hint="re-run `btk preprocess --force` on this exam")
+            raise InputError(
+                "the provenance has no 'outputs' map of roles to files",
+                path=provenance_path,
+                hint="re-run `btk preprocess --force` on this exam",
+            )
         return cls(folder=folder, provenance=provenance)
 
     @classmethod

@@ -41,8 +41,11 @@ def load_checked_image(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
         raise InputError(f"voxel type {data.dtype} is not a number type", path=path)
     if data.dtype.kind == "f" and not np.isfinite(data).all():
         count = int(np.size(data) - np.isfinite(data).sum())
-        raise InputError(f"the image holds {count} NaN or infinite voxel values", path=path,
-                       hint="re-export the image from the scanner data or repair it")
+        raise InputError(
+            f"the image holds {count} NaN or infinite voxel values",
+            path=path,
+            hint="re-export the image from the scanner data or repair it",
+        )
     if float(data.max()) <= float(data.min()):
         raise InputError("the image is constant (every voxel has the same value)", path=path)
     if not np.isfinite(image.affine).all() or abs(np.linalg.det(image.affine[:3, :3])) < 1e-6:

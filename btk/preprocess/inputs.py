@@ -63,7 +63,9 @@ def find_exam_inputs(exam: Path, overrides: dict[str, Path], conversion_dir: Pat
         raise InputError("the exam must be a folder of DICOM or NIfTI files", path=exam)
     files = [p for p in exam.rglob("*") if p.is_file() and not p.name.startswith(".")]
     if not files:
-        raise InputError("the exam folder is empty", path=exam, hint="give the folder holding the exam's DICOM or NIfTI files")
+        raise InputError(
+            "the exam folder is empty", path=exam, hint="give the folder holding the exam's DICOM or NIfTI files"
+        )
     niftis = sorted(p for p in files if is_nifti(p))
     if niftis:
         candidates = [_nifti_candidate(path) for path in niftis]
@@ -71,7 +73,9 @@ def find_exam_inputs(exam: Path, overrides: dict[str, Path], conversion_dir: Pat
         found = ExamInputs({m: c.path for m, c in chosen.items()}, "nifti", candidates, notes)
     elif find_dicom_files(exam):
         conversion: ConversionResult = convert_dicom(exam, conversion_dir)
-        found = ExamInputs(conversion.modalities, "dicom", conversion.series, conversion.notes, conversion.patient_names)
+        found = ExamInputs(
+            conversion.modalities, "dicom", conversion.series, conversion.notes, conversion.patient_names
+        )
     else:
         raise InputError(
             f"no NIfTI (.nii, .nii.gz) or DICOM files among the {len(files)} files of the exam folder",
@@ -92,7 +96,7 @@ def _nifti_candidate(path: Path) -> Candidate:
     try:
         header = open_nifti(path).header
         voxel_volume = float(np.prod(header.get_zooms()[:3]))
-    except Exception:  # noqa: BLE001 - unreadable files are reported with a clear error when loaded
+    except Exception:
         voxel_volume = 0.0
     return recognise(Candidate(path=path, text=strip_nifti_suffix(path), voxel_volume=voxel_volume))
 

@@ -100,7 +100,11 @@ def recognise(candidate: Candidate, contrast_agent: bool = False) -> Candidate:
         return candidate
     modality = modality_from_parameters(candidate.parameters, contrast_agent)
     if modality is not None:
-        shown = {k: candidate.parameters[k] for k in ("EchoTime", "RepetitionTime", "InversionTime") if k in candidate.parameters}
+        shown = {
+            k: candidate.parameters[k]
+            for k in ("EchoTime", "RepetitionTime", "InversionTime")
+            if k in candidate.parameters
+        }
         candidate.modality, candidate.reason = modality, f"sequence parameters {shown}"
     return candidate
 

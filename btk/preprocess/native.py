@@ -38,8 +38,14 @@ def to_native(
     outputs = exam.outputs
     image, labels = load_label_map(segmentation)
     brats = open_nifti(outputs["brats/mask"])
-    require_grid(image, brats.shape, brats.affine, path=segmentation, grid="this exam's BraTS grid",
-                 hint="give a segmentation of this exam's BraTS-space images, with their header (affine)")
+    require_grid(
+        image,
+        brats.shape,
+        brats.affine,
+        path=segmentation,
+        grid="this exam's BraTS grid",
+        hint="give a segmentation of this exam's BraTS-space images, with their header (affine)",
+    )
     from btk.preprocess.resampling import resample
 
     reference = open_nifti(outputs[f"native_mask/{modality}"])

@@ -9,7 +9,9 @@ from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation
 _RAS = axcodes2ornt("RAS")
 
 
-def to_hdbet_axes(image: nib.Nifti1Image, data: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+def to_hdbet_axes(
+    image: nib.Nifti1Image, data: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
     """Reorient to canonical RAS (flips/permutations only) and put the axes in HD-BET's (S, A, R) order.
 
     Returns the orientation used, the array and its voxel size in the array's axis order.

@@ -40,7 +40,9 @@ def staging_folder(output_dir: Path, required_mb: float = 0) -> OwnedFolder:
         if free_mb < required_mb:
             raise OutputError(
                 f"not enough free space: {free_mb:.0f} MB free, the output needs about {required_mb:.0f} MB",
-                path=output_dir.parent, hint="free some space there, or choose an output folder on another disk")
+                path=output_dir.parent,
+                hint="free some space there, or choose an output folder on another disk",
+            )
         return OwnedFolder(output_dir.parent, _staging_prefix(output_dir))
     except BtkError:  # before OSError: an OutputError is both
         raise
@@ -83,7 +85,10 @@ def as_seen_from_output(error: BaseException, staging: Path, output_dir: Path) -
     """The error to show: one naming the output, not the removed staging folder; a full disk as a clear error."""
     if isinstance(error, OSError) and not isinstance(error, BtkError) and error.errno in DISK_FULL_ERRORS:
         return disk_full(output_dir)
-    if isinstance(error, BtkError) and error.path is not None and (
-            error.path == staging or staging in error.path.parents):
+    if (
+        isinstance(error, BtkError)
+        and error.path is not None
+        and (error.path == staging or staging in error.path.parents)
+    ):
         return error.replace(path=output_dir)
     return error

@@ -177,23 +177,36 @@ class Preprocessor:
             bar.update(task, advance=1, description="Quality-control overviews")
             with timer.step("qc"):
                 for modality in MODALITIES:
-                    write_overview(brats_images[modality], brats_mask, f"{case_id} {DISPLAY_NAMES[modality]}",
-                                   out[f"qc/{modality}"])
+                    write_overview(
+                        brats_images[modality],
+                        brats_mask,
+                        f"{case_id} {DISPLAY_NAMES[modality]}",
+                        out[f"qc/{modality}"],
+                    )
             bar.update(task, advance=1)
-        provenance = self._provenance(case_id, inputs, extraction, _volume_ml(t1_mask, images["t1n"][0]),
-                                      atlas, atlas_image, timer, layout)
+        provenance = self._provenance(
+            case_id, inputs, extraction, _volume_ml(t1_mask, images["t1n"][0]), atlas, atlas_image, timer, layout
+        )
         save_json(redact(provenance, inputs.patient_names), folder / PROVENANCE)
 
     def _register(self, atlas: Path, working: dict[str, Path], out: dict[str, Path]) -> None:
         """Register T1 to the atlas, and T1c, T2 and FLAIR to T1, into the transform files of ``out``."""
         transforms = [RegistrationJob(atlas, working["t1n"], out[ATLAS_TRANSFORM_ROLE], self.atlas_registration)]
-        transforms += [RegistrationJob(working["t1n"], working[m], out[role], self.coregistration)
-                       for m, role in TRANSFORM_ROLES.items()]
+        transforms += [
+            RegistrationJob(working["t1n"], working[m], out[role], self.coregistration)
+            for m, role in TRANSFORM_ROLES.items()
+        ]
         register_all(transforms, self.workers)
 
     def _write_images(
-        self, images: dict[str, _Image], working: dict[str, Path], native_masks: dict[str, np.ndarray],
-        brats_mask: np.ndarray, atlas: Path, atlas_image: nib.Nifti1Image, out: dict[str, Path],
+        self,
+        images: dict[str, _Image],
+        working: dict[str, Path],
+        native_masks: dict[str, np.ndarray],
+        brats_mask: np.ndarray,
+        atlas: Path,
+        atlas_image: nib.Nifti1Image,
+        out: dict[str, Path],
     ) -> dict[str, np.ndarray]:
         """Every modality resampled into BraTS space and written in both spaces, skull-stripped or defaced;
         the BraTS-space head images, for the QC overviews."""
@@ -206,8 +219,15 @@ class Preprocessor:
         return brats_images
 
     def _provenance(
-        self, case_id: str, inputs: ExamInputs, extraction: brain_extraction.BrainExtractionResult,
-        brain_volume_ml: float, atlas: Path, atlas_image: nib.Nifti1Image, timer: StepTimer, layout: dict[str, str],
+        self,
+        case_id: str,
+        inputs: ExamInputs,
+        extraction: brain_extraction.BrainExtractionResult,
+        brain_volume_ml: float,
+        atlas: Path,
+        atlas_image: nib.Nifti1Image,
+        timer: StepTimer,
+        layout: dict[str, str],
     ) -> dict:
         """What ``provenance.json`` records: the inputs and how they were recognised, versions, parameters,
         the brain extraction, the atlas, timings and the outputs (before redaction)."""
@@ -221,11 +241,17 @@ class Preprocessor:
             "versions": tool_versions(),
             "parameters": self.parameters(),
             "brain_extraction": {
-                "mode_used": extraction.mode, "device": extraction.device, "fallback": extraction.fallback,
-                "weights": extraction.weights, "brain_volume_ml": brain_volume_ml,
+                "mode_used": extraction.mode,
+                "device": extraction.device,
+                "fallback": extraction.fallback,
+                "weights": extraction.weights,
+                "brain_volume_ml": brain_volume_ml,
             },
-            "atlas": {"file": atlas.name, "shape": list(atlas_image.shape),
-                      "copyright": "see btk/data/atlas/COPYRIGHT.md"},
+            "atlas": {
+                "file": atlas.name,
+                "shape": list(atlas_image.shape),
+                "copyright": "see btk/data/atlas/COPYRIGHT.md",
+            },
             "timings_seconds": timer.seconds,
             "outputs": layout,
         }
@@ -235,8 +261,11 @@ class Preprocessor:
         canonical, canonical_data, spacing = orientation.to_hdbet_axes(image, data)
         if self.hdbet_mode == "accurate" and self.device == "cpu":
             minutes = CPU_SECONDS_PER_PASS * 5 * 8 / 60
-            logger.info("HD-BET accurate mode on CPU takes about %.0f minutes (5 folds x 8 mirrorings); "
-                        "use --fast for about 1 minute", minutes)
+            logger.info(
+                "HD-BET accurate mode on CPU takes about %.0f minutes (5 folds x 8 mirrorings); "
+                "use --fast for about 1 minute",
+                minutes,
+            )
 
         def on_step(done: int, total: int) -> None:
             bar.update(task, description=f"Brain extraction (HD-BET, fold {done}/{total} done)")
@@ -269,7 +298,9 @@ class Preprocessor:
         image, data = image_and_data
         result = data * (mask > 0) if self.mode == "skullstrip" else deface(image, data, mask)
         header = image.header.copy()
-        save_nifti(nib.Nifti1Image(result.astype(data.dtype, copy=False), image.affine, header), out[f"native/{modality}"])
+        save_nifti(
+            nib.Nifti1Image(result.astype(data.dtype, copy=False), image.affine, header), out[f"native/{modality}"]
+        )
 
 
 #: One input image and its voxels, as :func:`btk.preprocess.images.load_checked_image` reads them.
@@ -290,8 +321,12 @@ def _read_inputs(
 
 
 def _write_masks(
-    t1_mask: np.ndarray, images: dict[str, _Image], working: dict[str, Path], atlas: Path,
-    atlas_image: nib.Nifti1Image, out: dict[str, Path],
+    t1_mask: np.ndarray,
+    images: dict[str, _Image],
+    working: dict[str, Path],
+    atlas: Path,
+    atlas_image: nib.Nifti1Image,
+    out: dict[str, Path],
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The T1 brain mask carried into every modality's native space and into BraTS space, and written;
     the native masks by modality, and the BraTS-space mask."""
@@ -334,7 +369,13 @@ def _volume_ml(mask: np.ndarray, image: nib.Nifti1Image) -> float:
 
 def _candidate_report(inputs: ExamInputs) -> list[dict]:
     return [
-        {"file": c.path.name, "series_number": c.series_number, "name": c.text, "modality": c.modality, "reason": c.reason}
+        {
+            "file": c.path.name,
+            "series_number": c.series_number,
+            "name": c.text,
+            "modality": c.modality,
+            "reason": c.reason,
+        }
         for c in inputs.candidates
     ]
 

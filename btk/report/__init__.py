@@ -13,6 +13,16 @@ from btk.report.data import CohortRow, ExamReportData
 from btk.report.exam import ReportImages, region_volumes_ml, render_exam_report, write_exam_report
 from btk.report.figures import overlay_figure, tumour_centre
 
-__all__ = ["CohortRow", "ExamReportData", "ReportImages", "label_colours", "overlay_figure", "region_volumes_ml",
-           "render_exam_report", "tumour_centre", "write_exam_report", "write_itksnap_labels",
-           "write_slicer_colour_table"]
+__all__ = [
+    "CohortRow",
+    "ExamReportData",
+    "ReportImages",
+    "label_colours",
+    "overlay_figure",
+    "region_volumes_ml",
+    "render_exam_report",
+    "tumour_centre",
+    "write_exam_report",
+    "write_itksnap_labels",
+    "write_slicer_colour_table",
+]

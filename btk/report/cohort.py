@@ -18,8 +18,19 @@ from btk.report.data import CohortRow
 from btk.report.exam import REPORT_PAGE
 from btk.report.html import link, page, table, write_page
 
-COLUMNS = ("study", "status", "failed_stage", "reason", "seconds", "kind", "candidates", "fusion",
-           *(f"{r}_ml" for r in REGIONS), "alarms", "report")
+COLUMNS = (
+    "study",
+    "status",
+    "failed_stage",
+    "reason",
+    "seconds",
+    "kind",
+    "candidates",
+    "fusion",
+    *(f"{r}_ml" for r in REGIONS),
+    "alarms",
+    "report",
+)
 
 
 def write_cohort_summary(output: Path, rows: Sequence[CohortRow], alarms_computed: bool) -> dict[str, Path]:
@@ -34,8 +45,10 @@ def write_cohort_summary(output: Path, rows: Sequence[CohortRow], alarms_compute
         ``csv`` and ``html`` -> the file written.
     """
     values = [_values(row) for row in rows]
-    written = {"csv": _write_csv(output / "summary.csv", values),
-               "html": write_page(output / "summary.html", _summary_page(values, alarms_computed))}
+    written = {
+        "csv": _write_csv(output / "summary.csv", values),
+        "html": write_page(output / "summary.html", _summary_page(values, alarms_computed)),
+    }
     logger.info("Cohort summary: %s", written["html"])
     return written
 
@@ -69,15 +82,43 @@ def _write_csv(path: Path, rows: list[dict[str, object]]) -> Path:
 
 def _summary_page(rows: list[dict[str, object]], alarms_computed: bool) -> str:
     failed = [row for row in rows if row["status"] != "ok"]
-    body = [f"<p>{len(rows)} studies: {len(rows) - len(failed)} done, "
-            f'<span class="{"failed" if failed else ""}">{len(failed)} failed</span>. '
-            + ("Ensemble alarms computed over the cohort (alarms.json)." if alarms_computed else
-               "Ensemble alarms need at least 3 fused studies.") + "</p>"]
-    header = ["study", "status", *(f"{r} (ml)" for r in REGIONS), "alarms", "candidates", "fusion", "seconds",
-              "report / reason"]
-    body.append(table(header, [
-        [row["study"], row["status"], *(row[f"{r}_ml"] for r in REGIONS), row["alarms"], row["candidates"],
-         row["fusion"], row["seconds"],
-         link(str(row["report"]), "report") if row["report"] else f"{row['failed_stage']}: {row['reason']}"]
-        for row in rows], ["alarm" if row["status"] != "ok" else "" for row in rows]))
+    body = [
+        f"<p>{len(rows)} studies: {len(rows) - len(failed)} done, "
+        f'<span class="{"failed" if failed else ""}">{len(failed)} failed</span>. '
+        + (
+            "Ensemble alarms computed over the cohort (alarms.json)."
+            if alarms_computed
+            else "Ensemble alarms need at least 3 fused studies."
+        )
+        + "</p>"
+    ]
+    header = [
+        "study",
+        "status",
+        *(f"{r} (ml)" for r in REGIONS),
+        "alarms",
+        "candidates",
+        "fusion",
+        "seconds",
+        "report / reason",
+    ]
+    body.append(
+        table(
+            header,
+            [
+                [
+                    row["study"],
+                    row["status"],
+                    *(row[f"{r}_ml"] for r in REGIONS),
+                    row["alarms"],
+                    row["candidates"],
+                    row["fusion"],
+                    row["seconds"],
+                    link(str(row["report"]), "report") if row["report"] else f"{row['failed_stage']}: {row['reason']}",
+                ]
+                for row in rows
+            ],
+            ["alarm" if row["status"] != "ok" else "" for row in rows],
+        )
+    )
     return page("btk cohort summary", body)

@@ -168,23 +168,37 @@ class ExamReportData:
         try:
             agreement, evaluation = payload.get("agreement"), payload.get("evaluation")
             return cls(
-                study=payload["study"], kind=payload["kind"], source=payload["source"], labels=payload["labels"],
+                study=payload["study"],
+                kind=payload["kind"],
+                source=payload["source"],
+                labels=payload["labels"],
                 volumes_ml=dict(payload["volumes_ml"]),
-                fusion=FusionRecord(payload["fusion"]["method"], payload["fusion"].get("mode", ""),
-                                    payload["fusion"].get("flavour", "")),
+                fusion=FusionRecord(
+                    payload["fusion"]["method"], payload["fusion"].get("mode", ""), payload["fusion"].get("flavour", "")
+                ),
                 candidates=tuple(CandidateRecord(**_fields(CandidateRecord, c)) for c in payload["candidates"]),
                 files=_files(payload["files"]),
                 candidates_source=payload.get("candidates_source", ""),
-                algorithm_runs=tuple(AlgorithmRunRecord(**_fields(AlgorithmRunRecord, r))
-                                     for r in payload.get("algorithm_runs", [])),
-                agreement=None if not agreement else AgreementRecord(
-                    agreement["case"], agreement["convention"],
-                    tuple(CandidateAgreementRecord(**_fields(CandidateAgreementRecord, c))
-                          for c in agreement["candidates"])),
+                algorithm_runs=tuple(
+                    AlgorithmRunRecord(**_fields(AlgorithmRunRecord, r)) for r in payload.get("algorithm_runs", [])
+                ),
+                agreement=None
+                if not agreement
+                else AgreementRecord(
+                    agreement["case"],
+                    agreement["convention"],
+                    tuple(
+                        CandidateAgreementRecord(**_fields(CandidateAgreementRecord, c))
+                        for c in agreement["candidates"]
+                    ),
+                ),
                 evaluation=None if not evaluation else EvaluationRecord(evaluation["reference"], evaluation["dice"]),
-                stages={stage: StageRecord(float(d.get("seconds", 0.0)),
-                                           d.get("detail") or d.get("source") or d.get("reference") or "")
-                        for stage, d in payload.get("stages", {}).items()},
+                stages={
+                    stage: StageRecord(
+                        float(d.get("seconds", 0.0)), d.get("detail") or d.get("source") or d.get("reference") or ""
+                    )
+                    for stage, d in payload.get("stages", {}).items()
+                },
                 preprocessed=payload.get("preprocessed", ""),
                 citations=tuple(payload.get("citations", ())),
                 btk_version=payload.get("btk_version", ""),
@@ -216,8 +230,11 @@ def _fields(record: type, payload: dict[str, Any]) -> dict[str, Any]:
 def _files(payload: dict[str, Any]) -> ReportFiles:
     """The linked files, from :meth:`ExamReportData.to_dict`'s form or btk 0.2.0's (stage -> name -> file)."""
     if "fuse" in payload:
-        return ReportFiles(payload["fuse"]["fused"], payload.get("native", {}).get("native"),
-                           payload.get("evaluate", {}).get("evaluation"))
+        return ReportFiles(
+            payload["fuse"]["fused"],
+            payload.get("native", {}).get("native"),
+            payload.get("evaluate", {}).get("evaluation"),
+        )
     return ReportFiles(payload["fused"], payload.get("native"), payload.get("evaluation"))
 
 

@@ -53,8 +53,10 @@ def region_volumes_ml(segmentation: np.ndarray, zooms: tuple[float, ...], labels
     """
     convention = get_convention(labels)
     voxel_ml = float(np.prod(zooms[:3])) / 1000.0
-    return {region: round(int(np.count_nonzero(convention.region_mask(segmentation, region))) * voxel_ml, 2)
-            for region in REGIONS}
+    return {
+        region: round(int(np.count_nonzero(convention.region_mask(segmentation, region))) * voxel_ml, 2)
+        for region in REGIONS
+    }
 
 
 def write_exam_report(data: ExamReportData, images: ReportImages, folder: Path) -> dict[str, Path]:
@@ -75,8 +77,12 @@ def write_exam_report(data: ExamReportData, images: ReportImages, folder: Path) 
     for modality, image, title in (("t1c", images.t1c, "T1c"), ("flair", images.flair, "FLAIR")):
         anatomy, _ = load_nifti(image)
         outputs[f"figure_{modality}"] = overlay_figure(
-            anatomy, segmentation, convention, f"{data.study}: fused segmentation on {title}",
-            folder / f"{modality}.png")
+            anatomy,
+            segmentation,
+            convention,
+            f"{data.study}: fused segmentation on {title}",
+            folder / f"{modality}.png",
+        )
     outputs["itksnap_labels"] = write_itksnap_labels(convention, folder / "labels_itksnap.txt")
     outputs["slicer_colours"] = write_slicer_colour_table(convention, folder / "labels_slicer.ctbl")
     outputs["data"] = data.save(folder / REPORT_DATA)
@@ -92,8 +98,9 @@ def read_exam_report(folder: Path) -> ExamReportData | None:
         return None
 
 
-def write_exam_page(folder: Path, data: ExamReportData, alarms: Sequence[RaisedAlarm] | None = None,
-                    cohort_size: int = 0) -> Path:
+def write_exam_page(
+    folder: Path, data: ExamReportData, alarms: Sequence[RaisedAlarm] | None = None, cohort_size: int = 0
+) -> Path:
     """Write (or write again, with the cohort's alarms) ``report.html`` into ``folder``; returns it.
 
     Args:
@@ -115,15 +122,20 @@ def render_exam_report(data: ExamReportData, alarms: Sequence[RaisedAlarm] | Non
         A complete, self-contained HTML document.
     """
     convention = get_convention(data.labels)
-    body = [f'<p class="note">btk {escape(data.btk_version)} &middot; input: <code>{escape(data.source)}</code> '
-            f'({escape(data.kind)})</p>']
+    body = [
+        f'<p class="note">btk {escape(data.btk_version)} &middot; input: <code>{escape(data.source)}</code> '
+        f"({escape(data.kind)})</p>"
+    ]
     body.append("<h2>Fused segmentation</h2>")
-    body += [f'<img src="{name}.png" alt="fused segmentation over {title}">' for name, title in
-             (("t1c", "T1c"), ("flair", "FLAIR"))]
-    legend = ", ".join(f'<span style="color: rgb{colour}">&#9632;</span> {value}: {escape(name)}'
-                       for value, (colour, name) in label_colours(convention).items())
-    body.append(f"<p>Labels ({escape(convention.name)}): {legend}. Slices through the tumour centre; "
-                "BraTS space.</p>")
+    body += [
+        f'<img src="{name}.png" alt="fused segmentation over {title}">'
+        for name, title in (("t1c", "T1c"), ("flair", "FLAIR"))
+    ]
+    legend = ", ".join(
+        f'<span style="color: rgb{colour}">&#9632;</span> {value}: {escape(name)}'
+        for value, (colour, name) in label_colours(convention).items()
+    )
+    body.append(f"<p>Labels ({escape(convention.name)}): {legend}. Slices through the tumour centre; BraTS space.</p>")
     body.append("<h2>Volumes</h2>")
     body.append(table(["region", "volume (ml)"], [[r, float(v)] for r, v in data.volumes_ml.items()]))
     body.append("<h2>Files</h2>")
@@ -136,8 +148,12 @@ def render_exam_report(data: ExamReportData, alarms: Sequence[RaisedAlarm] | Non
         body.append(f"<p>Reference: <code>{escape(data.evaluation.reference)}</code></p>")
         body.append(table(["region", "Dice"], [[r, float(v)] for r, v in data.evaluation.dice.items()]))
     body.append("<h2>Provenance</h2>")
-    body.append(table(["stage", "seconds", "detail"],
-                      [[stage, float(record.seconds), record.detail] for stage, record in data.stages.items()]))
+    body.append(
+        table(
+            ["stage", "seconds", "detail"],
+            [[stage, float(record.seconds), record.detail] for stage, record in data.stages.items()],
+        )
+    )
     if data.preprocessed:
         body.append(f"<p>Preprocessed exam: <code>{escape(data.preprocessed)}</code></p>")
     body.append("<h2>Please cite</h2><ol>" + "".join(f"<li>{escape(c)}</li>" for c in data.citations) + "</ol>")
@@ -148,8 +164,10 @@ def _files(files: ReportFiles) -> str:
     rows = [["fused segmentation (BraTS space)", link(files.fused, Path(files.fused).name)]]
     if files.native:
         rows.append(["fused segmentation (native space of the exam)", link(files.native, Path(files.native).name)])
-    rows += [["ITK-SNAP label descriptions", link("labels_itksnap.txt", "labels_itksnap.txt")],
-             ["3D Slicer colour table", link("labels_slicer.ctbl", "labels_slicer.ctbl")]]
+    rows += [
+        ["ITK-SNAP label descriptions", link("labels_itksnap.txt", "labels_itksnap.txt")],
+        ["3D Slicer colour table", link("labels_slicer.ctbl", "labels_slicer.ctbl")],
+    ]
     if files.evaluation:
         rows.append(["evaluation", link(files.evaluation, "evaluation.csv")])
     return table(["what", "file"], rows)
@@ -159,15 +177,29 @@ def _candidates(data: ExamReportData) -> str:
     fusion = data.fusion
     parts = [f"<p>Fusion: <b>{escape(fusion.method)}</b>{' (' + escape(fusion.mode) + ')' if fusion.mode else ''}.</p>"]
     if data.candidates_source:
-        parts.append(f"<p>Candidate segmentations made elsewhere were brought in from "
-                     f"<code>{escape(data.candidates_source)}</code> (<code>--candidates</code>); btk did not "
-                     "produce them and cannot vouch for how they were made.</p>")
-    parts.append(table(["candidate", "origin", "source", "labels", "SHA-256"], [
-        [c.name, c.origin, c.source, c.labels, Raw(f"<code>{escape(c.sha256[:16])}</code>")] for c in data.candidates]))
+        parts.append(
+            f"<p>Candidate segmentations made elsewhere were brought in from "
+            f"<code>{escape(data.candidates_source)}</code> (<code>--candidates</code>); btk did not "
+            "produce them and cannot vouch for how they were made.</p>"
+        )
+    parts.append(
+        table(
+            ["candidate", "origin", "source", "labels", "SHA-256"],
+            [
+                [c.name, c.origin, c.source, c.labels, Raw(f"<code>{escape(c.sha256[:16])}</code>")]
+                for c in data.candidates
+            ],
+        )
+    )
     failed = [run for run in data.algorithm_runs if run.status != "ok"]
     if failed:
-        parts.append(table(["algorithm", "status", "message"], [[run.algorithm, run.status, run.message]
-                                                                 for run in failed], ["alarm"] * len(failed)))
+        parts.append(
+            table(
+                ["algorithm", "status", "message"],
+                [[run.algorithm, run.status, run.message] for run in failed],
+                ["alarm"] * len(failed),
+            )
+        )
     return "\n".join(parts)
 
 
@@ -177,17 +209,27 @@ def _agreement(data: ExamReportData, alarms: Sequence[RaisedAlarm] | None, cohor
     raised = {(alarm.algorithm, alarm.region) for alarm in alarms or ()}
     rows, classes = [], []
     for candidate in data.agreement.candidates:
-        rows.append([candidate.name, *(float(candidate.dice[r]) for r in REGIONS),
-                     *(float(candidate.hd95_mm[r]) for r in REGIONS),
-                     ", ".join(r for r in REGIONS if (candidate.name, r) in raised) or "-"])
+        rows.append(
+            [
+                candidate.name,
+                *(float(candidate.dice[r]) for r in REGIONS),
+                *(float(candidate.hd95_mm[r]) for r in REGIONS),
+                ", ".join(r for r in REGIONS if (candidate.name, r) in raised) or "-",
+            ]
+        )
         classes.append("alarm" if any((candidate.name, r) in raised for r in REGIONS) else "")
-    text = table(["candidate", *(f"{r} Dice" for r in REGIONS), *(f"{r} HD95 (mm)" for r in REGIONS), "alarms"],
-                 rows, classes)
+    text = table(
+        ["candidate", *(f"{r} Dice" for r in REGIONS), *(f"{r} HD95 (mm)" for r in REGIONS), "alarms"], rows, classes
+    )
     if alarms is None:
-        note = ("Ensemble alarms (Kofler et al. 2021) compare each algorithm's agreement with its agreement on "
-                "other cases; they need a cohort of at least 3 cases"
-                + (f" (this run had {cohort_size})." if cohort_size else "."))
+        note = (
+            "Ensemble alarms (Kofler et al. 2021) compare each algorithm's agreement with its agreement on "
+            "other cases; they need a cohort of at least 3 cases"
+            + (f" (this run had {cohort_size})." if cohort_size else ".")
+        )
     else:
-        note = (f"Ensemble alarms over a cohort of {cohort_size} cases: {len(alarms)} raised for this case "
-                "(Dice below the algorithm's median - 3 MAD over the cohort).")
+        note = (
+            f"Ensemble alarms over a cohort of {cohort_size} cases: {len(alarms)} raised for this case "
+            "(Dice below the algorithm's median - 3 MAD over the cohort)."
+        )
     return text + f'<p class="note">{escape(note)}</p>'

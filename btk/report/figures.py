@@ -27,8 +27,9 @@ def canonical(image: nib.Nifti1Image) -> np.ndarray:
     return np.asanyarray(nib.as_closest_canonical(image).dataobj)
 
 
-def overlay_figure(image: nib.Nifti1Image, segmentation: nib.Nifti1Image, convention: LabelConvention,
-                   title: str, output: Path) -> Path:
+def overlay_figure(
+    image: nib.Nifti1Image, segmentation: nib.Nifti1Image, convention: LabelConvention, title: str, output: Path
+) -> Path:
     """Write a PNG: axial, coronal and sagittal slices of ``image`` through the tumour centre, labels on top."""
     import matplotlib
 
@@ -42,8 +43,11 @@ def overlay_figure(image: nib.Nifti1Image, segmentation: nib.Nifti1Image, conven
     colours = np.zeros((256, 4))
     for value, ((red, green, blue), _) in label_colours(convention).items():
         colours[value] = (red / 255, green / 255, blue / 255, 0.45)
-    planes = (("axial", anatomy[:, :, z], labels[:, :, z]), ("coronal", anatomy[:, y, :], labels[:, y, :]),
-              ("sagittal", anatomy[x, :, :], labels[x, :, :]))
+    planes = (
+        ("axial", anatomy[:, :, z], labels[:, :, z]),
+        ("coronal", anatomy[:, y, :], labels[:, y, :]),
+        ("sagittal", anatomy[x, :, :], labels[x, :, :]),
+    )
     figure, axes = plt.subplots(1, 3, figsize=(12, 4.4), facecolor="black", layout="tight")
     figure.suptitle(title, color="white", fontsize=12)
     for axis, (plane, picture, mask) in zip(axes, planes, strict=True):

@@ -20,9 +20,10 @@ tr.alarm td, .failed { color: #b00020; font-weight: 600; } img { max-width: 100%
 
 def page(title: str, body: Iterable[str]) -> str:
     """A complete HTML document."""
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
-            f"<style>{_STYLE}</style></head>\n<body>\n<h1>{escape(title)}</h1>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f"<style>{_STYLE}</style></head>\n<body>\n<h1>{escape(title)}</h1>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[object]], row_classes: Sequence[str] | None = None) -> str:
@@ -32,8 +33,11 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]], row_classes: 
     for index, row in enumerate(rows):
         css = f' class="{row_classes[index]}"' if row_classes and row_classes[index] else ""
         cells = "".join(
-            f'<td class="num">{value:.2f}</td>' if isinstance(value, float) else
-            f'<td class="num">{value}</td>' if isinstance(value, int) else f"<td>{cell(value)}</td>"
+            f'<td class="num">{value:.2f}</td>'
+            if isinstance(value, float)
+            else f'<td class="num">{value}</td>'
+            if isinstance(value, int)
+            else f"<td>{cell(value)}</td>"
             for value in row
         )
         lines.append(f"<tr{css}>{cells}</tr>")

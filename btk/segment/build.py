@@ -38,8 +38,10 @@ def build_image(
             hint=f"pull it: `btk algorithms pull {algorithm.name}`",
         )
     if algorithm.digest:
-        raise InputError(f"{algorithm.name} is pinned to a digest, which a local build cannot reproduce",
-                       hint="remove 'digest' from the entry to build it locally")
+        raise InputError(
+            f"{algorithm.name} is pinned to a digest, which a local build cannot reproduce",
+            hint="remove 'digest' from the entry to build it locally",
+        )
     root = Path(source) if source is not None else algorithm.source
     if root is None:
         raise InputError(

@@ -83,8 +83,10 @@ def _open_folder(folder: Path) -> int:
     try:
         return os.open(folder, _FOLDER_FLAGS)
     except OSError as error:
-        raise ContainerError(f"cannot read the container's output folder ({error.strerror})",
-                       hint="the image changed the folder's permissions or removed it; see its log") from None
+        raise ContainerError(
+            f"cannot read the container's output folder ({error.strerror})",
+            hint="the image changed the folder's permissions or removed it; see its log",
+        ) from None
 
 
 def _walk(descriptor: int, prefix: str, entries: list[Entry], depth: int) -> None:
@@ -152,7 +154,9 @@ def copy_out(folder: Path, entry: Entry, into: Path) -> Path:
         except OSError as error:
             target.unlink(missing_ok=True)
             raise OutputError(
-                f"cannot copy the result out of the container's folder ({error.strerror})", path=into,
-                hint="free space there, or set TMPDIR to a folder on a disk with room", code=error.errno,
+                f"cannot copy the result out of the container's folder ({error.strerror})",
+                path=into,
+                hint="free space there, or set TMPDIR to a folder on a disk with room",
+                code=error.errno,
             ) from None
     return target

@@ -74,7 +74,8 @@ class Contract(ABC):
         if target is None:
             raise InputError(
                 f"{self.algorithm.name} takes no weights folder (its registry entry has no weights_mount)",
-                path=weights, hint="drop --weights for this algorithm, or add weights_mount to its entry",
+                path=weights,
+                hint="drop --weights for this algorithm, or add weights_mount to its entry",
             )
         kept = tuple(m for m in staging.mounts if m.target != target)
         return replace(staging, mounts=(*kept, Mount(weights.resolve(), target, True)))

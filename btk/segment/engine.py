@@ -163,15 +163,14 @@ class Engine:
                 elif line.get("status") in ("Download complete", "Pull complete") and line.get("id") in layers:
                     layers[line["id"]] = (layers[line["id"]][1], layers[line["id"]][1])
                 if layers:
-                    bar.update(task, completed=sum(c for c, _ in layers.values()),
-                               total=sum(t for _, t in layers.values()))
+                    bar.update(
+                        task, completed=sum(c for c, _ in layers.values()), total=sum(t for _, t in layers.values())
+                    )
         if not self.has_image(reference):
             raise EngineError(f"pulling {reference} did not produce the image", hint=_PULL_HINT)
         logger.info("Pulled %s", reference)
 
-    def build(
-        self, context: Path, dockerfile: Path, reference: str, args: dict[str, str], exclude: list[str]
-    ) -> None:
+    def build(self, context: Path, dockerfile: Path, reference: str, args: dict[str, str], exclude: list[str]) -> None:
         """Build an image from a Dockerfile and tag it ``reference``, showing the build's steps.
 
         ``exclude`` holds .dockerignore patterns: what of ``context`` is not sent to the engine. The build
@@ -180,13 +179,19 @@ class Engine:
         with progress() as bar, _engine_errors(f"cannot build {reference}", path=dockerfile):
             task = bar.add_task(f"Packing the build context of {reference}", total=None)
             # a Dockerfile that is given always gets a name in the context (docker returns None only for none)
-            named = cast("tuple[str, str | None]",
-                         docker.api.build.process_dockerfile(str(dockerfile), str(context)))
+            named = cast("tuple[str, str | None]", docker.api.build.process_dockerfile(str(dockerfile), str(context)))
             with contextlib.closing(_context_archive(context, exclude, named)) as archive:
                 bar.update(task, description=f"Building {reference}")
                 stream = self.client.api.build(
-                    fileobj=archive, custom_context=True, dockerfile=named[0], tag=reference, buildargs=args,
-                    rm=True, forcerm=True, decode=True, timeout=3600,
+                    fileobj=archive,
+                    custom_context=True,
+                    dockerfile=named[0],
+                    tag=reference,
+                    buildargs=args,
+                    rm=True,
+                    forcerm=True,
+                    decode=True,
+                    timeout=3600,
                 )
                 _follow_build(stream, reference, dockerfile, bar, task)
         if not self.has_image(reference):
@@ -251,8 +256,12 @@ class Engine:
         except docker.errors.NotFound:
             pass
         except (docker.errors.APIError, requests.exceptions.RequestException) as error:
-            logger.warning("Could not remove container %s: %s; remove it with `docker rm -f %s`",
-                           container.short_id, error, container.short_id)
+            logger.warning(
+                "Could not remove container %s: %s; remove it with `docker rm -f %s`",
+                container.short_id,
+                error,
+                container.short_id,
+            )
 
     def hand_back(self, image: str, folder: Path, uid: int, gid: int) -> None:
         """Give the files a root container wrote in ``folder`` to ``uid:gid`` (a second, minimal container)."""
@@ -312,12 +321,14 @@ def _context_archive(context: Path, exclude: list[str], dockerfile: tuple[str, s
     ``dockerfile`` is the pair docker's ``process_dockerfile`` gives: its name in the context, and its text
     when it lies outside the context.
     """
-    files = [f for f in docker.utils.build.exclude_paths(str(context), exclude, dockerfile=dockerfile[0])
-             if f != ".dockerignore"]
+    files = [
+        f
+        for f in docker.utils.build.exclude_paths(str(context), exclude, dockerfile=dockerfile[0])
+        if f != ".dockerignore"
+    ]
     extra = [(dockerfile[0], dockerfile[1])] if dockerfile[1] is not None else []
     # without a fileobj to write into, docker writes the archive into a temporary file and returns it
-    return cast(IO[bytes], docker.utils.build.create_archive(root=str(context), files=sorted(files),
-                                                             extra_files=extra))
+    return cast(IO[bytes], docker.utils.build.create_archive(root=str(context), files=sorted(files), extra_files=extra))
 
 
 _BUILD_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")
@@ -332,7 +343,8 @@ def _follow_build(stream: Iterator[dict], reference: str, dockerfile: Path, bar:
             raise EngineError(
                 f"building {reference} failed: {line['error'].strip()}"
                 + (f"\n  last build output:\n    {detail}" if detail else ""),
-                path=dockerfile, hint="run again with --verbose for the whole build output",
+                path=dockerfile,
+                hint="run again with --verbose for the whole build output",
             )
         text = (line.get("stream") or "").rstrip()
         if not text:
@@ -341,8 +353,12 @@ def _follow_build(stream: Iterator[dict], reference: str, dockerfile: Path, bar:
         logger.debug("build: %s", text)
         step = _BUILD_STEP.match(text)
         if step:
-            bar.update(task, completed=int(step[1]) - 1, total=int(step[2]),
-                       description=f"Building {reference}: {step[3][:60]}")
+            bar.update(
+                task,
+                completed=int(step[1]) - 1,
+                total=int(step[2]),
+                description=f"Building {reference}: {step[3][:60]}",
+            )
 
 
 @contextlib.contextmanager
@@ -356,8 +372,9 @@ def _engine_errors(failure: str, path: Path | None = None, hint: str | None = No
             hint = "install the NVIDIA Container Toolkit so Docker can give containers a GPU, or pass --cpu"
         raise EngineError(f"{failure}: {explanation}", path=path, hint=hint) from None
     except requests.exceptions.RequestException as error:
-        raise EngineError(f"{failure}: the Docker engine stopped answering ({error})", path=path,
-                       hint=START_HINT) from None
+        raise EngineError(
+            f"{failure}: the Docker engine stopped answering ({error})", path=path, hint=START_HINT
+        ) from None
 
 
 _PULL_HINT = "check the image name, your network and `docker login`; or load the image with `docker load`"
@@ -376,7 +393,11 @@ def split_reference(reference: str) -> tuple[str, str]:
 
 def _pull_progress() -> Progress:
     return Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
-        console=console, transient=True,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
     )
-

@@ -39,9 +39,7 @@ class Exam:
         return {"t1": self.t1, "t1c": self.t1c, "t2": self.t2, "flair": self.flair}
 
     @classmethod
-    def from_files(
-        cls, t1: str | Path, t1c: str | Path, t2: str | Path, flair: str | Path, name: str = ""
-    ) -> Exam:
+    def from_files(cls, t1: str | Path, t1c: str | Path, t2: str | Path, flair: str | Path, name: str = "") -> Exam:
         """An exam from four explicit files, checked to exist and to share one grid."""
         exam = cls(Path(t1), Path(t1c), Path(t2), Path(flair), name)
         exam.reference()
@@ -59,8 +57,10 @@ class Exam:
         folder = Path(folder)
         if not folder.is_dir():
             raise (MissingFileError if not folder.exists() else InputError)(
-                "exam folder not found" if not folder.exists() else "not a folder", path=folder,
-                           hint="pass the output folder of `btk preprocess` or a folder with the four modalities")
+                "exam folder not found" if not folder.exists() else "not a folder",
+                path=folder,
+                hint="pass the output folder of `btk preprocess` or a folder with the four modalities",
+            )
         if PreprocessedExam.has_provenance(folder):
             images = PreprocessedExam.read(folder).images("brats")
         else:
@@ -119,6 +119,9 @@ def _images_by_name(folder: Path) -> dict[str, Path]:
     doubles = {m: paths for m, paths in found.items() if len(paths) > 1}
     if doubles:
         listing = "; ".join(f"{SHORT_NAMES[m]}: {', '.join(p.name for p in paths)}" for m, paths in doubles.items())
-        raise InputError(f"more than one image per modality ({listing})", path=folder,
-                       hint="keep one file per modality in the exam folder")
+        raise InputError(
+            f"more than one image per modality ({listing})",
+            path=folder,
+            hint="keep one file per modality in the exam folder",
+        )
     return {m: paths[0] for m, paths in found.items()}

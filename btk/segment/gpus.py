@@ -29,7 +29,10 @@ def detect_gpus() -> list[Gpu]:
     try:
         listing = subprocess.run(
             [executable, "--query-gpu=index,memory.total", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=20, check=True,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return []

@@ -102,8 +102,12 @@ def remove_orphaned_containers(engine: Engine) -> None:
     for container in containers:
         owner = Owner.from_labels(container.labels or {})
         if owner is not None and owner.dead():
-            logger.info("Removing container %s (%s), left behind by a btk run that ended (pid %d)",
-                        container.short_id, (container.labels or {}).get("org.btk.algorithm", "?"), owner.pid)
+            logger.info(
+                "Removing container %s (%s), left behind by a btk run that ended (pid %d)",
+                container.short_id,
+                (container.labels or {}).get("org.btk.algorithm", "?"),
+                owner.pid,
+            )
             engine.remove(container)
 
 
@@ -126,9 +130,7 @@ def remove_abandoned_workdirs(folder: Path | None = None) -> None:
             continue  # a link, a file, or another user's: not ours to remove
         if not Owner(host, int(pid), started).dead():
             continue
-        logger.info("Removing %s, a temporary copy of an exam left behind by a btk run that ended (pid %s)",
-                    path, pid)
+        logger.info("Removing %s, a temporary copy of an exam left behind by a btk run that ended (pid %s)", path, pid)
         shutil.rmtree(path, ignore_errors=True)
         if os.path.lexists(path):
-            logger.warning("Could not remove all of %s; remove it yourself (a root image's files: `sudo rm -r`)",
-                           path)
+            logger.warning("Could not remove all of %s; remove it yourself (a root image's files: `sudo rm -r`)", path)

@@ -209,8 +209,11 @@ def parse_registry(text: str, source: str | Path, root: Path | None = None) -> R
         registry = Registry.model_validate(payload)
     except ValidationError as error:
         problems = "; ".join(_describe(item, payload) for item in error.errors()[:5])
-        raise InputError(f"invalid algorithm registry: {problems}", path=source,
-                       hint="see `btk algorithms show NAME` for a valid entry") from None
+        raise InputError(
+            f"invalid algorithm registry: {problems}",
+            path=source,
+            hint="see `btk algorithms show NAME` for a valid entry",
+        ) from None
     for algorithm in registry.algorithms:
         algorithm._source = root
     return registry

@@ -81,9 +81,15 @@ class SegmentationReport:
             "exam": {m: str(p) for m, p in self.exam.files().items()},
             "labels": self.labels,
             "runs": [
-                {"algorithm": r.algorithm, "status": r.status, "seconds": round(r.seconds, 3), "message": r.message,
-                 "output": r.output.name if r.output else None, "device": r.device,
-                 "timings": {k: round(v, 4) for k, v in r.timings.items()}}
+                {
+                    "algorithm": r.algorithm,
+                    "status": r.status,
+                    "seconds": round(r.seconds, 3),
+                    "message": r.message,
+                    "output": r.output.name if r.output else None,
+                    "device": r.device,
+                    "timings": {k: round(v, 4) for k, v in r.timings.items()},
+                }
                 for r in self.runs
             ],
         }
@@ -258,7 +264,8 @@ class Segmentor:
                 raise MissingFileError(f"the weights folder of {name} does not exist or is not a folder", path=folder)
             if contract_for(algorithm).weights_target() is None:
                 raise InputError(
-                    f"{name} takes no weights folder (its registry entry has no weights_mount)", path=folder,
+                    f"{name} takes no weights folder (its registry entry has no weights_mount)",
+                    path=folder,
                     hint="drop the weights for this algorithm, or add weights_mount to its registry entry",
                 )
             if name in chosen:
@@ -281,8 +288,14 @@ class Segmentor:
             return False
 
     def _run_one(
-        self, engine: Engine, algorithm: Algorithm, exam: Exam, reference: nib.Nifti1Image, output: Path,
-        gpu: Gpu | None, weights: Path | None,
+        self,
+        engine: Engine,
+        algorithm: Algorithm,
+        exam: Exam,
+        reference: nib.Nifti1Image,
+        output: Path,
+        gpu: Gpu | None,
+        weights: Path | None,
     ) -> AlgorithmRun:
         """Run one algorithm on the exam and report how it went; its failures are reported, not raised
         (except an interruption). Its log is written and its temporary folder removed whatever happens."""
@@ -318,7 +331,12 @@ class Segmentor:
         return run
 
     def _stage(
-        self, algorithm: Algorithm, exam: Exam, gpu: Gpu | None, weights: Path | None, run: AlgorithmRun,
+        self,
+        algorithm: Algorithm,
+        exam: Exam,
+        gpu: Gpu | None,
+        weights: Path | None,
+        run: AlgorithmRun,
         attempt: _Attempt,
     ) -> tuple[Contract, Staging]:
         """Copy the exam into a fresh temporary folder as the image expects it, and describe the container."""
@@ -356,11 +374,18 @@ class Segmentor:
             )
         if outcome.exit_code != 0:
             raise ContainerError(
-                f"the container exited with code {outcome.exit_code} ({_last_words(outcome.log.last_text())})")
+                f"the container exited with code {outcome.exit_code} ({_last_words(outcome.log.last_text())})"
+            )
 
     def _collect(
-        self, algorithm: Algorithm, contract: Contract, staging: Staging, reference: nib.Nifti1Image, output: Path,
-        run: AlgorithmRun, attempt: _Attempt,
+        self,
+        algorithm: Algorithm,
+        contract: Contract,
+        staging: Staging,
+        reference: nib.Nifti1Image,
+        output: Path,
+        run: AlgorithmRun,
+        attempt: _Attempt,
     ) -> None:
         """Copy out the segmentation the container wrote, check it, and write it to ``output``."""
         assert attempt.collected is not None  # made by _stage
@@ -403,13 +428,17 @@ def _disk(action: str, path: Path, hint: str, *, writing: bool = False) -> Itera
             raise
         raise error.replace(problem=f"cannot {action}: {error.problem}", path=path, hint=error.hint or hint) from None
     except OSError as error:
-        raise OutputError(f"cannot {action} ({error.strerror or error})", path=path, hint=hint,
-                          code=error.errno) from None
+        raise OutputError(
+            f"cannot {action} ({error.strerror or error})", path=path, hint=hint, code=error.errno
+        ) from None
 
 
 def _run_in_lanes(
-    algorithms: list[Algorithm], lanes: Mapping[str, Lane], gpus: list[Gpu],
-    run_one: Callable[[Algorithm, Gpu | None], None], engine: Engine,
+    algorithms: list[Algorithm],
+    lanes: Mapping[str, Lane],
+    gpus: list[Gpu],
+    run_one: Callable[[Algorithm, Gpu | None], None],
+    engine: Engine,
 ) -> None:
     """GPU algorithms in worker threads, one per GPU; CPU algorithms meanwhile, one after another, here.
 
@@ -475,8 +504,12 @@ def _open_for_root(workdir: Path, staging: Staging) -> None:
 
 
 def _write_log(
-    output: Path, algorithm: Algorithm, run: AlgorithmRun, spec: ContainerSpec | None = None,
-    outcome: RunOutcome | None = None, log: BoundedLog | None = None,
+    output: Path,
+    algorithm: Algorithm,
+    run: AlgorithmRun,
+    spec: ContainerSpec | None = None,
+    outcome: RunOutcome | None = None,
+    log: BoundedLog | None = None,
 ) -> None:
     """``output/logs/<algorithm>.log``: how the container was run and ended, what it printed, btk's verdict.
 

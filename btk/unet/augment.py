@@ -39,8 +39,9 @@ def _rotation_matrix(angles: torch.Tensor) -> torch.Tensor:
     return rz @ ry @ rx
 
 
-def augment(images: torch.Tensor, regions: torch.Tensor, settings: Augmentation,
-            generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def augment(
+    images: torch.Tensor, regions: torch.Tensor, settings: Augmentation, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Augment a batch: images (B, C, X, Y, Z) float, regions (B, 3, X, Y, Z) float in [0, 1].
 
     Random numbers come from ``generator`` (on the CPU) so a seeded run is reproducible on any device.
@@ -68,6 +69,7 @@ def augment(images: torch.Tensor, regions: torch.Tensor, settings: Augmentation,
         theta = theta.to(images.device)
         grid = F.affine_grid(theta, [len(rotate), channels, *images.shape[2:]], align_corners=False)
         images[rotate] = F.grid_sample(images[rotate], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        regions[rotate] = F.grid_sample(regions[rotate], grid, mode="bilinear", padding_mode="zeros",
-                                        align_corners=False)
+        regions[rotate] = F.grid_sample(
+            regions[rotate], grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        )
     return images, regions

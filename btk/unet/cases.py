@@ -54,8 +54,11 @@ def _existing(stem: Path) -> Path | None:
 def _file_prefix(folder: Path, separator: str, suffix: str) -> str:
     """The case name the files use: the folder's name, or else the one prefix its files share."""
     prefixes = {p.name.rsplit(f"{separator}{suffix}.nii", 1)[0] for p in folder.glob(f"*{separator}{suffix}.nii*")}
-    return prefixes.pop() if len(prefixes) == 1 and not (folder / f"{folder.name}{separator}{suffix}.nii.gz").exists() \
+    return (
+        prefixes.pop()
+        if len(prefixes) == 1 and not (folder / f"{folder.name}{separator}{suffix}.nii.gz").exists()
         else folder.name
+    )
 
 
 def read_case(folder: Path, need_segmentation: bool) -> Case:
@@ -144,14 +147,18 @@ def load_regions(case: Case, shape: tuple[int, ...]) -> np.ndarray:
     _, data = load_nifti(case.segmentation)
     labels = as_label_array(data, source=case.segmentation)
     if labels.shape != shape:
-        raise InputError(f"the segmentation's shape {labels.shape} differs from the images' {shape}",
-                       path=case.segmentation)
+        raise InputError(
+            f"the segmentation's shape {labels.shape} differs from the images' {shape}", path=case.segmentation
+        )
     convention = case.convention
     try:
         convention.validate(labels, source=case.segmentation)
     except BtkError as error:  # its hint names --labels, an option of other commands, not of `btk train`
-        raise error.replace(hint=(
-            "the file names set the convention: BraTS 2023 naming (-seg) means labels 1, 2, 3, BraTS 2020 naming "
-            "(_seg) labels 1, 2, 4; convert the label map, or name the case's files in the naming its labels "
-            "follow")) from None
+        raise error.replace(
+            hint=(
+                "the file names set the convention: BraTS 2023 naming (-seg) means labels 1, 2, 3, BraTS 2020 naming "
+                "(_seg) labels 1, 2, 4; convert the label map, or name the case's files in the naming its labels "
+                "follow"
+            )
+        ) from None
     return np.stack([convention.region_mask(labels, region) for region in REGIONS]).astype(np.uint8)

@@ -71,21 +71,31 @@ def _foreign_content(value: Any, where: str = "the checkpoint", depth: int = 0) 
         return f"{where} nests more than {MAX_NESTING} levels deep"
     if isinstance(value, dict):
         for key, item in value.items():
-            found = (f"{where} has a {type(key).__name__} key" if not isinstance(key, (str, int))
-                     else _foreign_content(item, f"{where}[{key!r}]", depth + 1))
+            found = (
+                f"{where} has a {type(key).__name__} key"
+                if not isinstance(key, (str, int))
+                else _foreign_content(item, f"{where}[{key!r}]", depth + 1)
+            )
             if found:
                 return found
         return None
     if isinstance(value, (list, tuple)):
-        return next((found for index, item in enumerate(value)
-                     if (found := _foreign_content(item, f"{where}[{index}]", depth + 1))), None)
+        return next(
+            (
+                found
+                for index, item in enumerate(value)
+                if (found := _foreign_content(item, f"{where}[{index}]", depth + 1))
+            ),
+            None,
+        )
     return f"{where} is a {type(value).__name__}"
 
 
 def save_checkpoint(path: Path, model: UNet3D, extra: dict[str, Any] | None = None) -> None:
     """Write a checkpoint atomically: model config and weights, plus ``extra`` (training state, scores)."""
-    payload = plain_data({"format": FORMAT, "model": model.config.to_dict(), "state_dict": dict(model.state_dict()),
-                          **(extra or {})})
+    payload = plain_data(
+        {"format": FORMAT, "model": model.config.to_dict(), "state_dict": dict(model.state_dict()), **(extra or {})}
+    )
     with atomic_path(path) as temporary:
         torch.save(payload, temporary)
 
@@ -97,26 +107,33 @@ def read_checkpoint(path: Path, hint: str = PREDICT_HINT) -> dict[str, Any]:
     if not path.is_file():
         raise (MissingFileError if not path.exists() else InputError)(
             "checkpoint not found" if not path.exists() else "is not a file, expected a checkpoint",
-                       path=path, hint=hint)
+            path=path,
+            hint=hint,
+        )
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols it meets in foreign files
             warnings.simplefilter("ignore")
             payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if "unsupported global" in str(error).lower():  # torch's words for an object it would have to build
-            raise InputError("refused: the file holds Python objects other than tensors and plain data, and "
-                           "loading them could run code (btk checkpoints never hold such objects)",
-                           path=path, hint=hint) from None
+            raise InputError(
+                "refused: the file holds Python objects other than tensors and plain data, and "
+                "loading them could run code (btk checkpoints never hold such objects)",
+                path=path,
+                hint=hint,
+            ) from None
         raise _unreadable(path, error, hint) from None
     except Exception as error:  # torch raises many types for a damaged or foreign file
         raise _unreadable(path, error, hint) from None
     foreign = _foreign_content(payload)
     if foreign:
-        raise InputError(f"not a btk U-Net checkpoint: {foreign[:200]}, not tensors and plain data", path=path,
-                       hint=hint)
+        raise InputError(
+            f"not a btk U-Net checkpoint: {foreign[:200]}, not tensors and plain data", path=path, hint=hint
+        )
     if not isinstance(payload, dict):
-        raise InputError(f"not a btk U-Net checkpoint: it holds a {type(payload).__name__}, not a dictionary",
-                       path=path, hint=hint)
+        raise InputError(
+            f"not a btk U-Net checkpoint: it holds a {type(payload).__name__}, not a dictionary", path=path, hint=hint
+        )
     stamp = payload.get("format")
     if not (isinstance(stamp, str) and stamp == FORMAT):
         if payload and all(isinstance(value, torch.Tensor) for value in payload.values()):
@@ -130,8 +147,12 @@ def read_checkpoint(path: Path, hint: str = PREDICT_HINT) -> dict[str, Any]:
 
 
 def _unreadable(path: Path, error: Exception, hint: str) -> InputError:
-    return InputError(f"cannot read the checkpoint ({error.__class__.__name__}): the file is truncated, corrupt or "
-                    "not a PyTorch checkpoint", path=path, hint=hint)
+    return InputError(
+        f"cannot read the checkpoint ({error.__class__.__name__}): the file is truncated, corrupt or "
+        "not a PyTorch checkpoint",
+        path=path,
+        hint=hint,
+    )
 
 
 def model_config(payload: dict[str, Any], path: Path, hint: str = PREDICT_HINT) -> ModelConfig:
@@ -139,18 +160,32 @@ def model_config(payload: dict[str, Any], path: Path, hint: str = PREDICT_HINT) 
     values = payload.get("model")
     fields = {field.name for field in dataclasses.fields(ModelConfig)}
     if not isinstance(values, dict) or set(values) != fields:
-        raise InputError(f"the checkpoint's model settings are missing or incomplete (expected {sorted(fields)})",
-                       path=path, hint=hint)
+        raise InputError(
+            f"the checkpoint's model settings are missing or incomplete (expected {sorted(fields)})",
+            path=path,
+            hint=hint,
+        )
     width, norm = values["width"], values["norm"]
-    if not (type(width) is int and width >= 1 and norm in NORMS
-            and all(type(values[name]) is bool for name in ("residual", "deep_supervision"))):
-        raise InputError(f"the checkpoint's model settings are invalid: width {width!r}, norm {norm!r}, residual "
-                       f"{values['residual']!r}, deep supervision {values['deep_supervision']!r}",
-                       path=path, hint=hint)
+    if not (
+        type(width) is int
+        and width >= 1
+        and norm in NORMS
+        and all(type(values[name]) is bool for name in ("residual", "deep_supervision"))
+    ):
+        raise InputError(
+            f"the checkpoint's model settings are invalid: width {width!r}, norm {norm!r}, residual "
+            f"{values['residual']!r}, deep supervision {values['deep_supervision']!r}",
+            path=path,
+            hint=hint,
+        )
     if (values["in_channels"], values["out_channels"]) != (IN_CHANNELS, OUT_CHANNELS):
-        raise InputError(f"the checkpoint's model takes {values['in_channels']!r} inputs and gives "
-                       f"{values['out_channels']!r} outputs; btk's U-Net takes {IN_CHANNELS} modalities and "
-                       f"gives {OUT_CHANNELS} regions (WT, TC, ET)", path=path, hint=hint)
+        raise InputError(
+            f"the checkpoint's model takes {values['in_channels']!r} inputs and gives "
+            f"{values['out_channels']!r} outputs; btk's U-Net takes {IN_CHANNELS} modalities and "
+            f"gives {OUT_CHANNELS} regions (WT, TC, ET)",
+            path=path,
+            hint=hint,
+        )
     return ModelConfig(**values)
 
 
@@ -164,19 +199,32 @@ def model_from_checkpoint(payload: dict[str, Any], path: Path, hint: str = PREDI
         expected = {name: tuple(tensor.shape) for name, tensor in UNet3D(config).state_dict().items()}
     missing, unexpected = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
     if missing or unexpected:
-        shown = "; ".join(part for part in (f"missing {', '.join(missing[:3])}" if missing else "",
-                                            f"unexpected {', '.join(map(str, unexpected[:3]))}" if unexpected else "")
-                          if part)
-        raise InputError(f"the checkpoint's weights do not belong to the model it describes ({shown})",
-                       path=path, hint=hint)
+        shown = "; ".join(
+            part
+            for part in (
+                f"missing {', '.join(missing[:3])}" if missing else "",
+                f"unexpected {', '.join(map(str, unexpected[:3]))}" if unexpected else "",
+            )
+            if part
+        )
+        raise InputError(
+            f"the checkpoint's weights do not belong to the model it describes ({shown})", path=path, hint=hint
+        )
     for name, shape in expected.items():
         tensor = weights[name]
         if tuple(tensor.shape) != shape or not tensor.is_floating_point():
-            raise InputError(f"the checkpoint's weight {name} is {tensor.dtype} {tuple(tensor.shape)}; the model it "
-                           f"describes needs floating-point {shape}", path=path, hint=hint)
+            raise InputError(
+                f"the checkpoint's weight {name} is {tensor.dtype} {tuple(tensor.shape)}; the model it "
+                f"describes needs floating-point {shape}",
+                path=path,
+                hint=hint,
+            )
         if not bool(torch.isfinite(tensor).all()):
-            raise InputError(f"the checkpoint's weight {name} holds NaN or infinite values (a diverged training run?)",
-                           path=path, hint=hint)
+            raise InputError(
+                f"the checkpoint's weight {name} holds NaN or infinite values (a diverged training run?)",
+                path=path,
+                hint=hint,
+            )
     model = UNet3D(config)
     model.load_state_dict(weights)
     return model
@@ -193,7 +241,10 @@ def find_checkpoints(location: Path) -> list[Path]:
     location = Path(location)
     paths = sorted(p for p in location.glob("*.pt") if p.is_file()) if location.is_dir() else [location]
     if not paths or not paths[0].exists():
-        raise MissingFileError("no U-Net weights (*.pt) found", path=location,
-                       hint="train them with `btk train DATA_DIR -o RUN_DIR` and pass RUN_DIR/best.pt "
-                            "(no pretrained BraTS weights ship with btk)")
+        raise MissingFileError(
+            "no U-Net weights (*.pt) found",
+            path=location,
+            hint="train them with `btk train DATA_DIR -o RUN_DIR` and pass RUN_DIR/best.pt "
+            "(no pretrained BraTS weights ship with btk)",
+        )
     return paths

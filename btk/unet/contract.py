@@ -30,13 +30,20 @@ def segment_folder(input_dir: Path, output_dir: Path, predictor: Predictor) -> l
     """Segment every case folder in ``input_dir`` into ``output_dir/<case>.nii.gz``; returns the outputs."""
     folders = sorted(p for p in Path(input_dir).iterdir() if p.is_dir())
     if not folders:
-        raise InputError("no case folders in the input folder", path=input_dir,
-                       hint="expected <input>/<case>/<case>-t1c.nii.gz, -t1n, -t2w, -t2f")
+        raise InputError(
+            "no case folders in the input folder",
+            path=input_dir,
+            hint="expected <input>/<case>/<case>-t1c.nii.gz, -t1n, -t2w, -t2f",
+        )
     outputs = []
     for folder in folders:
         case = read_case(folder, need_segmentation=False)
-        logger.info("Segmenting %s with %d checkpoint(s), TTA %s", case.name, len(predictor.models),
-                    "on" if predictor.tta else "off")
+        logger.info(
+            "Segmenting %s with %d checkpoint(s), TTA %s",
+            case.name,
+            len(predictor.models),
+            "on" if predictor.tta else "off",
+        )
         labels, reference = predictor.segment_files(case.images, "brats2023")
         output = Path(output_dir) / f"{case.name}.nii.gz"
         save_label_map(labels, reference, output)
@@ -59,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the contract; exit code 0 on success, 1 with a message on any problem."""
     configure_logging()
     args = sys.argv[1:] if argv is None else argv
-    input_dir, output_dir, weights = (Path(a) for a in (args + ["/input", "/output", "/weights"][len(args):])[:3])
+    input_dir, output_dir, weights = (Path(a) for a in (args + ["/input", "/output", "/weights"][len(args) :])[:3])
     try:
         overlap = _environment_number("BTK_UNET_OVERLAP", float)
         predictor = Predictor(

@@ -43,9 +43,8 @@ def prepare_case(case: Case) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _save_array(array: np.ndarray, path: Path) -> None:
-    with atomic_path(path) as temporary:
-        with open(temporary, "wb") as handle:
-            np.save(handle, array)
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.save(handle, array)
 
 
 def _read_cache(name: str, folder: Path, expected: dict) -> PreparedCase | None:
@@ -54,14 +53,22 @@ def _read_cache(name: str, folder: Path, expected: dict) -> PreparedCase | None:
     try:
         if json.loads((folder / "cache.json").read_text(encoding="utf-8")) != expected:
             return None
-        images, regions, tumour = (np.load(folder / f"{part}.npy", mmap_mode="r", allow_pickle=False)
-                                   for part in ("images", "regions", "tumour"))
+        images, regions, tumour = (
+            np.load(folder / f"{part}.npy", mmap_mode="r", allow_pickle=False)
+            for part in ("images", "regions", "tumour")
+        )
     except (OSError, ValueError, EOFError):  # missing, truncated or not .npy/JSON (JSONDecodeError is a ValueError)
         return None
-    consistent = (images.ndim == 4 and images.shape[0] == 4 and images.dtype == np.float16
-                  and regions.shape == (3, *images.shape[1:]) and regions.dtype == np.uint8
-                  and tumour.ndim == 1 and tumour.dtype == np.int64
-                  and (tumour.size == 0 or 0 <= int(tumour.min()) <= int(tumour.max()) < regions[0].size))
+    consistent = (
+        images.ndim == 4
+        and images.shape[0] == 4
+        and images.dtype == np.float16
+        and regions.shape == (3, *images.shape[1:])
+        and regions.dtype == np.uint8
+        and tumour.ndim == 1
+        and tumour.dtype == np.int64
+        and (tumour.size == 0 or 0 <= int(tumour.min()) <= int(tumour.max()) < regions[0].size)
+    )
     return PreparedCase(name, images, regions, tumour) if consistent else None
 
 
@@ -74,8 +81,11 @@ def load_prepared(cases: list[Case], cache_dir: Path) -> list[PreparedCase]:
             if case.segmentation is None:
                 raise ValueError(f"case {case.name} has no segmentation; training needs one")
             folder = cache_dir / case.name
-            expected = {"version": CACHE_VERSION, "images": [str(p.resolve()) for p in case.images],
-                        "mtimes": [p.stat().st_mtime_ns for p in (*case.images, case.segmentation)]}
+            expected = {
+                "version": CACHE_VERSION,
+                "images": [str(p.resolve()) for p in case.images],
+                "mtimes": [p.stat().st_mtime_ns for p in (*case.images, case.segmentation)],
+            }
             cached = _read_cache(case.name, folder, expected)
             if cached is None:
                 logger.debug("Caching %s", case.name)

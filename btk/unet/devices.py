@@ -21,8 +21,11 @@ def resolve_device(device: str | None) -> str:
         if not torch.cuda.is_available():
             raise InputError(f"the device {device!r} is not available: torch finds no CUDA GPU here", hint=_HINT)
         if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise InputError(f"the device {device!r} does not exist: torch finds {torch.cuda.device_count()} "
-                           "CUDA GPU(s), numbered from 0", hint=_HINT)
+            raise InputError(
+                f"the device {device!r} does not exist: torch finds {torch.cuda.device_count()} "
+                "CUDA GPU(s), numbered from 0",
+                hint=_HINT,
+            )
     elif parsed.type != "cpu":
         raise InputError(f"unsupported device {device!r}", hint=_HINT)
     return str(parsed)

@@ -38,7 +38,7 @@ def window_starts(extent: int, patch: int, overlap: float) -> list[int]:
         return [0]
     step = max(1, int(patch * (1 - overlap)))
     count = int(np.ceil((extent - patch) / step)) + 1
-    return [int(round(v)) for v in np.linspace(0, extent - patch, count)]
+    return [round(v) for v in np.linspace(0, extent - patch, count).tolist()]
 
 
 def gaussian_importance(patch: Sequence[int], sigma_fraction: float = 0.125) -> torch.Tensor:
@@ -62,8 +62,14 @@ def flip_sets(tta: bool) -> list[tuple[int, ...]]:
 
 
 @torch.inference_mode()
-def predict_probabilities(models: Sequence[UNet3D], images: np.ndarray, patch: Sequence[int] = DEFAULT_PATCH,
-                          overlap: float = 0.5, tta: bool = True, device: str = "cpu") -> np.ndarray:
+def predict_probabilities(
+    models: Sequence[UNet3D],
+    images: np.ndarray,
+    patch: Sequence[int] = DEFAULT_PATCH,
+    overlap: float = 0.5,
+    tta: bool = True,
+    device: str = "cpu",
+) -> np.ndarray:
     """Region probabilities (3, X, Y, Z) of normalised images (4, X, Y, Z), averaged over models and flips."""
     shape = images.shape[1:]
     padded = _padded_shape(shape)
@@ -92,8 +98,9 @@ def predict_probabilities(models: Sequence[UNet3D], images: np.ndarray, patch: S
     return probabilities[(slice(None),) + inside].cpu().numpy()
 
 
-def regions_to_labels(probabilities: np.ndarray, convention: str | LabelConvention,
-                      threshold: float = 0.5) -> np.ndarray:
+def regions_to_labels(
+    probabilities: np.ndarray, convention: str | LabelConvention, threshold: float = 0.5
+) -> np.ndarray:
     """A nested label map from region probabilities: TC is kept inside WT and ET inside TC."""
     wt = probabilities[0] > threshold
     tc = wt & (probabilities[1] > threshold)
@@ -116,8 +123,15 @@ class Predictor:
     >>> labels, image = predictor.segment_files(["c-t1n.nii.gz", "c-t1c.nii.gz", "c-t2w.nii.gz", "c-t2f.nii.gz"])
     """
 
-    def __init__(self, weights: Sequence[str | Path], tta: bool = True, overlap: float = 0.5,
-                 patch: Sequence[int] = DEFAULT_PATCH, threads: int | None = None, device: str | None = None):
+    def __init__(
+        self,
+        weights: Sequence[str | Path],
+        tta: bool = True,
+        overlap: float = 0.5,
+        patch: Sequence[int] = DEFAULT_PATCH,
+        threads: int | None = None,
+        device: str | None = None,
+    ):
         if any(p <= 0 or p % 2**DEPTH for p in patch):
             raise InputError(f"the patch size {tuple(patch)} must be positive multiples of {2**DEPTH}")
         if not 0 <= overlap < 1:  # also refuses NaN
@@ -140,7 +154,8 @@ class Predictor:
         normalised = normalise(images, mask)[(slice(None),) + box]
         probabilities = np.zeros((3, *images.shape[1:]), dtype=np.float32)
         probabilities[(slice(None),) + box] = predict_probabilities(
-            self.models, normalised, self.patch, self.overlap, self.tta, self.device)
+            self.models, normalised, self.patch, self.overlap, self.tta, self.device
+        )
         probabilities[:, ~mask] = 0
         return probabilities
 
@@ -148,8 +163,9 @@ class Predictor:
         """The label map (``uint8``, in ``convention``) of raw images (4, X, Y, Z) in t1n, t1c, t2w, t2f order."""
         return regions_to_labels(self.probabilities(images), convention)
 
-    def segment_files(self, images: Sequence[str | Path],
-                      convention: str | LabelConvention = "brats2023") -> tuple[np.ndarray, nib.Nifti1Image]:
+    def segment_files(
+        self, images: Sequence[str | Path], convention: str | LabelConvention = "brats2023"
+    ) -> tuple[np.ndarray, nib.Nifti1Image]:
         """Segment four co-registered NIfTI files (t1n, t1c, t2w, t2f); returns the labels and the t1n image."""
         case = Case(Path(images[0]).parent.name, tuple(Path(p) for p in images), None, "2023")
         data, reference = load_images(case)

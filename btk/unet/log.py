@@ -19,11 +19,14 @@ def read_log(path: Path) -> list[dict[str, float]]:
         return []
     try:
         with open(path, newline="", encoding="utf-8") as handle:
-            rows = [{key: float(value) if value else float("nan") for key, value in row.items()}
-                    for row in csv.DictReader(handle)]
+            rows = [
+                {key: float(value) if value else float("nan") for key, value in row.items()}
+                for row in csv.DictReader(handle)
+            ]
     except (OSError, UnicodeDecodeError, ValueError, TypeError, csv.Error) as error:
-        raise InputError(f"cannot read the training log ({error.__class__.__name__})", path=path,
-                       hint=_LOG_HINT) from None
+        raise InputError(
+            f"cannot read the training log ({error.__class__.__name__})", path=path, hint=_LOG_HINT
+        ) from None
     if any(set(row) != set(COLUMNS) for row in rows):
         raise InputError("the training log does not have btk's columns", path=path, hint=_LOG_HINT)
     return rows
@@ -31,12 +34,11 @@ def read_log(path: Path) -> list[dict[str, float]]:
 
 def write_log(rows: list[dict[str, float]], path: Path) -> None:
     """Write all rows atomically (a resumed run rewrites the log it continues)."""
-    with atomic_path(path) as temporary:
-        with open(temporary, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({key: (f"{row[key]:.6g}" if key in row else "") for key in COLUMNS})
+    with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: (f"{row[key]:.6g}" if key in row else "") for key in COLUMNS})
 
 
 def plot_log(rows: list[dict[str, float]], path: Path) -> None:

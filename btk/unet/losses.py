@@ -42,6 +42,8 @@ def deep_supervision_loss(outputs: torch.Tensor | list[torch.Tensor], target: to
     weights = SUPERVISION_WEIGHTS[: len(outputs)]
     total = outputs[0].new_zeros(())
     for weight, output in zip(weights, outputs):
-        scaled = target if output.shape[2:] == target.shape[2:] else F.interpolate(target, output.shape[2:], mode="area")
+        scaled = (
+            target if output.shape[2:] == target.shape[2:] else F.interpolate(target, output.shape[2:], mode="area")
+        )
         total = total + weight * dice_focal_loss(output, scaled)
     return total / sum(weights)

@@ -64,8 +64,9 @@ class ConvBlock(nn.Module):
             self.skip = (
                 nn.Identity()
                 if in_channels == out_channels and stride == 1
-                else nn.Sequential(nn.Conv3d(in_channels, out_channels, 1, stride=stride, bias=False),
-                                   _norm(norm, out_channels))
+                else nn.Sequential(
+                    nn.Conv3d(in_channels, out_channels, 1, stride=stride, bias=False), _norm(norm, out_channels)
+                )
             )
         self.activation = nn.LeakyReLU(0.01, inplace=True)
 
@@ -97,8 +98,9 @@ class UNet3D(nn.Module):
             self.upsample.append(nn.ConvTranspose3d(widths[level], widths[level - 1], 2, stride=2))
             self.decoder.append(ConvBlock(2 * widths[level - 1], widths[level - 1], norm, residual))
         # One head per decoder stage: index -1 is full resolution, the others are deep-supervision heads.
-        self.heads = nn.ModuleList([nn.Conv3d(widths[level - 1], config.out_channels, 1)
-                                    for level in range(DEPTH, 0, -1)])
+        self.heads = nn.ModuleList(
+            [nn.Conv3d(widths[level - 1], config.out_channels, 1) for level in range(DEPTH, 0, -1)]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         skips = []

@@ -7,8 +7,9 @@ import numpy as np
 from btk.unet.dataset import PreparedCase
 
 
-def patch_start(shape: tuple[int, ...], centre: np.ndarray, size: tuple[int, ...], rng: np.random.Generator,
-                jitter: float = 0.25) -> np.ndarray:
+def patch_start(
+    shape: tuple[int, ...], centre: np.ndarray, size: tuple[int, ...], rng: np.random.Generator, jitter: float = 0.25
+) -> np.ndarray:
     """The patch's first voxel: around ``centre`` (moved by up to ``jitter`` of the patch), inside the volume.
 
     Where the volume is smaller than the patch the start is negative and :func:`extract` pads.
@@ -32,8 +33,9 @@ def extract(volume: np.ndarray, start: np.ndarray, size: tuple[int, ...]) -> np.
     return patch
 
 
-def sample_patch(case: PreparedCase, size: tuple[int, ...], tumour_probability: float,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def sample_patch(
+    case: PreparedCase, size: tuple[int, ...], tumour_probability: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """One (images, regions) patch: centred on a tumour voxel with ``tumour_probability``, else anywhere."""
     shape = case.images.shape[1:]
     if len(case.tumour) and rng.random() < tumour_probability:
@@ -44,8 +46,13 @@ def sample_patch(case: PreparedCase, size: tuple[int, ...], tumour_probability: 
     return extract(case.images, start, size), extract(case.regions, start, size)
 
 
-def sample_batch(cases: list[PreparedCase], batch_size: int, size: tuple[int, ...], tumour_probability: float,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def sample_batch(
+    cases: list[PreparedCase],
+    batch_size: int,
+    size: tuple[int, ...],
+    tumour_probability: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
     """A batch of patches from randomly chosen cases: (B, 4, *size) images, (B, 3, *size) regions."""
     pairs = [sample_patch(cases[rng.integers(len(cases))], size, tumour_probability, rng) for _ in range(batch_size)]
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])

@@ -84,39 +84,55 @@ class TrainConfig:
         multiple = 2**DEPTH
         for name, option in (("patch", "--patch"), ("validation_patch", None)):
             value = getattr(self, name)
-            if not (isinstance(value, (tuple, list)) and len(value) == 3
-                    and all(_is_int(v) and v > 0 and v % multiple == 0 for v in value)):
-                raise InputError(f"{name.replace('_', ' ')} {value} must be three positive multiples of {multiple}",
-                               hint=option and f"e.g. {option} 128 or {option} 160,192,128")
-        for name, option, low in (("batch_size", "--batch-size", 1), ("epochs", "--epochs", 1),
-                                  ("steps_per_epoch", "--steps-per-epoch", 1), ("warmup_epochs", "--warmup-epochs", 0),
-                                  ("folds", "--folds", 1), ("fold", "--fold", 0), ("seed", "--seed", 0)):
+            if not (
+                isinstance(value, (tuple, list))
+                and len(value) == 3
+                and all(_is_int(v) and v > 0 and v % multiple == 0 for v in value)
+            ):
+                raise InputError(
+                    f"{name.replace('_', ' ')} {value} must be three positive multiples of {multiple}",
+                    hint=option and f"e.g. {option} 128 or {option} 160,192,128",
+                )
+        for name, option, low in (
+            ("batch_size", "--batch-size", 1),
+            ("epochs", "--epochs", 1),
+            ("steps_per_epoch", "--steps-per-epoch", 1),
+            ("warmup_epochs", "--warmup-epochs", 0),
+            ("folds", "--folds", 1),
+            ("fold", "--fold", 0),
+            ("seed", "--seed", 0),
+        ):
             _check_int(name, getattr(self, name), low, option)
         if self.threads is not None:
             _check_int("threads", self.threads, 1, "--threads")
         if self.seed >= 2**32:
             raise InputError(f"seed {self.seed} must be below 2**32", hint="e.g. --seed 0")
         if not 0 <= self.fold < self.folds:
-            raise InputError(f"fold {self.fold} does not exist with {self.folds} folds",
-                           hint=f"use --fold 0 to {self.folds - 1} (or more --folds)")
+            raise InputError(
+                f"fold {self.fold} does not exist with {self.folds} folds",
+                hint=f"use --fold 0 to {self.folds - 1} (or more --folds)",
+            )
         _check_number("learning rate", self.learning_rate, "--lr 1e-3", above=0)
         _check_number("weight decay", self.weight_decay, None, at_least=0)
-        _check_number("tumour probability", self.tumour_probability, "--tumour-probability 0.66", at_least=0,
-                      at_most=1)
+        _check_number("tumour probability", self.tumour_probability, "--tumour-probability 0.66", at_least=0, at_most=1)
         augmentation = self.augmentation
         for name in ("flip_probability", "rotation_probability"):
-            _check_number(f"augmentation {name.replace('_', ' ')}", getattr(augmentation, name), None,
-                          at_least=0, at_most=1)
+            _check_number(
+                f"augmentation {name.replace('_', ' ')}", getattr(augmentation, name), None, at_least=0, at_most=1
+            )
         _check_number("augmentation scale", augmentation.scale, None, at_least=0, below=1)
         _check_number("augmentation shift", augmentation.shift, None, at_least=0)
-        _check_number("augmentation max rotation degrees", augmentation.max_rotation_degrees, None, at_least=0,
-                      at_most=180)
+        _check_number(
+            "augmentation max rotation degrees", augmentation.max_rotation_degrees, None, at_least=0, at_most=180
+        )
         _check_int("width", self.model.width, 1, "--width")
         if self.model.norm not in NORMS:
             raise InputError(f"unknown norm {self.model.norm!r}", hint=f"use --norm {' or --norm '.join(NORMS)}")
         if (self.model.in_channels, self.model.out_channels) != (IN_CHANNELS, OUT_CHANNELS):
-            raise InputError(f"the model must take {IN_CHANNELS} modalities and give {OUT_CHANNELS} regions, not "
-                           f"{self.model.in_channels} and {self.model.out_channels}")
+            raise InputError(
+                f"the model must take {IN_CHANNELS} modalities and give {OUT_CHANNELS} regions, not "
+                f"{self.model.in_channels} and {self.model.out_channels}"
+            )
         if not isinstance(self.amp, bool):
             raise InputError(f"amp must be true or false, not {self.amp!r}")
 
@@ -148,22 +164,41 @@ def _is_int(value: object) -> bool:
 def _check_int(name: str, value: Any, low: int, option: str | None) -> None:
     """A :class:`BtkError` unless ``value`` is a whole number of at least ``low``."""
     if not _is_int(value) or value < low:
-        raise InputError(f"{name.replace('_', ' ')} must be a whole number of at least {low}, not {value!r}",
-                       hint=option and f"pass {option} {low} or more")
+        raise InputError(
+            f"{name.replace('_', ' ')} must be a whole number of at least {low}, not {value!r}",
+            hint=option and f"pass {option} {low} or more",
+        )
 
 
-def _check_number(name: str, value: Any, option: str | None, *, above: float | None = None,
-                  at_least: float | None = None, below: float | None = None, at_most: float | None = None) -> None:
+def _check_number(
+    name: str,
+    value: Any,
+    option: str | None,
+    *,
+    above: float | None = None,
+    at_least: float | None = None,
+    below: float | None = None,
+    at_most: float | None = None,
+) -> None:
     """A :class:`BtkError` unless ``value`` is a finite number within the given bounds; ``option`` is an
     example of the ``btk train`` option that sets it (None if there is none)."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (above is None or value > above) and (at_least is None or value >= at_least)
     ok = ok and (below is None or value < below) and (at_most is None or value <= at_most)
     if not ok:
-        bounds = " and ".join(text for text in (
-            above is not None and f"above {above:g}", at_least is not None and f"at least {at_least:g}",
-            below is not None and f"below {below:g}", at_most is not None and f"at most {at_most:g}") if text)
-        raise InputError(f"the {name} must be a finite number {bounds}, not {value!r}", hint=option and f"e.g. {option}")
+        bounds = " and ".join(
+            text
+            for text in (
+                above is not None and f"above {above:g}",
+                at_least is not None and f"at least {at_least:g}",
+                below is not None and f"below {below:g}",
+                at_most is not None and f"at most {at_most:g}",
+            )
+            if text
+        )
+        raise InputError(
+            f"the {name} must be a finite number {bounds}, not {value!r}", hint=option and f"e.g. {option}"
+        )
 
 
 @dataclass
@@ -181,8 +216,10 @@ def split_cases(cases: list[Case], folds: int, fold: int, seed: int) -> tuple[li
     if folds == 1:
         return list(cases), []
     if len(cases) < folds:
-        raise InputError(f"{folds}-fold cross-validation needs at least {folds} cases, found {len(cases)}",
-                       hint="use fewer folds (--folds 1 trains on all cases without validation)")
+        raise InputError(
+            f"{folds}-fold cross-validation needs at least {folds} cases, found {len(cases)}",
+            hint="use fewer folds (--folds 1 trains on all cases without validation)",
+        )
     order = np.random.default_rng(seed).permutation(len(cases))
     held_out = set(order[fold::folds].tolist())
     return ([c for i, c in enumerate(cases) if i not in held_out], [c for i, c in enumerate(cases) if i in held_out])
@@ -201,8 +238,9 @@ def validate(model: UNet3D, cases: list[PreparedCase], patch: tuple[int, ...], d
     model.eval()
     scores: dict[str, list[float]] = {region: [] for region in REGIONS}
     for case in cases:
-        probabilities = predict_probabilities([model], np.asarray(case.images, dtype=np.float32), patch,
-                                              overlap=0.25, tta=False, device=device)
+        probabilities = predict_probabilities(
+            [model], np.asarray(case.images, dtype=np.float32), patch, overlap=0.25, tta=False, device=device
+        )
         predicted = probabilities > 0.5
         predicted[1] &= predicted[0]
         predicted[2] &= predicted[1]
@@ -229,8 +267,13 @@ class Trainer:
         self.config.check()
         self.device = resolve_device(device)
 
-    def train(self, data_dir: str | Path, run_dir: str | Path, resume: bool = False,
-              on_epoch: Callable[[dict[str, float]], bool | None] | None = None) -> TrainResult:
+    def train(
+        self,
+        data_dir: str | Path,
+        run_dir: str | Path,
+        resume: bool = False,
+        on_epoch: Callable[[dict[str, float]], bool | None] | None = None,
+    ) -> TrainResult:
         """Train (or, with ``resume``, continue the run in ``run_dir``) and return the best checkpoint.
 
         Args:
@@ -259,14 +302,23 @@ class Trainer:
         cases = find_cases(Path(data_dir))
         training_cases, validation_cases = split_cases(cases, config.folds, config.fold, config.seed)
         run = self._start(config, state, run_dir)
-        logger.info("Training on %d cases, validating on %d (fold %d of %d), device %s",
-                    len(training_cases), len(validation_cases), config.fold, config.folds, self.device)
+        logger.info(
+            "Training on %d cases, validating on %d (fold %d of %d), device %s",
+            len(training_cases),
+            len(validation_cases),
+            config.fold,
+            config.folds,
+            self.device,
+        )
         training, validation = _prepare_run_folder(cases, training_cases, validation_cases, config, run_dir)
 
         run.model.train()
         with progress() as bar:
-            task = bar.add_task("Training", total=config.epochs * config.steps_per_epoch,
-                                completed=run.first_epoch * config.steps_per_epoch)
+            task = bar.add_task(
+                "Training",
+                total=config.epochs * config.steps_per_epoch,
+                completed=run.first_epoch * config.steps_per_epoch,
+            )
             for epoch in range(run.first_epoch, config.epochs):
                 started = time.monotonic()
                 losses = self._train_epoch(run, training, config, lambda: bar.advance(task))
@@ -279,8 +331,11 @@ class Trainer:
         """The settings to train with and, when resuming, the checked state of ``run_dir/last.pt``."""
         state = _resume_state(run_dir) if resume else None
         if state is None and (run_dir / "last.pt").exists():
-            raise OutputExistsError("the run folder holds a run already", path=run_dir,
-                           hint="pass --resume to continue it, or choose another folder")
+            raise OutputExistsError(
+                "the run folder holds a run already",
+                path=run_dir,
+                hint="pass --resume to continue it, or choose another folder",
+            )
         config = state["config"] if state else self.config
         if state and config != self.config:
             logger.info("Resuming with the run's own settings (config.json); other options are ignored")
@@ -293,24 +348,34 @@ class Trainer:
         total_steps = config.epochs * config.steps_per_epoch
         warmup_steps = max(1, config.warmup_epochs * config.steps_per_epoch)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimiser, lambda step: learning_rate_factor(step, warmup_steps, total_steps))
+            optimiser, lambda step: learning_rate_factor(step, warmup_steps, total_steps)
+        )
         amp = config.amp and self.device.startswith("cuda")
-        run = _Run(model, optimiser, scheduler, torch.amp.GradScaler("cuda", enabled=amp), amp,
-                   np.random.default_rng(config.seed), torch.Generator().manual_seed(config.seed))
+        run = _Run(
+            model,
+            optimiser,
+            scheduler,
+            torch.amp.GradScaler("cuda", enabled=amp),
+            amp,
+            np.random.default_rng(config.seed),
+            torch.Generator().manual_seed(config.seed),
+        )
         if state:
             _restore(state, run.optimiser, run.scheduler, run.scaler, run.rng, run.generator)
             run.first_epoch, run.best_score, run.best_dice = state["epoch"] + 1, state["best_score"], state["best_dice"]
-            run.rows = read_log(run_dir / "log.csv")[:run.first_epoch]
+            run.rows = read_log(run_dir / "log.csv")[: run.first_epoch]
             logger.info("Resuming at epoch %d of %d", run.first_epoch + 1, config.epochs)
         return run
 
-    def _train_epoch(self, run: _Run, training: list[PreparedCase], config: TrainConfig,
-                     advance: Callable[[], None]) -> list[float]:
+    def _train_epoch(
+        self, run: _Run, training: list[PreparedCase], config: TrainConfig, advance: Callable[[], None]
+    ) -> list[float]:
         """One epoch of optimiser steps on augmented patches; the loss of each step."""
         losses = []
         for _ in range(config.steps_per_epoch):
-            images, regions = sample_batch(training, config.batch_size, config.patch,
-                                           config.tumour_probability, run.rng)
+            images, regions = sample_batch(
+                training, config.batch_size, config.patch, config.tumour_probability, run.rng
+            )
             images_t = torch.from_numpy(images).to(self.device)
             regions_t = torch.from_numpy(regions.astype(np.float32)).to(self.device)
             images_t, regions_t = augment(images_t, regions_t, config.augmentation, run.generator)
@@ -325,13 +390,26 @@ class Trainer:
             advance()
         return losses
 
-    def _end_epoch(self, run: _Run, epoch: int, losses: list[float], validation: list[PreparedCase],
-                   config: TrainConfig, run_dir: Path, started: float) -> dict:
+    def _end_epoch(
+        self,
+        run: _Run,
+        epoch: int,
+        losses: list[float],
+        validation: list[PreparedCase],
+        config: TrainConfig,
+        run_dir: Path,
+        started: float,
+    ) -> dict:
         """Validate, write the checkpoints, the log and its plot, show the epoch; return its log row."""
         scores = validate(run.model, validation, config.validation_patch, self.device) if validation else {}
-        row = {"epoch": epoch + 1, "step": (epoch + 1) * config.steps_per_epoch,
-               "learning_rate": run.scheduler.get_last_lr()[0], "train_loss": float(np.mean(losses)),
-               **{f"dice_{r}": v for r, v in scores.items()}, "seconds": time.monotonic() - started}
+        row = {
+            "epoch": epoch + 1,
+            "step": (epoch + 1) * config.steps_per_epoch,
+            "learning_rate": run.scheduler.get_last_lr()[0],
+            "train_loss": float(np.mean(losses)),
+            **{f"dice_{r}": v for r, v in scores.items()},
+            "seconds": time.monotonic() - started,
+        }
         run.rows.append(row)
         _save_checkpoints(run, config, epoch, scores, run_dir)
         write_log(run.rows, run_dir / "log.csv")
@@ -358,16 +436,24 @@ class _Run:
     best_dice: dict[str, float] = field(default_factory=dict)
 
 
-def _prepare_run_folder(cases: list[Case], training_cases: list[Case], validation_cases: list[Case],
-                        config: TrainConfig, run_dir: Path) -> tuple[list[PreparedCase], list[PreparedCase]]:
+def _prepare_run_folder(
+    cases: list[Case], training_cases: list[Case], validation_cases: list[Case], config: TrainConfig, run_dir: Path
+) -> tuple[list[PreparedCase], list[PreparedCase]]:
     """Prepare every case into the run's cache, then write config.json and split.json; the prepared
     training and validation cases."""
     prepared = load_prepared(cases, run_dir / "cache")
     by_name = {p.name: p for p in prepared}
     save_json(config.to_dict(), run_dir / "config.json")
-    save_json({"training": [c.name for c in training_cases], "validation": [c.name for c in validation_cases],
-               "folds": config.folds, "fold": config.fold, "naming": sorted({c.naming for c in cases})},
-              run_dir / "split.json")
+    save_json(
+        {
+            "training": [c.name for c in training_cases],
+            "validation": [c.name for c in validation_cases],
+            "folds": config.folds,
+            "fold": config.fold,
+            "naming": sorted({c.naming for c in cases}),
+        },
+        run_dir / "split.json",
+    )
     return [by_name[c.name] for c in training_cases], [by_name[c.name] for c in validation_cases]
 
 
@@ -377,31 +463,58 @@ def _save_checkpoints(run: _Run, config: TrainConfig, epoch: int, scores: dict[s
     score = float(np.mean(list(scores.values()))) if scores else float(epoch)
     if score > run.best_score:
         run.best_score, run.best_dice = score, scores
-        save_checkpoint(run_dir / "best.pt", run.model, {"train_config": config.to_dict(), "epoch": epoch,
-                                                         "validation_dice": scores})
-    save_checkpoint(run_dir / "last.pt", run.model, {
-        "train_config": config.to_dict(), "epoch": epoch, "optimiser": run.optimiser.state_dict(),
-        "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
-        "numpy_rng": run.rng.bit_generator.state, "torch_rng": run.generator.get_state(),
-        "torch_global_rng": torch.get_rng_state(), "best_score": run.best_score, "best_dice": run.best_dice,
-        "validation_dice": scores})
+        save_checkpoint(
+            run_dir / "best.pt",
+            run.model,
+            {"train_config": config.to_dict(), "epoch": epoch, "validation_dice": scores},
+        )
+    save_checkpoint(
+        run_dir / "last.pt",
+        run.model,
+        {
+            "train_config": config.to_dict(),
+            "epoch": epoch,
+            "optimiser": run.optimiser.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+            "scaler": run.scaler.state_dict(),
+            "numpy_rng": run.rng.bit_generator.state,
+            "torch_rng": run.generator.get_state(),
+            "torch_global_rng": torch.get_rng_state(),
+            "best_score": run.best_score,
+            "best_dice": run.best_dice,
+            "validation_dice": scores,
+        },
+    )
 
 
 #: What to do about an unusable last.pt.
-RESUME_HINT = ("last.pt must be the file `btk train` wrote in this run folder; restore it from a backup, or start "
-               "a new run in another folder (without --resume)")
+RESUME_HINT = (
+    "last.pt must be the file `btk train` wrote in this run folder; restore it from a backup, or start "
+    "a new run in another folder (without --resume)"
+)
 
 #: What last.pt holds besides the model (see :func:`_save_checkpoints`).
-RESUME_KEYS = ("train_config", "epoch", "optimiser", "scheduler", "scaler", "numpy_rng", "torch_rng",
-               "torch_global_rng", "best_score", "best_dice")
+RESUME_KEYS = (
+    "train_config",
+    "epoch",
+    "optimiser",
+    "scheduler",
+    "scaler",
+    "numpy_rng",
+    "torch_rng",
+    "torch_global_rng",
+    "best_score",
+    "best_dice",
+)
 
 
 def _resume_state(run_dir: Path) -> dict:
     """The checked training state in ``run_dir/last.pt``, with its ``config`` and ``model`` rebuilt."""
     last = run_dir / "last.pt"
     if not last.exists():
-        raise InputError("nothing to resume: no last.pt in the run folder", path=run_dir,
-                       hint="start a new run without --resume")
+        raise InputError(
+            "nothing to resume: no last.pt in the run folder", path=run_dir, hint="start a new run without --resume"
+        )
     state = read_checkpoint(last, hint=RESUME_HINT)
     missing = [key for key in RESUME_KEYS if key not in state]
     if missing:
@@ -414,29 +527,50 @@ def _resume_state(run_dir: Path) -> dict:
         raise InputError(f"last.pt's training settings are invalid: {problem}", path=last, hint=RESUME_HINT) from None
     model = model_from_checkpoint(state, last, hint=RESUME_HINT)
     if model.config != config.model:
-        raise InputError("last.pt's model differs from the one its training settings describe", path=last,
-                       hint=RESUME_HINT)
+        raise InputError(
+            "last.pt's model differs from the one its training settings describe", path=last, hint=RESUME_HINT
+        )
     epoch, best_score, best_dice = state["epoch"], state["best_score"], state["best_dice"]
-    if not (_is_int(epoch) and 0 <= epoch < config.epochs and isinstance(best_score, (int, float))
-            and isinstance(best_dice, dict) and all(isinstance(v, float) for v in best_dice.values())):
-        raise InputError(f"last.pt's progress is invalid (epoch {epoch!r} of {config.epochs})", path=last,
-                       hint=RESUME_HINT)
+    if not (
+        _is_int(epoch)
+        and 0 <= epoch < config.epochs
+        and isinstance(best_score, (int, float))
+        and isinstance(best_dice, dict)
+        and all(isinstance(v, float) for v in best_dice.values())
+    ):
+        raise InputError(
+            f"last.pt's progress is invalid (epoch {epoch!r} of {config.epochs})", path=last, hint=RESUME_HINT
+        )
     return {**state, "config": config, "model": model, "path": last}
 
 
-def _restore(state: dict, optimiser: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
-             scaler: torch.amp.GradScaler, rng: np.random.Generator, generator: torch.Generator) -> None:
+def _restore(
+    state: dict,
+    optimiser: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+) -> None:
     """Put the optimiser, schedule, gradient scaler and random generators back where last.pt left them.
 
     The saved optimiser, schedule and scaler states must have the layout of fresh ones (same types and
     lengths; keys may differ between torch releases) and may not replace the scheduler's methods, so a
     damaged file fails here, not in the middle of training.
     """
-    problem = (_optimiser_state_problem(state["optimiser"], optimiser)
-               or _layout_problem(state["scheduler"], scheduler.state_dict(), "schedule")
-               or next((f"the schedule's {key!r} is not a setting" for key in state["scheduler"]
-                        if key not in scheduler.state_dict() and hasattr(scheduler, key)), None)
-               or _layout_problem(state["scaler"], scaler.state_dict(), "gradient scaler"))
+    problem = (
+        _optimiser_state_problem(state["optimiser"], optimiser)
+        or _layout_problem(state["scheduler"], scheduler.state_dict(), "schedule")
+        or next(
+            (
+                f"the schedule's {key!r} is not a setting"
+                for key in state["scheduler"]
+                if key not in scheduler.state_dict() and hasattr(scheduler, key)
+            ),
+            None,
+        )
+        or _layout_problem(state["scaler"], scaler.state_dict(), "gradient scaler")
+    )
     if problem is None:
         try:
             optimiser.load_state_dict(state["optimiser"])
@@ -449,8 +583,9 @@ def _restore(state: dict, optimiser: torch.optim.Optimizer, scheduler: torch.opt
             return
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             problem = f"{error.__class__.__name__}: {str(error)[:200]}"
-    raise InputError(f"last.pt's training state does not fit its model ({problem})", path=state["path"],
-                   hint=RESUME_HINT)
+    raise InputError(
+        f"last.pt's training state does not fit its model ({problem})", path=state["path"], hint=RESUME_HINT
+    )
 
 
 def _layout_problem(saved: object, fresh: object, where: str) -> str | None:
@@ -461,13 +596,25 @@ def _layout_problem(saved: object, fresh: object, where: str) -> str | None:
     if isinstance(fresh, dict):
         if not isinstance(saved, dict):
             return f"the {where} is not a dictionary"
-        return next((found for key in saved.keys() & fresh.keys()
-                     if (found := _layout_problem(saved[key], fresh[key], f"{where}'s {key}"))), None)
+        return next(
+            (
+                found
+                for key in saved.keys() & fresh.keys()
+                if (found := _layout_problem(saved[key], fresh[key], f"{where}'s {key}"))
+            ),
+            None,
+        )
     if isinstance(fresh, (list, tuple)):
         if not isinstance(saved, (list, tuple)) or len(saved) != len(fresh):
             return f"the {where} has another length"
-        return next((found for item, expected in zip(saved, fresh, strict=True)
-                     if (found := _layout_problem(item, expected, where))), None)
+        return next(
+            (
+                found
+                for item, expected in zip(saved, fresh, strict=True)
+                if (found := _layout_problem(item, expected, where))
+            ),
+            None,
+        )
     if isinstance(fresh, torch.Tensor):
         ok = isinstance(saved, torch.Tensor) and saved.shape == fresh.shape
     elif isinstance(fresh, bool) or not isinstance(fresh, (int, float)):

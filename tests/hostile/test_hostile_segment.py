@@ -33,7 +33,7 @@ CASE = "BraTS-GLI-00042-000"
 
 
 @pytest.fixture(scope="session")
-def image(fakeseg_image) -> str:  # noqa: F811  (the fixture, under a short name)
+def image(fakeseg_image) -> str:
     """The fake segmenter (built on a running engine, started if none runs); its hostile modes: --fault."""
     return fakeseg_image
 
