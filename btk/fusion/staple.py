@@ -23,7 +23,15 @@ def staple(stack: np.ndarray, order: Sequence[int]) -> np.ndarray:
 
 
 def _binary_staple(masks: np.ndarray) -> np.ndarray:
-    """Binary STAPLE: foreground where the estimated probability exceeds 0.5 (a tie is background)."""
+    """Binary STAPLE: foreground where the estimated probability exceeds 0.5 (a tie is background).
+
+    When no candidate has a voxel of one of the two classes (every mask full, say), STAPLE's sensitivities or
+    specificities are 0/0 and SimpleITK returns NaN everywhere; the fraction of candidates that vote
+    foreground stands in for the probability there, so unanimous candidates give their common mask.
+    """
     images = [sitk.GetImageFromArray(np.ascontiguousarray(mask.astype(np.uint8))) for mask in masks]
     probability = sitk.GetArrayFromImage(sitk.STAPLE(images, 1.0))
+    undefined = np.isnan(probability)
+    if undefined.any():
+        probability[undefined] = masks.mean(axis=0, dtype=np.float64)[undefined]
     return probability > 0.5

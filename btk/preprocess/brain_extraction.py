@@ -21,6 +21,7 @@ import numpy as np
 
 from btk.console import logger
 from btk.errors import InputError, MissingExtraError
+from btk.network_weights import flush_subnormals
 
 MODES = ("accurate", "fast")
 #: HD-BET works at this voxel size (mm).
@@ -155,7 +156,7 @@ def _run(data, spacing, mode, device, on_step) -> BrainExtractionResult:
         softmax_sum = None
         for done, path in enumerate(files, start=1):
             parameters = torch.load(path, map_location="cpu", weights_only=True)
-            network.load_state_dict(parameters)
+            network.load_state_dict(flush_subnormals(parameters))
             network.eval()
             network.apply(SetNetworkToVal(False, False))
             _, _, softmax, _ = predict_case_3D_net(

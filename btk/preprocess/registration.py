@@ -1,13 +1,16 @@
 """Reproducible rigid or affine registration with ANTs (through antspyx), written as ITK ``.mat`` files.
 
 Registration is made reproducible run to run by a fixed sampling seed and a single ITK thread: with several
-threads, two identical ANTs runs give (slightly) different transforms. The thread count must be fixed before
-ANTs' ITK starts, so :func:`register` sets ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS`` to 1 in the process that
-registers, just before it imports antspyx (seconds to import); importing this module changes nothing.
+threads, two identical ANTs runs give (slightly) different transforms. ITK reads its thread count once, when
+it first runs anything in a process, so an earlier use of ANTs (a resampling, a user's own script) would fix
+it for good. Every registration therefore runs in a fresh Python process that sets
+``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS`` to 1 before it imports antspyx (:mod:`registration_worker`);
+importing this module changes nothing.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -79,8 +82,15 @@ def register(fixed: Path, moving: Path, transform_path: Path, settings: Registra
     """Register ``moving`` onto ``fixed`` and write the moving-to-fixed transform to ``transform_path``.
 
     The ``.mat`` file follows the ANTs convention (``antsApplyTransforms -r fixed -i moving -t file`` maps
-    ``moving`` into ``fixed``'s grid).
+    ``moving`` into ``fixed``'s grid). The registration runs in a fresh process (one ITK thread), so the
+    transform is the same whatever this process did before.
     """
+    register_all([RegistrationJob(Path(fixed), Path(moving), Path(transform_path), settings)], workers=1)
+    return transform_path
+
+
+def register_in_this_process(fixed: Path, moving: Path, transform_path: Path, settings: RegistrationSettings) -> Path:
+    """:func:`register` in the calling process: reproducible only if ITK has not run in it yet (a worker)."""
     ants_registration = _ants_registration()
     stage = "Rigid" if settings.transform == "rigid" else "Affine"
     with OwnedFolder(Path(tempfile.gettempdir()), REGISTRATION_PREFIX) as work:
@@ -129,6 +139,16 @@ def register(fixed: Path, moving: Path, transform_path: Path, settings: Registra
                 raise disk_full(transform_path.parent) from None
             raise
     return transform_path
+
+
+def _require_ants() -> None:
+    """Raise :class:`MissingExtraError` if antspyx cannot be imported (the ``preprocess`` extra)."""
+    try:
+        found = importlib.util.find_spec("ants") is not None
+    except ImportError:
+        found = False
+    if not found:
+        raise MissingExtraError("ANTs (antspyx) is not installed: images cannot be registered", extra="preprocess")
 
 
 def _ants_registration() -> Callable[[list[str]], int]:
@@ -183,11 +203,8 @@ def register_all(jobs: list[RegistrationJob], workers: int | None = None) -> Non
         jobs: The registrations; the longest should come first.
         workers: Processes at a time (default: the number of CPU cores).
     """
+    _require_ants()  # before any worker starts: the error names the extra to install
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-    if workers == 1:
-        for job in jobs:
-            register(job.fixed, job.moving, job.transform_path, job.settings)
-        return
     pending = list(jobs)
     running: list[tuple[RegistrationJob, subprocess.Popen[str]]] = []
     failures: list[tuple[RegistrationJob, str]] = []

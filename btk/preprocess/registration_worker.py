@@ -12,7 +12,7 @@ from pathlib import Path
 
 from btk.errors import BtkError
 from btk.lifetime import die_with_parent
-from btk.preprocess.registration import RegistrationSettings, register
+from btk.preprocess.registration import RegistrationSettings, register_in_this_process
 
 
 def main(job_json: str, parent: int) -> int:
@@ -20,7 +20,7 @@ def main(job_json: str, parent: int) -> int:
     die_with_parent(parent)
     job = json.loads(job_json)
     try:
-        register(
+        register_in_this_process(
             Path(job["fixed"]),
             Path(job["moving"]),
             Path(job["transform_path"]),

@@ -21,6 +21,7 @@ import torch
 
 from btk.errors import InputError, MissingFileError
 from btk.io import atomic_path
+from btk.network_weights import flush_subnormals
 from btk.unet.model import NORMS, ModelConfig, UNet3D
 
 #: Written into every checkpoint; a file without it is not a btk U-Net checkpoint.
@@ -226,7 +227,7 @@ def model_from_checkpoint(payload: dict[str, Any], path: Path, hint: str = PREDI
                 hint=hint,
             )
     model = UNet3D(config)
-    model.load_state_dict(weights)
+    model.load_state_dict(flush_subnormals(weights))
     return model
 
 
