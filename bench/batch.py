@@ -1,6 +1,6 @@
 """Batch throughput: studies per hour with 1 and 2 local workers on the same batch, and the scaling.
 
-    python bench/batch.py [--studies 6] [--candidates 5] [--method simple] [--full]
+    python -m bench.batch [--studies 6] [--candidates 5] [--method simple] [--full]
 
 The batch: copies of a real exam already in BraTS space (``tests/data/pipeline``) with the real candidate
 segmentations of ``tests/data/fusion`` (segment -> fuse -> report, the stages every study goes through).
@@ -49,8 +49,24 @@ def run_batch(exams: Path, segmentations: Path, output: Path, workers: int, meth
     """Wall and CPU seconds (this process's children) of one ``btk run``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    command = [sys.executable, "-m", "btk", "run", str(exams), "-o", str(output), "--candidates", str(segmentations),
-               "--workers", str(workers), "--method", method, "--fast", "--device", "cpu"]
+    command = [
+        sys.executable,
+        "-m",
+        "btk",
+        "run",
+        str(exams),
+        "-o",
+        str(output),
+        "--candidates",
+        str(segmentations),
+        "--workers",
+        str(workers),
+        "--method",
+        method,
+        "--fast",
+        "--device",
+        "cpu",
+    ]
     subprocess.run(command, check=True, capture_output=True)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -67,16 +83,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="btk-bench-batch-") as folder:
         root = Path(folder)
         exams, segmentations = build_batch(root, args.studies, args.candidates, args.full)
-        print(f"batch: {args.studies} studies ({'raw, preprocessed' if args.full else 'BraTS space'}), "
-              f"{args.candidates} candidates each, fusion {args.method}; {os.cpu_count()} cores, "
-              f"load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"batch: {args.studies} studies ({'raw, preprocessed' if args.full else 'BraTS space'}), "
+            f"{args.candidates} candidates each, fusion {args.method}; {os.cpu_count()} cores, "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
         print(f"{'workers':>7} {'wall s':>8} {'studies/h':>10} {'CPU s':>8}")
         rates = {}
         for workers in (1, 2):
             wall, cpu = run_batch(exams, segmentations, root / f"out-{workers}", workers, args.method)
             rates[workers] = args.studies / wall * 3600
             print(f"{workers:>7} {wall:>8.1f} {rates[workers]:>10.0f} {cpu:>8.1f}")
-        print(f"speed-up with 2 workers: {rates[2] / rates[1]:.2f}x; scaling efficiency {rates[2] / (2 * rates[1]):.0%}")
+        print(
+            f"speed-up with 2 workers: {rates[2] / rates[1]:.2f}x; scaling efficiency {rates[2] / (2 * rates[1]):.0%}"
+        )
 
 
 if __name__ == "__main__":

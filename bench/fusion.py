@@ -1,6 +1,7 @@
 """Fusion speed and memory: btk against BraTS Toolkit's Fusionator and LabelFusion on the same real candidates.
 
-    python bench/fusion.py [--repeats 3] [--sizes 5 10 20] [--storage uint8 float32] [--methods mav simple staple]
+    python -m bench.fusion [--repeats 3] [--sizes 5 10 20] [--storage uint8 float32]
+        [--methods mav simple staple]
 
 The reference tools live in their own virtual environments under ``~/.cache/btk-bench/`` (made on first use):
 ``brats-toolkit`` 1.0.18 (with numpy<2, rich<14) and ``labelfusion`` 1.0.15 (with setuptools<81, which its
@@ -51,8 +52,7 @@ from statistics import median
 import nibabel as nib
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fusion_breakdown  # beside this script
+from bench import fusion_breakdown
 
 REPO = Path(__file__).resolve().parents[1]
 CASE = REPO / "tests" / "data" / "fusion" / "TCGA-FG-6692"
@@ -137,8 +137,13 @@ def run_process(argv: list[str], memory_limit_gb: float) -> Process:
     limit = int(memory_limit_gb * 2**30)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        process = subprocess.Popen(argv, stdout=out, stderr=err, cwd=REPO,
-                                   preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+        process = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=err,
+            cwd=REPO,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)),
+        )
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -191,8 +196,9 @@ def measure(
                 command = run_process(btk_command(tool, method, paths, whole_out), args.memory_limit_gb)
                 driven = run_process(driver_command(python, tool, method, paths, inner_out), args.memory_limit_gb)
             else:
-                command = driven = run_process(driver_command(python, tool, method, paths, whole_out),
-                                               args.memory_limit_gb)
+                command = driven = run_process(
+                    driver_command(python, tool, method, paths, whole_out), args.memory_limit_gb
+                )
         except ProcessFailed as failure:
             if tool.startswith("btk"):
                 sys.exit(f"{tool} failed on {len(paths)} candidates ({method}): {failure}")
@@ -255,34 +261,45 @@ def compare(size: int, storage: str, method: str, figures: dict[str, Measurement
 def progress(figures: dict[str, Measurement]) -> str:
     """Each tool's whole-process wall and CPU seconds, or its failure."""
     return ", ".join(
-        f"{tool} {m.failure}" if m.failure
+        f"{tool} {m.failure}"
+        if m.failure
         else f"{tool} {m.whole['seconds']:.2f} s ({m.whole['cpu_seconds']:.2f} s CPU)"
         for tool, m in figures.items()
     )
 
 
 def print_figures(rows: list[Row]) -> None:
-    print("\nWhole process (fresh interpreter; btk: `python -m btk fuse`, with sidecar and agreement report) and "
-          "in-process (read + fuse + write, after the imports); medians.")
-    print(f"{'n':>3} {'storage':8} {'method':7} {'tool':14} {'runs':>4} | {'whole s':>8} {'CPU s':>7} {'RSS MB':>7} | "
-          f"{'in-proc s':>9} {'CPU s':>7} {'+RSS MB':>8}")
+    print(
+        "\nWhole process (fresh interpreter; btk: `python -m btk fuse`, with sidecar and agreement report) and "
+        "in-process (read + fuse + write, after the imports); medians."
+    )
+    print(
+        f"{'n':>3} {'storage':8} {'method':7} {'tool':14} {'runs':>4} | {'whole s':>8} {'CPU s':>7} {'RSS MB':>7} | "
+        f"{'in-proc s':>9} {'CPU s':>7} {'+RSS MB':>8}"
+    )
     for row in rows:
         for tool, m in row.figures.items():
             if m.failure:
                 print(f"{row.size:>3} {row.storage:8} {row.method:7} {tool:14} failed ({m.failure})")
                 continue
-            print(f"{row.size:>3} {row.storage:8} {row.method:7} {tool:14} {m.runs:>4} | {m.whole['seconds']:>8.3f} "
-                  f"{m.whole['cpu_seconds']:>7.3f} {m.whole['rss_mb']:>7.0f} | {m.inner['seconds']:>9.3f} "
-                  f"{m.inner['cpu_seconds']:>7.3f} {m.inner['rss_growth_mb']:>8.0f}")
+            print(
+                f"{row.size:>3} {row.storage:8} {row.method:7} {tool:14} {m.runs:>4} | {m.whole['seconds']:>8.3f} "
+                f"{m.whole['cpu_seconds']:>7.3f} {m.whole['rss_mb']:>7.0f} | {m.inner['seconds']:>9.3f} "
+                f"{m.inner['cpu_seconds']:>7.3f} {m.inner['rss_growth_mb']:>8.0f}"
+            )
 
 
 def print_ratios(rows: list[Row]) -> list[str]:
     """Speed-ups of btk over each reference (whole-process wall and CPU, in-process wall and CPU) against the
     targets, with the output comparisons; returns the targets missed."""
-    print("\nSpeed-ups (reference / btk; btk-compat against BraTS Toolkit, btk against LabelFusion); "
-          "the targets are on the whole process, judged on wall and on CPU time.")
-    print(f"{'n':>3} {'storage':8} {'method':7} {'reference':14} | {'whole':>7} {'CPU':>7} {'in-proc':>8} {'CPU':>7} | "
-          f"{'target':>6} {'met wall/CPU':12} | outputs")
+    print(
+        "\nSpeed-ups (reference / btk; btk-compat against BraTS Toolkit, btk against LabelFusion); "
+        "the targets are on the whole process, judged on wall and on CPU time."
+    )
+    print(
+        f"{'n':>3} {'storage':8} {'method':7} {'reference':14} | {'whole':>7} {'CPU':>7} {'in-proc':>8} {'CPU':>7} | "
+        f"{'target':>6} {'met wall/CPU':12} | outputs"
+    )
     missed = []
     for row in rows:
         for (reference, ours, method), factor in TARGETS.items():
@@ -297,18 +314,22 @@ def print_ratios(rows: list[Row]) -> list[str]:
             cpu = theirs.whole["cpu_seconds"] / mine.whole["cpu_seconds"]
             met = f"{'yes' if whole >= factor else 'NO'}/{'yes' if cpu >= factor else 'NO'}"
             if "NO" in met:
-                missed.append(f"{row.size} {row.storage} {method}: {ours} {whole:.2f}x wall, {cpu:.2f}x CPU vs "
-                              f"{reference} (target {factor:g}x)")
+                missed.append(
+                    f"{row.size} {row.storage} {method}: {ours} {whole:.2f}x wall, {cpu:.2f}x CPU vs "
+                    f"{reference} (target {factor:g}x)"
+                )
             if reference == "brats-toolkit":
                 outputs = "identical" if row.compat_identical else "DIFFERENT"
                 if row.published_identical is not None:
                     outputs += ", = published fusion" if row.published_identical else ", NOT the published fusion"
             else:
                 outputs = f"{row.labelfusion_differing} voxels differ (of {row.labelled} labelled by either)"
-            print(f"{row.size:>3} {row.storage:8} {method:7} {reference:14} | {whole:>6.1f}x {cpu:>6.1f}x "
-                  f"{theirs.inner['seconds'] / mine.inner['seconds']:>7.1f}x "
-                  f"{theirs.inner['cpu_seconds'] / mine.inner['cpu_seconds']:>6.1f}x | "
-                  f"{factor:>5g}x {met:12} | {outputs}")
+            print(
+                f"{row.size:>3} {row.storage:8} {method:7} {reference:14} | {whole:>6.1f}x {cpu:>6.1f}x "
+                f"{theirs.inner['seconds'] / mine.inner['seconds']:>7.1f}x "
+                f"{theirs.inner['cpu_seconds'] / mine.inner['cpu_seconds']:>6.1f}x | "
+                f"{factor:>5g}x {met:12} | {outputs}"
+            )
     return missed
 
 
@@ -319,27 +340,41 @@ def storage_mismatches(rows: list[Row]) -> list[str]:
     for (size, method, storage), digests in by_key.items():
         other = by_key.get((size, method, "uint8"))
         if storage != "uint8" and other:
-            mismatches += [f"{tool} {method} {size}" for tool in digests
-                           if tool in other and digests[tool] != other[tool]]
+            mismatches += [
+                f"{tool} {method} {size}" for tool in digests if tool in other and digests[tool] != other[tool]
+            ]
     return mismatches
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; the median is shown")
-    parser.add_argument("--budget", type=float, default=60.0,
-                        help="seconds after which a measurement stops repeating (at least one run)")
-    parser.add_argument("--memory-limit-gb", type=float, default=16.0,
-                        help="address space each measured process may use (a tool that needs more is shown as failed)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=60.0,
+        help="seconds after which a measurement stops repeating (at least one run)",
+    )
+    parser.add_argument(
+        "--memory-limit-gb",
+        type=float,
+        default=16.0,
+        help="address space each measured process may use (a tool that needs more is shown as failed)",
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[5, 10, 20])
     parser.add_argument("--storage", nargs="+", choices=STORAGES, default=list(STORAGES))
     parser.add_argument("--methods", nargs="+", choices=TOOL_METHODS["btk"], default=list(TOOL_METHODS["btk"]))
     parser.add_argument("--tools", nargs="+", choices=list(TOOL_METHODS), default=list(TOOL_METHODS))
-    parser.add_argument("--breakdown", action=argparse.BooleanOptionalAction, default=True,
-                        help="profile where `btk fuse --method mav` spends its time (on the first size)")
+    parser.add_argument(
+        "--breakdown",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="profile where `btk fuse --method mav` spends its time (on the first size)",
+    )
     args = parser.parse_args()
-    pythons = {tool: reference_python(tool) if tool in REFERENCE_PACKAGES else Path(sys.executable)
-               for tool in args.tools}
+    pythons = {
+        tool: reference_python(tool) if tool in REFERENCE_PACKAGES else Path(sys.executable) for tool in args.tools
+    }
     rows, sets = [], {}
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
@@ -351,7 +386,8 @@ def main() -> None:
                     folder.mkdir()
                     figures = {
                         tool: measure(pythons[tool], tool, method, paths, folder, args)
-                        for tool in args.tools if method in TOOL_METHODS[tool]
+                        for tool in args.tools
+                        if method in TOOL_METHODS[tool]
                     }
                     rows.append(compare(size, storage, method, figures))
                     print(f"measured {size} {storage} candidates, {method}: {progress(figures)}", flush=True)
@@ -363,17 +399,27 @@ def main() -> None:
         if args.breakdown:
             size = args.sizes[0]
             for storage in args.storage:
-                whole = next((row.figures["btk"].whole for row in rows if row.size == size
-                              and row.storage == storage and row.method == "mav" and "btk" in row.figures), {})
-                fusion_breakdown.report(sets[size, storage], storage, scratch / f"breakdown-{storage}", args.repeats,
-                                        whole)
-    print("\nTargets (whole process): btk mav at least as fast as LabelFusion's ITK voting, btk STAPLE and SIMPLE "
-          "at least 5x faster than LabelFusion's, btk SIMPLE 10x and mav 4x faster than BraTS Toolkit.")
+                whole = next(
+                    (
+                        row.figures["btk"].whole
+                        for row in rows
+                        if row.size == size and row.storage == storage and row.method == "mav" and "btk" in row.figures
+                    ),
+                    {},
+                )
+                fusion_breakdown.report(
+                    sets[size, storage], storage, scratch / f"breakdown-{storage}", args.repeats, whole
+                )
+    print(
+        "\nTargets (whole process): btk mav at least as fast as LabelFusion's ITK voting, btk STAPLE and SIMPLE "
+        "at least 5x faster than LabelFusion's, btk SIMPLE 10x and mav 4x faster than BraTS Toolkit."
+    )
     print("Targets missed: " + ("; ".join(missed) if missed else "none"))
     failures = [row for row in rows if row.compat_identical is False or row.published_identical is False]
     if failures or mismatches:
-        sys.exit("outputs changed: the brats-toolkit flavour differs from BraTS Toolkit, "
-                 "or float32 files give other results")
+        sys.exit(
+            "outputs changed: the brats-toolkit flavour differs from BraTS Toolkit, or float32 files give other results"
+        )
 
 
 if __name__ == "__main__":

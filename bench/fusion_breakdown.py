@@ -102,27 +102,38 @@ def report(paths: list[str], storage: str, folder: Path, repeats: int, whole: di
     stats = _profile(arguments, folder / "fuse.prof")
     gzip_parts = ("read files", "decompress", "compress one")
     gzip_alone = [sum(step[name][i] for name in gzip_parts) for i in (0, 1)]
-    parts = [start[i] + gzip_alone[i] + sum(step[name][i] for name in ("imports needed", "imports rest", "command"))
-             for i in (0, 1)]
+    parts = [
+        start[i] + gzip_alone[i] + sum(step[name][i] for name in ("imports needed", "imports rest", "command"))
+        for i in (0, 1)
+    ]
     rest = [step["whole"][i] - parts[i] for i in (0, 1)]
 
     def line(label: str, pair: list[float], note: str = "") -> None:
         print(f"    {label:40} {pair[0]:6.3f} s {pair[1]:6.3f} s  {note}")
 
     print(f"\nWhere `btk fuse --method mav` spends its time ({len(paths)} {storage} candidates; medians of {repeats})")
-    print(f"  whole process in the bench table           {whole.get('seconds', float('nan')):6.3f} s wall, "
-          f"{whole.get('cpu_seconds', float('nan')):.3f} s CPU")
+    print(
+        f"  whole process in the bench table           {whole.get('seconds', float('nan')):6.3f} s wall, "
+        f"{whole.get('cpu_seconds', float('nan')):.3f} s CPU"
+    )
     print(f"  a timed run, {'':30}   wall      CPU")
     line("whole process", step["whole"])
     line("interpreter start (python -c pass)", start)
     line("imports the fuse command needs", step["imports needed"], ", ".join(NEEDED))
     line("imports of the rest of btk.cli", step["imports rest"], "the other commands' modules")
-    line("the command, main(['fuse', ...])", step["command"], "its sidecar (wall): "
-         + ", ".join(f"{name} {seconds:.3f} s" for name, seconds in own.items())
-         + f"; the rest {step['command'][0] - sum(own.values()):.3f} s: output checks, writing, table")
-    line(f"gzip alone ({codec}), added by this run", gzip_alone,
-         f"reading the files {step['read files'][0]:.3f} s, decompressing all {step['decompress'][0]:.3f} s, "
-         f"compressing one map {step['compress one'][0]:.3f} s")
+    line(
+        "the command, main(['fuse', ...])",
+        step["command"],
+        "its sidecar (wall): "
+        + ", ".join(f"{name} {seconds:.3f} s" for name, seconds in own.items())
+        + f"; the rest {step['command'][0] - sum(own.values()):.3f} s: output checks, writing, table",
+    )
+    line(
+        f"gzip alone ({codec}), added by this run",
+        gzip_alone,
+        f"reading the files {step['read files'][0]:.3f} s, decompressing all {step['decompress'][0]:.3f} s, "
+        f"compressing one map {step['compress one'][0]:.3f} s",
+    )
     line("exit and the rest", rest)
     print("  imports by package (-X importtime, self wall, with importtime's own overhead):")
     print(f"    all of `btk fuse` ({sum(imports.values()):.3f} s): {_largest(imports)}")
@@ -152,8 +163,9 @@ def _median_pairs(pairs: list[list[float]]) -> list[float]:
 
 def _import_times(command: list[str]) -> dict[str, float]:
     """Seconds spent importing each top-level package (self times of its modules summed)."""
-    completed = subprocess.run([sys.executable, "-X", "importtime", *command], capture_output=True, text=True,
-                               cwd=REPO, check=True)
+    completed = subprocess.run(
+        [sys.executable, "-X", "importtime", *command], capture_output=True, text=True, cwd=REPO, check=True
+    )
     totals: dict[str, float] = defaultdict(float)
     for line in completed.stderr.splitlines():
         fields = line.removeprefix("import time:").split("|")
@@ -170,15 +182,19 @@ def _median_by_key(runs: list[dict[str, float]]) -> dict[str, float]:
 
 
 def _profile(arguments: list[str], stats_path: Path) -> Stats:
-    subprocess.run([sys.executable, "-c", _PROFILE, str(stats_path), *arguments], check=True, cwd=REPO,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", _PROFILE, str(stats_path), *arguments], check=True, cwd=REPO, capture_output=True
+    )
     return pstats.Stats(str(stats_path)).stats  # type: ignore[attr-defined]
 
 
 def _cumulative(stats: Stats, candidates: list[tuple[str, str]]) -> float | None:
     for fragment, name in candidates:
-        found = [values[3] for (file, _, function), values in stats.items()
-                 if function == name and fragment in file.replace("\\", "/")]
+        found = [
+            values[3]
+            for (file, _, function), values in stats.items()
+            if function == name and fragment in file.replace("\\", "/")
+        ]
         if found:
             return max(found)
     return None
@@ -190,8 +206,11 @@ def _print_profile(stats: Stats) -> None:
     fuse = _cumulative(stats, [FUSE])
     if fuse is not None:
         inside = (phases["read candidates"] or 0.0) + (phases["agreement report"] or 0.0)
-        phases = {"read candidates": phases.pop("read candidates"),
-                  "fusion (checks, vote)": max(fuse - inside, 0.0), **phases}
+        phases = {
+            "read candidates": phases.pop("read candidates"),
+            "fusion (checks, vote)": max(fuse - inside, 0.0),
+            **phases,
+        }
     known = sum(seconds for seconds in phases.values() if seconds)
     print(f"  profile of the command after `import btk.cli` (cProfile, one run; it slows Python code): {total:.3f} s")
     for name, seconds in phases.items():
@@ -209,5 +228,5 @@ def _short(key: tuple[str, int, str]) -> str:
     for anchor in ("site-packages", "btk"):
         if anchor in parts:
             index = len(parts) - 1 - parts[::-1].index(anchor)
-            return "/".join(parts[index + (anchor == "site-packages"):]) + f":{function}"
+            return "/".join(parts[index + (anchor == "site-packages") :]) + f":{function}"
     return f"{Path(file).name}:{function}"

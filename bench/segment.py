@@ -1,6 +1,6 @@
 """Orchestration overhead of the Segmentor compared with a bare `docker run` of the same image.
 
-    python bench/segment.py [--repeats 7] [--shape 240,240,155]
+    python -m bench.segment [--repeats 7] [--shape 240,240,155]
 
 Both run btk's fake segmenter (containers/test-images/fakeseg) on the same synthetic exam of BraTS size;
 the bare run gets the inputs pre-staged and only does
@@ -20,7 +20,6 @@ import logging
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,14 +28,11 @@ import nibabel as nib
 import numpy as np
 from scipy.ndimage import zoom
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from docker_support import build_test_images
-from segment_support import entry, make_exam, write_registry
-
 from btk.console import logger
 from btk.segment import Exam, Segmentor, load_registry
 from btk.segment.contracts import contract_for
+from tests.support.docker_engine import build_test_images
+from tests.support.segment import entry, make_exam, write_registry
 
 TARGET_S = 0.5
 
@@ -76,8 +72,20 @@ def main() -> None:
             (staged / "output").mkdir()
             start = time.perf_counter()
             subprocess.run(
-                ["docker", "run", "--rm", "--network", "none", "-v", f"{staged / 'input'}:/input:ro",
-                 "-v", f"{staged / 'output'}:/output", image], check=True, capture_output=True,
+                [
+                    "docker",
+                    "run",
+                    "--rm",
+                    "--network",
+                    "none",
+                    "-v",
+                    f"{staged / 'input'}:/input:ro",
+                    "-v",
+                    f"{staged / 'output'}:/output",
+                    image,
+                ],
+                check=True,
+                capture_output=True,
             )
             bare.append(time.perf_counter() - start)
             start = time.perf_counter()
@@ -91,13 +99,17 @@ def main() -> None:
         print(f"exam {shape[0]}x{shape[1]}x{shape[2]}, {args.repeats} paired runs, image {image}")
         print(f"bare docker run      median {statistics.median(bare):.3f} s (min {min(bare):.3f})")
         print(f"btk Segmentor.run    median {statistics.median(btk):.3f} s (min {min(btk):.3f})")
-        print(f"btk outside the container (reading the exam, staging, checks, writing, clean-up) "
-              f"median {statistics.median(outside):.3f} s")
+        print(
+            f"btk outside the container (reading the exam, staging, checks, writing, clean-up) "
+            f"median {statistics.median(outside):.3f} s"
+        )
         for phase, values in phases.items():
             print(f"  {phase:<8} median {statistics.median(values) * 1000:7.1f} ms")
         verdict = "OK" if overhead <= TARGET_S else "OVER TARGET"
-        print(f"orchestration overhead per algorithm vs bare docker run: {overhead:+.3f} s "
-              f"(target <= {TARGET_S} s): {verdict}")
+        print(
+            f"orchestration overhead per algorithm vs bare docker run: {overhead:+.3f} s "
+            f"(target <= {TARGET_S} s): {verdict}"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

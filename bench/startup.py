@@ -1,6 +1,6 @@
 """Start-up time of the ``btk`` command: how long a user waits before anything happens.
 
-    python bench/startup.py [--repeats 7] [--top 12] [--all-commands]
+    python -m bench.startup [--repeats 7] [--top 12] [--all-commands]
 
 Each command runs in a fresh process (``python -m btk ...``, interpreter start included) ``--repeats`` times and
 the median wall time is shown, beside a bare ``python -c pass`` (the interpreter alone). Measured:
@@ -21,10 +21,32 @@ from pathlib import Path
 from statistics import median
 
 REPO = Path(__file__).resolve().parents[1]
-HEAVY = ("numpy", "scipy", "nibabel", "SimpleITK", "docker", "torch", "pydicom", "ants", "dask", "matplotlib",
-         "pydantic")
-COMMANDS = ("preprocess", "convert", "native", "segment", "algorithms", "fuse", "alarms", "run", "evaluate",
-            "train", "unet-predict")
+HEAVY = (
+    "numpy",
+    "scipy",
+    "nibabel",
+    "SimpleITK",
+    "docker",
+    "torch",
+    "pydicom",
+    "ants",
+    "dask",
+    "matplotlib",
+    "pydantic",
+)
+COMMANDS = (
+    "preprocess",
+    "convert",
+    "native",
+    "segment",
+    "algorithms",
+    "fuse",
+    "alarms",
+    "run",
+    "evaluate",
+    "train",
+    "unet-predict",
+)
 
 
 def _environment() -> dict[str, str]:
@@ -66,8 +88,13 @@ def import_times(arguments: list[str]) -> list[tuple[str, float]]:
     Returns:
         ``(module, seconds)`` pairs in import order.
     """
-    done = subprocess.run([sys.executable, "-X", "importtime", *arguments], capture_output=True, text=True,
-                          env=_environment(), check=False)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", *arguments],
+        capture_output=True,
+        text=True,
+        env=_environment(),
+        check=False,
+    )
     modules = []
     for line in done.stderr.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:

@@ -6,7 +6,7 @@ window 128^3 with overlap 0.5; and training throughput (patches/s) at width 16, 
 The weights are untrained (timing does not depend on them). Each measurement runs in its own process so
 its peak memory is its own.
 
-    python bench/unet.py [--threads N] [--train-steps N] [--widths 16,48] [--tta-widths 16,48]
+    python -m bench.unet [--threads N] [--train-steps N] [--widths 16,48] [--tta-widths 16,48]
 """
 
 from __future__ import annotations
@@ -46,8 +46,14 @@ def measure_inference(width: int, tta: bool, threads: int) -> dict:
     before = _peak_mb()
     started = time.perf_counter()
     predictor.segment(images)
-    return {"width": width, "tta": tta, "threads": threads, "seconds": time.perf_counter() - started,
-            "peak_rss_mb": _peak_mb(), "peak_rss_before_mb": before}
+    return {
+        "width": width,
+        "tta": tta,
+        "threads": threads,
+        "seconds": time.perf_counter() - started,
+        "peak_rss_mb": _peak_mb(),
+        "peak_rss_before_mb": before,
+    }
 
 
 def measure_training(width: int, threads: int, steps: int) -> dict:
@@ -79,8 +85,13 @@ def measure_training(width: int, threads: int, steps: int) -> dict:
     for _ in range(steps):
         step()
     seconds = time.perf_counter() - started
-    return {"width": width, "threads": threads, "patches_per_s": 2 * steps / seconds,
-            "seconds_per_step": seconds / steps, "peak_rss_mb": _peak_mb()}
+    return {
+        "width": width,
+        "threads": threads,
+        "patches_per_s": 2 * steps / seconds,
+        "seconds_per_step": seconds / steps,
+        "peak_rss_mb": _peak_mb(),
+    }
 
 
 def main() -> None:
@@ -88,31 +99,55 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--train-steps", type=int, default=3)
     parser.add_argument("--widths", default="16,48")
-    parser.add_argument("--tta-widths", default="16,48",
-                        help="widths also timed with TTA (8 flips: about 8x the time without)")
+    parser.add_argument(
+        "--tta-widths", default="16,48", help="widths also timed with TTA (8 flips: about 8x the time without)"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         kind, width, flag = args.one.split(":")
-        result = (measure_inference(int(width), flag == "tta", args.threads) if kind == "infer"
-                  else measure_training(int(width), args.threads, args.train_steps))
+        result = (
+            measure_inference(int(width), flag == "tta", args.threads)
+            if kind == "infer"
+            else measure_training(int(width), args.threads, args.train_steps)
+        )
         print(json.dumps(result))
         return
     print(f"CPU, {args.threads} threads, case {CASE.name} (240x240x155), sliding window 128^3, overlap 0.5")
     tta_widths = args.tta_widths.split(",")
-    jobs = [f"infer:{w}:{t}" for w in args.widths.split(",") for t in ("plain", "tta") if t == "plain" or w in tta_widths]
+    jobs = [
+        f"infer:{w}:{t}" for w in args.widths.split(",") for t in ("plain", "tta") if t == "plain" or w in tta_widths
+    ]
     jobs.append("train:16:-")
     for job in jobs:
-        output = subprocess.run([sys.executable, __file__, "--one", job, "--threads", str(args.threads),
-                                 "--train-steps", str(args.train_steps)], check=True, capture_output=True,
-                                text=True).stdout
+        output = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                job,
+                "--threads",
+                str(args.threads),
+                "--train-steps",
+                str(args.train_steps),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         result = json.loads(output.strip().splitlines()[-1])
         if job.startswith("infer"):
-            print(f"inference  width {result['width']:>2}  TTA {'on ' if result['tta'] else 'off'}  "
-                  f"{result['seconds']:8.1f} s  peak RSS {result['peak_rss_mb']:7.0f} MB", flush=True)
+            print(
+                f"inference  width {result['width']:>2}  TTA {'on ' if result['tta'] else 'off'}  "
+                f"{result['seconds']:8.1f} s  peak RSS {result['peak_rss_mb']:7.0f} MB",
+                flush=True,
+            )
         else:
-            print(f"training   width {result['width']:>2}  patch 128^3 batch 2  {result['patches_per_s']:.3f} patches/s "
-                  f"({result['seconds_per_step']:.1f} s/step)  peak RSS {result['peak_rss_mb']:.0f} MB", flush=True)
+            print(
+                f"training   width {result['width']:>2}  patch 128^3 batch 2  {result['patches_per_s']:.3f} patches/s "
+                f"({result['seconds_per_step']:.1f} s/step)  peak RSS {result['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

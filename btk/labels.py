@@ -140,6 +140,16 @@ BRATS_2024_POST = LabelConvention(
 )
 
 CONVENTIONS: dict[str, LabelConvention] = {c.name: c for c in (BRATS_2021, BRATS_2023, BRATS_2024_POST)}
+#: Label conventions of other BraTS tracks that registry entries name but btk does not implement yet: names
+#: only (:func:`get_convention` does not know them; ``btk segment`` refuses those entries).
+PENDING_CONVENTIONS: tuple[str, ...] = (
+    "brats2023-met",  # metastases 2023
+    "brats2025-met",  # metastases 2025
+    "brats2023-men",  # meningioma (pre-operative) 2023 and 2025
+    "brats2024-men-rt",  # meningioma radiotherapy 2024 and 2025
+    "brats2024-ped",  # pediatric 2024 and 2025
+    "brats2024-goat",  # generalizability across tumours 2024 and 2025
+)
 _ALIASES = {
     "2017": "brats2021",
     "2018": "brats2021",

@@ -54,8 +54,9 @@ def tumour(shape: tuple[int, ...] = (8, 8, 8)) -> np.ndarray:
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT,
-                          env={**os.environ, **env})
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT, env={**os.environ, **env}
+    )
 
 
 @pytest.mark.parametrize(("kind", "keywords", "standard"), KINDS, ids=[k[0].__name__ for k in KINDS])
@@ -74,7 +75,12 @@ def test_every_kind_pickles_whole(kind, keywords, standard, path):
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is kind
     assert (str(copy), copy.problem, copy.path, copy.hint, copy.args) == (
-        str(error), error.problem, error.path, error.hint, error.args)
+        str(error),
+        error.problem,
+        error.path,
+        error.hint,
+        error.args,
+    )
     if isinstance(error, OSError):
         assert (copy.errno, copy.strerror, copy.filename) == (error.errno, error.strerror, error.filename)
     if isinstance(error, MissingExtraError):
@@ -220,7 +226,11 @@ def test_the_command_line_prints_one_message_and_exits_with_code_2(tmp_path):
     other = write_label_map(tmp_path / "b.nii.gz", tumour())
     result = subprocess.run(
         [sys.executable, "-m", "btk", "fuse", str(missing), str(other), "-o", str(tmp_path / "fused.nii.gz")],
-        capture_output=True, text=True, timeout=300, cwd=ROOT, env={**os.environ, "COLUMNS": "400"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "400"},
     )
     output = result.stdout + result.stderr
     assert result.returncode == 2, output

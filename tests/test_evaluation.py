@@ -4,11 +4,11 @@ import math
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import DATA, save, sphere
 
 from btk.cli import main
 from btk.evaluation import HD95_EMPTY_PENALTY_MM, evaluate_case, evaluate_folders
 from btk.evaluation.metrics import dice, hd95, region_metrics
+from tests.support.data import DATA, save, sphere
 
 
 def _sitk_hd95(a: np.ndarray, b: np.ndarray, spacing: tuple[float, float, float]) -> float:
@@ -94,12 +94,23 @@ def test_cli_folder_mode_writes_one_row_per_case_and_region(tmp_path):
         (pred_dir).mkdir(exist_ok=True)
         (ref_dir / case).mkdir(parents=True)
         (pred_dir / f"{case}.nii.gz").write_bytes((candidates / case / "candidates" / "isen-20.nii.gz").read_bytes())
-        (ref_dir / case / f"{case}-seg.nii.gz").write_bytes((candidates / case / "brats_toolkit_reference" / "mav.nii.gz").read_bytes())
+        (ref_dir / case / f"{case}-seg.nii.gz").write_bytes(
+            (candidates / case / "brats_toolkit_reference" / "mav.nii.gz").read_bytes()
+        )
     out = tmp_path / "eval.csv"
     assert main(["evaluate", str(pred_dir), str(ref_dir), "-o", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
     assert [r["case"] for r in rows] == ["TCGA-DU-7294"] * 3 + ["TCGA-FG-6692"] * 3
-    assert list(rows[0]) == ["case", "region", "dice", "hd95_mm", "sensitivity", "specificity", "volume_pred_ml", "volume_ref_ml"]
+    assert list(rows[0]) == [
+        "case",
+        "region",
+        "dice",
+        "hd95_mm",
+        "sensitivity",
+        "specificity",
+        "volume_pred_ml",
+        "volume_ref_ml",
+    ]
     expected = evaluate_folders(pred_dir, ref_dir)
     assert [float(r["dice"]) for r in rows] == pytest.approx([e.metrics.dice for e in expected], rel=1e-5)
     assert all(0.5 < float(r["dice"]) <= 1.0 for r in rows)

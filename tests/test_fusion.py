@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
-from conftest import candidate_paths, save, sphere
 
 from btk.errors import BtkError
 from btk.evaluation.metrics import dice
 from btk.fusion import Fusionator, SimpleParameters
 from btk.fusion.simple import performance
 from btk.labels import BRATS_2021, BRATS_2023, BRATS_2024_POST, convert
+from tests.support.data import candidate_paths, save, sphere
 
 
 def _voxels(*labels):
@@ -50,7 +50,9 @@ def _tumour(shape, centre, radius, convention=BRATS_2021):
 @pytest.fixture
 def four_good_one_bad():
     shape = (40, 40, 40)
-    good = [_tumour(shape, (20 + dx, 20, 20 + dz), 10 + dr) for dx, dz, dr in ((0, 0, 0), (1, 0, 0), (0, 1, 1), (-1, 0, -1))]
+    good = [
+        _tumour(shape, (20 + dx, 20, 20 + dz), 10 + dr) for dx, dz, dr in ((0, 0, 0), (1, 0, 0), (0, 1, 1), (-1, 0, -1))
+    ]
     bad = np.zeros(shape, np.uint8)
     bad[0:6, 0:6, 0:6] = 4  # a spurious blob far from the tumour
     return good, bad
@@ -106,7 +108,7 @@ def test_staple_agrees_with_majority_voting_on_real_candidates(fusion_case):
 
 
 def test_staple_refuses_weights():
-    with pytest.raises(BtkError, match="STAPLE .* takes no weights"):
+    with pytest.raises(BtkError, match=r"STAPLE .* takes no weights"):
         Fusionator().fuse(_voxels(1, 1, 0), "staple", weights=[1, 2, 1])
 
 

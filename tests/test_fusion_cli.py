@@ -6,11 +6,11 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import DATA, candidate_paths, save
 
 from btk.cli import main
 from btk.errors import BtkError
 from btk.fusion.agreement import AgreementReport, CandidateAgreement, ensemble_alarms
+from tests.support.data import DATA, candidate_paths, save
 
 
 def _run(*args):
@@ -32,7 +32,9 @@ def test_fuse_writes_image_sidecar_and_agreement(tmp_path, fusion_case, capsys):
     sidecar = json.loads((tmp_path / "fused.json").read_text())
     assert sidecar["method"] == "simple" and sidecar["flavour"] == "default" and sidecar["mode"] == "labels"
     assert sidecar["parameters"] == {"threshold": 0.05, "increment": 0.07, "max_iterations": 25}
-    assert [c["name"] for c in sidecar["candidates"]] == [p.name.removesuffix(".nii.gz") for p in candidate_paths(fusion_case)]
+    assert [c["name"] for c in sidecar["candidates"]] == [
+        p.name.removesuffix(".nii.gz") for p in candidate_paths(fusion_case)
+    ]
     assert [c["weight"] for c in sidecar["candidates"]] == [1, 2, 1, 1, 1]
     assert all(len(c["sha256"]) == 64 for c in sidecar["candidates"])
     assert sidecar["details"]["iterations"] >= 1 and "fuse" in sidecar["timings_s"]
@@ -40,6 +42,21 @@ def test_fuse_writes_image_sidecar_and_agreement(tmp_path, fusion_case, capsys):
     assert agreement.case == "fused" and len(agreement.candidates) == 5
     assert all(0.5 < c.dice["WT"] <= 1 for c in agreement.candidates)
     assert "Agreement with the simple consensus" in capsys.readouterr().err
+
+
+def test_fuse_without_agreement_writes_no_report_and_the_same_image(tmp_path, capsys):
+    case = DATA / "fusion" / "TCGA-FG-6692" / "candidates"
+    assert _run("fuse", case, "-o", tmp_path / "with.nii.gz") == 0
+    (tmp_path / "without").mkdir()
+    out = tmp_path / "without" / "fused.nii.gz"
+    capsys.readouterr()
+    assert _run("fuse", case, "-o", out, "--no-agreement") == 0
+    assert sorted(p.name for p in out.parent.iterdir()) == ["fused.json", "fused.nii.gz"]
+    assert np.array_equal(
+        np.asanyarray(nib.load(str(out)).dataobj), np.asanyarray(nib.load(str(tmp_path / "with.nii.gz")).dataobj)
+    )
+    err = capsys.readouterr().err
+    assert "Agreement with the" not in err and "fused.json" in err and "_agreement.json" not in err
 
 
 def test_fuse_brats_toolkit_flavour_cli_matches_reference(tmp_path, fusion_case):
@@ -91,8 +108,13 @@ def test_not_a_nifti_file(tmp_path, candidates, capsys):
 
 def test_different_shape_is_named(tmp_path, candidates, capsys):
     odd = save(np.zeros((12, 12, 13)), tmp_path / "in" / "odd.nii.gz")
-    _expect_error(capsys, tmp_path / "out" / "f.nii.gz", *candidates, odd,
-                  message=f"{odd}: shape (12, 12, 13) differs from the first candidate's (12, 12, 12)")
+    _expect_error(
+        capsys,
+        tmp_path / "out" / "f.nii.gz",
+        *candidates,
+        odd,
+        message=f"{odd}: shape (12, 12, 13) differs from the first candidate's (12, 12, 12)",
+    )
 
 
 def test_different_affine_is_named(tmp_path, candidates, capsys):
@@ -104,20 +126,29 @@ def test_different_affine_is_named(tmp_path, candidates, capsys):
 
 def test_non_integer_labels(tmp_path, candidates, capsys):
     soft = save(np.full((12, 12, 12), 0.5), tmp_path / "in" / "soft.nii.gz", dtype=np.float32)
-    _expect_error(capsys, tmp_path / "out" / "f.nii.gz", *candidates, soft, message=f"{soft}: the segmentation holds non-integer")
+    _expect_error(
+        capsys, tmp_path / "out" / "f.nii.gz", *candidates, soft, message=f"{soft}: the segmentation holds non-integer"
+    )
 
 
 def test_unknown_labels(tmp_path, candidates, capsys):
     seg = np.zeros((12, 12, 12), np.uint8)
     seg[0, 0, 0] = 7
     strange = save(seg, tmp_path / "in" / "strange.nii.gz")
-    _expect_error(capsys, tmp_path / "out" / "f.nii.gz", *candidates, strange,
-                  message=f"{strange}: label values 7 are not part of the brats2021 convention")
+    _expect_error(
+        capsys,
+        tmp_path / "out" / "f.nii.gz",
+        *candidates,
+        strange,
+        message=f"{strange}: label values 7 are not part of the brats2021 convention",
+    )
 
 
 def test_four_d_image(tmp_path, candidates, capsys):
     four = save(np.zeros((12, 12, 12, 2)), tmp_path / "in" / "four.nii.gz")
-    _expect_error(capsys, tmp_path / "out" / "f.nii.gz", *candidates, four, message=f"{four}: a segmentation must be a 3-D image")
+    _expect_error(
+        capsys, tmp_path / "out" / "f.nii.gz", *candidates, four, message=f"{four}: a segmentation must be a 3-D image"
+    )
 
 
 def test_existing_output_needs_force(tmp_path, candidates, capsys):
@@ -144,7 +175,9 @@ def test_a_file_btk_did_not_write_is_never_replaced(tmp_path, candidates, capsys
 
 
 def test_bad_weights_and_method(tmp_path, candidates, capsys):
-    _expect_error(capsys, tmp_path / "o" / "f.nii.gz", *candidates, "--weights", "1,x", message="cannot read the weights")
+    _expect_error(
+        capsys, tmp_path / "o" / "f.nii.gz", *candidates, "--weights", "1,x", message="cannot read the weights"
+    )
     _expect_error(capsys, tmp_path / "o" / "f.nii.gz", *candidates, "--method", "vote", message="unknown fusion method")
 
 
@@ -155,10 +188,14 @@ def test_output_folder_that_cannot_be_created(tmp_path, candidates, capsys):
 
 
 def _report(case, scores):
-    return AgreementReport(case, "brats2021", [
-        CandidateAgreement(name, {"WT": s, "TC": s, "ET": s}, {"WT": 1.0, "TC": 1.0, "ET": 1.0})
-        for name, s in scores.items()
-    ])
+    return AgreementReport(
+        case,
+        "brats2021",
+        [
+            CandidateAgreement(name, {"WT": s, "TC": s, "ET": s}, {"WT": 1.0, "TC": 1.0, "ET": 1.0})
+            for name, s in scores.items()
+        ],
+    )
 
 
 def test_alarms_flag_the_outlier_case():

@@ -6,7 +6,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import candidate_paths
 
 from btk.cli import main
 from btk.errors import BtkError
@@ -14,6 +13,7 @@ from btk.fusion import FLAVOURS, METHODS, Fusionator, SimpleParameters, fusion_m
 from btk.fusion.methods import REGISTRY, BratsToolkitSimple, Simple, Staple
 from btk.fusion.names import flavour_name
 from btk.pipeline.options import PipelineOptions
+from tests.support.data import candidate_paths
 
 
 def _voxels(*labels):
@@ -57,8 +57,15 @@ def test_only_the_default_simple_takes_parameters():
 
 
 @pytest.mark.parametrize(
-    "given", [{"threshold": 1.5}, {"threshold": float("nan")}, {"increment": -0.1}, {"increment": float("inf")},
-              {"max_iterations": 0}, {"threshold": "high"}],
+    "given",
+    [
+        {"threshold": 1.5},
+        {"threshold": float("nan")},
+        {"increment": -0.1},
+        {"increment": float("inf")},
+        {"max_iterations": 0},
+        {"threshold": "high"},
+    ],
 )
 def test_simple_parameters_are_checked_when_made(given):
     with pytest.raises(BtkError, match="SIMPLE"):
@@ -88,7 +95,9 @@ def test_pipeline_options_check_simple_parameters(tmp_path):
 
 
 def test_importing_the_fusion_package_and_its_names_loads_no_numpy():
-    code = ("import sys, btk.fusion; from btk.fusion import METHODS, FLAVOURS, SimpleParameters; "
-            "print(','.join(m for m in ('numpy', 'nibabel', 'SimpleITK') if m in sys.modules))")
+    code = (
+        "import sys, btk.fusion; from btk.fusion import METHODS, FLAVOURS, SimpleParameters; "
+        "print(','.join(m for m in ('numpy', 'nibabel', 'SimpleITK') if m in sys.modules))"
+    )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == ""

@@ -9,11 +9,11 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import DATA, candidate_paths
 
 from btk.fusion import Fusionator
 from btk.fusion.candidates import load_candidates
 from btk.labels import BRATS_2021
+from tests.support.data import DATA, candidate_paths
 
 ORACLE = DATA / "fusion_oracle"
 MANIFEST = json.loads((ORACLE / "manifest.json").read_text())

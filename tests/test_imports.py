@@ -15,8 +15,19 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 #: Libraries the command line must not import to parse its arguments or show its help.
-HEAVY = ("numpy", "scipy", "nibabel", "SimpleITK", "docker", "torch", "pydicom", "ants", "dask", "matplotlib",
-         "pydantic")
+HEAVY = (
+    "numpy",
+    "scipy",
+    "nibabel",
+    "SimpleITK",
+    "docker",
+    "torch",
+    "pydicom",
+    "ants",
+    "dask",
+    "matplotlib",
+    "pydantic",
+)
 #: typer (0.2x) builds pydantic validators for a command's parameters, so a command's --help imports pydantic;
 #: btk's own use of it (the algorithm registry) must still not be imported.
 TYPER_OWN = ("pydantic",)
@@ -38,8 +49,9 @@ sys.meta_path.insert(0, _NotInstalled())
 def run_python(code: str, blocked: tuple[str, ...] = ()) -> dict:
     """Run ``code`` in a fresh interpreter (with ``blocked`` modules unimportable); return what it printed as JSON."""
     program = BLOCKER.format(blocked=set(blocked)) + textwrap.dedent(code)
-    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=REPO, timeout=120,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, cwd=REPO, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -96,7 +108,8 @@ def finished_exam(folder: Path, case: str = "P001") -> Path:
 
 def test_a_finished_exam_is_read_and_discovered_without_the_preprocess_extra(tmp_path: Path):
     exam = finished_exam(tmp_path / "studies" / "P001")
-    found = run_python(f"""
+    found = run_python(
+        f"""
         import json, sys
         import btk.preprocess
         from btk.preprocess import PreprocessedExam
@@ -107,12 +120,15 @@ def test_a_finished_exam_is_read_and_discovered_without_the_preprocess_extra(tmp
         print(json.dumps({{"complete": PreprocessedExam.is_complete(exam.folder), "case": exam.case_id,
                           "studies": [(s.name, s.kind) for s in studies],
                           "extra": sorted({{m.split(".")[0] for m in sys.modules}} & {set(PREPROCESS_EXTRA)!r})}}))
-    """, blocked=PREPROCESS_EXTRA)
+    """,
+        blocked=PREPROCESS_EXTRA,
+    )
     assert found == {"complete": True, "case": "P001", "studies": [["P001", "preprocessed"]], "extra": []}
 
 
 def test_a_registration_without_the_preprocess_extra_names_the_extra(tmp_path: Path):
-    raised = run_python(f"""
+    raised = run_python(
+        f"""
         import json
         from pathlib import Path
         from btk.errors import BtkError
@@ -123,7 +139,9 @@ def test_a_registration_without_the_preprocess_extra_names_the_extra(tmp_path: P
                      RegistrationSettings())
         except BtkError as error:
             print(json.dumps({{"kinds": [k.__name__ for k in type(error).__mro__], "message": str(error)}}))
-    """, blocked=PREPROCESS_EXTRA)
+    """,
+        blocked=PREPROCESS_EXTRA,
+    )
     assert {"MissingExtraError", "ImportError"} <= set(raised["kinds"])
     assert 'pip install "btk-mri[preprocess]"' in raised["message"]
 
@@ -135,8 +153,9 @@ def test_btk_preprocess_without_the_preprocess_extra_names_the_extra(tmp_path: P
         sys.exit(main(["preprocess", {str(REPO / "examples" / "exams" / "TCGA-FG-6692")!r},
                        "-o", {str(tmp_path / "out")!r}, "--fast"]))
     """)
-    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=REPO, timeout=300,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, cwd=REPO, timeout=300, check=False
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "is not installed" in done.stdout + done.stderr
     assert 'pip install "btk-mri[preprocess]"' in done.stdout + done.stderr

@@ -8,10 +8,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import DATA
 
 from btk.errors import BtkError
 from btk.io import load_nifti, save_nifti
+from tests.support.data import DATA
 
 
 def _written(tmp_path: Path, name: str, data: np.ndarray, slope: float = 1.0, inter: float = 0.0) -> Path:

@@ -42,12 +42,26 @@ def test_every_name_of_a_modality_is_an_alias_of_its_key():
     assert set(ALIASES.values()) == set(MODALITIES)
 
 
-@pytest.mark.parametrize(("alias", "key"), [
-    ("t1", "t1n"), ("T1N", "t1n"), ("t1w", "t1n"), ("t1native", "t1n"),
-    ("t1c", "t1c"), ("t1ce", "t1c"), ("T1Gd", "t1c"), ("t1post", "t1c"), ("t1wce", "t1c"),
-    ("t2", "t2w"), ("t2w", "t2w"),
-    ("flair", "t2f"), ("FLAIR", "t2f"), ("fla", "t2f"), (" t2f ", "t2f"),
-])
+@pytest.mark.parametrize(
+    ("alias", "key"),
+    [
+        ("t1", "t1n"),
+        ("T1N", "t1n"),
+        ("t1w", "t1n"),
+        ("t1native", "t1n"),
+        ("t1c", "t1c"),
+        ("t1ce", "t1c"),
+        ("T1Gd", "t1c"),
+        ("t1post", "t1c"),
+        ("t1wce", "t1c"),
+        ("t2", "t2w"),
+        ("t2w", "t2w"),
+        ("flair", "t2f"),
+        ("FLAIR", "t2f"),
+        ("fla", "t2f"),
+        (" t2f ", "t2f"),
+    ],
+)
 def test_canonical_turns_any_alias_into_the_key(alias, key):
     assert canonical(alias) == key
 
@@ -60,10 +74,19 @@ def test_an_unknown_modality_is_an_input_error(name):
     assert raised.value.hint == "use t1, t1c, t2 or flair"
 
 
-@pytest.mark.parametrize(("stem", "key"), [
-    ("BraTS-GLI-00000-000-t2f", "t2f"), ("BraTS20_Training_001_t1ce", "t1c"), ("pat_FLAIR", "t2f"),
-    ("t1", "t1n"), ("exam.t2", "t2w"), ("scan t1c", "t1c"), ("brain-mask", None), ("t1c_mask", None),
-])
+@pytest.mark.parametrize(
+    ("stem", "key"),
+    [
+        ("BraTS-GLI-00000-000-t2f", "t2f"),
+        ("BraTS20_Training_001_t1ce", "t1c"),
+        ("pat_FLAIR", "t2f"),
+        ("t1", "t1n"),
+        ("exam.t2", "t2w"),
+        ("scan t1c", "t1c"),
+        ("brain-mask", None),
+        ("t1c_mask", None),
+    ],
+)
 def test_a_file_name_names_the_modality_it_ends_in(stem, key):
     assert modality_of_stem(stem) == key
 

@@ -19,16 +19,15 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from docker_support import docker_engine, fakeseg_image  # noqa: F401  (fixtures)
-from pipeline_support import BRATS_EXAM, CANDIDATES, RAW_EXAM, ROOT, brats_batch, btk, markers
-from preprocess_support import SERIES, raw_image, write_dicom_series
-from segment_support import entry, write_registry
 
 from btk.errors import BtkError
 from btk.fusion import Fusionator
 from btk.labels import convert
 from btk.pipeline import Pipeline, discover
 from btk.pipeline.markers import read_marker
+from tests.support.pipeline import BRATS_EXAM, CANDIDATES, RAW_EXAM, ROOT, brats_batch, btk, markers
+from tests.support.preprocess import SERIES, raw_image, write_dicom_series
+from tests.support.segment import entry, write_registry
 
 STUDY_UID_A = "1.2.826.0.1.3680043.8.498.1001"
 STUDY_UID_B = "1.2.826.0.1.3680043.8.498.2002"
@@ -41,11 +40,21 @@ def dicom_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("dicom")
     for index, (modality, (_, number, description, te, tr, ti, contrast)) in enumerate(SERIES.items()):
         folder = root / "disk1" if index % 2 else root / "disk2" / "deeper"
-        write_dicom_series(raw_image(modality), folder / str(number), number, description, te, tr, ti, contrast,
-                           STUDY_UID_A)
+        write_dicom_series(
+            raw_image(modality), folder / str(number), number, description, te, tr, ti, contrast, STUDY_UID_A
+        )
         if modality != "t2f":
-            write_dicom_series(raw_image(modality), root / "other" / str(number), number, description, te, tr, ti,
-                               contrast, STUDY_UID_B)
+            write_dicom_series(
+                raw_image(modality),
+                root / "other" / str(number),
+                number,
+                description,
+                te,
+                tr,
+                ti,
+                contrast,
+                STUDY_UID_B,
+            )
     (root / "other" / "notes.txt").write_text("not an image")
     (root / "broken").mkdir()
     (root / "broken" / "bad.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00garbage" * 3)
@@ -121,8 +130,9 @@ def test_batch_records_failures_goes_on_and_resumes(tmp_path: Path, dicom_tree: 
     assert {name: m["finished"] for name, m in markers(out / "good-1").items()} == finished
 
     time.sleep(1.1)  # marker times have one-second resolution
-    forced = btk("run", studies / "good-1", "-o", out, "--candidates", candidates / "good-1", "--force",
-                 "--method", "mav")
+    forced = btk(
+        "run", studies / "good-1", "-o", out, "--candidates", candidates / "good-1", "--force", "--method", "mav"
+    )
     assert forced.returncode == 0, forced.stderr
     redone = {name: m["finished"] for name, m in markers(out / "good-1").items()}
     assert set(redone) == set(finished) and all(redone[n] != finished[n] for n in finished)
@@ -174,20 +184,35 @@ def test_kill_9_at_any_moment_then_resume_gives_complete_outputs(tmp_path: Path)
     names = ["k1", "k2", "k3"]
     studies, candidates = brats_batch(tmp_path, names, [3, 3, 3])
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "btk", "run", str(studies), "-o", str(out), "--candidates", str(candidates),
-               "--workers", "2", "--method", "mav"]
+    command = [
+        sys.executable,
+        "-m",
+        "btk",
+        "run",
+        str(studies),
+        "-o",
+        str(out),
+        "--candidates",
+        str(candidates),
+        "--workers",
+        "2",
+        "--method",
+        "mav",
+    ]
     kills = 0
     for moment in ("segment", "fuse", "report", "done"):
         started = time.time()
         process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while process.poll() is None and time.time() < started + 120 and moment not in _stages_since(out, names, started):
+        while (
+            process.poll() is None and time.time() < started + 120 and moment not in _stages_since(out, names, started)
+        ):
             time.sleep(0.02)
         if process.poll() is None:
             workers = psutil.Process(process.pid).children(recursive=True)
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
             kills += 1
-            gone, alive = psutil.wait_procs(workers, timeout=10)
+            _, alive = psutil.wait_procs(workers, timeout=10)
             assert not alive, "worker processes outlived the killed btk run"
     assert kills >= 3
     final = btk("run", studies, "-o", out, "--candidates", candidates, "--method", "mav")
@@ -212,24 +237,50 @@ def test_a_real_dask_cluster_of_two_worker_processes(tmp_path: Path):
 
     names = ["d1", "d2", "d3"]
     studies, candidates = brats_batch(tmp_path, names, [2, 2, 2])
-    workers = {"gpu-worker": {"cls": Nanny, "options": {"nthreads": 1, "resources": {"GPU": 1}}},
-               "cpu-worker": {"cls": Nanny, "options": {"nthreads": 1}}}
+    workers = {
+        "gpu-worker": {"cls": Nanny, "options": {"nthreads": 1, "resources": {"GPU": 1}}},
+        "cpu-worker": {"cls": Nanny, "options": {"nthreads": 1}},
+    }
     scheduler = {"cls": Scheduler, "options": {"dashboard_address": None, "host": "127.0.0.1"}}
     with SpecCluster(workers=workers, scheduler=scheduler) as cluster, Client(cluster) as client:
         client.wait_for_workers(2)
         pids = client.run(os.getpid)  # worker address -> process id
-        gpu_pid = next(pid for address, pid in pids.items()
-                       if client.scheduler_info()["workers"][address]["resources"].get("GPU"))
+        gpu_pid = next(
+            pid for address, pid in pids.items() if client.scheduler_info()["workers"][address]["resources"].get("GPU")
+        )
         out = tmp_path / "out"
-        cpu_run = btk("run", studies, "-o", out, "--candidates", candidates, "--device", "cpu", "-m", "mav",
-                      "--scheduler", cluster.scheduler_address)
+        cpu_run = btk(
+            "run",
+            studies,
+            "-o",
+            out,
+            "--candidates",
+            candidates,
+            "--device",
+            "cpu",
+            "-m",
+            "mav",
+            "--scheduler",
+            cluster.scheduler_address,
+        )
         assert cpu_run.returncode == 0, cpu_run.stderr
         assert "Dask cluster" in cpu_run.stderr
         used = {markers_pid(out / n) for n in names}
         assert used == set(pids.values()), "both worker processes should have processed studies"
 
-        gpu_run = btk("run", studies, "-o", out, "--candidates", candidates, "--force", "-m", "mav",
-                      "--scheduler", cluster.scheduler_address)
+        gpu_run = btk(
+            "run",
+            studies,
+            "-o",
+            out,
+            "--candidates",
+            candidates,
+            "--force",
+            "-m",
+            "mav",
+            "--scheduler",
+            cluster.scheduler_address,
+        )
         assert gpu_run.returncode == 0, gpu_run.stderr
         assert {markers_pid(out / n) for n in names} == {gpu_pid}
     rows = list(csv.DictReader((out / "summary.csv").open()))
@@ -254,8 +305,21 @@ def test_algorithms_in_real_containers_and_a_container_failure(tmp_path: Path, f
     studies, candidates = brats_batch(tmp_path, ["with-candidates", "alone"], [2, 2])
     shutil.rmtree(candidates / "alone")
     out = tmp_path / "out"
-    result = btk("run", studies, "-o", out, "--candidates", candidates, "--registry", registry, "-a", "fake-crash",
-                 "--cpu", "-m", "mav")
+    result = btk(
+        "run",
+        studies,
+        "-o",
+        out,
+        "--candidates",
+        candidates,
+        "--registry",
+        registry,
+        "-a",
+        "fake-crash",
+        "--cpu",
+        "-m",
+        "mav",
+    )
     assert result.returncode == 1, result.stderr
     rows = {row["study"]: row for row in csv.DictReader((out / "summary.csv").open())}
     assert rows["with-candidates"]["status"] == "ok" and rows["with-candidates"]["candidates"] == "2"
@@ -264,8 +328,21 @@ def test_algorithms_in_real_containers_and_a_container_failure(tmp_path: Path, f
     html = (out / "with-candidates" / "report" / "report.html").read_text()
     assert "fake-crash" in html and 'class="alarm"' in html
 
-    good = btk("run", studies / "alone", "-o", out, "--registry", registry, "-a", "fake-good", "-a", "fake-crash",
-               "--cpu", "-m", "mav")
+    good = btk(
+        "run",
+        studies / "alone",
+        "-o",
+        out,
+        "--registry",
+        registry,
+        "-a",
+        "fake-good",
+        "-a",
+        "fake-crash",
+        "--cpu",
+        "-m",
+        "mav",
+    )
     assert good.returncode == 0, good.stderr
     data = json.loads((out / "alone" / "report" / "report.json").read_text())
     assert [(c["name"], c["origin"]) for c in data["candidates"]] == [("fake-good", "algorithm")]
@@ -284,15 +361,16 @@ def test_a_worker_whose_parent_died_while_it_started_ends_at_once():
 def test_a_local_worker_and_the_tools_it_started_end_when_btk_is_killed():
     import psutil
 
-    worker = ("from btk.pipeline.study import end_with_parent; import subprocess, time; end_with_parent(); "
-              "tool = subprocess.Popen(['sleep', '120']); print(tool.pid, flush=True); time.sleep(120)")
-    parent = ("import subprocess, sys, time; w = subprocess.Popen([sys.executable, '-c', sys.argv[1]]); "
-              "time.sleep(120)")
+    worker = (
+        "from btk.pipeline.study import end_with_parent; import subprocess, time; end_with_parent(); "
+        "tool = subprocess.Popen(['sleep', '120']); print(tool.pid, flush=True); time.sleep(120)"
+    )
+    parent = "import subprocess, sys, time; w = subprocess.Popen([sys.executable, '-c', sys.argv[1]]); time.sleep(120)"
     btk_run = subprocess.Popen([sys.executable, "-c", parent, worker], stdout=subprocess.PIPE, text=True)
     tool_pid = int(btk_run.stdout.readline())
     descendants = psutil.Process(btk_run.pid).children(recursive=True)
     assert tool_pid in {p.pid for p in descendants} and len(descendants) == 2
     os.kill(btk_run.pid, signal.SIGKILL)
     btk_run.wait()
-    gone, alive = psutil.wait_procs(descendants, timeout=10)
+    _, alive = psutil.wait_procs(descendants, timeout=10)
     assert not alive, f"still running after btk was killed: {alive}"

@@ -13,13 +13,13 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from deid_support import IDENTIFIERS, write_identified_study
-from hostile_support import assert_no_identifiers
-from pipeline_support import EXAMPLE_CANDIDATES, btk, markers
 
 from btk.io import load_label_map
 from btk.labels import REGIONS, get_convention
 from btk.preprocess import PreprocessedExam
+from tests.support.deid import IDENTIFIERS, write_identified_study
+from tests.support.hostile import assert_no_identifiers
+from tests.support.pipeline import EXAMPLE_CANDIDATES, btk, markers
 
 pytestmark = pytest.mark.slow
 
@@ -31,8 +31,18 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     root = tmp_path_factory.mktemp("chain")
     dicom = write_identified_study(root / "dicom" / "study")
     (dicom / "README.txt").write_text("exported by a PACS\n")
-    result = btk("run", root / "dicom", "-o", root / "out", "--candidates", EXAMPLE_CANDIDATES,
-                 "--fast", "--device", "cpu", timeout=1800)
+    result = btk(
+        "run",
+        root / "dicom",
+        "-o",
+        root / "out",
+        "--candidates",
+        EXAMPLE_CANDIDATES,
+        "--fast",
+        "--device",
+        "cpu",
+        timeout=1800,
+    )
     assert result.returncode == 0, result.stderr
     study = next(p for p in (root / "out").iterdir() if p.is_dir())
     return root, study, result.stdout + result.stderr

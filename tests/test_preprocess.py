@@ -8,11 +8,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from preprocess_support import PATIENT_ID, PATIENT_NAME, REFERENCE, REFERENCE_NAMES, dice
 
 from btk.cli import main
 from btk.modalities import MODALITIES, atlas_t1
 from btk.preprocess import PreprocessedExam, Preprocessor, output_layout, to_native
+from tests.support.preprocess import PATIENT_ID, PATIENT_NAME, REFERENCE, REFERENCE_NAMES, dice
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,9 @@ def test_every_role_is_written_and_listed(preprocessed_tcga):
 def test_native_masks_agree_with_brats_toolkit(preprocessed_tcga, modality):
     ours, our_affine = canonical(preprocessed_tcga.outputs[f"native_mask/{modality}"])
     theirs, their_affine = canonical(
-        REFERENCE / "masks_hdbet_native-space" / f"OtherEXampleFromTCIA_hdbet_mask_native_{REFERENCE_NAMES[modality]}.nii.gz"
+        REFERENCE
+        / "masks_hdbet_native-space"
+        / f"OtherEXampleFromTCIA_hdbet_mask_native_{REFERENCE_NAMES[modality]}.nii.gz"
     )
     assert np.allclose(our_affine, their_affine, atol=1e-3)
     assert dice(ours, theirs) >= 0.95
@@ -43,7 +45,9 @@ def test_native_masks_agree_with_brats_toolkit(preprocessed_tcga, modality):
 
 def test_brats_mask_agrees_with_brats_toolkit(preprocessed_tcga):
     ours = np.asanyarray(nib.load(str(preprocessed_tcga.outputs["brats/mask"])).dataobj)
-    theirs = np.asanyarray(nib.load(str(REFERENCE / "mask_hdbet_brats-space" / "OtherEXampleFromTCIA_hdbet_mask_brats.nii.gz")).dataobj)
+    theirs = np.asanyarray(
+        nib.load(str(REFERENCE / "mask_hdbet_brats-space" / "OtherEXampleFromTCIA_hdbet_mask_brats.nii.gz")).dataobj
+    )
     assert dice(ours, theirs) >= 0.93
 
 
@@ -120,14 +124,21 @@ def test_rerun_on_a_finished_exam_does_nothing(preprocessed_tcga):
 
 def test_segmentation_maps_back_to_native_space(preprocessed_tcga, tmp_path):
     outputs = preprocessed_tcga.outputs
-    written = to_native(outputs["brats/mask"], preprocessed_tcga.folder, tmp_path / "native_t2f.nii.gz", modality="flair")
+    written = to_native(
+        outputs["brats/mask"], preprocessed_tcga.folder, tmp_path / "native_t2f.nii.gz", modality="flair"
+    )
     native = nib.load(str(written))
     reference = nib.load(str(outputs["native_mask/t2f"]))
     assert native.shape == reference.shape and np.allclose(native.affine, reference.affine)
     assert dice(np.asanyarray(native.dataobj), np.asanyarray(reference.dataobj)) >= 0.9
-    code = main(["native", str(outputs["brats/mask"]), str(preprocessed_tcga.folder), "-o", str(tmp_path / "cli.nii.gz")])
+    code = main(
+        ["native", str(outputs["brats/mask"]), str(preprocessed_tcga.folder), "-o", str(tmp_path / "cli.nii.gz")]
+    )
     assert code == 0 and (tmp_path / "cli.nii.gz").is_file()
-    assert main(["native", str(outputs["native/t1n"]), str(preprocessed_tcga.folder), "-o", str(tmp_path / "bad.nii.gz")]) == 2
+    assert (
+        main(["native", str(outputs["native/t1n"]), str(preprocessed_tcga.folder), "-o", str(tmp_path / "bad.nii.gz")])
+        == 2
+    )
     assert not (tmp_path / "bad.nii.gz").exists()
 
 
@@ -153,9 +164,8 @@ def test_defacing_removes_the_face_and_keeps_brain_and_skull(preprocessed_tcga):
 
 def test_deface_mode_with_2020_names_end_to_end(tmp_path):
     """A whole run in deface mode from the raw NIfTI exam: the face is gone, skull and brain are kept."""
-    from preprocess_support import RAW
-
     from btk.preprocess.deface import face_mask
+    from tests.support.preprocess import RAW
 
     exam = Preprocessor(device="cpu", fast=True, mode="deface", naming="2020").run(RAW, tmp_path / "case-7")
     assert set(exam.outputs) == set(output_layout("case-7", naming="2020", mode="deface"))

@@ -8,7 +8,6 @@ import shutil
 import nibabel as nib
 import numpy as np
 import pytest
-from preprocess_support import PATIENT_ID, PATIENT_NAME, RAW, REFERENCE, raw_image, write_dicom_study
 
 from btk.cli import main
 from btk.errors import BtkError
@@ -16,6 +15,7 @@ from btk.preprocess import convert_dicom
 from btk.preprocess.deface import face_mask
 from btk.preprocess.modalities import Candidate, choose, modality_from_parameters, modality_from_text
 from btk.preprocess.registration import RegistrationSettings, register
+from tests.support.preprocess import PATIENT_ID, PATIENT_NAME, RAW, REFERENCE, raw_image, write_dicom_study
 
 
 @pytest.mark.parametrize(
@@ -57,7 +57,10 @@ def test_dicom_study_is_converted_recognised_and_anonymised(tmp_path):
     assert len(result.series) == 4
     assert set(result.modalities) == {"t1n", "t1c", "t2w", "t2f"}
     for modality, path in result.modalities.items():  # same voxels at the same places in the world
-        ours, source = nib.as_closest_canonical(nib.load(str(path))), nib.as_closest_canonical(nib.load(str(raw_image(modality))))
+        ours, source = (
+            nib.as_closest_canonical(nib.load(str(path))),
+            nib.as_closest_canonical(nib.load(str(raw_image(modality)))),
+        )
         assert ours.shape == source.shape
         assert np.allclose(ours.affine, source.affine, atol=1e-3)
         assert np.array_equal(np.asanyarray(ours.dataobj), np.asanyarray(source.dataobj))
@@ -91,6 +94,7 @@ def test_face_mask_lies_in_front_of_and_below_the_brain():
 
 
 # ---- bad inputs: each a clear error, a non-zero exit, and nothing left in the output's folder --------------
+
 
 def copy_exam(tmp_path):
     exam = tmp_path / "exam"
@@ -192,8 +196,9 @@ def test_provenance_is_the_done_marker(tmp_path):
     folder = tmp_path / "exam"
     folder.mkdir()
     assert not PreprocessedExam.is_complete(folder)
-    (folder / "provenance.json").write_text(json.dumps({"case_id": "x", "outputs": {"brats/t1n": "brats/x-t1n.nii.gz"}}))
+    (folder / "provenance.json").write_text(
+        json.dumps({"case_id": "x", "outputs": {"brats/t1n": "brats/x-t1n.nii.gz"}})
+    )
     assert not PreprocessedExam.is_complete(folder)  # listed output missing
     with pytest.raises(BtkError, match="incomplete"):
         PreprocessedExam.load(folder)
-

@@ -43,8 +43,10 @@ def label_maps(convention, shape=SHAPES):
 def candidate_stacks(convention, count=st.integers(2, 5)):
     """Two to five random label maps of one convention on one grid."""
     return st.tuples(SHAPES, count).flatmap(
-        lambda sc: st.lists(arrays(np.uint8, sc[0], elements=st.sampled_from(convention.labels)),
-                            min_size=sc[1], max_size=sc[1]))
+        lambda sc: st.lists(
+            arrays(np.uint8, sc[0], elements=st.sampled_from(convention.labels)), min_size=sc[1], max_size=sc[1]
+        )
+    )
 
 
 masks = SHAPES.flatmap(lambda s: st.tuples(arrays(bool, s), arrays(bool, s)))
@@ -81,8 +83,10 @@ def test_a_resection_cavity_is_never_converted_away_silently(seg):
 
 
 @SETTINGS
-@given(SHAPES.flatmap(lambda s: st.tuples(arrays(bool, s), arrays(bool, s), arrays(bool, s))),
-       st.sampled_from(list(CONVENTIONS.values())))
+@given(
+    SHAPES.flatmap(lambda s: st.tuples(arrays(bool, s), arrays(bool, s), arrays(bool, s))),
+    st.sampled_from(list(CONVENTIONS.values())),
+)
 def test_regions_rebuilt_into_a_label_map_are_nested(regions, convention):
     wt, tc, et = regions
     seg = convention.from_regions(wt, tc, et)
@@ -104,8 +108,13 @@ def test_every_label_map_is_its_regions(drawn):
 
 
 @SETTINGS
-@given(st.lists(st.tuples(st.sampled_from(["brats2021", "brats2023"]), label_maps(BRATS_2021, st.just((3, 3, 2)))),
-                min_size=2, max_size=5))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["brats2021", "brats2023"]), label_maps(BRATS_2021, st.just((3, 3, 2)))),
+        min_size=2,
+        max_size=5,
+    )
+)
 def test_mixed_2021_and_2023_maps_are_never_read_as_post_treatment(maps):
     """Whatever the mix, each map is read in its own convention: converting per the plan makes every map
     valid in the target, with the same regions as before."""
@@ -117,16 +126,21 @@ def test_mixed_2021_and_2023_maps_are_never_read_as_post_treatment(maps):
         converted = convert(seg, source, common.target)
         original = maps[index][1]
         for region in REGIONS:
-            np.testing.assert_array_equal(common.target.region_mask(converted, region),
-                                          BRATS_2021.region_mask(original, region))
+            np.testing.assert_array_equal(
+                common.target.region_mask(converted, region), BRATS_2021.region_mask(original, region)
+            )
 
 
 # --- fusion ----------------------------------------------------------------------------------------------
 
 
 @SETTINGS
-@given(st.sampled_from([BRATS_2021, BRATS_2023]).flatmap(label_maps), st.integers(2, 4),
-       st.sampled_from(METHODS), st.booleans())
+@given(
+    st.sampled_from([BRATS_2021, BRATS_2023]).flatmap(label_maps),
+    st.integers(2, 4),
+    st.sampled_from(METHODS),
+    st.booleans(),
+)
 @example(np.ones((2, 2, 1), np.uint8), 2, "staple", True)  # every region fills the image: STAPLE's 0/0
 @example(np.full((2, 2, 1), 4, np.uint8), 3, "staple", True)
 @example(np.full((2, 2, 1), 2, np.uint8), 2, "simple", True)
@@ -136,21 +150,30 @@ def test_fusing_copies_of_one_candidate_gives_that_candidate(seg, copies, method
 
 
 @SETTINGS
-@given(st.lists(st.tuples(st.sampled_from(["brats2021", "brats2023"]), label_maps(BRATS_2021, st.just((3, 3, 2)))),
-                min_size=2, max_size=5), st.sampled_from(["mav", "simple"]), st.booleans())
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["brats2021", "brats2023"]), label_maps(BRATS_2021, st.just((3, 3, 2)))),
+        min_size=2,
+        max_size=5,
+    ),
+    st.sampled_from(["mav", "simple"]),
+    st.booleans(),
+)
 def test_fusing_candidates_of_mixed_conventions_is_fusing_them_in_one(maps, method, regions):
     """The issue's silent wrong result: 2021 and 2023 candidates fuse as if all were in one convention
     (never with the enhancing tumour read as a resection cavity)."""
-    mixed = Fusionator().fuse([convert(seg, "brats2021", name) for name, seg in maps], method, regions=regions,
-                              agreement=False)
+    mixed = Fusionator().fuse(
+        [convert(seg, "brats2021", name) for name, seg in maps], method, regions=regions, agreement=False
+    )
     alike = Fusionator(labels="brats2021").fuse([seg for _, seg in maps], method, regions=regions, agreement=False)
     assert mixed.convention is not BRATS_2024_POST
     np.testing.assert_array_equal(mixed.segmentation, convert(alike.segmentation, BRATS_2021, mixed.convention))
 
 
 @SETTINGS
-@given(st.sampled_from([BRATS_2021, BRATS_2023]).flatmap(label_maps), st.integers(2, 4),
-       st.sampled_from(["mav", "simple"]))
+@given(
+    st.sampled_from([BRATS_2021, BRATS_2023]).flatmap(label_maps), st.integers(2, 4), st.sampled_from(["mav", "simple"])
+)
 def test_btk_flavour_fuses_copies_of_one_candidate_into_it(seg, copies, method):
     fused = Fusionator("btk").fuse([seg] * copies, method, agreement=False)
     np.testing.assert_array_equal(fused.segmentation, seg)
@@ -217,7 +240,8 @@ def test_region_metrics_are_proportions_and_volumes(pair):
 @given(label_maps(BRATS_2021))
 def test_evaluation_does_not_depend_on_the_convention_of_either_side(seg):
     """A 2021 prediction against its own 2023 conversion is perfect in every region."""
-    rows = evaluate_arrays(seg, convert(seg, BRATS_2021, BRATS_2023),
-                           prediction_labels="brats2021", reference_labels="brats2023")
+    rows = evaluate_arrays(
+        seg, convert(seg, BRATS_2021, BRATS_2023), prediction_labels="brats2021", reference_labels="brats2023"
+    )
     assert [row.metrics.dice for row in rows] == [1.0, 1.0, 1.0]
     assert [row.metrics.hd95_mm for row in rows] == [0.0, 0.0, 0.0]

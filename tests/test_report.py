@@ -12,7 +12,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from pipeline_support import brats_batch, chromium_command, non_background_fraction, png_size
 
 from btk.labels import get_convention
 from btk.pipeline import Pipeline
@@ -31,6 +30,7 @@ from btk.report.data import (
     StageRecord,
 )
 from btk.report.exam import render_exam_report
+from tests.support.pipeline import brats_batch, chromium_command, non_background_fraction, png_size
 
 #: Written into a copy of a page: after loading, record every image's source and decoded width in the DOM.
 IMAGE_PROBE = """<script>window.addEventListener("load", () => { document.body.setAttribute("data-images",
@@ -78,7 +78,7 @@ def test_figures_show_the_labels_in_three_planes(batch_output: Path):
     width, height = png_size(figure)
     assert width > 900 and height > 300
     pixels = np.asarray(Image.open(figure).convert("RGB")).astype(int)
-    panels = np.array_split(pixels[int(height * 0.15):], 3, axis=1)
+    panels = np.array_split(pixels[int(height * 0.15) :], 3, axis=1)
     for panel in panels:  # oedema (green) overlaid in every plane through the tumour centre
         greenish = (panel[..., 1] > panel[..., 0] + 40) & (panel[..., 1] > panel[..., 2] + 40)
         assert greenish.sum() > 50
@@ -103,14 +103,28 @@ def exam_data(name: str = "s1") -> ExamReportData:
     """The report data of a fused study with two candidates, one of them named like an HTML tag."""
     regions = {"WT": 0.9, "TC": 0.8, "ET": 0.7}
     return ExamReportData(
-        study=name, kind="brats", source="/data/<b>studies</b>/s1", labels="brats2023",
-        volumes_ml={"WT": 30.0, "TC": 9.0, "ET": 6.0}, fusion=FusionRecord("simple", "labels", "default"),
-        candidates=(CandidateRecord("<img src=x>", "imported", "/c/a.nii.gz", "ab" * 32, "brats2023 -> brats2023"),
-                    CandidateRecord("isen-20", "imported", "/c/isen-20.nii.gz", "cd" * 32, "brats2021 -> brats2023")),
-        files=ReportFiles(f"../fuse/{name}_fused.nii.gz"), candidates_source="/c",
-        agreement=AgreementRecord(name, "brats2023", (CandidateAgreementRecord("<img src=x>", regions, regions),
-                                                      CandidateAgreementRecord("isen-20", regions, regions))),
-        stages={"segment": StageRecord(1.5), "fuse": StageRecord(0.5)}, citations=("Kofler F et al.",),
+        study=name,
+        kind="brats",
+        source="/data/<b>studies</b>/s1",
+        labels="brats2023",
+        volumes_ml={"WT": 30.0, "TC": 9.0, "ET": 6.0},
+        fusion=FusionRecord("simple", "labels", "default"),
+        candidates=(
+            CandidateRecord("<img src=x>", "imported", "/c/a.nii.gz", "ab" * 32, "brats2023 -> brats2023"),
+            CandidateRecord("isen-20", "imported", "/c/isen-20.nii.gz", "cd" * 32, "brats2021 -> brats2023"),
+        ),
+        files=ReportFiles(f"../fuse/{name}_fused.nii.gz"),
+        candidates_source="/c",
+        agreement=AgreementRecord(
+            name,
+            "brats2023",
+            (
+                CandidateAgreementRecord("<img src=x>", regions, regions),
+                CandidateAgreementRecord("isen-20", regions, regions),
+            ),
+        ),
+        stages={"segment": StageRecord(1.5), "fuse": StageRecord(0.5)},
+        citations=("Kofler F et al.",),
     )
 
 
@@ -127,8 +141,10 @@ def test_the_exam_data_survives_report_json_and_reads_btk_0_2_files(tmp_path: Pa
     data = exam_data()
     assert ExamReportData.load(data.save(tmp_path / "report.json")) == data
     old = json.loads(json.dumps(data.to_dict()))  # the layout btk 0.2.0 wrote
-    old["files"] = {"fuse": {"fused": "../fuse/s1_fused.nii.gz", "agreement": "../fuse/a.json"},
-                    "native": {"native": "../native/n.nii.gz"}}
+    old["files"] = {
+        "fuse": {"fused": "../fuse/s1_fused.nii.gz", "agreement": "../fuse/a.json"},
+        "native": {"native": "../native/n.nii.gz"},
+    }
     old["stages"] = {"preprocess": {"seconds": 3, "source": "/raw/s1"}, "evaluate": {"seconds": 1, "reference": "r"}}
     old["fusion"]["seconds"] = 0.5
     loaded = ExamReportData.from_dict(old)
@@ -139,8 +155,10 @@ def test_the_exam_data_survives_report_json_and_reads_btk_0_2_files(tmp_path: Pa
 
 
 def test_the_cohort_summary_is_written_from_its_rows(tmp_path: Path):
-    rows = [CohortRow("s1", "ok", 12.34, "brats", report=exam_data(), alarms=2),
-            CohortRow("s2", "failed", 1.0, "dicom", failed_stage="segment", reason="no <candidates>")]
+    rows = [
+        CohortRow("s1", "ok", 12.34, "brats", report=exam_data(), alarms=2),
+        CohortRow("s2", "failed", 1.0, "dicom", failed_stage="segment", reason="no <candidates>"),
+    ]
     written = write_cohort_summary(tmp_path, rows, alarms_computed=True)
     lines = written["csv"].read_text().splitlines()
     assert lines[1] == "s1,ok,,,12.3,brats,2,simple,30.0,9.0,6.0,2,s1/report/report.html"
@@ -156,11 +174,21 @@ def _render(page: Path, tmp_path: Path) -> tuple[list, float]:
     try:
         dom = subprocess.run(
             chromium_command(tmp_path / "profile-dom", "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()),
-            capture_output=True, encoding="utf-8", errors="replace", timeout=120, check=True).stdout
+            capture_output=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=120,
+            check=True,
+        ).stdout
         screenshot = tmp_path / f"{page.stem}.png"
-        subprocess.run(chromium_command(tmp_path / "profile-shot", f"--screenshot={screenshot}",
-                                        "--window-size=1280,1600", page.as_uri()),
-                       capture_output=True, timeout=120, check=True)
+        subprocess.run(
+            chromium_command(
+                tmp_path / "profile-shot", f"--screenshot={screenshot}", "--window-size=1280,1600", page.as_uri()
+            ),
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
     finally:
         probe.unlink()
     images = json.loads(re.search(r'data-images="([^"]*)"', dom).group(1).replace("&quot;", '"'))

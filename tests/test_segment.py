@@ -15,7 +15,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from segment_support import AFFINE, SHAPE, entry, make_exam, write_registry
 
 from btk.cli import main
 from btk.errors import BtkError
@@ -25,11 +24,13 @@ from btk.segment.gpus import Gpu, GpuPool, assign_lane, select_gpus
 from btk.segment.outputs import checked_result
 from btk.segment.registry import LEGACY_NAMING, REGISTRY_ENV, builtin_registry_text, load_registry, parse_registry
 from btk.segment.runner import Segmentor, _last_words
+from tests.support.segment import AFFINE, SHAPE, entry, make_exam, write_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 # --- registry ---------------------------------------------------------------------------------------------
+
 
 def test_shipped_registry_is_the_repository_file_and_valid():
     """btk/data/algorithms.json (in the wheel) is a real file, identical to algorithms.json at the root."""
@@ -105,22 +106,38 @@ def test_an_unknown_name_suggests_the_entries_it_resembles():
 
 def test_digest_pins_the_reference():
     digest = "sha256:" + "a" * 64
-    registry = parse_registry(json.dumps({"schema_version": 1, "algorithms": [
-        entry("pinned", "r/x:1", {"kind": "brats2025"}, digest=digest)]}), "x")
+    registry = parse_registry(
+        json.dumps(
+            {"schema_version": 1, "algorithms": [entry("pinned", "r/x:1", {"kind": "brats2025"}, digest=digest)]}
+        ),
+        "x",
+    )
     assert registry.get("pinned").reference == f"r/x@{digest}"
 
 
 # --- exam -------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("names", [
-    {"t1": "a_t1.nii.gz", "t1c": "a_t1c.nii.gz", "t2": "a_t2.nii.gz", "flair": "a_flair.nii.gz"},
-    {"t1": "X-t1n.nii.gz", "t1c": "X-t1c.nii.gz", "t2": "X-t2w.nii.gz", "flair": "X-t2f.nii.gz"},
-    {"t1": "t1.nii", "t1c": "t1ce.nii", "t2": "t2.nii", "flair": "fla.nii"},
-    {"t1": "BraTS20_Training_001_t1.nii.gz", "t1c": "BraTS20_Training_001_t1ce.nii.gz",
-     "t2": "BraTS20_Training_001_t2.nii.gz", "flair": "BraTS20_Training_001_flair.nii.gz"},
-    {"t1": "BraTS-GLI-00000-000-t1n.nii.gz", "t1c": "BraTS-GLI-00000-000-t1c.nii.gz",
-     "t2": "BraTS-GLI-00000-000-t2w.nii.gz", "flair": "BraTS-GLI-00000-000-t2f.nii.gz"},
-])
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        {"t1": "a_t1.nii.gz", "t1c": "a_t1c.nii.gz", "t2": "a_t2.nii.gz", "flair": "a_flair.nii.gz"},
+        {"t1": "X-t1n.nii.gz", "t1c": "X-t1c.nii.gz", "t2": "X-t2w.nii.gz", "flair": "X-t2f.nii.gz"},
+        {"t1": "t1.nii", "t1c": "t1ce.nii", "t2": "t2.nii", "flair": "fla.nii"},
+        {
+            "t1": "BraTS20_Training_001_t1.nii.gz",
+            "t1c": "BraTS20_Training_001_t1ce.nii.gz",
+            "t2": "BraTS20_Training_001_t2.nii.gz",
+            "flair": "BraTS20_Training_001_flair.nii.gz",
+        },
+        {
+            "t1": "BraTS-GLI-00000-000-t1n.nii.gz",
+            "t1c": "BraTS-GLI-00000-000-t1c.nii.gz",
+            "t2": "BraTS-GLI-00000-000-t2w.nii.gz",
+            "flair": "BraTS-GLI-00000-000-t2f.nii.gz",
+        },
+    ],
+)
 def test_exam_finds_the_four_modalities(tmp_path, names):
     folder = make_exam(tmp_path / "exam", names=names)
     nib.save(nib.Nifti1Image(np.zeros(SHAPE, np.uint8), AFFINE), str(folder / "seg.nii.gz"))
@@ -132,8 +149,10 @@ def test_exam_finds_the_four_modalities(tmp_path, names):
 def test_exam_prefers_the_preprocessor_provenance(tmp_path):
     """A `btk preprocess` folder: the BraTS-space images named by provenance.json, not by guessing."""
     folder = tmp_path / "P001"
-    make_exam(folder / "brats", names={"t1": "P001-t1n.nii.gz", "t1c": "P001-t1c.nii.gz", "t2": "P001-t2w.nii.gz",
-                                       "flair": "P001-t2f.nii.gz"})
+    make_exam(
+        folder / "brats",
+        names={"t1": "P001-t1n.nii.gz", "t1c": "P001-t1c.nii.gz", "t2": "P001-t2w.nii.gz", "flair": "P001-t2f.nii.gz"},
+    )
     make_exam(folder / "native")  # decoys a name-based search could pick up
     make_exam(folder)
     roles = {"brats/t1n": "t1n", "brats/t1c": "t1c", "brats/t2w": "t2w", "brats/t2f": "t2f"}
@@ -142,8 +161,11 @@ def test_exam_prefers_the_preprocessor_provenance(tmp_path):
     exam = Exam.from_folder(folder)
     assert exam.name == "P001"
     assert {m: p.relative_to(folder).as_posix() for m, p in exam.files().items()} == {
-        "t1": "brats/P001-t1n.nii.gz", "t1c": "brats/P001-t1c.nii.gz", "t2": "brats/P001-t2w.nii.gz",
-        "flair": "brats/P001-t2f.nii.gz"}
+        "t1": "brats/P001-t1n.nii.gz",
+        "t1c": "brats/P001-t1c.nii.gz",
+        "t2": "brats/P001-t2w.nii.gz",
+        "flair": "brats/P001-t2f.nii.gz",
+    }
     del outputs["brats/t2f"]
     (folder / "provenance.json").write_text(json.dumps({"outputs": outputs}))
     with pytest.raises(BtkError, match="lists no brats/t2f image: the preprocessing did not finish"):
@@ -161,8 +183,10 @@ def test_exam_errors(tmp_path):
     with pytest.raises(BtkError, match="no t2 image found"):
         Exam.from_folder(folder)
     make_exam(tmp_path / "e")
-    make_exam(tmp_path / "e", names={"t1": "b_t1.nii.gz", "t1c": "exam_t1c.nii.gz", "t2": "exam_t2.nii.gz",
-                                     "flair": "exam_flair.nii.gz"})
+    make_exam(
+        tmp_path / "e",
+        names={"t1": "b_t1.nii.gz", "t1c": "exam_t1c.nii.gz", "t2": "exam_t2.nii.gz", "flair": "exam_flair.nii.gz"},
+    )
     with pytest.raises(BtkError, match="more than one image per modality"):
         Exam.from_folder(folder)
     odd = make_exam(tmp_path / "odd", shape_of={"t2": (10, 10, 10)})
@@ -172,6 +196,7 @@ def test_exam_errors(tmp_path):
 
 # --- contracts --------------------------------------------------------------------------------------------
 
+
 def _algorithm(contract: dict, **fields):
     text = json.dumps({"schema_version": 1, "algorithms": [entry("algo", "r/x:1", contract, **fields)]})
     return parse_registry(text, "test").get("algo")
@@ -180,8 +205,9 @@ def _algorithm(contract: dict, **fields):
 @pytest.mark.parametrize("naming", sorted(LEGACY_NAMING))
 def test_legacy_contract_stages_each_naming_scheme(tmp_path, naming):
     exam = Exam.from_folder(make_exam(tmp_path / "exam"))
-    algorithm = _algorithm({"kind": "brats-legacy", "mount": "/workspace/data/", "naming": naming},
-                           command=["python", "run.py"])
+    algorithm = _algorithm(
+        {"kind": "brats-legacy", "mount": "/workspace/data/", "naming": naming}, command=["python", "run.py"]
+    )
     root = tmp_path / "stage"
     root.mkdir()
     staging = contract_for(algorithm).stage(exam, root)
@@ -190,9 +216,15 @@ def test_legacy_contract_stages_each_naming_scheme(tmp_path, naming):
     for modality, name in LEGACY_NAMING[naming].items():
         staged = nib.load(str(data / name))
         assert np.array_equal(staged.get_fdata(), nib.load(str(exam.files()[modality])).get_fdata())
-        assert (gzip.open(data / name).read(4) if name.endswith(".gz") else (data / name).read_bytes()[:4])
-    assert [(m.target, m.read_only) for m in staging.mounts] == [("/workspace/data", True),
-                                                                  ("/workspace/data/results", False)]
+        if name.endswith(".gz"):
+            with gzip.open(data / name) as stream:
+                assert stream.read(4)
+        else:
+            assert (data / name).read_bytes()[:4]
+    assert [(m.target, m.read_only) for m in staging.mounts] == [
+        ("/workspace/data", True),
+        ("/workspace/data/results", False),
+    ]
     assert staging.command == ("python", "run.py")
 
 
@@ -201,12 +233,21 @@ def test_mlcube_contract_layout_and_command(tmp_path):
     algorithm = _algorithm({"kind": "mlcube", "case": "BraTS-GLI-00000-000", "parameters_file": True})
     staging = contract_for(algorithm).stage(exam, tmp_path)
     case = tmp_path / "data" / "BraTS-GLI-00000-000"
-    assert sorted(p.name for p in case.iterdir()) == [f"BraTS-GLI-00000-000-{s}.nii.gz" for s in
-                                                      ("t1c", "t1n", "t2f", "t2w")]
+    assert sorted(p.name for p in case.iterdir()) == [
+        f"BraTS-GLI-00000-000-{s}.nii.gz" for s in ("t1c", "t1n", "t2f", "t2w")
+    ]
     assert {m.target: m.read_only for m in staging.mounts} == {
-        "/mlcube_io0": True, "/mlcube_io1": True, "/mlcube_io2": False, "/mlcube_io3": True}
-    assert staging.command == ("infer", "--data_path=/mlcube_io0", "--output_path=/mlcube_io2",
-                               "--parameters_file=/mlcube_io3/parameters.yml")
+        "/mlcube_io0": True,
+        "/mlcube_io1": True,
+        "/mlcube_io2": False,
+        "/mlcube_io3": True,
+    }
+    assert staging.command == (
+        "infer",
+        "--data_path=/mlcube_io0",
+        "--output_path=/mlcube_io2",
+        "--parameters_file=/mlcube_io3/parameters.yml",
+    )
     assert (tmp_path / "parameters" / "parameters.yml").is_file()
 
 
@@ -222,7 +263,7 @@ def test_brats2025_contract_and_result_discovery(tmp_path):
     with pytest.raises(BtkError, match="output folder is empty"):
         contract.find_result(staging, into)
     (staging.output / "notes.txt").write_text("x")
-    with pytest.raises(BtkError, match="it wrote: notes.txt"):
+    with pytest.raises(BtkError, match=r"it wrote: notes\.txt"):
         contract.find_result(staging, into)
     (staging.output / "BraTS-GLI-00001-000.nii.gz").write_bytes(b"result")
     found = contract.find_result(staging, into)
@@ -251,7 +292,127 @@ def test_weights_are_bound_read_only_where_the_image_reads_them(tmp_path):
         plain.stage_with_weights(exam, tmp_path / "d", weights)
 
 
+def test_case_schema_separator_and_modalities_name_the_staged_files(tmp_path):
+    """The orchestrator's naming options: input_name_schema, subject_modality_separator, a T1c-only image."""
+    exam = Exam.from_folder(make_exam(tmp_path / "exam"))
+    menrt = {"kind": "brats2025", "case_schema": "BraTS-MEN-RT-{id:04d}-1", "separator": "_"}
+    contract = contract_for(_algorithm(menrt, modalities=["t1c"]))
+    (tmp_path / "a").mkdir()
+    staging = contract.stage(exam, tmp_path / "a")
+    case = tmp_path / "a" / "input" / "BraTS-MEN-RT-0000-1"
+    assert [p.name for p in case.iterdir()] == ["BraTS-MEN-RT-0000-1_t1c.nii.gz"]
+    assert contract.result_patterns()[0] == "BraTS-MEN-RT-0000-1.nii.gz"
+    (staging.output / "BraTS-MEN-RT-0000-1.nii.gz").write_bytes(b"result")
+    (tmp_path / "into").mkdir()
+    assert contract.find_result(staging, tmp_path / "into").name == "BraTS-MEN-RT-0000-1.nii.gz"
+    post = {
+        "kind": "mlcube",
+        "case_schema": "BraTS-GLI-{id:05d}-{timepoint_suffix}",
+        "timepoint_suffixes": {"pre": "000", "post": "100"},
+        "timepoint": "pre",
+    }
+    algorithm = _algorithm(post)
+    for timepoint, folder in ((None, "BraTS-GLI-00000-000"), ("post", "BraTS-GLI-00000-100")):
+        root = tmp_path / f"tp-{timepoint}"
+        root.mkdir()
+        contract_for(algorithm, timepoint).stage(exam, root)
+        assert sorted(p.name for p in (root / "data" / folder).iterdir()) == [
+            f"{folder}-{s}.nii.gz" for s in ("t1c", "t1n", "t2f", "t2w")
+        ]
+    with pytest.raises(BtkError, match="unknown time point 'later'"):
+        contract_for(algorithm, "later")
+    with pytest.raises(BtkError, match="knows no time points"):
+        contract_for(_algorithm({"kind": "brats-legacy", "mount": "/data", "naming": "b17"}), "pre")
+
+
+def test_mlcube_additional_files_and_parameters_are_passed_like_the_orchestrator(tmp_path):
+    exam = Exam.from_folder(make_exam(tmp_path / "exam"))
+    contract = {
+        "kind": "mlcube",
+        "parameters_file": True,
+        "parameters_name": "brats24_x.yml",
+        "parameters": {"lr": 1e-05, "tta": True, "name": "gaussian", "sizes": [64, 128], "none": None},
+    }
+    extra = {"zenodo_record": "14411467", "arguments": {"models": "models", "checkpoint_dir": ""}}
+    algorithm = _algorithm(contract, additional_files=extra)
+    staging = contract_for(algorithm).stage(exam, tmp_path)
+    assert staging.command == (
+        "infer",
+        "--data_path=/mlcube_io0",
+        "--output_path=/mlcube_io2",
+        "--models=/mlcube_io1/models",
+        "--checkpoint_dir=/mlcube_io1",
+        "--parameters_file=/mlcube_io3/brats24_x.yml",
+    )
+    text = (tmp_path / "parameters" / "brats24_x.yml").read_text(encoding="utf-8")
+    assert "1.0e-05" in text  # a YAML 1.1 reader takes 1e-05 for a string
+    assert json.loads(text) == contract["parameters"]
+    assert algorithm.additional_files.url == "https://zenodo.org/records/14411467"
+    default = _algorithm({"kind": "mlcube"}, additional_files={"zenodo_record": "1"})
+    (tmp_path / "b").mkdir()
+    assert contract_for(default).stage(exam, tmp_path / "b").command[-1] == "--weights=/mlcube_io1"
+
+
+@pytest.mark.parametrize(
+    ("contract", "fields", "message"),
+    [
+        ({"kind": "brats2025", "case": "A", "case_schema": "B-{id}"}, {}, "either case or case_schema"),
+        ({"kind": "brats2025", "case_schema": "B-{id}-{timepoint_suffix}"}, {}, "timepoint_suffixes"),
+        ({"kind": "brats2025", "case_schema": "B-{nope}"}, {}, "cannot be filled in"),
+        (
+            {"kind": "brats2025", "case_schema": "B-{timepoint_suffix}", "timepoint_suffixes": {"pre": "0"}},
+            {},
+            "name the timepoint",
+        ),
+        ({"kind": "brats2025", "timepoint": "pre"}, {}, "need a case_schema"),
+        ({"kind": "mlcube", "parameters": {"a": 1}}, {}, "need parameters_file"),
+        ({"kind": "brats2025"}, {"additional_files": {"zenodo_record": "1"}}, "MLCube images only"),
+        ({"kind": "mlcube"}, {"additional_files": {"zenodo_record": "1", "arguments": {"w": "/etc"}}}, "inside"),
+        ({"kind": "brats2025"}, {"output": "image"}, "has no 'labels'"),
+        ({"kind": "brats2025"}, {"labels": None}, "needs 'labels'"),
+        ({"kind": "brats2025"}, {"modalities": ["t1c", "t1c"]}, "listed twice"),
+        ({"kind": "brats2025"}, {"modalities": ["pd"]}, "modalities"),
+        ({"kind": "brats2025"}, {"track": "lungs"}, "track"),
+        ({"kind": "brats2025"}, {"rank": 0}, "rank"),
+    ],
+)
+def test_orchestrator_fields_are_validated(tmp_path, contract, fields, message):
+    path = write_registry(tmp_path / "r.json", {**entry("mine", "repo/x:1", contract), **fields})
+    with pytest.raises(BtkError, match=message):
+        load_registry(path)
+
+
+def test_entries_btk_cannot_run_yet_are_registered_but_refused():
+    """Synthesis images and label conventions btk does not implement yet: listed, never run."""
+    registry = load_registry()
+    synthesis = registry.get("brats24-syn-1")
+    assert synthesis.output == "image" and synthesis.labels is None and "synthesises" in synthesis.unsupported()
+    menrt = registry.get("brats25-menrt-1")
+    assert menrt.labels == "brats2024-men-rt" and "label convention" in menrt.unsupported()
+    assert menrt.modalities == ["t1c"] and menrt.contract.separator == "_"
+    segmentor = Segmentor(registry)
+    for name in ("brats24-syn-1", "brats25-menrt-1"):
+        with pytest.raises(BtkError, match=f"btk cannot run {name}"):
+            segmentor._entries([name])
+    every = {a.name for a in segmentor._entries(None)}
+    assert "brats23-faking-it" in every and "btk-unet" in every
+    assert "brats24-syn-1" not in every and "brats25-menrt-1" not in every
+    assert registry.get("brats25-ecnu").cpu_compatible and not registry.get("brats25-aia-bots").cpu_compatible
+    assert all(a.shm_size for a in registry.algorithms)  # 4g unless an entry says otherwise, never Docker's 64 MB
+
+
+def test_all_means_the_adult_glioma_tracks_unless_a_track_is_named():
+    segmentor = Segmentor(load_registry())
+    tracks = {a.track or "glioma" for a in segmentor._entries(None)}
+    assert tracks == {"glioma", "glioma-post"}
+    ssa = segmentor._entries(None, track="ssa")
+    assert ssa and {a.track for a in ssa} == {"ssa"}
+    with pytest.raises(BtkError, match="unknown track 'brain'"):
+        segmentor._entries(None, track="brain")
+
+
 # --- GPU lanes --------------------------------------------------------------------------------------------
+
 
 def test_lanes():
     small, big = Gpu("0", 8), Gpu("1", 24)
@@ -294,6 +455,7 @@ def test_gpu_pool_runs_one_algorithm_per_gpu():
 
 # --- result checks ----------------------------------------------------------------------------------------
 
+
 def _result(tmp_path, data) -> Path:
     path = tmp_path / "result.nii.gz"
     nib.save(nib.Nifti1Image(np.asarray(data, np.uint8), np.eye(4)), str(path))
@@ -319,10 +481,14 @@ def test_checked_result_converts_and_rejects(tmp_path):
 
 # --- command line without an engine -----------------------------------------------------------------------
 
+
 def test_cli_list_and_show(capsys):
     assert main(["algorithms", "list"]) == 0
     listed = capsys.readouterr().err
     assert "btk-unet" in listed and "brats23-faking-it" in listed
+    assert main(["algorithms", "list", "--track", "metastases"]) == 0
+    listed = capsys.readouterr().err
+    assert "brats23-met-1" in listed and "brats23-faking-it" not in listed
     assert main(["algorithms", "show", "brats23-faking-it"]) == 0
     shown = capsys.readouterr().err
     assert "mlcube" in shown and "2402.17317" in shown
@@ -336,6 +502,12 @@ def test_cli_user_mistakes_exit_2(tmp_path, capsys):
     assert "no algorithm chosen" in capsys.readouterr().err
     assert main(["segment", str(exam), "-o", str(tmp_path / "seg"), "-a", "nope"]) == 2
     assert "unknown algorithm" in capsys.readouterr().err
+    assert main(["segment", str(exam), "-o", str(tmp_path / "seg"), "-a", "btk-unet", "--track", "ssa"]) == 2
+    assert "--track chooses the algorithms of --all" in capsys.readouterr().err
+    assert main(["segment", str(exam), "-o", str(tmp_path / "seg"), "--all", "--track", "lungs"]) == 2
+    assert "unknown track 'lungs'" in capsys.readouterr().err
+    assert main(["algorithms", "list", "--track", "lungs"]) == 2
+    assert "unknown track 'lungs'" in capsys.readouterr().err
     assert main(["segment", str(exam), "-o", str(tmp_path / "seg"), "-a", "btk-unet", "--gpu", "x"]) == 2
     assert "cannot read --gpu" in capsys.readouterr().err
     assert main(["segment", str(exam), "-o", str(tmp_path / "seg"), "-a", "btk-unet", "--memory", "lots"]) == 2
@@ -377,6 +549,7 @@ def test_a_failed_container_is_summed_up_by_its_last_error_line():
 
 # --- what a container leaves: links and special files, logs, leftovers of killed runs ---------------------
 
+
 def _special(kind: str, path: Path, elsewhere: Path) -> None:
     """Make ``path`` one of the entries a hostile container can leave (``elsewhere``: a file outside)."""
     if kind == "symlink":
@@ -394,11 +567,20 @@ def _special(kind: str, path: Path, elsewhere: Path) -> None:
         os.mknod(path, 0o644 | stat.S_IFCHR, os.makedev(1, 3))  # what /dev/null is
 
 
-@pytest.mark.parametrize(("kind", "words"), [
-    ("symlink", "a symbolic link"), ("fifo", "a FIFO"), ("socket", "a socket"), ("hardlink", "a hard link"),
-    pytest.param("device", "a device node",
-                 marks=pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")),
-])
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        ("symlink", "a symbolic link"),
+        ("fifo", "a FIFO"),
+        ("socket", "a socket"),
+        ("hardlink", "a hard link"),
+        pytest.param(
+            "device",
+            "a device node",
+            marks=pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root"),
+        ),
+    ],
+)
 def test_a_result_that_is_not_a_regular_file_is_refused_unread(tmp_path, kind, words):
     contract = contract_for(_algorithm({"kind": "brats2025", "case": "BraTS-GLI-00001-000"}))
     staging = contract.stage(Exam.from_folder(make_exam(tmp_path / "exam")), tmp_path)
@@ -426,11 +608,19 @@ def test_the_output_listing_never_follows_a_folder_link(tmp_path):
     (output / "results").symlink_to(outside)
     os.mkfifo(output / "scratch" / "\x1b[31mred")  # a name with a terminal escape
     listing = {e.path: e.kind for e in list_output(output)}
-    assert listing == {"results": "a symbolic link", "scratch": "a folder", "scratch/notes.txt": "a regular file",
-                       "scratch/\x1b[31mred": "a FIFO (named pipe)"}
+    assert listing == {
+        "results": "a symbolic link",
+        "scratch": "a folder",
+        "scratch/notes.txt": "a regular file",
+        "scratch/\x1b[31mred": "a FIFO (named pipe)",
+    }
     described = [e.describe() for e in list_output(output)]
-    assert described == ["results (a symbolic link)", "scratch", r"'scratch/\x1b[31mred' (a FIFO (named pipe))",
-                         "scratch/notes.txt"]
+    assert described == [
+        "results (a symbolic link)",
+        "scratch",
+        r"'scratch/\x1b[31mred' (a FIFO (named pipe))",
+        "scratch/notes.txt",
+    ]
 
 
 def test_bounded_log_keeps_head_and_tail_in_little_memory(tmp_path):
@@ -473,5 +663,6 @@ def test_leftovers_of_dead_runs_are_removed_those_of_live_ones_kept(tmp_path):
     (tmp_path / f"btk-segment-{ended.pid}-{me.started}-link-x4").symlink_to(target)
     remove_abandoned_workdirs(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [live.name, foreign.name, target.name, f"btk-segment-{ended.pid}-{me.started}-link-x4"])
+        [live.name, foreign.name, target.name, f"btk-segment-{ended.pid}-{me.started}-link-x4"]
+    )
     assert (live / "input" / "t1.nii.gz").exists()

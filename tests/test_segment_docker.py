@@ -19,8 +19,6 @@ import docker.errors
 import nibabel as nib
 import numpy as np
 import pytest
-from docker_support import BASE_IMAGE, ROOT, docker_engine, fakeseg_image, local_registry  # noqa: F401 (fixtures)
-from segment_support import AFFINE, SHAPE, entry, make_exam, write_registry
 
 from btk.cli import main
 from btk.errors import BtkError
@@ -28,6 +26,8 @@ from btk.segment import Exam, Segmentor, load_registry
 from btk.segment.contracts import contract_for
 from btk.segment.engine import Engine
 from btk.segment.gpus import Gpu
+from tests.support.docker_engine import BASE_IMAGE, ROOT, local_registry
+from tests.support.segment import AFFINE, SHAPE, entry, make_exam, write_registry
 
 pytestmark = pytest.mark.slow
 
@@ -54,12 +54,18 @@ def _no_containers_left(*names: str) -> bool:
 
 
 CONTRACTS = {
-    "legacy-gz-b18": ({"kind": "brats-legacy", "mount": "/app/data/", "naming": "gz-b18"},
-                      {"command": ["legacy", "/app/data"]}),
-    "legacy-b17-t1": ({"kind": "brats-legacy", "mount": "/data", "naming": "b17-t1"},
-                      {"command": ["legacy", "/data", "--labels", "2021"], "labels": "brats2021"}),
-    "legacy-gz-b17-f": ({"kind": "brats-legacy", "mount": "/workspace/data/", "naming": "gz-b17-f"},
-                        {"command": ["legacy", "/workspace/data"]}),
+    "legacy-gz-b18": (
+        {"kind": "brats-legacy", "mount": "/app/data/", "naming": "gz-b18"},
+        {"command": ["legacy", "/app/data"]},
+    ),
+    "legacy-b17-t1": (
+        {"kind": "brats-legacy", "mount": "/data", "naming": "b17-t1"},
+        {"command": ["legacy", "/data", "--labels", "2021"], "labels": "brats2021"},
+    ),
+    "legacy-gz-b17-f": (
+        {"kind": "brats-legacy", "mount": "/workspace/data/", "naming": "gz-b17-f"},
+        {"command": ["legacy", "/workspace/data"]},
+    ),
     "mlcube": ({"kind": "mlcube", "parameters_file": True}, {}),
     "brats2025": ({"kind": "brats2025", "case": "BraTS-GLI-00042-000"}, {}),
 }
@@ -90,19 +96,39 @@ def test_cli_several_algorithms_one_failure_does_not_stop_the_others(tmp_path, i
         entry("also-good", image, {"kind": "mlcube"}),
     )
     seg = tmp_path / "seg"
-    code = main(["segment", str(exam), "-o", str(seg), "--registry", str(registry),
-                 "-a", "good", "-a", "crash", "-a", "gpu-only", "-a", "also-good"])
+    code = main(
+        [
+            "segment",
+            str(exam),
+            "-o",
+            str(seg),
+            "--registry",
+            str(registry),
+            "-a",
+            "good",
+            "-a",
+            "crash",
+            "-a",
+            "gpu-only",
+            "-a",
+            "also-good",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert (seg / "good.nii.gz").is_file() and (seg / "also-good.nii.gz").is_file()
     assert not (seg / "crash.nii.gz").exists()
     assert "exited with code 1" in err and "simulated crash" in (seg / "logs" / "crash.log").read_text()
     assert "gpu-only: skipped: needs a GPU and no NVIDIA GPU was found" in " ".join(err.split())
-    table = err[err.index("Segmentations of"):]
+    table = err[err.index("Segmentations of") :]
     for name, status in [("good", "ok"), ("crash", "failed"), ("gpu-only", "skipped"), ("also-good", "ok")]:
         assert re.search(rf"{name}\s+│\s+{status}\s+│", table), table
     assert sorted(p.name for p in (seg / "logs").iterdir()) == [
-        "also-good.log", "crash.log", "good.log", "gpu-only.log"]
+        "also-good.log",
+        "crash.log",
+        "good.log",
+        "gpu-only.log",
+    ]
     assert "no NVIDIA GPU" in (seg / "logs" / "gpu-only.log").read_text()
     summary = json.loads((seg / "segment.json").read_text())
     assert [r["status"] for r in summary["runs"]] == ["ok", "failed", "skipped", "ok"]
@@ -111,8 +137,9 @@ def test_cli_several_algorithms_one_failure_does_not_stop_the_others(tmp_path, i
     assert "--force" in capsys.readouterr().err
     assert main(["segment", str(exam), "-o", str(seg), "--registry", str(registry), "-a", "good", "--force"]) == 0
     # a forced re-run that fails leaves no segmentation from the earlier run posing as this run's
-    now_crashing = write_registry(tmp_path / "r2.json", entry("good", image, {"kind": "brats2025"},
-                                                              command=["brats2025", "--fault", "exit"]))
+    now_crashing = write_registry(
+        tmp_path / "r2.json", entry("good", image, {"kind": "brats2025"}, command=["brats2025", "--fault", "exit"])
+    )
     assert main(["segment", str(exam), "-o", str(seg), "--registry", str(now_crashing), "-a", "good", "--force"]) == 1
     assert not (seg / "good.nii.gz").exists()
     assert "# btk: failed: the container exited with code 1" in (seg / "logs" / "good.log").read_text()
@@ -130,8 +157,11 @@ def test_cli_several_algorithms_one_failure_does_not_stop_the_others(tmp_path, i
     ],
 )
 def test_faults(tmp_path, image, exam, fault, status, message):
-    registry = _registry(tmp_path, image, entry("faulty", image, {"kind": "brats2025"},
-                                               command=["brats2025", "--fault", fault], timeout_s=2))
+    registry = _registry(
+        tmp_path,
+        image,
+        entry("faulty", image, {"kind": "brats2025"}, command=["brats2025", "--fault", fault], timeout_s=2),
+    )
     report = Segmentor(registry).run(exam, ["faulty"], tmp_path / "seg")
     run = report.runs[0]
     assert (run.status, not report.ok) == (status, True)
@@ -146,10 +176,27 @@ def test_faults(tmp_path, image, exam, fault, status, message):
 
 def test_interrupted_run_removes_its_container(tmp_path, image, exam):
     """Ctrl-C while an algorithm runs: btk exits 130 and the container is gone."""
-    registry = write_registry(tmp_path / "r.json", entry("interrupted", image, {"kind": "brats2025"},
-                                                         command=["brats2025", "--fault", "hang"]))
-    process = subprocess.Popen([sys.executable, "-m", "btk", "segment", str(exam), "-o", str(tmp_path / "seg"),
-                                "--registry", str(registry), "-a", "interrupted"], stderr=subprocess.PIPE, text=True)
+    registry = write_registry(
+        tmp_path / "r.json",
+        entry("interrupted", image, {"kind": "brats2025"}, command=["brats2025", "--fault", "hang"]),
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "btk",
+            "segment",
+            str(exam),
+            "-o",
+            str(tmp_path / "seg"),
+            "--registry",
+            str(registry),
+            "-a",
+            "interrupted",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     engine = Engine.connect()
     deadline = time.monotonic() + 60
     while not any(c.status == "running" and b"hanging" in c.logs() for c in engine.containers("interrupted")):
@@ -168,8 +215,9 @@ def test_interrupted_run_removes_its_container(tmp_path, image, exam):
 
 def test_missing_image_with_no_pull_and_an_unpullable_image(tmp_path, docker_engine, exam, capsys):
     registry = write_registry(tmp_path / "r.json", entry("ghost", "btk-test/does-not-exist:0", {"kind": "brats2025"}))
-    code = main(["segment", str(exam), "-o", str(tmp_path / "a"), "--registry", str(registry), "-a", "ghost",
-                 "--no-pull"])
+    code = main(
+        ["segment", str(exam), "-o", str(tmp_path / "a"), "--registry", str(registry), "-a", "ghost", "--no-pull"]
+    )
     assert code == 1
     err = " ".join(capsys.readouterr().err.split())
     assert "the image btk-test/does-not-exist:0 is not present and --no-pull was given" in err
@@ -217,8 +265,9 @@ def test_container_is_locked_down(tmp_path, image, exam):
             probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the host's outward address
             host = probe.getsockname()[0]
         target = f"{host}:{listener.getsockname()[1]}"
-        registry = _registry(tmp_path, image, entry("probe", image, {"kind": "brats2025"},
-                                                   command=["brats2025", "--probe", target]))
+        registry = _registry(
+            tmp_path, image, entry("probe", image, {"kind": "brats2025"}, command=["brats2025", "--probe", target])
+        )
         run = Segmentor(registry).run(exam, ["probe"], tmp_path / "seg").runs[0]
     assert run.status == "ok", run.message
     log = (tmp_path / "seg" / "logs" / "probe.log").read_text()
@@ -239,8 +288,17 @@ def _as_user(tmp_path: Path, uid: int, args: list[str]) -> subprocess.CompletedP
     (tmp_path / "tmp").mkdir()
     for path in [tmp_path, *tmp_path.rglob("*")]:
         os.chown(path, uid, uid)
-    command = ["setpriv", f"--reuid={uid}", f"--regid={uid}", f"--groups={docker_gid}", "--inh-caps=-all",
-               sys.executable, "-m", "btk", *args]
+    command = [
+        "setpriv",
+        f"--reuid={uid}",
+        f"--regid={uid}",
+        f"--groups={docker_gid}",
+        "--inh-caps=-all",
+        sys.executable,
+        "-m",
+        "btk",
+        *args,
+    ]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -250,8 +308,10 @@ def _reachable_by_other_users(path: Path) -> bool:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
-@pytest.mark.skipif(not _reachable_by_other_users(Path(sys.prefix)) or not _reachable_by_other_users(ROOT),
-                    reason="this checkout or its environment is private to its owner: another user cannot run btk")
+@pytest.mark.skipif(
+    not _reachable_by_other_users(Path(sys.prefix)) or not _reachable_by_other_users(ROOT),
+    reason="this checkout or its environment is private to its owner: another user cannot run btk",
+)
 def test_outputs_belong_to_the_invoking_user_even_when_the_image_needs_root(image):
     uid = 4242
     tmp_path = Path(tempfile.mkdtemp(prefix="btk-other-user-"))  # pytest's own folders are private to root
@@ -261,11 +321,26 @@ def test_outputs_belong_to_the_invoking_user_even_when_the_image_needs_root(imag
         registry = write_registry(
             tmp_path / "r.json",
             entry("as-user", image, {"kind": "brats2025"}, command=["brats2025", "--probe", "127.0.0.1:9"]),
-            entry("as-root", image, {"kind": "mlcube"}, command=["infer", "--require-root", "--scratch"],
-                  needs_root=True),
+            entry(
+                "as-root", image, {"kind": "mlcube"}, command=["infer", "--require-root", "--scratch"], needs_root=True
+            ),
         )
-        result = _as_user(tmp_path, uid, ["segment", str(exam), "-o", str(tmp_path / "seg"), "--registry",
-                                          str(registry), "-a", "as-user", "-a", "as-root"])
+        result = _as_user(
+            tmp_path,
+            uid,
+            [
+                "segment",
+                str(exam),
+                "-o",
+                str(tmp_path / "seg"),
+                "--registry",
+                str(registry),
+                "-a",
+                "as-user",
+                "-a",
+                "as-root",
+            ],
+        )
         assert result.returncode == 0, result.stderr
         written = list((tmp_path / "seg").rglob("*"))
         assert len(written) >= 6
@@ -280,8 +355,7 @@ def test_outputs_belong_to_the_invoking_user_even_when_the_image_needs_root(imag
 
 def test_gpu_device_requests(tmp_path, image, exam):
     """No GPU here: check the created container asks the engine for exactly the chosen GPU."""
-    registry = _registry(tmp_path, image, entry("gpu", image, {"kind": "brats2025"}, gpu="required",
-                                               shm_size="256m"))
+    registry = _registry(tmp_path, image, entry("gpu", image, {"kind": "brats2025"}, gpu="required", shm_size="256m"))
     algorithm = registry.get("gpu")
     segmentor = Segmentor(registry, memory="512m", cpus=1.5)
     staging = contract_for(algorithm).stage(Exam.from_folder(exam), tmp_path)
@@ -291,7 +365,8 @@ def test_gpu_device_requests(tmp_path, image, exam):
     try:
         host = container.attrs["HostConfig"]
         assert host["DeviceRequests"] == [
-            {"Driver": "", "Count": 0, "DeviceIDs": ["1"], "Capabilities": [["gpu"]], "Options": {}}]
+            {"Driver": "", "Count": 0, "DeviceIDs": ["1"], "Capabilities": [["gpu"]], "Options": {}}
+        ]
         assert host["NetworkMode"] == "none"
         assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
         assert host["ShmSize"] == 256 * 2**20 and host["Memory"] == 512 * 2**20 and host["NanoCpus"] == 1_500_000_000
@@ -311,12 +386,29 @@ def test_weights_folder_is_bound_read_only(tmp_path, image, exam, capsys):
     (weights / "model.txt").write_text("-1.0\n")
     registry = write_registry(
         tmp_path / "r.json",
-        entry("weighted", image, {"kind": "brats2025"}, command=["brats2025", "--weights", "/weights"],
-              weights_mount="/weights"),
+        entry(
+            "weighted",
+            image,
+            {"kind": "brats2025"},
+            command=["brats2025", "--weights", "/weights"],
+            weights_mount="/weights",
+        ),
         entry("plain", image, {"kind": "brats2025"}),
     )
-    code = main(["segment", str(exam), "-o", str(tmp_path / "seg"), "--registry", str(registry), "-a", "weighted",
-                 "--weights", f"weighted={weights}"])
+    code = main(
+        [
+            "segment",
+            str(exam),
+            "-o",
+            str(tmp_path / "seg"),
+            "--registry",
+            str(registry),
+            "-a",
+            "weighted",
+            "--weights",
+            f"weighted={weights}",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     log = (tmp_path / "seg" / "logs" / "weighted.log").read_text()
     assert "# mount: /weights (ro)" in log and "weights: threshold -1.0" in log and "weights: read-only" in log
@@ -329,11 +421,41 @@ def test_weights_folder_is_bound_read_only(tmp_path, image, exam, capsys):
     run = Segmentor(load_registry(registry)).run(exam, ["weighted"], tmp_path / "none").runs[0]
     assert run.status == "failed" and "no weights" in run.message
     # weights for an algorithm that reads none, or a missing folder: refused before anything runs
-    assert main(["segment", str(exam), "-o", str(tmp_path / "x"), "--registry", str(registry), "-a", "plain",
-                 "--weights", f"plain={weights}"]) == 2
+    assert (
+        main(
+            [
+                "segment",
+                str(exam),
+                "-o",
+                str(tmp_path / "x"),
+                "--registry",
+                str(registry),
+                "-a",
+                "plain",
+                "--weights",
+                f"plain={weights}",
+            ]
+        )
+        == 2
+    )
     assert "plain takes no weights folder" in capsys.readouterr().err
-    assert main(["segment", str(exam), "-o", str(tmp_path / "x"), "--registry", str(registry), "-a", "weighted",
-                 "--weights", f"weighted={tmp_path / 'nope'}"]) == 2
+    assert (
+        main(
+            [
+                "segment",
+                str(exam),
+                "-o",
+                str(tmp_path / "x"),
+                "--registry",
+                str(registry),
+                "-a",
+                "weighted",
+                "--weights",
+                f"weighted={tmp_path / 'nope'}",
+            ]
+        )
+        == 2
+    )
     assert "weights folder of weighted does not exist" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
@@ -348,30 +470,52 @@ def test_algorithms_build(tmp_path, docker_engine, image, capsys):
     (source / "ctx" / "ignored" / "Dockerfile").parent.mkdir()
     (source / "ctx" / "ignored" / "Dockerfile").write_text(
         "ARG BASE_IMAGE=none\nFROM ${BASE_IMAGE}\nCOPY . /ctx/\n"
-        "RUN test -e /ctx/kept.txt && test ! -e /ctx/excluded.txt && test ! -e /ctx/.dockerignore\n")
+        "RUN test -e /ctx/kept.txt && test ! -e /ctx/excluded.txt && test ! -e /ctx/.dockerignore\n"
+    )
     (source / "ctx" / "ignored" / "Dockerfile.dockerignore").write_text("# not sent\nexcluded.txt\n")
     (source / "ctx" / ".dockerignore").write_text("kept.txt\n")  # overruled by the Dockerfile's own
     (source / "broken").mkdir()
     (source / "broken" / "Dockerfile").write_text(
         "ARG BASE_IMAGE=none\nFROM ${BASE_IMAGE}\nLABEL org.btk.test=broken\nARG WHY\n"
-        "RUN echo \"failing because $WHY\" && false\n")
+        'RUN echo "failing because $WHY" && false\n'
+    )
     registry = write_registry(
         source / "r.json",
-        entry("built", "btk-test/built:1", {"kind": "brats2025"}, build={"dockerfile": "img/Dockerfile",
-                                                                         "context": "img"}),
-        entry("broken", "btk-test/broken:1", {"kind": "brats2025"}, build={"dockerfile": "broken/Dockerfile",
-                                                                           "context": "broken"}),
+        entry(
+            "built", "btk-test/built:1", {"kind": "brats2025"}, build={"dockerfile": "img/Dockerfile", "context": "img"}
+        ),
+        entry(
+            "broken",
+            "btk-test/broken:1",
+            {"kind": "brats2025"},
+            build={"dockerfile": "broken/Dockerfile", "context": "broken"},
+        ),
         entry("pulled-only", "btk-test/pulled:1", {"kind": "brats2025"}),
-        entry("ignoring", "btk-test/ignoring:1", {"kind": "brats2025"}, build={"dockerfile": "ctx/ignored/Dockerfile",
-                                                                              "context": "ctx"}),
+        entry(
+            "ignoring",
+            "btk-test/ignoring:1",
+            {"kind": "brats2025"},
+            build={"dockerfile": "ctx/ignored/Dockerfile", "context": "ctx"},
+        ),
     )
     try:
         assert main(["algorithms", "build", "built", "--registry", str(registry), "--base-image", BASE_IMAGE]) == 0
         assert "built: built btk-test/built:1" in capsys.readouterr().err
         built = docker_engine.images.get("btk-test/built:1")
         assert built.id == docker_engine.images.get(image).id  # same Dockerfile, same base: the build cache
-        code = main(["algorithms", "build", "broken", "--registry", str(registry), "--base-image", BASE_IMAGE,
-                     "--build-arg", "WHY=testing"])
+        code = main(
+            [
+                "algorithms",
+                "build",
+                "broken",
+                "--registry",
+                str(registry),
+                "--base-image",
+                BASE_IMAGE,
+                "--build-arg",
+                "WHY=testing",
+            ]
+        )
         err = " ".join(capsys.readouterr().err.split())
         assert code == 2 and "building btk-test/broken:1 failed" in err and "failing because testing" in err
         assert main(["algorithms", "build", "ignoring", "--registry", str(registry), "--base-image", BASE_IMAGE]) == 0

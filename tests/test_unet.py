@@ -9,8 +9,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from lesions import write_dataset
-from unet_support import tiny_config
 
 from btk.cli import main
 from btk.errors import BtkError
@@ -23,6 +21,8 @@ from btk.unet.model import ModelConfig, UNet3D
 from btk.unet.normalise import CLIP_PERCENTILES, bounding_box, normalise
 from btk.unet.sampling import extract, patch_start
 from btk.unet.training import Trainer, learning_rate_factor, split_cases
+from tests.support.lesions import write_dataset
+from tests.support.unet import tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_sampling_pads_small_volumes_and_stays_inside_large_ones():
     assert start[0] == -3 and 0 <= start[1] <= 24 and start[2] == 0
     patch = extract(volume, start, (16, 16, 16))
     assert patch.shape == (2, 16, 16, 16) and (patch[:, :3] == 0).all() and (patch[:, 13:] == 0).all()
-    assert np.array_equal(patch[:, 3:13], volume[:, :, start[1]:start[1] + 16, :16])
+    assert np.array_equal(patch[:, 3:13], volume[:, :, start[1] : start[1] + 16, :16])
 
 
 def test_sliding_windows_cover_the_volume():
@@ -114,8 +114,12 @@ def test_both_namings_are_detected_and_labels_converted(tmp_path, cases_2023):
     assert case_2020.convention is BRATS_2021 and case_2023.convention is BRATS_2023
     images, _ = load_images(case_2020)
     assert np.array_equal(load_regions(case_2020, images.shape[1:]), load_regions(case_2023, images.shape[1:]))
-    assert [p.name.split("_")[-1] for p in case_2020.images] == ["t1.nii.gz", "t1ce.nii.gz", "t2.nii.gz",
-                                                                  "flair.nii.gz"]
+    assert [p.name.split("_")[-1] for p in case_2020.images] == [
+        "t1.nii.gz",
+        "t1ce.nii.gz",
+        "t2.nii.gz",
+        "flair.nii.gz",
+    ]
 
 
 def test_incomplete_case_folder_is_a_clear_error(tmp_path, cases_2023):
@@ -186,13 +190,46 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, cases_2023):
 
 def test_cli_train_and_predict(tmp_path, cases_2023, capsys):
     run = tmp_path / "run"
-    code = main(["train", str(cases_2023), "-o", str(run), "--width", "4", "--patch", "32", "--epochs", "1",
-                 "--steps-per-epoch", "1", "--folds", "1", "--threads", "1"])
+    code = main(
+        [
+            "train",
+            str(cases_2023),
+            "-o",
+            str(run),
+            "--width",
+            "4",
+            "--patch",
+            "32",
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "1",
+            "--folds",
+            "1",
+            "--threads",
+            "1",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     case = find_cases(cases_2023)[0]
     output = tmp_path / "seg.nii.gz"
-    code = main(["unet-predict", str(case.images[0].parent), "-o", str(output), "-w", str(run / "best.pt"),
-                 "--no-tta", "--patch", "32", "--labels", "brats2021", "--threads", "1"])
+    code = main(
+        [
+            "unet-predict",
+            str(case.images[0].parent),
+            "-o",
+            str(output),
+            "-w",
+            str(run / "best.pt"),
+            "--no-tta",
+            "--patch",
+            "32",
+            "--labels",
+            "brats2021",
+            "--threads",
+            "1",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     written = nib.load(str(output))
     reference = nib.load(str(case.images[0]))

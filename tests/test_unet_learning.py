@@ -1,7 +1,7 @@
 """Proof that btk's U-Net learns, and that its container image segments exactly like btk in-process.
 
-A short CPU training run (tests/unet_support.tiny_config) on synthetic lesions inserted into real brains
-(tests/lesions.py) must reach a whole-tumour Dice >= 0.80 on held-out generated cases. The image built from
+A short CPU training run (tests.support.unet.tiny_config) on synthetic lesions inserted into real brains
+(tests/support/lesions.py) must reach a whole-tumour Dice >= 0.80 on held-out generated cases. The image built from
 containers/unet/Dockerfile, run through the Segmentor with the trained weights mounted, must return the
 label map in-process inference gives for the same input, voxel for voxel: same torch build (the same CPU
 wheel), same thread count (both pin btk.unet.inference.default_threads()), same numpy release.
@@ -15,15 +15,14 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from docker_support import docker_engine  # noqa: F401  (a fixture)
-from lesions import write_dataset
-from unet_support import THREADS, build_unet_image, tiny_config
 
 from btk.evaluation.metrics import dice
 from btk.labels import BRATS_2023, REGIONS
 from btk.unet.cases import find_cases, load_images
 from btk.unet.inference import Predictor
 from btk.unet.training import Trainer, TrainResult
+from tests.support.lesions import write_dataset
+from tests.support.unet import THREADS, build_unet_image, tiny_config
 
 pytestmark = pytest.mark.slow
 

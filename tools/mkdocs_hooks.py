@@ -28,12 +28,21 @@ def _type_of(spec: dict[str, Any]) -> str:
 
 def _table(name: str, schema: dict[str, Any]) -> str:
     required = set(schema.get("required", []))
-    rows = [f"### `{name}`", "", schema.get("description", "").strip(), "",
-            "| field | type | required | default | meaning |", "| --- | --- | --- | --- | --- |"]
+    rows = [
+        f"### `{name}`",
+        "",
+        schema.get("description", "").strip(),
+        "",
+        "| field | type | required | default | meaning |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for field, spec in schema.get("properties", {}).items():
         default = json.dumps(spec["default"]) if "default" in spec else ""
-        constraint = ", ".join(f"{key} `{spec[key]}`" for key in ("pattern", "minimum", "maximum", "exclusiveMinimum",
-                                                                "maxLength", "minLength") if key in spec)
+        constraint = ", ".join(
+            f"{key} `{spec[key]}`"
+            for key in ("pattern", "minimum", "maximum", "exclusiveMinimum", "maxLength", "minLength")
+            if key in spec
+        )
         meaning = spec.get("description", "") + (f" ({constraint})" if constraint else "")
         cells = [f"`{field}`", _type_of(spec), "yes" if field in required else "", default, meaning]
         rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
@@ -46,7 +55,11 @@ def registry_schema() -> str:
 
     schema = Registry.model_json_schema()
     parts = [_table("Registry", schema)]
-    parts += [_table(name, definition) for name, definition in schema.get("$defs", {}).items()]
+    parts += [
+        _table(name, definition)
+        for name, definition in schema.get("$defs", {}).items()
+        if "properties" in definition  # models, not type aliases such as pydantic's JsonValue
+    ]
     return "\n".join(parts)
 
 

@@ -22,16 +22,35 @@ algorithms = typer.Typer(
 
 
 @algorithms.command("list")
-def list_(registry: RegistryOption = None, verbose: common.VerboseOption = False) -> None:
+def list_(
+    registry: RegistryOption = None,
+    track: Annotated[
+        Optional[str], typer.Option(help="Only this track's algorithms (glioma, metastases, ...).")
+    ] = None,
+    verbose: common.VerboseOption = False,
+) -> None:
     """List the registered algorithms."""
     common.set_verbose(verbose)
-    from btk.segment.registry import load_registry
+    from btk.segment.registry import check_track, load_registry
 
-    table = Table(title="Registered segmentation algorithms")
-    for column in ("name", "year", "contract", "GPU", "labels", "image"):
+    entries = load_registry(registry).algorithms
+    if track is not None:
+        check_track(track)
+        entries = [entry for entry in entries if (entry.track or "glioma") == track]
+    table = Table(title="Registered algorithms" + (f" of the {track} track" if track else ""))
+    for column in ("name", "track", "year", "rank", "contract", "GPU", "labels", "image"):
         table.add_column(column, no_wrap=column == "name")
-    for entry in load_registry(registry).algorithms:
-        table.add_row(entry.name, str(entry.year), entry.contract.kind, entry.gpu, entry.labels, entry.reference)
+    for entry in entries:
+        table.add_row(
+            entry.name,
+            entry.track or "",
+            str(entry.year),
+            str(entry.rank or ""),
+            entry.contract.kind,
+            entry.gpu,
+            entry.labels or f"({entry.output})",
+            entry.reference,
+        )
     console.print(table)
 
 
@@ -50,8 +69,10 @@ def show(
     table.add_column("field", style="cyan", no_wrap=True)
     table.add_column("value")
     for field, value in entry.model_dump(exclude_none=True).items():
-        if field in ("contract", "build"):
+        if field in ("contract", "build", "additional_files"):
             value = ", ".join(f"{k}={v}" for k, v in value.items())
+        elif field == "modalities":
+            value = ", ".join(value)
         elif field == "command":
             value = " ".join(value)
         table.add_row(field, str(value))

@@ -60,13 +60,20 @@ def fuse(
     case: Annotated[
         Optional[str], typer.Option(help="Case name in the agreement report (default: OUTPUT's name).")
     ] = None,
+    agreement: Annotated[
+        bool,
+        typer.Option(
+            "--agreement/--no-agreement",
+            help="Score every candidate against the consensus (Dice, HD95; needed by btk alarms).",
+        ),
+    ] = True,
     force: common.ForceOption = False,
     verbose: common.VerboseOption = False,
 ) -> None:
     """Fuse candidate segmentations of one exam into a consensus.
 
     Writes OUTPUT, OUTPUT's provenance sidecar (.json) and the agreement of every candidate with the
-    consensus (_agreement.json), and shows the agreement as a table.
+    consensus (_agreement.json), and shows the agreement as a table (not with --no-agreement).
     """
     common.set_verbose(verbose)
     from btk.fusion import Fusionator, SimpleParameters, sidecar_paths
@@ -84,12 +91,16 @@ def fuse(
         regions=regions,
         case=case or strip_nifti_suffix(output),
         parameters=SimpleParameters.from_options(threshold, increment, max_iterations),
+        agreement=agreement,
     )
     result.save(output, force=force)
     logger.debug("Timings: %s", {k: round(v, 3) for k, v in result.timings.items()})
+    sidecar, report = sidecar_paths(output)
+    if result.agreement is None:
+        console.print(f"Wrote {output} and {sidecar.name}", highlight=False)
+        return
     console.print(agreement_table(result))
-    sidecar, agreement = sidecar_paths(output)
-    console.print(f"Wrote {output}, {sidecar.name} and {agreement.name}", highlight=False)
+    console.print(f"Wrote {output}, {sidecar.name} and {report.name}", highlight=False)
 
 
 def parse_weights(text: str | None) -> list[float] | dict[str, float] | None:

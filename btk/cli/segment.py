@@ -29,7 +29,13 @@ def segment(
     algorithm: Annotated[
         Optional[list[str]], typer.Option("--algorithm", "-a", help="Algorithm to run (repeat for several).")
     ] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Run every registered algorithm.")] = False,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Run every algorithm of the track that btk can run (see --track).")
+    ] = False,
+    track: Annotated[
+        Optional[str],
+        typer.Option(help="Track of --all: glioma, glioma-post, ssa, pediatric, ... (default: adult glioma, both)."),
+    ] = None,
     registry: RegistryOption = None,
     gpu: Annotated[Optional[str], typer.Option(help="GPU index(es) to use, e.g. '0' or '0,1' (default: all).")] = None,
     cpu: Annotated[bool, typer.Option("--cpu", help="Use no GPU; GPU-only algorithms are skipped.")] = False,
@@ -64,6 +70,8 @@ def segment(
 
     if all_ and algorithm:
         raise InputError("give either --algorithm or --all, not both")
+    if track is not None and not all_:
+        raise InputError("--track chooses the algorithms of --all", hint="add --all, or name algorithms with -a")
     if not all_ and not algorithm:
         raise InputError("no algorithm chosen", hint="pass -a NAME (several times) or --all; see `btk algorithms list`")
     if gpu is not None and cpu:
@@ -84,6 +92,7 @@ def segment(
         algorithms=None if all_ else algorithm,
         output=output,
         weights=parse_pairs(weights, "--weights", "NAME=DIR"),
+        track=track,
     )
     console.print(summary_table(report))
     if not report.ok:

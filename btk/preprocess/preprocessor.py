@@ -28,13 +28,7 @@ from btk.preprocess.exam import (
 )
 from btk.preprocess.images import load_checked_image
 from btk.preprocess.inputs import ExamInputs, find_exam_inputs, normalise_overrides
-from btk.preprocess.output_folder import (
-    WORK_PREFIX,
-    as_seen_from_output,
-    publish,
-    remove_abandoned_outputs,
-    staging_folder,
-)
+from btk.preprocess.output_folder import WORK_PREFIX, built_atomically, remove_abandoned_outputs
 from btk.preprocess.provenance import StepTimer, redact, tool_versions, utc_now
 from btk.preprocess.qc import write_overview
 from btk.preprocess.registration import RegistrationJob, RegistrationSettings, register_all
@@ -136,18 +130,11 @@ class Preprocessor:
             return PreprocessedExam.load(output_dir)
         check_replaceable(output_dir, force, folder=True)
         case_id = _valid_case_id(case_id or output_dir.name)
-        staging = staging_folder(output_dir, REQUIRED_FREE_MB)
-        try:
-            with OwnedFolder(Path(tempfile.gettempdir()), WORK_PREFIX) as work:
-                self._process(exam_path, overrides, case_id, staging.path, work)
-            publish(staging.path, output_dir)
-        except BaseException as error:
-            staging.remove()
-            clearer = as_seen_from_output(error, staging.path, output_dir)
-            if clearer is error:
-                raise
-            raise clearer from None
-        staging.release()
+        with (
+            built_atomically(output_dir, REQUIRED_FREE_MB) as staging,
+            OwnedFolder(Path(tempfile.gettempdir()), WORK_PREFIX) as work,
+        ):
+            self._process(exam_path, overrides, case_id, staging, work)
         logger.info("Wrote %s", output_dir)
         return PreprocessedExam.load(output_dir)
 

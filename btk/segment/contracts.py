@@ -4,27 +4,34 @@ Each contract stages the exam into a fresh private folder with the file names an
 images expect, names the command to run, and finds the result afterwards. Inputs are always mounted
 read-only; the image writes into a separate, empty output folder. A user's weights folder, when given, is
 bound read-only where the image reads weights (the entry's ``weights_mount``; ``/mlcube_io1`` for MLCube).
+
+Only the modalities an entry lists are staged. The BraTS 2023+ contracts name the case by the entry's
+``case`` or ``case_schema`` (for a time point, pre or post treatment) and the files ``<case><separator><modality>``.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import gzip
+import json
+import math
 import shutil
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
 from btk.errors import ContainerError, InputError
 from btk.io import is_nifti
-from btk.modalities import canonical, file_stem
+from btk.modalities import FILE_SUFFIXES, canonical
 from btk.segment.collect import FOLDER, copy_out, list_output
 from btk.segment.exam import Exam
 from btk.segment.registry import (
     LEGACY_NAMING,
     Algorithm,
     Brats2025ContractSpec,
+    BratsCaseSpec,
     LegacyContractSpec,
     MlcubeContractSpec,
 )
@@ -53,9 +60,14 @@ class Contract(ABC):
 
     kind: ClassVar[str]
 
-    def __init__(self, algorithm: Algorithm):
+    def __init__(self, algorithm: Algorithm, timepoint: str | None = None):
         self.algorithm = algorithm
         self.spec = algorithm.contract
+        self.timepoint = timepoint
+
+    def inputs(self, exam: Exam) -> dict[str, Path]:
+        """The exam's files the image reads: the entry's ``modalities``, in BraTS order."""
+        return {modality: path for modality, path in exam.files().items() if modality in self.algorithm.modalities}
 
     @abstractmethod
     def stage(self, exam: Exam, root: Path) -> Staging:
@@ -119,8 +131,10 @@ class LegacyContract(Contract):
     def stage(self, exam: Exam, root: Path) -> Staging:
         data, output = _folders(root, "data", "output")
         (data / "results").mkdir()  # mount point of the output folder inside the read-only data folder
+        inputs = self.inputs(exam)
         for modality, name in LEGACY_NAMING[self.spec.naming].items():
-            place(exam.files()[modality], data / name)
+            if modality in inputs:
+                place(inputs[modality], data / name)
         mount = self.spec.mount.rstrip("/") or "/"
         return Staging(
             mounts=(Mount(data, mount, True), Mount(output, f"{mount.rstrip('/')}/results", False)),
@@ -137,17 +151,25 @@ class MlcubeContract(Contract):
     """BraTS 2023-2024 MLCube images: ``/mlcube_io0`` data, ``io1`` weights, ``io2`` output, ``io3`` parameters."""
 
     kind = "mlcube"
-    PARAMETERS = "parameters.yml"
 
     spec: MlcubeContractSpec
 
+    @property
+    def case(self) -> str:
+        """The case staged: the entry's ``case``, or its ``case_schema`` at the run's time point."""
+        return _case_of(self)
+
     def stage(self, exam: Exam, root: Path) -> Staging:
         data, weights, output, parameters = _folders(root, "data", "weights", "output", "parameters")
-        _stage_brats_case(exam, data, self.spec.case)
+        _stage_brats_case(self.inputs(exam), data, self.case, self.spec.separator)
         command = [*(self.algorithm.command or ["infer"]), "--data_path=/mlcube_io0", "--output_path=/mlcube_io2"]
+        extra = self.algorithm.additional_files
+        for option, path in (extra.arguments if extra else {}).items():
+            command.append(f"--{option}=/mlcube_io1" + (f"/{path.strip('/')}" if path.strip("/") else ""))
         if self.spec.parameters_file:
-            (parameters / self.PARAMETERS).write_text("{}\n", encoding="utf-8")
-            command.append(f"--parameters_file=/mlcube_io3/{self.PARAMETERS}")
+            name = self.spec.parameters_name
+            (parameters / name).write_text(yaml_text(self.spec.parameters or {}), encoding="utf-8")
+            command.append(f"--parameters_file=/mlcube_io3/{name}")
         return Staging(
             mounts=(
                 Mount(data, "/mlcube_io0", True),
@@ -160,7 +182,7 @@ class MlcubeContract(Contract):
         )
 
     def result_patterns(self) -> tuple[str, ...]:
-        return (f"{self.spec.case}.nii.gz", f"{self.spec.case}*.nii*", "*.nii*")
+        return (f"{self.case}.nii.gz", f"{self.case}*.nii*", "*.nii*")
 
     def weights_target(self) -> str | None:
         return self.algorithm.weights_mount or "/mlcube_io1"
@@ -173,9 +195,14 @@ class Brats2025Contract(Contract):
 
     spec: Brats2025ContractSpec
 
+    @property
+    def case(self) -> str:
+        """The case staged: the entry's ``case``, or its ``case_schema`` at the run's time point."""
+        return _case_of(self)
+
     def stage(self, exam: Exam, root: Path) -> Staging:
         data, output = _folders(root, "input", "output")
-        _stage_brats_case(exam, data, self.spec.case)
+        _stage_brats_case(self.inputs(exam), data, self.case, self.spec.separator)
         return Staging(
             mounts=(Mount(data, "/input", True), Mount(output, "/output", False)),
             command=_command(self.algorithm.command),
@@ -183,13 +210,53 @@ class Brats2025Contract(Contract):
         )
 
     def result_patterns(self) -> tuple[str, ...]:
-        return (f"{self.spec.case}.nii.gz", f"{self.spec.case}*.nii*", "*.nii*")
+        return (f"{self.case}.nii.gz", f"{self.case}*.nii*", "*.nii*")
 
 
-def contract_for(algorithm: Algorithm) -> Contract:
-    """The contract object an entry's ``contract`` field describes."""
-    kinds = {c.kind: c for c in (LegacyContract, MlcubeContract, Brats2025Contract)}
-    return kinds[algorithm.contract.kind](algorithm)
+def contract_for(algorithm: Algorithm, timepoint: str | None = None) -> Contract:
+    """The contract object an entry's ``contract`` field describes; ``timepoint``: pre or post treatment."""
+    kinds: dict[str, type[Contract]] = {c.kind: c for c in (LegacyContract, MlcubeContract, Brats2025Contract)}
+    contract = kinds[algorithm.contract.kind](algorithm, timepoint)
+    if isinstance(contract.spec, BratsCaseSpec):
+        _case_of(contract)  # an unknown time point is an error now, not when staging
+    elif timepoint is not None:
+        raise InputError(f"{algorithm.name} knows no time points", hint="leave out the time point")
+    return contract
+
+
+def _case_of(contract: Contract) -> str:
+    spec = contract.spec
+    assert isinstance(spec, BratsCaseSpec)
+    try:
+        return spec.case_name(contract.timepoint)
+    except ValueError as error:
+        raise InputError(f"{contract.algorithm.name}: {error}", hint="choose a time point the entry lists") from None
+
+
+def yaml_text(values: Mapping[str, object]) -> str:
+    """``values`` as YAML that every YAML reader parses back to them: JSON, floats always with a dot.
+
+    (YAML 1.1 readers such as PyYAML read ``1e-05`` as a string, ``1.0e-05`` as a number.)
+    """
+    return _yaml_value(values) + "\n"
+
+
+def _yaml_value(value: object) -> str:
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{json.dumps(str(k))}: {_yaml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_yaml_value(v) for v in value) + "]"
+    if isinstance(value, float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+        text = repr(value)
+        mantissa, _, exponent = text.partition("e")
+        if "." not in mantissa:
+            mantissa += ".0"
+        if exponent and exponent[0] not in "+-":
+            exponent = "+" + exponent
+        return mantissa + (f"e{exponent}" if exponent else "")
+    return json.dumps(value)
 
 
 def place(source: Path, target: Path) -> None:
@@ -208,11 +275,11 @@ def place(source: Path, target: Path) -> None:
             shutil.copyfileobj(reader, writer, 1 << 20)
 
 
-def _stage_brats_case(exam: Exam, data: Path, case: str) -> None:
+def _stage_brats_case(inputs: dict[str, Path], data: Path, case: str, separator: str) -> None:
     folder = data / case
     folder.mkdir()
-    for short_name, path in exam.files().items():
-        place(path, folder / f"{file_stem(case, canonical(short_name))}.nii.gz")
+    for short_name, path in inputs.items():
+        place(path, folder / f"{case}{separator}{FILE_SUFFIXES['2023'][canonical(short_name)]}.nii.gz")
 
 
 def _folders(root: Path, *names: str) -> list[Path]:

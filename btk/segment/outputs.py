@@ -7,7 +7,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from btk.errors import ContainerError
+from btk.errors import ContainerError, InputError
 from btk.io import load_label_map
 from btk.labels import convert, get_convention
 from btk.segment.registry import Algorithm
@@ -19,6 +19,9 @@ def checked_result(path: Path, reference: nib.Nifti1Image, algorithm: Algorithm,
     Checks: readable; the input's grid (shape); only labels of the entry's convention; not all background
     unless the entry allows it. The caller writes it with the input's geometry, whatever the image wrote.
     """
+    reason = algorithm.unsupported()
+    if reason or algorithm.labels is None:
+        raise InputError(f"{algorithm.name}: {reason}", hint="choose a segmentation algorithm btk can check")
     _, data = load_label_map(path)
     expected = tuple(reference.shape[:3])
     if data.shape != expected:

@@ -37,7 +37,7 @@ from btk.segment.gpus import Gpu, GpuPool, Lane, assign_lane, detect_gpus, selec
 from btk.segment.leftovers import make_workdir, remove_leftovers
 from btk.segment.logs import BoundedLog
 from btk.segment.outputs import checked_result
-from btk.segment.registry import Algorithm, Registry, load_registry
+from btk.segment.registry import DEFAULT_TRACKS, Algorithm, Registry, check_track, load_registry
 
 Status = Literal["ok", "failed", "timeout", "skipped"]
 
@@ -162,8 +162,12 @@ class Segmentor:
         output: str | Path = "segmentations",
         weights: Mapping[str, str | Path] | None = None,
         on_done: Callable[[AlgorithmRun], None] | None = None,
+        track: str | None = None,
     ) -> SegmentationReport:
-        """Segment ``exam`` with ``algorithms`` (default: all registered) into ``output/<algorithm>.nii.gz``.
+        """Segment ``exam`` with ``algorithms`` into ``output/<algorithm>.nii.gz``.
+
+        Without ``algorithms``, every entry btk can run of ``track`` (default: adult glioma, the tracks
+        ``glioma`` and ``glioma-post``; see :data:`btk.segment.registry.DEFAULT_TRACKS`).
 
         ``weights`` maps an algorithm to a host folder bound read-only where its image reads weights (the
         entry's ``weights_mount``). Missing images are pulled first (unless ``pull=False``). Logs go to
@@ -172,7 +176,7 @@ class Segmentor:
         """
         exam = exam if isinstance(exam, Exam) else Exam.from_folder(exam)
         reference = exam.reference()
-        entries = self._entries(algorithms)
+        entries = self._entries(algorithms, track)
         folders = self._weights(weights or {}, entries)
         output = Path(output)
         refuse_overlap(output, [*exam.files().values(), *folders.values()])  # never write into the inputs
@@ -230,11 +234,23 @@ class Segmentor:
             cpus=self.cpus,
         )
 
-    def _entries(self, algorithms: Sequence[str] | None) -> list[Algorithm]:
-        names = self.registry.names() if algorithms is None else list(dict.fromkeys(algorithms))
-        if not names:
+    def _entries(self, algorithms: Sequence[str] | None, track: str | None = None) -> list[Algorithm]:
+        if algorithms is None:  # all of the track that btk can run (not synthesis, a label convention btk knows)
+            tracks = DEFAULT_TRACKS if track is None else (check_track(track),)
+            of_track = [a for a in self.registry.algorithms if (a.track or DEFAULT_TRACKS[0]) in tracks]
+            entries = [a for a in of_track if a.unsupported() is None]
+            left_out = [a.name for a in of_track if a.unsupported() is not None]
+            if left_out:
+                logger.info("Not run (btk cannot run them yet): %s", ", ".join(left_out))
+        else:
+            entries = [self.registry.get(name) for name in dict.fromkeys(algorithms)]
+        if not entries:
             raise InputError("no algorithm chosen", hint="pass -a NAME (several times) or --all")
-        return [self.registry.get(name) for name in names]
+        for algorithm in entries:
+            reason = algorithm.unsupported()
+            if reason:
+                raise InputError(f"btk cannot run {algorithm.name}: {reason}", hint="choose another algorithm")
+        return entries
 
     def _check_outputs(self, output: Path, entries: list[Algorithm]) -> None:
         if output.exists() and not output.is_dir():

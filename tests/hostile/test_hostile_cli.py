@@ -11,8 +11,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 import typer
-from hostile_support import assert_no_leftovers, assert_user_error, files_under, run_btk
-from pipeline_support import BRATS_EXAM, CANDIDATES
 from rich.table import Table
 from rich.text import Text
 
@@ -21,6 +19,8 @@ from btk.cli.common import BoundedInt, FiniteFloat, PositiveInt, Probability
 from btk.console import console, progress
 from btk.errors import BtkError
 from btk.pipeline import Pipeline
+from tests.support.hostile import assert_no_leftovers, assert_user_error, files_under, run_btk
+from tests.support.pipeline import BRATS_EXAM, CANDIDATES
 
 #: File names a user may well have (``case[1]``) and ones that are rich markup: a style, a closing tag (a
 #: folder ``[`` holding ``]y...``: the path reads ``[/]y``, which made the printer crash) and a hyperlink.
@@ -37,7 +37,7 @@ def markup_path(folder: Path, name: str) -> Path:
 def label_map(path: Path, shift: int = 0) -> Path:
     """A small real label map (BraTS 2023 labels) written to ``path``; ``shift`` (0 to 4) makes candidates differ."""
     seg = np.zeros((12, 12, 12), np.uint8)
-    seg[4:8, 4:8, 4:8 + shift] = 2
+    seg[4:8, 4:8, 4 : 8 + shift] = 2
     seg[5:7, 5:7, 5:7] = 3
     nib.save(nib.Nifti1Image(seg, np.eye(4)), str(path))
     return path
@@ -144,10 +144,14 @@ def _numeric_cases() -> list[tuple[list[str], str, str, str]]:
     ]
 
 
-@pytest.mark.parametrize(("command", "option", "value", "message"), _numeric_cases(),
-                         ids=[f"{c[0]}{o}={v}" for c, o, v, _ in _numeric_cases()])
-def test_bad_numbers_are_refused_when_the_command_line_is_read(tmp_path: Path, command: list[str], option: str,
-                                                               value: str, message: str):
+@pytest.mark.parametrize(
+    ("command", "option", "value", "message"),
+    _numeric_cases(),
+    ids=[f"{c[0]}{o}={v}" for c, o, v, _ in _numeric_cases()],
+)
+def test_bad_numbers_are_refused_when_the_command_line_is_read(
+    tmp_path: Path, command: list[str], option: str, value: str, message: str
+):
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
     args = [arg.format(**{"in": inputs, "out": out}) for arg in command]
@@ -234,8 +238,9 @@ def test_run_refuses_a_bad_option_before_any_study_starts(tmp_path: Path, option
 
 
 def test_run_checks_options_before_looking_at_the_input(tmp_path: Path):
-    result = run_btk("run", tmp_path / "no-such-input", "-o", tmp_path / "out", "--candidates", tmp_path,
-                     "--labels", "brats1999")
+    result = run_btk(
+        "run", tmp_path / "no-such-input", "-o", tmp_path / "out", "--candidates", tmp_path, "--labels", "brats1999"
+    )
     assert_user_error(result)
     assert "unknown label convention" in result.stderr and "no-such-input" not in result.stderr
 

@@ -1,7 +1,7 @@
 """Hostile input for de-identification: patient identifiers in every free-text DICOM field, `btk convert --force`
 over an earlier conversion, and incomplete DICOM series.
 
-The DICOM studies are the shipped TCIA exam written as real DICOM (tests/preprocess_support.py) with
+The DICOM studies are the shipped TCIA exam written as real DICOM (tests/support/preprocess.py) with
 identifiers injected into every identifying and every free-text attribute. Whatever btk prints or writes is
 searched for each identifier: file names, file contents (NIfTI headers included), standard output and error.
 """
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from deid_support import FREE_TEXT, IDENTIFIERS, LEAK, STUDY_UID, write_identified_study
-from hostile_support import assert_no_identifiers, assert_no_leftovers, assert_user_error, files_under, run_btk
-from pipeline_support import EXAMPLE_CANDIDATES, brats_batch
 
 from btk.deid import IdentifierGuard, acquisition_words, allowed_sidecar, guard, pseudonym
+from tests.support.deid import FREE_TEXT, IDENTIFIERS, LEAK, STUDY_UID, write_identified_study
+from tests.support.hostile import assert_no_identifiers, assert_no_leftovers, assert_user_error, files_under, run_btk
+from tests.support.pipeline import EXAMPLE_CANDIDATES, brats_batch
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def copy_of(study: Path, folder: Path, *series: str) -> Path:
 
 def error_line(output: str) -> str:
     """The error message (rich may wrap it)."""
-    return " ".join(output[output.index("Error:"):].split())
+    return " ".join(output[output.index("Error:") :].split())
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +72,15 @@ def test_every_free_text_field_was_injected(identified: Path, attribute: str):
 def test_the_guard_redacts_names_ids_and_dates_wherever_they_stand():
     own = IdentifierGuard()
     own.register(["Testpatient^Johanna", "Testpatient", "Johanna", "PID7734219", "19580312", "Ann"])
-    assert own.redact("/data/TESTPATIENT_scan/PID7734219x 19580312 Anna Ann 119580312") == \
-        "/data/[redacted]_scan/[redacted]x [redacted] Anna [redacted] 119580312"
-    assert own.redact_data({"case_id": "Johanna", "n": 19580312, "Johanna.nii.gz": 1}) == \
-        {"case_id": "[redacted]", "n": 19580312, "[redacted].nii.gz": 1}
+    assert (
+        own.redact("/data/TESTPATIENT_scan/PID7734219x 19580312 Anna Ann 119580312")
+        == "/data/[redacted]_scan/[redacted]x [redacted] Anna [redacted] 119580312"
+    )
+    assert own.redact_data({"case_id": "Johanna", "n": 19580312, "Johanna.nii.gz": 1}) == {
+        "case_id": "[redacted]",
+        "n": 19580312,
+        "[redacted].nii.gz": 1,
+    }
     assert acquisition_words("MRHR T1 AX POST GAD Testpatient PID7734219") == "MRHR T1 AX POST GAD"
     assert pseudonym(STUDY_UID, "salt-a") == pseudonym(STUDY_UID, "salt-a") != pseudonym(STUDY_UID, "salt-b")
 
@@ -153,8 +158,9 @@ def drop_middle_slice(folder: Path) -> str:
 def stretch_spacing(folder: Path) -> str:
     for path in sorted(folder.iterdir())[13:]:
         dataset = pydicom.dcmread(path)
-        dataset.ImagePositionPatient = [float(v) for v in dataset.ImagePositionPatient[:2]] + \
-            [float(dataset.ImagePositionPatient[2]) + 1.5]
+        dataset.ImagePositionPatient = [float(v) for v in dataset.ImagePositionPatient[:2]] + [
+            float(dataset.ImagePositionPatient[2]) + 1.5
+        ]
         dataset.save_as(path, enforce_file_format=True)
     return "slices unequally spaced"
 
@@ -192,7 +198,7 @@ def test_an_incomplete_series_fails_its_study_in_run_with_the_reason(identified:
     out = tmp_path / "out"
     result = run_btk("run", study, "-o", out, "--candidates", EXAMPLE_CANDIDATES)
     assert result.code == 1, result.output
-    row, = csv.DictReader((out / "manifest.csv").open())
+    (row,) = csv.DictReader((out / "manifest.csv").open())
     assert row["status"] == "failed" and "no t1 series" in row["reason"] and expected in row["reason"]
     assert_no_identifiers(IDENTIFIERS, out, result.output)
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from hostile_support import ROOT, assert_no_leftovers, assert_user_error, files_under, run_btk
 
 from btk.fusion import Fusionator
 from btk.fusion.outputs import is_complete, sidecar_paths
 from btk.labels import convert
+from tests.support.hostile import ROOT, assert_no_leftovers, assert_user_error, files_under, run_btk
 
 REAL = ROOT / "tests" / "data" / "fusion" / "TCGA-FG-6692" / "candidates"
 
@@ -34,8 +34,8 @@ def _save(array: np.ndarray, path: Path, affine: np.ndarray | None = None) -> Pa
 def _tumour(shift: int, et: int = 4) -> np.ndarray:
     """A small 2021-style tumour (ED around NCR around ET), moved by ``shift`` voxels: distinct candidates."""
     seg = np.zeros((14, 14, 14), np.uint8)
-    seg[3 + shift:11, 3:11, 3:11] = 2
-    seg[5:9, 5:9, 5 + shift:9] = 1
+    seg[3 + shift : 11, 3:11, 3:11] = 2
+    seg[5:9, 5:9, 5 + shift : 9] = 1
     seg[6:8, 6:8, 6:8] = et
     return seg
 
@@ -78,7 +78,12 @@ def test_mixed_2021_and_2023_candidates_are_converted_and_said_so(tmp_path: Path
     assert sidecar["label_convention"] == "brats2021"
     assert sidecar["label_conversions"] == {"isen-20": "brats2023 -> brats2021", "scan-20": "brats2023 -> brats2021"}
     assert [c["label_convention"] for c in sidecar["candidates"]] == [
-        "brats2021", "brats2023", "brats2021", "brats2023", "brats2021"]
+        "brats2021",
+        "brats2023",
+        "brats2021",
+        "brats2023",
+        "brats2021",
+    ]
     fused = np.asanyarray(nib.load(str(out)).dataobj)
     expected = Fusionator().fuse(sorted(REAL.glob("*.nii.gz")), "mav", agreement=False).segmentation
     np.testing.assert_array_equal(fused, expected)  # the same as fusing the originals: nothing mistaken for RC
@@ -136,8 +141,9 @@ def fused(tmp_path: Path, small: list[Path]) -> Path:
 
 
 @pytest.mark.parametrize("sidecar", ["b.json", "b_agreement.json"])
-def test_an_existing_sidecar_is_not_replaced_without_force(tmp_path: Path, small: list[Path], fused: Path,
-                                                           sidecar: str):
+def test_an_existing_sidecar_is_not_replaced_without_force(
+    tmp_path: Path, small: list[Path], fused: Path, sidecar: str
+):
     source = fused.with_name("a.json" if sidecar == "b.json" else "a_agreement.json")
     shutil.copyfile(source, fused.with_name(sidecar))  # a sidecar btk wrote, for an image that is gone
     before = {path: path.read_bytes() for path in fused.parent.iterdir()}
@@ -150,8 +156,11 @@ def test_an_existing_sidecar_is_not_replaced_without_force(tmp_path: Path, small
 
 @pytest.mark.parametrize("where", ["a candidate", "inside the candidates' folder", "not a NIfTI name"])
 def test_outputs_that_would_touch_the_inputs_or_make_no_sense(tmp_path: Path, small: list[Path], where: str):
-    output = {"a candidate": small[1], "inside the candidates' folder": small[0].parent / "fused.nii.gz",
-              "not a NIfTI name": tmp_path / "out" / "fused.json"}[where]
+    output = {
+        "a candidate": small[1],
+        "inside the candidates' folder": small[0].parent / "fused.nii.gz",
+        "not a NIfTI name": tmp_path / "out" / "fused.json",
+    }[where]
     before = {path: path.read_bytes() for path in small}
     listing = files_under(tmp_path)
     result = run_btk("fuse", small[0].parent, "-o", output, "--force")
@@ -188,8 +197,13 @@ def tiny_disk(tmp_path: Path):
     """A real 1 MiB tmpfs (needs root), unmounted afterwards."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                                           capture_output=True).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("mounting a tmpfs needs root")
     try:
         yield mount
@@ -272,8 +286,9 @@ def test_kill_9_never_leaves_sidecars_without_their_image(tmp_path: Path):
         before = {p.name for p in out.iterdir()} if out.exists() else set()
         image = out / "fused.nii.gz"
         inode = image.stat().st_ino if image.exists() else None
-        process = subprocess.Popen([sys.executable, "-m", "btk", *arguments], cwd=ROOT,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "btk", *arguments], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + (rng.uniform(0.3, 1.2) * runtime if kind == "random" else 120)
         while time.monotonic() < deadline and process.poll() is None:
             if kind != "random" and _moment(out, before, inode, kind):

@@ -9,10 +9,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from hostile_support import ROOT, assert_no_leftovers, assert_user_error, files_under, run_btk
 
 from btk.fusion.agreement import AgreementReport, CandidateAgreement
 from btk.labels import REGIONS
+from tests.support.hostile import ROOT, assert_no_leftovers, assert_user_error, files_under, run_btk
 
 REAL = ROOT / "tests" / "data" / "fusion" / "TCGA-FG-6692" / "candidates"
 
@@ -22,8 +22,12 @@ def cohort(tmp_path: Path) -> Path:
     """``tmp_path/cohort`` with the agreement reports of four cases, as ``btk fuse`` writes them."""
     folder = tmp_path / "cohort"
     for case in ("case-a", "case-b", "case-c", "case-d"):
-        candidates = [CandidateAgreement(name, {r: 0.2 if (case, name) == ("case-d", "x") else 0.9 for r in REGIONS},
-                                         {r: 2.0 for r in REGIONS}) for name in ("x", "y")]
+        candidates = [
+            CandidateAgreement(
+                name, {r: 0.2 if (case, name) == ("case-d", "x") else 0.9 for r in REGIONS}, {r: 2.0 for r in REGIONS}
+            )
+            for name in ("x", "y")
+        ]
         (folder / case).mkdir(parents=True)
         AgreementReport(case, "brats2021", candidates).save(folder / case / f"{case}_agreement.json")
     return folder
@@ -62,8 +66,19 @@ def _breaks(payload: dict, how: str) -> object:
     return payload
 
 
-@pytest.mark.parametrize("how", ["text Dice", "null Dice", "boolean Dice", "Dice above 1", "missing region",
-                                 "negative HD95", "no candidates", "a list"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "text Dice",
+        "null Dice",
+        "boolean Dice",
+        "Dice above 1",
+        "missing region",
+        "negative HD95",
+        "no candidates",
+        "a list",
+    ],
+)
 def test_reports_with_wrong_values(tmp_path: Path, cohort: Path, how: str):
     report = _report(cohort)
     report.write_text(json.dumps(_breaks(json.loads(report.read_text()), how)))
@@ -79,8 +94,9 @@ def test_nan_written_as_json_constant_is_refused(tmp_path: Path, cohort: Path):
     assert_user_error(result, report, "not an agreement report")
 
 
-@pytest.mark.parametrize("kind", ["image", "binary file", "empty file", "sidecar", "folder without reports",
-                                  "missing file"])
+@pytest.mark.parametrize(
+    "kind", ["image", "binary file", "empty file", "sidecar", "folder without reports", "missing file"]
+)
 def test_files_that_are_not_reports(tmp_path: Path, cohort: Path, kind: str):
     """Images, binary files, the fusion's other sidecar, and folders: one message naming the file."""
     if kind == "image":

@@ -22,10 +22,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from hostile_support import ROOT, assert_no_leftovers, assert_user_error, files_under, run_btk
-from preprocess_support import RAW, REFERENCE
 
 from btk.io import save_label_map
+from tests.support.hostile import ROOT, assert_no_leftovers, assert_user_error, files_under, run_btk
+from tests.support.preprocess import RAW, REFERENCE
 
 #: btk role -> BraTS Toolkit's file for it (in REFERENCE).
 EXAM_FILES = {
@@ -43,8 +43,11 @@ EXAM_FILES = {
 
 def checksums(folder: Path) -> dict[str, str]:
     """Every file under ``folder`` with its SHA-256: the inputs must come out of every case unchanged."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -248,8 +251,9 @@ def test_native_refuses_a_segmentation_off_the_exams_brats_grid(preprocessed, se
 def test_native_with_a_damaged_transform_is_a_clear_error(preprocessed, segmentation, tmp_path, damage):
     transform = preprocessed / "transform" / Path(EXAM_FILES["transform/t1_to_atlas"]).name
     content = transform.read_bytes()
-    transform.write_bytes({"truncated": content[: len(content) // 2], "empty": b"",
-                           "text": b"#Insight Transform File V1.0\n"}[damage])
+    transform.write_bytes(
+        {"truncated": content[: len(content) // 2], "empty": b"", "text": b"#Insight Transform File V1.0\n"}[damage]
+    )
     output = tmp_path / "native.nii.gz"
     listing = files_under(tmp_path)
     result = run_btk("native", segmentation, preprocessed, "-o", output)
@@ -354,15 +358,25 @@ def alive(pid: int) -> bool:
 def test_a_registration_worker_dies_with_its_killed_parent(tmp_path):
     """A real worker registering the TCIA T1 to the atlas, its parent killed with -9: it ends, writes nothing."""
     transform = tmp_path / "t1_to_atlas.mat"
-    parent = subprocess.Popen([sys.executable, "-c", (
-        "import subprocess, sys, time\n"
-        "from pathlib import Path\n"
-        "from btk.modalities import atlas_t1\n"
-        "from btk.preprocess.registration import RegistrationJob, RegistrationSettings\n"
-        f"job = RegistrationJob(atlas_t1(), Path({str(next(RAW.glob('*_t1.nii.gz')))!r}), Path({str(transform)!r}),"
-        " RegistrationSettings())\n"
-        "print(subprocess.Popen(job.command()).pid, flush=True)\n"
-        "time.sleep(600)\n")], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import subprocess, sys, time\n"
+                "from pathlib import Path\n"
+                "from btk.modalities import atlas_t1\n"
+                "from btk.preprocess.registration import RegistrationJob, RegistrationSettings\n"
+                f"job = RegistrationJob(atlas_t1(), Path({str(next(RAW.glob('*_t1.nii.gz')))!r}),"
+                f" Path({str(transform)!r}), RegistrationSettings())\n"
+                "print(subprocess.Popen(job.command()).pid, flush=True)\n"
+                "time.sleep(600)\n"
+            ),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         worker = int(parent.stdout.readline())
         time.sleep(2)
@@ -385,9 +399,13 @@ def test_kill_9_during_registration_takes_the_workers_down_and_the_next_run_clea
     out, temporary = tmp_path / "out", tmp_path / "tmp"
     temporary.mkdir()
     env = {**os.environ, "TMPDIR": str(temporary)}
-    process = subprocess.Popen([sys.executable, "-m", "btk", "preprocess", str(exam), "-o", str(out / "case"),
-                                "--fast", "--device", "cpu"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "btk", "preprocess", str(exam), "-o", str(out / "case"), "--fast", "--device", "cpu"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline, workers = time.monotonic() + 1800, []  # HD-BET first: about a minute on an idle machine
         while not workers and process.poll() is None and time.monotonic() < deadline:

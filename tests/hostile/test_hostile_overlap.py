@@ -6,7 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hostile_support import assert_user_error, files_under, run_btk
+
+from tests.support.hostile import assert_user_error, files_under, run_btk
 
 BRATS_EXAM = Path(__file__).resolve().parents[1] / "data" / "pipeline" / "BraTS-GLI-00001-000"
 

@@ -19,12 +19,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from docker_support import docker_engine, fakeseg_image  # noqa: F401  (fixtures)
-from hostile_support import ROOT, Result, assert_user_error, files_under, run_btk
-from segment_support import AFFINE, SHAPE, entry, make_exam, write_registry
 
 from btk.segment.engine import LABEL, Engine
 from btk.segment.leftovers import PID_LABEL, Owner
+from tests.support.hostile import ROOT, Result, assert_user_error, files_under, run_btk
+from tests.support.segment import AFFINE, SHAPE, entry, make_exam, write_registry
 
 pytestmark = pytest.mark.slow
 
@@ -43,16 +42,18 @@ def exam(tmp_path_factory) -> Path:
     return make_exam(tmp_path_factory.mktemp("exam") / "exam")
 
 
-def _segment(tmp_path: Path, exam: Path, *entries: dict, env: dict[str, str] | None = None,
-             output: Path | None = None) -> tuple[Result, Path]:
+def _segment(
+    tmp_path: Path, exam: Path, *entries: dict, env: dict[str, str] | None = None, output: Path | None = None
+) -> tuple[Result, Path]:
     """``btk segment`` of ``exam`` with these registry entries, a private TMPDIR; the result and the output."""
     registry = write_registry(tmp_path / "registry.json", *entries)
     temporary = tmp_path / "tmp"
     temporary.mkdir(exist_ok=True)
     output = output or tmp_path / "seg"
     names = [a for e in entries for a in ("-a", e["name"])]
-    result = run_btk("segment", exam, "-o", output, "--registry", registry, *names,
-                     env={"TMPDIR": str(temporary), **(env or {})})
+    result = run_btk(
+        "segment", exam, "-o", output, "--registry", registry, *names, env={"TMPDIR": str(temporary), **(env or {})}
+    )
     return result, output
 
 
@@ -77,13 +78,16 @@ def _assert_refused(result: Result, seg: Path, tmp_path: Path, words: str) -> No
     assert not list((tmp_path / "tmp").iterdir())
 
 
-@pytest.mark.parametrize(("fault", "words"), [
-    ("link-passwd", f"the result {CASE}.nii.gz is a symbolic link, not a regular file"),
-    ("link-sibling", f"the result {CASE}.nii.gz is a symbolic link, not a regular file"),
-    ("fifo", f"the result {CASE}.nii.gz is a FIFO (named pipe), not a regular file"),
-    ("socket", f"the result {CASE}.nii.gz is a socket, not a regular file"),
-    ("hardlink", f"the result {CASE}.nii.gz is a hard link (a file with several names), not a regular file"),
-])
+@pytest.mark.parametrize(
+    ("fault", "words"),
+    [
+        ("link-passwd", f"the result {CASE}.nii.gz is a symbolic link, not a regular file"),
+        ("link-sibling", f"the result {CASE}.nii.gz is a symbolic link, not a regular file"),
+        ("fifo", f"the result {CASE}.nii.gz is a FIFO (named pipe), not a regular file"),
+        ("socket", f"the result {CASE}.nii.gz is a socket, not a regular file"),
+        ("hardlink", f"the result {CASE}.nii.gz is a hard link (a file with several names), not a regular file"),
+    ],
+)
 def test_a_result_that_is_a_link_or_special_file_is_never_opened(tmp_path, image, exam, fault, words):
     result, seg = _segment(tmp_path, exam, _hostile(image, fault))
     _assert_refused(result, seg, tmp_path, words)
@@ -116,15 +120,22 @@ def _peak_memory_mib(*args: str | Path) -> float:
         "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=False, stdout=subprocess.DEVNULL, "
         "stderr=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
-    process = subprocess.run([sys.executable, "-c", measure, sys.executable, "-m", "btk", *map(str, args)],
-                             capture_output=True, text=True, timeout=300, cwd=ROOT, check=True)
+    process = subprocess.run(
+        [sys.executable, "-c", measure, sys.executable, "-m", "btk", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        check=True,
+    )
     return int(process.stdout.strip()) / 1024
 
 
 def test_a_chatty_container_gets_a_bounded_log_and_little_memory(tmp_path, image, exam):
     """100 MB of output: the log keeps its first and last MiB, says what it dropped; btk's memory stays small."""
-    registry = write_registry(tmp_path / "registry.json", _hostile(image, "chatty"),
-                              entry("quiet", image, {"kind": "brats2025"}))
+    registry = write_registry(
+        tmp_path / "registry.json", _hostile(image, "chatty"), entry("quiet", image, {"kind": "brats2025"})
+    )
     seg = tmp_path / "seg"
     chatty = _peak_memory_mib("segment", exam, "-o", seg, "--registry", registry, "-a", "hostile")
     quiet = _peak_memory_mib("segment", exam, "-o", tmp_path / "quiet", "--registry", registry, "-a", "quiet")
@@ -151,11 +162,28 @@ def test_a_killed_runs_container_and_exam_copy_are_removed_by_the_next_run(tmp_p
     temporary = tmp_path / "tmp"
     temporary.mkdir()
     env = {**os.environ, "TMPDIR": str(temporary), "COLUMNS": "200"}
-    registry = write_registry(tmp_path / "r.json", entry("orphan", image, {"kind": "brats2025"},
-                                                         command=["brats2025", "--fault", "hang"]))
-    killed = subprocess.Popen([sys.executable, "-m", "btk", "segment", str(exam), "-o", str(tmp_path / "killed"),
-                               "--registry", str(registry), "-a", "orphan"], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    registry = write_registry(
+        tmp_path / "r.json", entry("orphan", image, {"kind": "brats2025"}, command=["brats2025", "--fault", "hang"])
+    )
+    killed = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "btk",
+            "segment",
+            str(exam),
+            "-o",
+            str(tmp_path / "killed"),
+            "--registry",
+            str(registry),
+            "-a",
+            "orphan",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     engine = Engine.connect()
 
     def left_behind() -> list:
@@ -166,8 +194,12 @@ def test_a_killed_runs_container_and_exam_copy_are_removed_by_the_next_run(tmp_p
     killed.wait(timeout=30)
     assert left_behind() and list(temporary.iterdir())  # left behind: nobody could clean up
     # a container of a run that is alive (this test's process) must survive the next run
-    live = engine.client.containers.create(image, command=["brats2025", "--fault", "hang"],
-                                           labels={LABEL: "live", **Owner.current().labels()}, network_mode="none")
+    live = engine.client.containers.create(
+        image,
+        command=["brats2025", "--fault", "hang"],
+        labels={LABEL: "live", **Owner.current().labels()},
+        network_mode="none",
+    )
     try:
         result, seg = _segment(tmp_path, exam, entry("next", image, {"kind": "brats2025"}))
         assert result.code == 0 and (seg / "next.nii.gz").is_file(), result.output
@@ -207,8 +239,11 @@ def test_a_full_output_disk_fails_that_algorithm_only(tmp_path, image, small_dis
     exam = make_exam(tmp_path / "big-exam", scale=2)
     _fill(small_disk, 64 * 1024)
     result, seg = _segment(
-        tmp_path, exam, entry("noisy", image, {"kind": "brats2025"}, command=["brats2025", "--fault", "noise"]),
-        entry("good", image, {"kind": "brats2025"}), output=small_disk / "seg",
+        tmp_path,
+        exam,
+        entry("noisy", image, {"kind": "brats2025"}, command=["brats2025", "--fault", "noise"]),
+        entry("good", image, {"kind": "brats2025"}),
+        output=small_disk / "seg",
     )
     assert result.code == 1, result.output
     assert "Traceback" not in result.output and "Internal error" not in result.output
@@ -217,29 +252,40 @@ def test_a_full_output_disk_fails_that_algorithm_only(tmp_path, image, small_dis
     assert runs["noisy"]["status"] == "failed"
     assert runs["noisy"]["message"].startswith(f"{seg / 'noisy.nii.gz'}: cannot write the segmentation")
     assert "no space left on" in runs["noisy"]["message"].lower()
-    assert sorted(map(str, files_under(seg))) == ["good.nii.gz", "logs", "logs/good.log", "logs/noisy.log",
-                                                  "segment.json"]  # nothing half-written
+    assert sorted(map(str, files_under(seg))) == [
+        "good.nii.gz",
+        "logs",
+        "logs/good.log",
+        "logs/noisy.log",
+        "segment.json",
+    ]  # nothing half-written
 
 
 def test_a_full_temporary_disk_fails_each_algorithm_clearly(tmp_path, image, exam, small_disk):
     _fill(small_disk, 8192)  # room for Python's own probe of TMPDIR (else it silently takes /tmp), not for copies
-    result, seg = _segment(tmp_path, exam, entry("one", image, {"kind": "brats2025"}),
-                           entry("two", image, {"kind": "mlcube"}), env={"TMPDIR": str(small_disk)})
+    result, seg = _segment(
+        tmp_path,
+        exam,
+        entry("one", image, {"kind": "brats2025"}),
+        entry("two", image, {"kind": "mlcube"}),
+        env={"TMPDIR": str(small_disk)},
+    )
     assert result.code == 1, result.output
     assert "Traceback" not in result.output and "Internal error" not in result.output
     runs = json.loads((seg / "segment.json").read_text())["runs"]
     for run in runs:  # the second still ran
         assert run["status"] == "failed"
-        assert run["message"].startswith(f"{small_disk}: cannot copy the exam into a temporary folder "
-                                         "(No space left on device); free space in the temporary folder"), run
+        assert run["message"].startswith(
+            f"{small_disk}: cannot copy the exam into a temporary folder "
+            "(No space left on device); free space in the temporary folder"
+        ), run
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]  # no half-made copies
     assert not (seg / "one.nii.gz").exists() and not (seg / "two.nii.gz").exists()
 
 
 def test_a_completely_full_output_disk_is_one_error(tmp_path, image, exam, small_disk):
     _fill(small_disk, 0)
-    result, seg = _segment(tmp_path, exam, entry("one", image, {"kind": "brats2025"}),
-                           output=small_disk / "seg")
+    result, seg = _segment(tmp_path, exam, entry("one", image, {"kind": "brats2025"}), output=small_disk / "seg")
     assert_user_error(result, seg / "segment.json")
     flat = " ".join(result.output.split())
     assert "segment.json: cannot write the summary of this run" in flat and "no space left on" in flat.lower()

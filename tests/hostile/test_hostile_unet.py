@@ -21,15 +21,15 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from hostile_support import assert_no_leftovers, assert_user_error, files_under, run_btk
-from lesions import write_dataset
-from unet_support import tiny_config
 
 from btk.errors import BtkError
 from btk.unet.augment import Augmentation
 from btk.unet.checkpoints import save_checkpoint
 from btk.unet.model import ModelConfig, UNet3D
 from btk.unet.training import Trainer
+from tests.support.hostile import assert_no_leftovers, assert_user_error, files_under, run_btk
+from tests.support.lesions import write_dataset
+from tests.support.unet import tiny_config
 
 
 class RunsACommand:
@@ -44,8 +44,12 @@ class RunsACommand:
 
 def crafted(marker: Path) -> dict:
     """A checkpoint-looking payload whose unpickling creates ``marker``."""
-    return {"format": "btk-unet-1", "model": ModelConfig(width=4).to_dict(), "state_dict": {},
-            "epoch": RunsACommand(f"touch {marker}")}
+    return {
+        "format": "btk-unet-1",
+        "model": ModelConfig(width=4).to_dict(),
+        "state_dict": {},
+        "epoch": RunsACommand(f"touch {marker}"),
+    }
 
 
 def write_raw_pickle(payload: object, path: Path) -> None:
@@ -93,7 +97,8 @@ def run(tmp_path_factory, case) -> Path:
     """A real, resumable run folder: one tiny epoch on the case's data set."""
     folder = tmp_path_factory.mktemp("unet_run") / "run"
     Trainer(tiny_config(epochs=2, steps_per_epoch=1, folds=1), device="cpu").train(
-        case.parent, folder, on_epoch=lambda row: False)
+        case.parent, folder, on_epoch=lambda row: False
+    )
     return folder
 
 
@@ -141,8 +146,9 @@ def _whole_module(path: Path) -> None:  # torch.save(model): a pickled class, re
 
 
 def _numpy_inside(path: Path) -> None:
-    torch.save({"format": "btk-unet-1", "model": ModelConfig(width=4).to_dict(), "state_dict": {},
-                "scores": np.zeros(3)}, path)
+    torch.save(
+        {"format": "btk-unet-1", "model": ModelConfig(width=4).to_dict(), "state_dict": {}, "scores": np.zeros(3)}, path
+    )
 
 
 def _text_file(path: Path) -> None:
@@ -225,10 +231,17 @@ def assert_refused(result, *words: str) -> None:
         assert word in flat, f"{word!r} not in:\n{text}"
 
 
-@pytest.mark.parametrize("options,expected", [
-    (["--overlap", "1"], "overlap"), (["--threads", "-2"], "threads"), (["--device", "tpu9"], "device 'tpu9'"),
-    (["--device", "cuda:7"], "cuda:7"), (["--patch", "30"], "multiples of 8"),
-], ids=["overlap", "threads", "device", "absent-gpu", "patch"])
+@pytest.mark.parametrize(
+    "options,expected",
+    [
+        (["--overlap", "1"], "overlap"),
+        (["--threads", "-2"], "threads"),
+        (["--device", "tpu9"], "device 'tpu9'"),
+        (["--device", "cuda:7"], "cuda:7"),
+        (["--patch", "30"], "multiples of 8"),
+    ],
+    ids=["overlap", "threads", "device", "absent-gpu", "patch"],
+)
 def test_predict_options_are_checked_before_anything_is_written(tmp_path, case, options, expected):
     weights = tmp_path / "w.pt"
     save_checkpoint(weights, UNet3D(ModelConfig(width=4)))
@@ -241,16 +254,22 @@ def test_predict_options_are_checked_before_anything_is_written(tmp_path, case, 
 
 # ------------------------------------------------------------------------------------------------ btk train
 
-TINY = ["--width", "4", "--patch", "32", "--epochs", "1", "--steps-per-epoch", "1", "--folds", "1",
-        "--threads", "1"]
+TINY = ["--width", "4", "--patch", "32", "--epochs", "1", "--steps-per-epoch", "1", "--folds", "1", "--threads", "1"]
 
 
-@pytest.mark.parametrize("option,value,expected", [
-    ("--lr", "-1", "--lr"), ("--lr", "0", "--lr"), ("--lr", "nan", "--lr"), ("--fold", "5", "fold 5"),
-    ("--norm", "batch", "unknown norm"), ("--device", "tpu9", "device 'tpu9'"), ("--patch", "30", "multiples of 8"),
-])
-def test_train_options_are_checked_before_anything_is_written(tmp_path, case, train_options, option, value,
-                                                               expected):
+@pytest.mark.parametrize(
+    "option,value,expected",
+    [
+        ("--lr", "-1", "--lr"),
+        ("--lr", "0", "--lr"),
+        ("--lr", "nan", "--lr"),
+        ("--fold", "5", "fold 5"),
+        ("--norm", "batch", "unknown norm"),
+        ("--device", "tpu9", "device 'tpu9'"),
+        ("--patch", "30", "multiples of 8"),
+    ],
+)
+def test_train_options_are_checked_before_anything_is_written(tmp_path, case, train_options, option, value, expected):
     output = tmp_path / "run"
     result = run_btk("train", case.parent, "-o", output, *TINY, option, value)
     assert_refused(result, expected)
@@ -258,18 +277,31 @@ def test_train_options_are_checked_before_anything_is_written(tmp_path, case, tr
     assert not output.exists(), f"left behind: {sorted(map(str, files_under(output)))}"
 
 
-@pytest.mark.parametrize("change,expected", [
-    ({"learning_rate": -1.0}, "learning rate"), ({"learning_rate": 0.0}, "learning rate"),
-    ({"learning_rate": float("nan")}, "learning rate"), ({"learning_rate": float("inf")}, "learning rate"),
-    ({"weight_decay": -1e-5}, "weight decay"), ({"steps_per_epoch": 0}, "steps per epoch"),
-    ({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch size"), ({"warmup_epochs": -1}, "warmup epochs"),
-    ({"tumour_probability": 1.5}, "tumour probability"), ({"tumour_probability": float("nan")}, "tumour probability"),
-    ({"threads": 0}, "threads"), ({"seed": -1}, "seed"), ({"seed": 2**32}, "seed"),
-    ({"validation_patch": (30, 32, 32)}, "validation patch"),
-    ({"augmentation": Augmentation(flip_probability=2.0)}, "flip probability"),
-    ({"augmentation": Augmentation(scale=1.0)}, "augmentation scale"),
-    ({"model": ModelConfig(width=0)}, "width"), ({"model": ModelConfig(in_channels=3)}, "modalities"),
-], ids=lambda v: "-".join(f"{k}={v}" for k, v in v.items()) if isinstance(v, dict) else None)
+@pytest.mark.parametrize(
+    "change,expected",
+    [
+        ({"learning_rate": -1.0}, "learning rate"),
+        ({"learning_rate": 0.0}, "learning rate"),
+        ({"learning_rate": float("nan")}, "learning rate"),
+        ({"learning_rate": float("inf")}, "learning rate"),
+        ({"weight_decay": -1e-5}, "weight decay"),
+        ({"steps_per_epoch": 0}, "steps per epoch"),
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": 0}, "batch size"),
+        ({"warmup_epochs": -1}, "warmup epochs"),
+        ({"tumour_probability": 1.5}, "tumour probability"),
+        ({"tumour_probability": float("nan")}, "tumour probability"),
+        ({"threads": 0}, "threads"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 2**32}, "seed"),
+        ({"validation_patch": (30, 32, 32)}, "validation patch"),
+        ({"augmentation": Augmentation(flip_probability=2.0)}, "flip probability"),
+        ({"augmentation": Augmentation(scale=1.0)}, "augmentation scale"),
+        ({"model": ModelConfig(width=0)}, "width"),
+        ({"model": ModelConfig(in_channels=3)}, "modalities"),
+    ],
+    ids=lambda v: "-".join(f"{k}={v}" for k, v in v.items()) if isinstance(v, dict) else None,
+)
 def test_training_settings_are_checked_before_anything_is_written(tmp_path, case, change, expected):
     """The same checks guard the Python API and a resumed run's own settings, which no option parser sees."""
     output = tmp_path / "run"
@@ -328,6 +360,7 @@ def _optimiser_of_another_model(run: Path) -> None:
     def change(payload):
         first = next(iter(payload["optimiser"]["state"].values()))
         first["exp_avg"] = torch.zeros(7, 7)
+
     _tamper_state(run / "last.pt", change)
 
 
@@ -368,8 +401,7 @@ def test_train_resume_never_runs_a_crafted_last_checkpoint(tmp_path, case, run, 
 
 
 @pytest.mark.parametrize("damage,expected", RESUME.items(), ids=lambda v: getattr(v, "__name__", "")[1:])
-def test_train_resume_refuses_a_damaged_run_and_changes_nothing(tmp_path, case, run, train_options, damage,
-                                                                  expected):
+def test_train_resume_refuses_a_damaged_run_and_changes_nothing(tmp_path, case, run, train_options, damage, expected):
     copy = _copy_run(run, tmp_path)
     damage(copy)
     before = _contents(copy)
@@ -394,8 +426,9 @@ def test_a_checkpoint_of_tensors_and_plain_data_round_trips(tmp_path):
     from btk.unet.checkpoints import load_model, read_checkpoint
 
     path = tmp_path / "m.pt"
-    save_checkpoint(path, UNet3D(ModelConfig(width=4)), {"scores": np.float32(0.5), "where": tmp_path,
-                                                         "array": np.arange(3)})
+    save_checkpoint(
+        path, UNet3D(ModelConfig(width=4)), {"scores": np.float32(0.5), "where": tmp_path, "array": np.arange(3)}
+    )
     payload = read_checkpoint(path)
     assert payload["scores"] == 0.5 and payload["where"] == str(tmp_path)
     assert torch.equal(payload["array"], torch.arange(3))

@@ -14,6 +14,7 @@ For SIMPLE it additionally records, by observing (not changing) two of
 brats-toolkit's internal calls, the per-label iteration history, so that a
 re-implementation can be compared step by step.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -106,9 +107,7 @@ class SimpleRecorder:
             if not prev_was_score:  # initial estimate of a new label
                 out.append({"initial_weights": w, "initial_foreground": fg, "iterations": []})
             else:
-                out[-1]["iterations"].append(
-                    {"dice": scores, "weights": w, "n_candidates_kept": n, "foreground": fg}
-                )
+                out[-1]["iterations"].append({"dice": scores, "weights": w, "n_candidates_kept": n, "foreground": fg})
             scores = []
             prev_was_score = False
         for entry, lab in zip(out, labels):
@@ -126,8 +125,12 @@ def auto_labels(arrays: list[np.ndarray]) -> list[int]:
 
 def parse_arguments() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA,
-                    help="folder holding <case>/candidates/*.nii.gz (default: tests/data/fusion)")
+    ap.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="folder holding <case>/candidates/*.nii.gz (default: tests/data/fusion)",
+    )
     ap.add_argument("--out-dir", type=Path, default=HERE)
     return ap.parse_args()
 
@@ -165,8 +168,7 @@ def run_job(fus, case: str, method: str, v: dict, out_dir: Path) -> dict:
     rec = SimpleRecorder(fus)
     t0 = time.perf_counter()
     with rec, contextlib.redirect_stdout(io.StringIO()):
-        fus.fuse([str(p) for p in v["cands"]], str(out), method=method,
-                 weights=v["weights"])
+        fus.fuse([str(p) for p in v["cands"]], str(out), method=method, weights=v["weights"])
     dt = time.perf_counter() - t0
     if not out.exists():  # fuse() swallows write errors
         sys.exit(f"brats-toolkit wrote no output for {name}")
@@ -182,8 +184,7 @@ def run_job(fus, case: str, method: str, v: dict, out_dir: Path) -> dict:
         "weights": v["weights"],
         "weights_effective": v["weights"] or [1] * len(v["cands"]),
         "parameters": {"labels": None} if method == "mav" else dict(SIMPLE_DEFAULTS),
-        "fuse_call": f"Fusionator(verbose=False).fuse(candidates, out, method={method!r}, "
-                     f"weights={v['weights']!r})",
+        "fuse_call": f"Fusionator(verbose=False).fuse(candidates, out, method={method!r}, weights={v['weights']!r})",
         "output_dtype": img.GetPixelIDTypeAsString(),
         "output_geometry_from": v["cands"][-1].name,
         "label_counts": label_counts(arr),
@@ -223,8 +224,9 @@ def main() -> int:
     version = md.version("brats-toolkit")
     fus = brats_toolkit_fusionator(version)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    entries = [run_job(fus, case, method, v, args.out_dir)
-               for case in CASES for method, v in case_jobs(args.data_dir, case)]
+    entries = [
+        run_job(fus, case, method, v, args.out_dir) for case in CASES for method, v in case_jobs(args.data_dir, case)
+    ]
     (args.out_dir / "manifest.json").write_text(json.dumps(manifest(version, entries), indent=2) + "\n")
     print(f"wrote {len(entries)} outputs and manifest.json to {args.out_dir}")
     return 0

@@ -20,7 +20,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-DATA = Path(__file__).parent / "data" / "unet"
+DATA = Path(__file__).resolve().parents[1] / "data" / "unet"
 #: Shape of the generated volumes (about 3 mm voxels for a BraTS-space brain).
 GRID = (48, 64, 48)
 #: Brain intensity factors (relative to the modality's brain median) of ED, ET and NCR per modality
@@ -58,7 +58,7 @@ def _healthy_mirror(images: np.ndarray) -> np.ndarray:
     middle = (xs[0] + xs[-1]) / 2
     result = images.copy()
     for x in range(images.shape[1]):
-        mirrored = int(round(2 * middle - x))
+        mirrored = round(2 * middle - x)
         if (x > middle) == (tumour_x > middle) and 0 <= mirrored < images.shape[1]:
             result[:, x] = images[:, mirrored]
     return result
@@ -67,9 +67,13 @@ def _healthy_mirror(images: np.ndarray) -> np.ndarray:
 def _to_grid(images: np.ndarray) -> np.ndarray:
     """Crop to the brain and resample (linear) to :data:`GRID`; background stays exactly zero."""
     brain = images.any(axis=0)
-    box = tuple(slice(int(np.flatnonzero(brain.any(axis=tuple(a for a in range(3) if a != k)))[0]),
-                      int(np.flatnonzero(brain.any(axis=tuple(a for a in range(3) if a != k)))[-1]) + 1)
-                for k in range(3))
+    box = tuple(
+        slice(
+            int(np.flatnonzero(brain.any(axis=tuple(a for a in range(3) if a != k)))[0]),
+            int(np.flatnonzero(brain.any(axis=tuple(a for a in range(3) if a != k)))[-1]) + 1,
+        )
+        for k in range(3)
+    )
     cropped = images[(slice(None), *box)]
     factors = [g / s for g, s in zip(GRID, cropped.shape[1:])]
     resized = np.stack([ndimage.zoom(channel, factors, order=1, grid_mode=True, mode="nearest") for channel in cropped])
@@ -84,16 +88,22 @@ def source_brains() -> tuple[np.ndarray, ...]:
     brats_images = np.stack([_load(brats / f"BraTS-GLI-00001-000-{m}.nii.gz")[0] for m in ("t1n", "t1c", "t2w", "t2f")])
     tcia = DATA / "tcia"
     t1, affine = _load(tcia / "OtherEXampleFromTCIA_hdbet_native_t1.nii.gz")
-    tcia_images = np.stack([t1] + [_resample_onto(tcia / f"OtherEXampleFromTCIA_hdbet_native_{m}.nii.gz", t1.shape, affine)
-                                   for m in ("t1c", "t2", "fla")])
+    tcia_images = np.stack(
+        [t1]
+        + [
+            _resample_onto(tcia / f"OtherEXampleFromTCIA_hdbet_native_{m}.nii.gz", t1.shape, affine)
+            for m in ("t1c", "t2", "fla")
+        ]
+    )
     tcia_images[:, ~(tcia_images > 0).all(axis=0)] = 0
     atlas, _ = _load(DATA / "atlas" / "t1_skullstripped_brats_space.nii.gz")
     inside = atlas > 0
     inverted = np.where(inside, atlas.max() - atlas, 0)
     flair_like = np.where(inside, np.clip(inverted, 0, np.percentile(inverted[inside], 60)), 0)
     atlas_images = np.stack([atlas, atlas * 1.1, inverted, flair_like])
-    return tuple(_to_grid(images) for images in (_healthy_mirror(brats_images), _healthy_mirror(tcia_images),
-                                                 atlas_images))
+    return tuple(
+        _to_grid(images) for images in (_healthy_mirror(brats_images), _healthy_mirror(tcia_images), atlas_images)
+    )
 
 
 def _smooth_noise(rng: np.random.Generator, sigma: float) -> np.ndarray:
@@ -161,7 +171,10 @@ def write_dataset(folder: Path, count: int, seed: int, naming: str = "2023", pre
         case_folder = folder / name
         case_folder.mkdir(parents=True, exist_ok=True)
         for suffix, channel in zip(suffixes, images):
-            nib.save(nib.Nifti1Image(channel.astype(np.float32), affine), str(case_folder / f"{name}{separator}{suffix}.nii.gz"))
+            nib.save(
+                nib.Nifti1Image(channel.astype(np.float32), affine),
+                str(case_folder / f"{name}{separator}{suffix}.nii.gz"),
+            )
         nib.save(nib.Nifti1Image(labels, affine), str(case_folder / f"{name}{separator}seg.nii.gz"))
         folders.append(case_folder)
     return folders

@@ -1,8 +1,9 @@
 """Test support for btk's U-Net: a tiny, fast training configuration and its container image.
 
-The image is built FROM btk's Debian base image (see docker_support) through btk's own build code, from a
-small build context holding ``btk/``, ``containers/unet/`` and a wheelhouse (pip, the local CPU torch wheel
-and the exact numpy, nibabel and rich releases of this environment, so container and host compute alike).
+The image is built FROM btk's Debian base image (see :mod:`tests.support.docker_engine`) through btk's own
+build code, from a small build context holding ``btk/``, ``containers/unet/`` and a wheelhouse (pip, the local
+CPU torch wheel and the exact numpy, nibabel and rich releases of this environment, so container and host
+compute alike).
 The build itself needs no network; the wheelhouse is downloaded once per machine with this environment's pip.
 """
 
@@ -19,7 +20,7 @@ from btk.unet.augment import Augmentation
 from btk.unet.model import ModelConfig
 from btk.unet.training import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: Where the torch wheel lies on this machine (the CPU build); else the official CPU index is used.
 LOCAL_WHEELS = Path("/opt/wheels")
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -32,15 +33,29 @@ def tiny_config(epochs: int = 5, steps_per_epoch: int = 60, folds: int = 1) -> T
     return TrainConfig(
         model=ModelConfig(width=8, norm="group", residual=False, deep_supervision=True),
         augmentation=Augmentation(rotation_probability=0.1),
-        patch=(32, 32, 32), batch_size=2, epochs=epochs, steps_per_epoch=steps_per_epoch,
-        learning_rate=3e-3, warmup_epochs=1, tumour_probability=0.5, folds=folds, fold=0, seed=0,
-        threads=THREADS, validation_patch=(32, 32, 32),
+        patch=(32, 32, 32),
+        batch_size=2,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        learning_rate=3e-3,
+        warmup_epochs=1,
+        tumour_probability=0.5,
+        folds=folds,
+        fold=0,
+        seed=0,
+        threads=THREADS,
+        validation_patch=(32, 32, 32),
     )
 
 
 def _requirements() -> list[str]:
-    return [f"pip=={version('pip')}", f"torch=={version('torch')}", f"numpy=={version('numpy')}",
-            f"nibabel=={version('nibabel')}", f"rich=={version('rich')}"]
+    return [
+        f"pip=={version('pip')}",
+        f"torch=={version('torch')}",
+        f"numpy=={version('numpy')}",
+        f"nibabel=={version('nibabel')}",
+        f"rich=={version('rich')}",
+    ]
 
 
 def wheelhouse() -> Path:
@@ -51,10 +66,14 @@ def wheelhouse() -> Path:
     if (folder / "complete").exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    source = (["--find-links", str(LOCAL_WHEELS)] if any(LOCAL_WHEELS.glob("torch-*.whl"))
-              else ["--extra-index-url", TORCH_CPU_INDEX])
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(folder), *source,
-                    *requirements], check=True)
+    source = (
+        ["--find-links", str(LOCAL_WHEELS)]
+        if any(LOCAL_WHEELS.glob("torch-*.whl"))
+        else ["--extra-index-url", TORCH_CPU_INDEX]
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(folder), *source, *requirements], check=True
+    )
     (folder / "complete").touch()
     return folder
 
@@ -76,6 +95,6 @@ def build_context(folder: Path, weights: Path | None = None) -> Path:
 
 def build_unet_image(folder: Path, weights: Path | None = None) -> str:
     """Build the btk-unet registry entry's image (``btk/unet:0.1.0``) FROM the Debian base; returns its tag."""
-    from docker_support import build_algorithm
+    from tests.support.docker_engine import build_algorithm
 
     return build_algorithm("btk-unet", source=build_context(folder, weights))

@@ -17,12 +17,13 @@ Functions (usable from tests, bench scripts and other components' test support):
 - :func:`local_registry` (context manager) -> ``"127.0.0.1:PORT"``: Debian's ``docker-registry`` with its
   own config, port and storage, for pull tests.
 
-Session fixtures (import them into a test module to use them): ``docker_engine`` (the client; the test is
-skipped when no engine can be started), ``base_image`` (its tag) and ``fakeseg_image`` (its tag).
+Session fixtures (registered for the whole suite by ``pytest_plugins`` in ``tests/conftest.py``):
+``docker_engine`` (the client; the test is skipped when no engine can be started), ``base_image`` (its tag)
+and ``fakeseg_image`` (its tag).
 
 Example (another component's image, built FROM the base and run through the Segmentor)::
 
-    from docker_support import build_algorithm, docker_engine  # noqa: F401  (docker_engine: a fixture)
+    from tests.support.docker_engine import build_algorithm
 
     def test_unet_image(docker_engine, tmp_path):
         build_algorithm("btk-unet")
@@ -47,7 +48,7 @@ import docker
 import docker.errors
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = "btk-base:bookworm"
 FAKESEG_IMAGE = "btk-test/fakeseg:1"
 DOCKERD_LOG = Path("/tmp/btk-test-dockerd.log")
@@ -65,8 +66,12 @@ def _client() -> docker.DockerClient | None:
 def _apt_install(*packages: str) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], check=True, env=env,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def ensure_engine() -> docker.DockerClient:
@@ -101,8 +106,9 @@ def ensure_base_image(client: docker.DockerClient | None = None) -> str:
     return BASE_IMAGE
 
 
-def build_algorithm(name: str, registry: str | Path | None = None, client: docker.DockerClient | None = None,
-                    source: Path | None = None) -> str:
+def build_algorithm(
+    name: str, registry: str | Path | None = None, client: docker.DockerClient | None = None, source: Path | None = None
+) -> str:
     """Build a registry entry's image FROM the base image (``btk algorithms build NAME --base-image ...``).
 
     ``name`` is looked up in the shipped registry plus ``registry``; ``source`` overrides the folder the
@@ -121,8 +127,14 @@ def build_test_images(client: docker.DockerClient | None = None) -> str:
     """Build the fake segmenter FROM the base image; returns its tag."""
     repository, tag = FAKESEG_IMAGE.rsplit(":", 1)
     entry = {
-        "name": "fakeseg", "image": repository, "tag": tag, "authors": "btk tests", "citation": "none",
-        "year": 2025, "contract": {"kind": "brats2025"}, "labels": "brats2023",
+        "name": "fakeseg",
+        "image": repository,
+        "tag": tag,
+        "authors": "btk tests",
+        "citation": "none",
+        "year": 2025,
+        "contract": {"kind": "brats2025"},
+        "labels": "brats2023",
         "build": {"dockerfile": "Dockerfile", "context": "."},
     }
     with tempfile.TemporaryDirectory() as folder:
@@ -155,8 +167,9 @@ def local_registry(storage: Path) -> Iterator[str]:
         f"http:\n  addr: 127.0.0.1:{port}\n",
         encoding="utf-8",
     )
-    process = subprocess.Popen(["/usr/bin/docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        ["/usr/bin/docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 20
         while True:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -29,12 +29,18 @@ class Result:
         return self.stdout + self.stderr
 
 
-def run_btk(*args: str | Path, timeout: float = 600, cwd: Path | None = None,
-            env: dict[str, str] | None = None) -> Result:
+def run_btk(
+    *args: str | Path, timeout: float = 600, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> Result:
     """Run ``btk ARGS`` in a fresh process (so import-time and printing failures show too)."""
     process = subprocess.run(
-        [sys.executable, "-m", "btk", *map(str, args)], capture_output=True, encoding="utf-8", errors="replace",
-        timeout=timeout, cwd=cwd or ROOT, env={**os.environ, "COLUMNS": "200", **(env or {})},
+        [sys.executable, "-m", "btk", *map(str, args)],
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=timeout,
+        cwd=cwd or ROOT,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
     )
     return Result(process.returncode, process.stdout, process.stderr)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).parent / "data"
-ROOT = Path(__file__).parent.parent
+DATA = Path(__file__).resolve().parents[1] / "data"
+ROOT = Path(__file__).resolve().parents[2]
 #: A real BraTS 2023 case already in BraTS space (intensities stored as uint8 to keep the repository small).
 BRATS_EXAM = DATA / "pipeline" / "BraTS-GLI-00001-000"
 #: Real candidate segmentations (BraTS space) of two TCIA exams by five BraTS 2020 algorithms.
@@ -44,8 +44,15 @@ def brats_batch(root: Path, names: list[str], candidate_counts: list[int] | None
 
 def btk(*args: str | Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run the btk command line in a fresh process."""
-    return subprocess.run([sys.executable, "-m", "btk", *map(str, args)], capture_output=True, encoding="utf-8",
-                          errors="replace", timeout=timeout, cwd=ROOT, env={**os.environ, "COLUMNS": "200"})
+    return subprocess.run(
+        [sys.executable, "-m", "btk", *map(str, args)],
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "200"},
+    )
 
 
 def markers(study: Path) -> dict[str, dict]:
@@ -60,16 +67,29 @@ def chromium() -> str:
         return found
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], check=True, env=env,
-                   capture_output=True)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     return shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def chromium_command(user_data: Path, *args: str) -> list[str]:
     """Headless Chromium as root, sandbox-free, with a fresh profile and no background traffic."""
-    return [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={user_data}", *args]
+    return [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={user_data}",
+        *args,
+    ]
 
 
 def png_size(path: Path) -> tuple[int, int]:

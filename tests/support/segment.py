@@ -18,13 +18,19 @@ def _ball(shape: tuple[int, ...], centre: tuple[float, float, float], radius: fl
     return sum((g - c) ** 2 for g, c in zip(grid, centre)) <= radius**2
 
 
-def make_exam(folder: Path, names: dict[str, str] | None = None, shape_of: dict[str, tuple] | None = None,
-              scale: int = 1) -> Path:
+def make_exam(
+    folder: Path, names: dict[str, str] | None = None, shape_of: dict[str, tuple] | None = None, scale: int = 1
+) -> Path:
     """Four modalities of a head with one tumour: bright FLAIR oedema, an enhancing rim, a dark necrotic core.
 
     ``scale`` multiplies the grid (``SHAPE``) in every direction, for tests that need bigger files.
     """
-    names = names or {"t1": "exam_t1.nii.gz", "t1c": "exam_t1c.nii.gz", "t2": "exam_t2.nii.gz", "flair": "exam_flair.nii.gz"}
+    names = names or {
+        "t1": "exam_t1.nii.gz",
+        "t1c": "exam_t1c.nii.gz",
+        "t2": "exam_t2.nii.gz",
+        "flair": "exam_flair.nii.gz",
+    }
     shape = tuple(scale * n for n in SHAPE)
     rng = np.random.default_rng(4)
     head = _ball(shape, (20 * scale, 22 * scale, 16 * scale), 17 * scale)
@@ -47,9 +53,17 @@ def make_exam(folder: Path, names: dict[str, str] | None = None, shape_of: dict[
 def entry(name: str, image: str, contract: dict, **fields) -> dict:
     """A registry entry with test defaults."""
     return {
-        "name": name, "image": image.rsplit(":", 1)[0], "tag": image.rsplit(":", 1)[1], "authors": "btk tests",
-        "citation": "none", "year": 2025, "contract": contract, "gpu": "none", "labels": "brats2023",
-        "timeout_s": 60, **fields,
+        "name": name,
+        "image": image.rsplit(":", 1)[0],
+        "tag": image.rsplit(":", 1)[1],
+        "authors": "btk tests",
+        "citation": "none",
+        "year": 2025,
+        "contract": contract,
+        "gpu": "none",
+        "labels": "brats2023",
+        "timeout_s": 60,
+        **fields,
     }
 
 

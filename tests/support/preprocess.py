@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 #: The raw exam is the one shipped in examples/; BraTS Toolkit's results for it are test data.
-RAW = Path(__file__).parents[1] / "examples" / "exams" / "TCGA-FG-6692"
-REFERENCE = Path(__file__).parent / "data" / "exams" / "TCGA-FG-6692" / "brats_toolkit_reference"
+RAW = Path(__file__).resolve().parents[2] / "examples" / "exams" / "TCGA-FG-6692"
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "exams" / "TCGA-FG-6692" / "brats_toolkit_reference"
 #: The patient identity written into the synthetic DICOM study; it must appear in no output.
 PATIENT_NAME = "Testpatient^Johanna"
 PATIENT_ID = "PID7734219"
@@ -30,8 +30,17 @@ def raw_image(modality: str) -> Path:
     return next(RAW.glob(f"*{SERIES[modality][0]}"))
 
 
-def write_dicom_series(nifti: Path, folder: Path, number: int, description: str, te: float, tr: float,
-                       ti: float | None, contrast: str | None, study_uid: str) -> None:
+def write_dicom_series(
+    nifti: Path,
+    folder: Path,
+    number: int,
+    description: str,
+    te: float,
+    tr: float,
+    ti: float | None,
+    contrast: str | None,
+    study_uid: str,
+) -> None:
     """Write a NIfTI volume as an MR DICOM series (one file per slice, realistic tags, a patient name)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
@@ -84,8 +93,17 @@ def write_dicom_study(folder: Path) -> Path:
 
     study_uid = generate_uid()
     for modality, (_, number, description, te, tr, ti, contrast) in SERIES.items():
-        write_dicom_series(raw_image(modality), folder / "study" / f"S{number:03d}", number, description, te, tr, ti,
-                           contrast, study_uid)
+        write_dicom_series(
+            raw_image(modality),
+            folder / "study" / f"S{number:03d}",
+            number,
+            description,
+            te,
+            tr,
+            ti,
+            contrast,
+            study_uid,
+        )
     (folder / "study" / "README.txt").write_text("exported by a PACS\n")
     return folder
 

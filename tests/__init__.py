@@ -1,0 +1,1 @@
+"""btk's test suite (a package, so that its helpers import as ``tests.support``)."""

@@ -1,0 +1,1 @@
+"""Hostile and careless input, command by command."""
