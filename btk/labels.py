@@ -11,6 +11,14 @@ Three conventions are in use:
 
 The evaluated regions are nested: whole tumour WT = {NCR, ED, ET}, tumour core TC = {NCR, ET},
 enhancing tumour ET. The resection cavity belongs to none of them.
+
+Other BraTS tracks number their labels like one of these, as the official evaluator's configurations
+(PyPI ``brats-evaluation``) define them: metastases 2023, meningioma (2023, 2025) and GoAT (2024, 2025) use
+1 NETC (non-enhancing tumour core), 2 SNFH (surrounding FLAIR hyperintensity), 3 ET with TC = {1, 3} and
+WT = {1, 2, 3}, which is ``brats2023``; metastases 2025 add 4 RC, which is ``brats2024-post``. Their names
+(``brats2023-met``, ``brats2023-men``, ``brats2024-goat``, ``brats2025-met``) are aliases of those two.
+Paediatric 2024 (1 ET, 2 NET, 3 CC, 4 ED; TC = {1, 2, 3}) and meningioma radiotherapy (1 GTV) have regions
+of their own and are not implemented yet (:data:`PENDING_CONVENTIONS`).
 """
 
 from __future__ import annotations
@@ -143,12 +151,8 @@ CONVENTIONS: dict[str, LabelConvention] = {c.name: c for c in (BRATS_2021, BRATS
 #: Label conventions of other BraTS tracks that registry entries name but btk does not implement yet: names
 #: only (:func:`get_convention` does not know them; ``btk segment`` refuses those entries).
 PENDING_CONVENTIONS: tuple[str, ...] = (
-    "brats2023-met",  # metastases 2023
-    "brats2025-met",  # metastases 2025
-    "brats2023-men",  # meningioma (pre-operative) 2023 and 2025
-    "brats2024-men-rt",  # meningioma radiotherapy 2024 and 2025
-    "brats2024-ped",  # pediatric 2024 and 2025
-    "brats2024-goat",  # generalizability across tumours 2024 and 2025
+    "brats2024-men-rt",  # meningioma radiotherapy 2024 and 2025: 1 GTV
+    "brats2024-ped",  # pediatric 2024 and 2025: 1 ET, 2 NET, 3 CC, 4 ED
 )
 _ALIASES = {
     "2017": "brats2021",
@@ -158,6 +162,11 @@ _ALIASES = {
     "2021": "brats2021",
     "2023": "brats2023",
     "2024": "brats2024-post",
+    # tracks numbered like a glioma convention (see the module's docstring)
+    "2023-met": "brats2023",
+    "2023-men": "brats2023",
+    "2024-goat": "brats2023",
+    "2025-met": "brats2024-post",
 }
 
 

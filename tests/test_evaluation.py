@@ -87,6 +87,7 @@ def test_evaluate_case_reads_each_map_in_its_own_convention(tmp_path):
     assert all(r.case == "CASE" and r.metrics.dice == 1.0 and r.metrics.hd95_mm == 0.0 for r in rows)
 
 
+@pytest.mark.slow
 def test_cli_folder_mode_writes_one_row_per_case_and_region(tmp_path):
     candidates = DATA / "fusion"
     pred_dir, ref_dir = tmp_path / "pred", tmp_path / "ref"

@@ -99,6 +99,7 @@ def test_all_empty_candidates_fuse_to_empty_for_every_method():
     assert not Fusionator(flavour="brats-toolkit").fuse([empty, empty, empty], "simple").segmentation.any()
 
 
+@pytest.mark.slow
 def test_staple_agrees_with_majority_voting_on_real_candidates(fusion_case):
     paths = candidate_paths(fusion_case)
     staple = Fusionator().fuse(paths, "staple").segmentation
@@ -113,6 +114,7 @@ def test_staple_refuses_weights():
 
 
 @pytest.mark.parametrize("method", ["mav", "simple", "staple"])
+@pytest.mark.slow
 def test_region_fusion_is_the_same_in_both_conventions(fusion_case, method):
     paths = candidate_paths(fusion_case)
     old = Fusionator().fuse(paths, method, regions=True).segmentation

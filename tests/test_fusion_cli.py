@@ -214,6 +214,7 @@ def test_alarms_need_a_cohort():
         ensemble_alarms([_report("x", {"a": 0.9}), _report("y", {"a": 0.9})])
 
 
+@pytest.mark.slow
 def test_alarms_cli_over_fused_cases(tmp_path, capsys):
     """Fuse real cases, break one algorithm on a copy of a case, and find it in the cohort."""
     cases = {}

@@ -51,6 +51,7 @@ def _strict_majority_voxels(stack):
 
 
 @pytest.mark.parametrize("method", ["mav", "simple"])
+@pytest.mark.slow
 def test_default_flavour_agrees_with_brats_toolkit_flavour_where_the_defects_do_not_bite(fusion_case, method):
     """Where one label (background included) has a strict majority, neither the ignored background votes
     nor the tie and overlap rules matter, and no candidate is dropped: both flavours must agree exactly."""

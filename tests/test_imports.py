@@ -13,6 +13,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 #: Libraries the command line must not import to parse its arguments or show its help.
 HEAVY = (
@@ -56,6 +58,7 @@ def run_python(code: str, blocked: tuple[str, ...] = ()) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_the_command_line_starts_without_heavy_libraries():
     # One fresh interpreter runs them in turn: modules only accumulate, so what is absent after the last
     # command was imported by none of them (pydantic aside, which typer needs for any command's parameters).
@@ -146,6 +149,7 @@ def test_a_registration_without_the_preprocess_extra_names_the_extra(tmp_path: P
     assert 'pip install "btk-mri[preprocess]"' in raised["message"]
 
 
+@pytest.mark.slow
 def test_btk_preprocess_without_the_preprocess_extra_names_the_extra(tmp_path: Path):
     program = BLOCKER.format(blocked=set(PREPROCESS_EXTRA)) + textwrap.dedent(f"""
         import sys

@@ -91,3 +91,23 @@ def test_common_convention_refuses_2021_next_to_post_treatment_naming_each():
 
     with pytest.raises(BtkError, match=r"a: brats2021; b: brats2024-post; c: labels 0-2 only"):
         common_convention([np.array([0, 4]), np.array([3, 4]), np.array([0, 1])], ["a", "b", "c"])
+
+
+@pytest.mark.parametrize(
+    ("name", "same_as"),
+    [
+        ("brats2023-met", "brats2023"),
+        ("brats2023-men", "brats2023"),
+        ("brats2024-goat", "brats2023"),
+        ("brats2025-met", "brats2024-post"),
+    ],
+)
+def test_tracks_numbered_like_a_glioma_convention_are_its_aliases(name, same_as):
+    # as the official 2025 evaluator's configurations number them (1 NETC, 2 SNFH, 3 ET [, 4 RC])
+    assert get_convention(name) is get_convention(same_as)
+
+
+@pytest.mark.parametrize("name", ["brats2024-ped", "brats2024-men-rt"])
+def test_tracks_with_regions_of_their_own_are_not_taken_for_another(name):
+    with pytest.raises(BtkError, match=f"unknown label convention '{name}'"):
+        get_convention(name)

@@ -88,6 +88,7 @@ def test_discovery_of_exam_folders(tmp_path: Path):
         discover(tmp_path / "empty")
 
 
+@pytest.mark.slow
 def test_without_algorithms_or_candidates_a_clear_error(tmp_path: Path):
     result = btk("run", BRATS_EXAM, "-o", tmp_path / "out")
     assert result.returncode == 2
@@ -97,6 +98,7 @@ def test_without_algorithms_or_candidates_a_clear_error(tmp_path: Path):
     assert result.returncode == 2 and "input not found" in result.stderr
 
 
+@pytest.mark.slow
 def test_batch_records_failures_goes_on_and_resumes(tmp_path: Path, dicom_tree: Path):
     studies, candidates = brats_batch(tmp_path, ["good-1", "good-2", "off-grid"], [5, 3, 2])
     (studies / "dicom").symlink_to(dicom_tree / "other")  # the study without FLAIR
@@ -138,6 +140,7 @@ def test_batch_records_failures_goes_on_and_resumes(tmp_path: Path, dicom_tree: 
     assert set(redone) == set(finished) and all(redone[n] != finished[n] for n in finished)
 
 
+@pytest.mark.slow
 def test_evaluation_and_a_changed_output_makes_its_stage_run_again(tmp_path: Path):
     studies, candidates = brats_batch(tmp_path, ["case"], [2])
     out = tmp_path / "out"
@@ -178,6 +181,7 @@ def _stages_since(out: Path, names: list[str], started: float) -> set[str]:
     return found
 
 
+@pytest.mark.slow
 def test_kill_9_at_any_moment_then_resume_gives_complete_outputs(tmp_path: Path):
     import psutil
 
@@ -230,6 +234,7 @@ def test_kill_9_at_any_moment_then_resume_gives_complete_outputs(tmp_path: Path)
     assert not leftovers
 
 
+@pytest.mark.slow
 def test_a_real_dask_cluster_of_two_worker_processes(tmp_path: Path):
     """A scheduler and two worker processes, one advertising a GPU: CPU-only studies spread over both,
     GPU-bound ones (default device) all go to the GPU worker, one at a time."""
@@ -294,6 +299,7 @@ def markers_pid(study: Path) -> int:
     return json.loads((study / ".btk" / "status.json").read_text())["pid"]
 
 
+@pytest.mark.slow
 def test_algorithms_in_real_containers_and_a_container_failure(tmp_path: Path, fakeseg_image: str):
     """A real Docker container segments beside imported candidates; a crashing one is recorded, and a
     study left with no segmentation at all fails with the container's reason while the batch goes on."""
@@ -358,6 +364,7 @@ def test_a_worker_whose_parent_died_while_it_started_ends_at_once():
     assert process.returncode == -signal.SIGKILL and time.time() - started < 30
 
 
+@pytest.mark.slow
 def test_a_local_worker_and_the_tools_it_started_end_when_btk_is_killed():
     import psutil
 

@@ -51,6 +51,7 @@ def test_two_t1c_series_resolved_by_the_documented_rule(tmp_path):
     assert len(notes) == 1 and "3 candidate T1c" in notes[0]
 
 
+@pytest.mark.slow
 def test_dicom_study_is_converted_recognised_and_anonymised(tmp_path):
     study = write_dicom_study(tmp_path / "dicom")
     result = convert_dicom(study, tmp_path / "nifti")
@@ -72,6 +73,7 @@ def test_dicom_study_is_converted_recognised_and_anonymised(tmp_path):
     assert len(list((tmp_path / "cli").glob("*.nii.gz"))) == 4
 
 
+@pytest.mark.slow
 def test_registration_is_reproducible(tmp_path):
     # ITK fixes its thread count when it first runs in a process: run it here first, with every core.
     ants = pytest.importorskip("ants")
@@ -82,6 +84,7 @@ def test_registration_is_reproducible(tmp_path):
     assert (tmp_path / "a.mat").read_bytes() == (tmp_path / "b.mat").read_bytes()
 
 
+@pytest.mark.slow
 def test_face_mask_lies_in_front_of_and_below_the_brain():
     mask_image = nib.load(str(REFERENCE / "mask_hdbet_brats-space" / "OtherEXampleFromTCIA_hdbet_mask_brats.nii.gz"))
     brain = np.asanyarray(mask_image.dataobj) > 0
@@ -159,6 +162,7 @@ def not_a_brain(exam):
 
 
 @pytest.mark.parametrize("damage", [truncate, four_d, two_d, with_nan, only_one_modality, empty, not_a_brain])
+@pytest.mark.slow
 def test_bad_exam_gives_a_clear_error_and_leaves_nothing(tmp_path, damage, capsys):
     exam = copy_exam(tmp_path)
     expected = damage(exam)

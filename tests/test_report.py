@@ -71,6 +71,7 @@ def test_volumes_and_centre_of_a_known_lesion():
     assert tumour_centre(segmentation) == (15, 25, 35)
 
 
+@pytest.mark.slow
 def test_figures_show_the_labels_in_three_planes(batch_output: Path):
     from PIL import Image
 
@@ -195,6 +196,7 @@ def _render(page: Path, tmp_path: Path) -> tuple[list, float]:
     return images, non_background_fraction(screenshot)
 
 
+@pytest.mark.slow
 def test_reports_render_with_their_images_in_headless_chromium(batch_output: Path, tmp_path: Path):
     page = batch_output / "r2" / "report" / "report.html"
     images, ink = _render(page, tmp_path)

@@ -158,6 +158,7 @@ def test_checkpoint_round_trip_and_foreign_files(tmp_path):
         find_checkpoints(tmp_path / "empty")
 
 
+@pytest.mark.slow
 def test_training_validates_logs_plots_and_resumes(tmp_path, cases_2023):
     config = tiny_config(epochs=1, steps_per_epoch=2, folds=2)
     run = tmp_path / "run"
@@ -175,6 +176,7 @@ def test_training_validates_logs_plots_and_resumes(tmp_path, cases_2023):
     assert read_checkpoint(run / "last.pt")["epoch"] == 0 and (run / "best.pt").exists()
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, cases_2023):
     config = tiny_config(epochs=2, steps_per_epoch=2, folds=2)
     straight = Trainer(config, device="cpu").train(cases_2023, tmp_path / "straight")
@@ -188,6 +190,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, cases_2023):
         assert [row["epoch"] for row in csv.DictReader(handle)] == ["1", "2"]
 
 
+@pytest.mark.slow
 def test_cli_train_and_predict(tmp_path, cases_2023, capsys):
     run = tmp_path / "run"
     code = main(

@@ -56,6 +56,7 @@ def _missing_input_commands(missing: Path, other: Path, out: Path) -> dict[str, 
 
 @pytest.mark.parametrize("command", ["fuse", "evaluate", "run"])
 @pytest.mark.parametrize("name", MARKUP_NAMES)
+@pytest.mark.slow
 def test_error_names_a_markup_file_literally(tmp_path: Path, name: str, command: str):
     missing = markup_path(tmp_path / "in", name)
     other = label_map(tmp_path / "in" / "other.nii.gz")
@@ -65,6 +66,7 @@ def test_error_names_a_markup_file_literally(tmp_path: Path, name: str, command:
     assert_no_leftovers(out)
 
 
+@pytest.mark.slow
 def test_error_shows_control_characters_of_a_file_name_escaped(tmp_path: Path):
     missing = tmp_path / "in" / "a\x1b[31mred\x07.nii.gz"  # a terminal escape sequence and a bell in the name
     other = label_map(markup_path(tmp_path / "in", "other.nii.gz"))
@@ -74,6 +76,7 @@ def test_error_shows_control_characters_of_a_file_name_escaped(tmp_path: Path):
     assert_no_leftovers(tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_fuse_and_evaluate_show_markup_names_literally(tmp_path: Path):
     candidates = [label_map(markup_path(tmp_path / "in", name), shift=i) for i, name in enumerate(MARKUP_NAMES)]
     fused = markup_path(tmp_path / "out[", "]fused[1].nii.gz")  # OUT[/]fused[1].nii.gz
@@ -228,6 +231,7 @@ RUN_OPTIONS = [
 
 
 @pytest.mark.parametrize(("options", "message"), RUN_OPTIONS, ids=[o[0] for o, _ in RUN_OPTIONS])
+@pytest.mark.slow
 def test_run_refuses_a_bad_option_before_any_study_starts(tmp_path: Path, options: list[str], message: str):
     out = tmp_path / "out"
     options = [option.format(tmp=tmp_path) for option in options]
@@ -245,6 +249,7 @@ def test_run_checks_options_before_looking_at_the_input(tmp_path: Path):
     assert "unknown label convention" in result.stderr and "no-such-input" not in result.stderr
 
 
+@pytest.mark.slow
 def test_run_candidates_must_be_a_folder(tmp_path: Path):
     single = sorted(CANDIDATES["TCGA-FG-6692"].glob("*.nii.gz"))[0]  # a file where a folder belongs: was exit 70
     out = tmp_path / "out"
@@ -255,6 +260,7 @@ def test_run_candidates_must_be_a_folder(tmp_path: Path):
 
 
 @pytest.mark.parametrize("below", ["", "sub"])
+@pytest.mark.slow
 def test_run_output_that_cannot_be_a_folder(tmp_path: Path, below: str):
     blocker = tmp_path / "taken"
     blocker.write_text("not a folder")

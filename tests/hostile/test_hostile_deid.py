@@ -45,6 +45,7 @@ def converted(identified: Path, tmp_path_factory: pytest.TempPathFactory):
     return run_btk("convert", identified, "-o", out), out
 
 
+@pytest.mark.slow
 def test_identifiers_reach_no_output_of_convert(converted):
     result, out = converted
     assert result.code == 0, result.output
@@ -121,6 +122,7 @@ def test_study_names_are_pseudonyms_stable_within_one_output_folder(identified: 
     assert names(tmp_path / "other") != first
 
 
+@pytest.mark.slow
 def test_convert_force_replaces_an_earlier_conversion(identified: Path, tmp_path: Path):
     """The second study has no T1 of its own: the first study's T1 must not be chosen for it."""
     first = copy_of(identified, tmp_path / "first", "S010", "S013")
@@ -139,6 +141,7 @@ def test_convert_force_replaces_an_earlier_conversion(identified: Path, tmp_path
 
 
 @pytest.mark.parametrize("naming", [("-o", "PID7734219"), ("--case-id", "Testpatient-01")], ids=["folder", "case-id"])
+@pytest.mark.slow
 def test_preprocess_refuses_a_case_identifier_that_identifies_the_patient(identified: Path, tmp_path: Path, naming):
     option, value = naming
     out = tmp_path / "out" / (value if option == "-o" else "case")
@@ -166,6 +169,7 @@ def stretch_spacing(folder: Path) -> str:
 
 
 @pytest.mark.parametrize("damage", [drop_middle_slice, stretch_spacing], ids=["missing-slice", "unequal-spacing"])
+@pytest.mark.slow
 def test_an_incomplete_series_is_reported_and_not_used_by_convert(identified: Path, tmp_path: Path, damage):
     study = copy_of(identified, tmp_path / "dicom", "S010", "S002")
     expected = damage(study / "S010")
@@ -179,6 +183,7 @@ def test_an_incomplete_series_is_reported_and_not_used_by_convert(identified: Pa
 
 
 @pytest.mark.parametrize("damage", [drop_middle_slice, stretch_spacing], ids=["missing-slice", "unequal-spacing"])
+@pytest.mark.slow
 def test_an_incomplete_series_is_one_clear_error_of_preprocess(identified: Path, tmp_path: Path, damage):
     study = copy_of(identified, tmp_path / "dicom")
     expected = damage(study / "S010")
@@ -192,6 +197,7 @@ def test_an_incomplete_series_is_one_clear_error_of_preprocess(identified: Path,
 
 
 @pytest.mark.parametrize("damage", [drop_middle_slice, stretch_spacing], ids=["missing-slice", "unequal-spacing"])
+@pytest.mark.slow
 def test_an_incomplete_series_fails_its_study_in_run_with_the_reason(identified: Path, tmp_path: Path, damage):
     study = copy_of(identified, tmp_path / "dicom")
     expected = damage(study / "S010")

@@ -92,6 +92,7 @@ def test_mixed_2021_and_2023_candidates_are_converted_and_said_so(tmp_path: Path
     assert all(c.read_bytes() for c in candidates)
 
 
+@pytest.mark.slow
 def test_2021_next_to_post_treatment_is_refused_naming_each_candidate(tmp_path: Path, small: list[Path]):
     post = _tumour(0, et=3)
     post[1:3, 1:3, 1:3] = 4  # a resection cavity: BraTS 2024 post-treatment
@@ -121,6 +122,7 @@ def _twice(kind: str, tmp_path: Path, small: list[Path]) -> tuple[list[Path], li
 
 
 @pytest.mark.parametrize("kind", ["same path", "file and its folder", "link", "identical copy"])
+@pytest.mark.slow
 def test_a_candidate_given_twice_is_reported(tmp_path: Path, small: list[Path], kind: str):
     arguments, named = _twice(kind, tmp_path, small)
     out = tmp_path / "out"
@@ -141,6 +143,7 @@ def fused(tmp_path: Path, small: list[Path]) -> Path:
 
 
 @pytest.mark.parametrize("sidecar", ["b.json", "b_agreement.json"])
+@pytest.mark.slow
 def test_an_existing_sidecar_is_not_replaced_without_force(
     tmp_path: Path, small: list[Path], fused: Path, sidecar: str
 ):
@@ -155,6 +158,7 @@ def test_an_existing_sidecar_is_not_replaced_without_force(
 
 
 @pytest.mark.parametrize("where", ["a candidate", "inside the candidates' folder", "not a NIfTI name"])
+@pytest.mark.slow
 def test_outputs_that_would_touch_the_inputs_or_make_no_sense(tmp_path: Path, small: list[Path], where: str):
     output = {
         "a candidate": small[1],
@@ -169,6 +173,7 @@ def test_outputs_that_would_touch_the_inputs_or_make_no_sense(tmp_path: Path, sm
     assert_no_leftovers(tmp_path, listing)
 
 
+@pytest.mark.slow
 def test_an_image_without_its_sidecar_counts_as_incomplete(tmp_path: Path, small: list[Path], fused: Path):
     """What a run killed between publishing the image and its sidecars leaves: named as interrupted, and
     --force completes it."""
@@ -182,6 +187,7 @@ def test_an_image_without_its_sidecar_counts_as_incomplete(tmp_path: Path, small
     assert is_complete(fused) and agreement.exists()
 
 
+@pytest.mark.slow
 def test_a_sidecar_that_describes_another_image_is_not_complete(tmp_path: Path, small: list[Path], fused: Path):
     other = tmp_path / "out" / "b.nii.gz"
     assert run_btk("fuse", *small[:2], "-o", other).code == 0
@@ -220,6 +226,7 @@ def _fill(disk: Path, leave: int) -> Path:
 
 
 @pytest.mark.parametrize("free_kib", [0, 16, 28, 40])
+@pytest.mark.slow
 def test_a_full_disk_gives_one_message_and_leaves_nothing(tmp_path: Path, tiny_disk: Path, free_kib: int):
     """With too little room for all three files: one message naming the folder, nothing published; and a
     size at which the image fits but not its sidecars is among the cases (the bug: sidecars without image)."""

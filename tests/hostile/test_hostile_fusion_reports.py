@@ -37,6 +37,7 @@ def _report(cohort: Path) -> Path:
     return cohort / "case-a" / "case-a_agreement.json"
 
 
+@pytest.mark.slow
 def test_valid_reports_work(tmp_path: Path, cohort: Path):
     """The baseline the hostile cases below depart from."""
     result = run_btk("alarms", cohort, "-o", tmp_path / "alarms.json")
@@ -79,6 +80,7 @@ def _breaks(payload: dict, how: str) -> object:
         "a list",
     ],
 )
+@pytest.mark.slow
 def test_reports_with_wrong_values(tmp_path: Path, cohort: Path, how: str):
     report = _report(cohort)
     report.write_text(json.dumps(_breaks(json.loads(report.read_text()), how)))
@@ -87,6 +89,7 @@ def test_reports_with_wrong_values(tmp_path: Path, cohort: Path, how: str):
     assert_no_leftovers(tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_nan_written_as_json_constant_is_refused(tmp_path: Path, cohort: Path):
     report = _report(cohort)
     report.write_text(report.read_text().replace("0.9", "NaN", 1))
@@ -97,6 +100,7 @@ def test_nan_written_as_json_constant_is_refused(tmp_path: Path, cohort: Path):
 @pytest.mark.parametrize(
     "kind", ["image", "binary file", "empty file", "sidecar", "folder without reports", "missing file"]
 )
+@pytest.mark.slow
 def test_files_that_are_not_reports(tmp_path: Path, cohort: Path, kind: str):
     """Images, binary files, the fusion's other sidecar, and folders: one message naming the file."""
     if kind == "image":
@@ -158,6 +162,7 @@ def segmentations(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("missing", ["reference", "prediction"])
 @pytest.mark.parametrize("kind", ["folder", "file"])
+@pytest.mark.slow
 def test_evaluate_names_the_missing_argument(segmentations: Path, missing: str, kind: str):
     pred, ref = segmentations / "pred", segmentations / "ref"
     if kind == "file":
@@ -172,6 +177,7 @@ def test_evaluate_names_the_missing_argument(segmentations: Path, missing: str, 
     assert_no_leftovers(segmentations, listing)
 
 
+@pytest.mark.slow
 def test_evaluate_output_may_not_replace_an_input(segmentations: Path):
     pred, ref = segmentations / "pred" / "c1.nii.gz", segmentations / "ref" / "c1.nii.gz"
     before = pred.read_bytes()
@@ -180,6 +186,7 @@ def test_evaluate_output_may_not_replace_an_input(segmentations: Path):
     assert pred.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_evaluate_a_probability_map_is_named(segmentations: Path):
     probabilities = segmentations / "pred" / "c1.nii.gz"
     image = nib.load(str(segmentations / "ref" / "c1.nii.gz"))

@@ -114,6 +114,7 @@ def fill(disk: Path) -> None:
 
 
 @pytest.mark.parametrize("force", [[], ["--force"]], ids=["plain", "force"])
+@pytest.mark.slow
 def test_preprocess_into_its_own_exam_folder_is_refused(exam, force):
     before, listing = checksums(exam), files_under(exam.parent)
     result = run_btk("preprocess", exam, "-o", exam, "--fast", *force)
@@ -124,6 +125,7 @@ def test_preprocess_into_its_own_exam_folder_is_refused(exam, force):
 
 
 @pytest.mark.parametrize("where", ["inside", "parent", "symlink"])
+@pytest.mark.slow
 def test_preprocess_output_inside_holding_or_linking_to_the_exam_is_refused(exam, where):
     output = {"inside": exam / "out", "parent": exam.parent, "symlink": exam.parent / "link"}[where]
     if where == "symlink":
@@ -136,6 +138,7 @@ def test_preprocess_output_inside_holding_or_linking_to_the_exam_is_refused(exam
     assert_no_leftovers(exam.parent, listing)
 
 
+@pytest.mark.slow
 def test_preprocess_output_holding_a_modality_given_explicitly_is_refused(exam, tmp_path):
     output = tmp_path / "results"
     output.mkdir()
@@ -149,6 +152,7 @@ def test_preprocess_output_holding_a_modality_given_explicitly_is_refused(exam, 
 
 
 @pytest.mark.parametrize("force", [[], ["--force"]], ids=["plain", "force"])
+@pytest.mark.slow
 def test_a_users_folder_is_never_replaced(exam, tmp_path, force):
     output = tmp_path / "thesis"
     output.mkdir()
@@ -161,6 +165,7 @@ def test_a_users_folder_is_never_replaced(exam, tmp_path, force):
     assert_no_leftovers(tmp_path, listing)
 
 
+@pytest.mark.slow
 def test_a_users_file_is_never_replaced_by_an_exam_folder(exam, tmp_path):
     output = tmp_path / "notes.txt"
     output.write_text("keep")
@@ -207,6 +212,7 @@ def test_native_output_inside_the_exam_or_onto_the_segmentation_is_refused(prepr
     assert_no_leftovers(preprocessed.parent, listing)
 
 
+@pytest.mark.slow
 def test_native_force_replaces_its_own_output_but_never_a_users_file(preprocessed, segmentation, tmp_path):
     ours = tmp_path / "native.nii.gz"
     assert run_btk("native", segmentation, preprocessed, "-o", ours).code == 0
@@ -227,6 +233,7 @@ def test_native_force_replaces_its_own_output_but_never_a_users_file(preprocesse
 
 
 @pytest.mark.parametrize("damage", ["flipped affine", "shifted affine", "wrong shape"])
+@pytest.mark.slow
 def test_native_refuses_a_segmentation_off_the_exams_brats_grid(preprocessed, segmentation, tmp_path, damage):
     image = nib.load(str(segmentation))
     data = np.asanyarray(image.dataobj)
@@ -248,6 +255,7 @@ def test_native_refuses_a_segmentation_off_the_exams_brats_grid(preprocessed, se
 
 
 @pytest.mark.parametrize("damage", ["truncated", "empty", "text"])
+@pytest.mark.slow
 def test_native_with_a_damaged_transform_is_a_clear_error(preprocessed, segmentation, tmp_path, damage):
     transform = preprocessed / "transform" / Path(EXAM_FILES["transform/t1_to_atlas"]).name
     content = transform.read_bytes()
@@ -274,6 +282,7 @@ def test_native_output_name_needs_a_nifti_suffix(preprocessed, segmentation, tmp
 # --- full disks ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_preprocess_onto_a_disk_without_room_stops_before_any_work(exam, small_disk):
     output = small_disk / "case"
     result = run_btk("preprocess", exam, "-o", output, "--fast", "--device", "cpu")
@@ -282,6 +291,7 @@ def test_preprocess_onto_a_disk_without_room_stops_before_any_work(exam, small_d
     assert_no_leftovers(small_disk)
 
 
+@pytest.mark.slow
 def test_native_onto_a_full_disk_is_one_clear_error_and_leaves_nothing(preprocessed, segmentation, small_disk):
     fill(small_disk)
     listing = files_under(small_disk)
@@ -295,6 +305,7 @@ def test_native_onto_a_full_disk_is_one_clear_error_and_leaves_nothing(preproces
 # --- what killed runs leave behind ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_next_run_removes_abandoned_staging_and_working_copies_but_not_a_live_runs(tmp_path, exam):
     """What ``kill -9`` leaves (folders nobody holds) goes; what a concurrent run holds (locked) stays."""
     out, temporary = tmp_path / "out", tmp_path / "tmp"
@@ -355,6 +366,7 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 def test_a_registration_worker_dies_with_its_killed_parent(tmp_path):
     """A real worker registering the TCIA T1 to the atlas, its parent killed with -9: it ends, writes nothing."""
     transform = tmp_path / "t1_to_atlas.mat"

@@ -19,6 +19,7 @@ def exam(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("where", ["the exam folder", "a folder around the exam"])
+@pytest.mark.slow
 def test_segment_never_writes_into_or_around_its_exam(exam: Path, where: str):
     output = exam if where == "the exam folder" else exam.parent
     before = files_under(exam.parent)
@@ -34,6 +35,7 @@ def test_run_never_writes_inside_its_input(exam: Path):
     assert not output.exists()
 
 
+@pytest.mark.slow
 def test_unet_predict_never_replaces_its_own_input(exam: Path):
     image = exam / "BraTS-GLI-00001-000-t1c.nii.gz"
     content = image.read_bytes()
@@ -42,6 +44,7 @@ def test_unet_predict_never_replaces_its_own_input(exam: Path):
     assert image.read_bytes() == content
 
 
+@pytest.mark.slow
 def test_train_never_writes_its_run_folder_into_the_data(exam: Path):
     output = exam / "run"
     result = run_btk("train", exam.parent, "-o", output)

@@ -120,6 +120,7 @@ def assert_only_real_options(result, options: set[str]) -> None:
 
 
 @pytest.mark.parametrize("writer", CRAFTED_WRITERS, ids=lambda w: w.__name__)
+@pytest.mark.slow
 def test_predict_never_runs_a_crafted_checkpoint(tmp_path, case, writer):
     marker = tmp_path / "MARKER"
     (tmp_path / "weights").mkdir()
@@ -205,6 +206,7 @@ FOREIGN = {
 
 
 @pytest.mark.parametrize("write,expected", FOREIGN.items(), ids=lambda v: getattr(v, "__name__", "")[1:])
+@pytest.mark.slow
 def test_predict_refuses_a_foreign_or_damaged_checkpoint(tmp_path, case, write, expected):
     good = tmp_path / "a-good.pt"
     save_checkpoint(good, UNet3D(ModelConfig(width=4)))
@@ -242,6 +244,7 @@ def assert_refused(result, *words: str) -> None:
     ],
     ids=["overlap", "threads", "device", "absent-gpu", "patch"],
 )
+@pytest.mark.slow
 def test_predict_options_are_checked_before_anything_is_written(tmp_path, case, options, expected):
     weights = tmp_path / "w.pt"
     save_checkpoint(weights, UNet3D(ModelConfig(width=4)))
@@ -269,6 +272,7 @@ TINY = ["--width", "4", "--patch", "32", "--epochs", "1", "--steps-per-epoch", "
         ("--patch", "30", "multiples of 8"),
     ],
 )
+@pytest.mark.slow
 def test_train_options_are_checked_before_anything_is_written(tmp_path, case, train_options, option, value, expected):
     output = tmp_path / "run"
     result = run_btk("train", case.parent, "-o", output, *TINY, option, value)
@@ -310,6 +314,7 @@ def test_training_settings_are_checked_before_anything_is_written(tmp_path, case
     assert not output.exists()
 
 
+@pytest.mark.slow
 def test_train_hint_for_labels_of_the_other_naming_names_no_missing_option(tmp_path, case, train_options):
     data = tmp_path / "data"
     shutil.copytree(case, data / case.name)
@@ -387,6 +392,7 @@ RESUME = {
 }
 
 
+@pytest.mark.slow
 def test_train_resume_never_runs_a_crafted_last_checkpoint(tmp_path, case, run, train_options):
     copy = _copy_run(run, tmp_path)
     marker = tmp_path / "MARKER"
@@ -401,6 +407,7 @@ def test_train_resume_never_runs_a_crafted_last_checkpoint(tmp_path, case, run, 
 
 
 @pytest.mark.parametrize("damage,expected", RESUME.items(), ids=lambda v: getattr(v, "__name__", "")[1:])
+@pytest.mark.slow
 def test_train_resume_refuses_a_damaged_run_and_changes_nothing(tmp_path, case, run, train_options, damage, expected):
     copy = _copy_run(run, tmp_path)
     damage(copy)
@@ -413,6 +420,7 @@ def test_train_resume_refuses_a_damaged_run_and_changes_nothing(tmp_path, case, 
     assert _contents(copy) == before, "the run folder was changed"
 
 
+@pytest.mark.slow
 def test_the_undamaged_run_resumes(tmp_path, case, run):
     """The resume cases above fail because of their damage: the same run, undamaged, resumes."""
     copy = _copy_run(run, tmp_path)
@@ -435,6 +443,7 @@ def test_a_checkpoint_of_tensors_and_plain_data_round_trips(tmp_path):
     assert load_model(path).config == ModelConfig(width=4)
 
 
+@pytest.mark.slow
 def test_a_damaged_case_cache_is_prepared_again(tmp_path, case, run):
     """The cache is btk's own scratch space: a truncated array or a garbled stamp there is rebuilt, not trusted."""
     copy = tmp_path / "run"
