@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 #: HD95 when exactly one of the two masks is empty: the diagonal of the 240 x 240 x 155 mm BraTS volume,
 #: the penalty of the BraTS 2023 evaluation.
@@ -100,5 +99,7 @@ def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
 
 def _surface(mask: np.ndarray) -> np.ndarray:
     """Voxels of the mask that touch the background (6-connectivity); the image border counts as background."""
+    from scipy import ndimage  # only where surfaces are needed: fusion without HD95 never loads SciPy
+
     eroded = ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(mask.ndim, 1), border_value=0)
     return mask & ~eroded
