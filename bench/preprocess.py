@@ -27,28 +27,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from bench.registration import PAIRS, REFERENCE, REFERENCE_MASK, mean_displacement_mm, sample_points
+
 REPO = Path(__file__).resolve().parents[1]
 EXAM = REPO / "examples" / "exams" / "TCGA-FG-6692"
-REFERENCE_MASK = (
-    REPO
-    / "tests"
-    / "data"
-    / "exams"
-    / "TCGA-FG-6692"
-    / "brats_toolkit_reference"
-    / "mask_hdbet_brats-space"
-    / "OtherEXampleFromTCIA_hdbet_mask_brats.nii.gz"
-)
-REFERENCE_TRANSFORM = (
-    REPO
-    / "tests"
-    / "data"
-    / "exams"
-    / "TCGA-FG-6692"
-    / "brats_toolkit_reference"
-    / "registrations"
-    / "OtherEXampleFromTCIA_native_t1_to_brats_0GenericAffine.mat"
-)
+REFERENCE_TRANSFORM = REFERENCE / "registrations" / PAIRS["t1_to_atlas"][2]
 ATLAS = REPO / "btk" / "data" / "atlas" / "t1_brats_space.nii.gz"
 
 _MEASURE = r"""
@@ -125,19 +108,10 @@ def measure(python: str, tool: str, mode: str, work: Path) -> dict:
     ours = np.asanyarray(nib.load(result["mask"]).dataobj) > 0
     theirs = np.asanyarray(nib.load(str(REFERENCE_MASK)).dataobj) > 0
     result["dice_vs_reference"] = 2 * np.count_nonzero(ours & theirs) / (ours.sum() + theirs.sum())
-    result["displacement_mm"] = mean_displacement_mm(Path(result["atlas_transform"]), REFERENCE_TRANSFORM)
+    result["displacement_mm"] = mean_displacement_mm(
+        Path(result["atlas_transform"]), REFERENCE_TRANSFORM, sample_points(REFERENCE_MASK, step=5)
+    )
     return result
-
-
-def mean_displacement_mm(ours: Path, theirs: Path) -> float:
-    """Mean distance (mm) between where two T1-to-atlas transforms send the reference brain's voxels."""
-    import SimpleITK as sitk
-
-    mask = nib.load(str(REFERENCE_MASK))
-    points = nib.affines.apply_affine(mask.affine, np.argwhere(np.asanyarray(mask.dataobj) > 0)[::5]) * [-1, -1, 1]
-    a, b = sitk.ReadTransform(str(ours)), sitk.ReadTransform(str(theirs))
-    moved = [np.array([t.TransformPoint(p) for p in points.tolist()]) for t in (a, b)]
-    return float(np.linalg.norm(moved[0] - moved[1], axis=1).mean())
 
 
 def main() -> None:

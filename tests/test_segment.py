@@ -403,7 +403,7 @@ def test_entries_btk_cannot_run_yet_are_registered_but_refused():
 
 def test_all_means_the_adult_glioma_tracks_unless_a_track_is_named():
     segmentor = Segmentor(load_registry())
-    tracks = {a.track or "glioma" for a in segmentor._entries(None)}
+    tracks = {a.track_name for a in segmentor._entries(None)}
     assert tracks == {"glioma", "glioma-post"}
     ssa = segmentor._entries(None, track="ssa")
     assert ssa and {a.track for a in ssa} == {"ssa"}

@@ -36,7 +36,7 @@ def list_(
     entries = load_registry(registry).algorithms
     if track is not None:
         check_track(track)
-        entries = [entry for entry in entries if (entry.track or "glioma") == track]
+        entries = [entry for entry in entries if entry.track_name == track]
     table = Table(title="Registered algorithms" + (f" of the {track} track" if track else ""))
     for column in ("name", "track", "year", "rank", "contract", "GPU", "labels", "image"):
         table.add_column(column, no_wrap=column == "name")

@@ -342,6 +342,11 @@ class Algorithm(BaseModel):
         return self
 
     @property
+    def track_name(self) -> str:
+        """The entry's track; an entry that names none (a user's, say) counts as adult glioma."""
+        return self.track or DEFAULT_TRACKS[0]
+
+    @property
     def cpu_compatible(self) -> bool:
         """The image runs without a GPU (``gpu`` is not ``"required"``; the orchestrator's cpu_compatible)."""
         return self.gpu != "required"

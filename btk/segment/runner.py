@@ -237,7 +237,7 @@ class Segmentor:
     def _entries(self, algorithms: Sequence[str] | None, track: str | None = None) -> list[Algorithm]:
         if algorithms is None:  # all of the track that btk can run (not synthesis, a label convention btk knows)
             tracks = DEFAULT_TRACKS if track is None else (check_track(track),)
-            of_track = [a for a in self.registry.algorithms if (a.track or DEFAULT_TRACKS[0]) in tracks]
+            of_track = [a for a in self.registry.algorithms if a.track_name in tracks]
             entries = [a for a in of_track if a.unsupported() is None]
             left_out = [a.name for a in of_track if a.unsupported() is not None]
             if left_out:
