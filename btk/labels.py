@@ -1,29 +1,32 @@
-"""Label conventions of the BraTS challenges and the nested tumour regions.
+"""Label conventions of the BraTS challenges and the tumour regions each one declares.
 
-Three conventions are in use:
+=====================  ===============================================================================
+``brats2021``          BraTS 2017-2021: 0 background, 1 necrosis / non-enhancing core (NCR/NET),
+                       2 oedema (ED), 4 enhancing tumour (ET). Regions WT = {1, 2, 4}, TC = {1, 4}, ET.
+``brats2023``          BraTS 2023 and later: 0, 1 NCR, 2 ED, 3 ET; the same regions.
+``brats2024-post``     BraTS 2024 post-treatment gliomas: the 2023 labels plus 4 resection cavity (RC),
+                       which is a region of its own (in no other one).
+``brats2024-ped``      Paediatric tumours 2024 and 2025: 1 ET, 2 non-enhancing tumour (NET), 3 cystic
+                       component (CC), 4 ED. Regions WT = {1, 2, 3, 4}, TC = {1, 2, 3}, CC, ET.
+``brats2024-men-rt``   Meningioma radiotherapy 2024 and 2025: 1 gross tumour volume (GTV), one region.
+=====================  ===============================================================================
 
-=================  ===================================================================
-``brats2021``      BraTS 2017-2021: 0 background, 1 necrosis / non-enhancing core (NCR/NET),
-                   2 oedema (ED), 4 enhancing tumour (ET).
-``brats2023``      BraTS 2023 and later: 0, 1 NCR, 2 ED, 3 ET.
-``brats2024-post`` BraTS 2024 post-treatment gliomas: the 2023 labels plus 4 resection cavity (RC).
-=================  ===================================================================
+The regions and label numbers are those of the official evaluator's configurations (PyPI
+``brats-evaluation`` 0.0.10, ``configs/*.yaml``). Other tracks number their labels like a glioma convention:
+metastases 2023, meningioma (2023, 2025) and GoAT (2024, 2025) use 1 NETC (non-enhancing tumour core),
+2 SNFH (surrounding FLAIR hyperintensity), 3 ET with TC = {1, 3} and WT = {1, 2, 3}, which is ``brats2023``;
+metastases 2025 add 4 RC, which is ``brats2024-post``. Their names (``brats2023-met``, ``brats2023-men``,
+``brats2024-goat``, ``brats2025-met``) are aliases of those two.
 
-The evaluated regions are nested: whole tumour WT = {NCR, ED, ET}, tumour core TC = {NCR, ET},
-enhancing tumour ET. The resection cavity belongs to none of them.
-
-Other BraTS tracks number their labels like one of these, as the official evaluator's configurations
-(PyPI ``brats-evaluation``) define them: metastases 2023, meningioma (2023, 2025) and GoAT (2024, 2025) use
-1 NETC (non-enhancing tumour core), 2 SNFH (surrounding FLAIR hyperintensity), 3 ET with TC = {1, 3} and
-WT = {1, 2, 3}, which is ``brats2023``; metastases 2025 add 4 RC, which is ``brats2024-post``. Their names
-(``brats2023-met``, ``brats2023-men``, ``brats2024-goat``, ``brats2025-met``) are aliases of those two.
-Paediatric 2024 (1 ET, 2 NET, 3 CC, 4 ED; TC = {1, 2, 3}) and meningioma radiotherapy (1 GTV) have regions
-of their own and are not implemented yet (:data:`PENDING_CONVENTIONS`).
+Each convention lists its regions (:class:`Region`): fusion (label-wise and region-wise), agreement,
+evaluation and reports work on whatever regions the convention declares. Conversions between conventions go
+tissue class by tissue class and exist only where both name the class (a paediatric cystic component has no
+glioma label: converting it is an error).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,38 +34,78 @@ import numpy as np
 
 from btk.errors import InputError
 
-#: The nested regions, outermost first.
+#: The glioma regions, outermost first: what the U-Net predicts and BraTS Toolkit's fusion knows.
 REGIONS: tuple[str, ...] = ("WT", "TC", "ET")
 
-#: The tissue classes a convention may name, in the order in which ties are resolved
-#: (see :mod:`btk.fusion`): a tie never favours a class that comes later in this order.
-TISSUES: tuple[str, ...] = ("background", "RC", "ED", "NCR", "ET")
+#: Every tissue class a convention may name, outer to inner. Two rules follow this order: a tie in
+#: label-wise fusion never favours a class that comes later (see :mod:`btk.fusion`), and a label map built
+#: from region masks paints the regions in the order of the class each paints, so inner regions end on top.
+TISSUES: tuple[str, ...] = ("background", "RC", "ED", "NET", "NCR", "CC", "GTV", "ET")
 
-_REGION_TISSUES: dict[str, tuple[str, ...]] = {
-    "WT": ("NCR", "ED", "ET"),
-    "TC": ("NCR", "ET"),
-    "ET": ("ET",),
-}
+
+@dataclass(frozen=True)
+class Region:
+    """A tumour region: the union of some tissue classes.
+
+    Args:
+        name: Short name, e.g. ``"TC"``.
+        tissues: The tissue classes it is made of.
+        paint: The class its voxels get when a label map is built from region masks: the part of the
+            region that no region painted after it covers (``ED`` for the whole tumour).
+    """
+
+    name: str
+    tissues: tuple[str, ...]
+    paint: str
+
+
+_GLIOMA_REGIONS = (
+    Region("WT", ("NCR", "ED", "ET"), paint="ED"),
+    Region("TC", ("NCR", "ET"), paint="NCR"),
+    Region("ET", ("ET",), paint="ET"),
+)
 
 
 @dataclass(frozen=True)
 class LabelConvention:
-    """How the tissue classes of a brain tumour are numbered in a label map.
+    """How the tissue classes of a brain tumour are numbered in a label map, and its regions.
 
     Args:
         name: Short identifier, e.g. ``"brats2021"``.
         description: One line for humans.
-        tissues: Label value -> tissue class name (``NCR``, ``ED``, ``ET`` and optionally ``RC``).
+        tissues: Label value -> tissue class name (one of :data:`TISSUES`).
+        regions: The regions evaluated, fused and reported, in the order they are shown.
     """
 
     name: str
     description: str
     tissues: dict[int, str] = field(hash=False)
+    regions: tuple[Region, ...] = _GLIOMA_REGIONS
+
+    def __post_init__(self) -> None:
+        names = set(self.tissues.values())
+        for region in self.regions:
+            if region.paint not in region.tissues or not set(region.tissues) <= names:
+                raise ValueError(f"{self.name}: region {region.name} names classes the convention lacks")
 
     @property
     def labels(self) -> tuple[int, ...]:
         """All valid values, background (0) included, ascending."""
         return (0, *sorted(self.tissues))
+
+    @property
+    def region_names(self) -> tuple[str, ...]:
+        """The names of the regions, in the order they are shown (``("WT", "TC", "ET")`` for gliomas)."""
+        return tuple(region.name for region in self.regions)
+
+    def region(self, name: str) -> Region:
+        """The region called ``name``; an :class:`InputError` listing the convention's regions otherwise."""
+        for region in self.regions:
+            if region.name == name:
+                return region
+        raise InputError(
+            f"the {self.name} convention has no region {name!r}", hint=f"use one of {', '.join(self.region_names)}"
+        )
 
     def label_of(self, tissue: str) -> int:
         """The value of a tissue class (``"ET"`` -> 4 in ``brats2021``)."""
@@ -73,10 +116,7 @@ class LabelConvention:
 
     def region_labels(self, region: str) -> tuple[int, ...]:
         """The label values that make up a region (``"TC"`` -> (1, 4) in ``brats2021``)."""
-        try:
-            wanted = _REGION_TISSUES[region]
-        except KeyError:
-            raise InputError(f"unknown region {region!r}", hint=f"use one of {', '.join(REGIONS)}") from None
+        wanted = self.region(region).tissues
         return tuple(sorted(value for value, name in self.tissues.items() if name in wanted))
 
     def region_mask(self, segmentation: np.ndarray, region: str) -> np.ndarray:
@@ -85,20 +125,29 @@ class LabelConvention:
 
     def tie_order(self) -> tuple[int, ...]:
         """Label values in the order ties are resolved: background first, then outer to inner classes."""
-        rank = {name: i for i, name in enumerate(TISSUES)}
-        return (0, *sorted(self.tissues, key=lambda value: rank[self.tissues[value]]))
+        return (0, *sorted(self.tissues, key=lambda value: TISSUES.index(self.tissues[value])))
 
-    def from_regions(self, wt: np.ndarray, tc: np.ndarray, et: np.ndarray) -> np.ndarray:
-        """Build a label map from region masks, nested by construction.
+    def from_regions(self, masks: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Build a label map from masks of the convention's regions (``{"WT": ..., "TC": ..., "ET": ...}``).
 
-        WT voxels become ED, TC voxels NCR, ET voxels ET, each painted over the previous one, so an ET
-        voxel outside the given TC is still tumour core and whole tumour in the result.
+        Each region is painted with its :attr:`Region.paint` class, outer classes first (the order of
+        :data:`TISSUES`), so the result is nested by construction: an ET voxel outside the given TC is still
+        tumour core and whole tumour in the result. A region without a mask stays empty (the glioma regions
+        of a post-treatment map leave it without a cavity).
         """
-        segmentation = np.zeros(np.shape(wt), dtype=np.uint8)
-        segmentation[np.asarray(wt, dtype=bool)] = self.label_of("ED")
-        segmentation[np.asarray(tc, dtype=bool)] = self.label_of("NCR")
-        segmentation[np.asarray(et, dtype=bool)] = self.label_of("ET")
+        if not masks:
+            raise ValueError("from_regions needs at least one region mask")
+        regions = [self.region(name) for name in masks]
+        segmentation = np.zeros(np.shape(next(iter(masks.values()))), dtype=np.uint8)
+        for region in sorted(regions, key=lambda r: TISSUES.index(r.paint)):
+            segmentation[np.asarray(masks[region.name], dtype=bool)] = self.label_of(region.paint)
         return segmentation
+
+    def classes_missing_for(self, other: LabelConvention) -> tuple[str, ...]:
+        """The tissue classes of ``other`` that this convention has no label for (none: it can hold any
+        map of ``other``, converted class by class)."""
+        own = set(self.tissues.values())
+        return tuple(name for name in other.tissues.values() if name not in own)
 
     def validate(self, segmentation: np.ndarray, source: str | Path | None = None) -> None:
         """Raise :class:`BtkError` if the label map holds values that are not labels of this convention."""
@@ -145,15 +194,29 @@ BRATS_2024_POST = LabelConvention(
     "brats2024-post",
     "BraTS 2024 post-treatment: 1 NETC, 2 SNFH, 3 ET, 4 RC",
     {1: "NCR", 2: "ED", 3: "ET", 4: "RC"},
+    regions=(*_GLIOMA_REGIONS, Region("RC", ("RC",), paint="RC")),
+)
+BRATS_2024_PED = LabelConvention(
+    "brats2024-ped",
+    "BraTS 2024+ paediatric: 1 ET, 2 NET, 3 CC, 4 ED",
+    {1: "ET", 2: "NET", 3: "CC", 4: "ED"},
+    regions=(
+        Region("WT", ("ET", "NET", "CC", "ED"), paint="ED"),
+        Region("TC", ("ET", "NET", "CC"), paint="NET"),
+        Region("CC", ("CC",), paint="CC"),
+        Region("ET", ("ET",), paint="ET"),
+    ),
+)
+BRATS_2024_MEN_RT = LabelConvention(
+    "brats2024-men-rt",
+    "BraTS 2024+ meningioma radiotherapy: 1 GTV",
+    {1: "GTV"},
+    regions=(Region("GTV", ("GTV",), paint="GTV"),),
 )
 
-CONVENTIONS: dict[str, LabelConvention] = {c.name: c for c in (BRATS_2021, BRATS_2023, BRATS_2024_POST)}
-#: Label conventions of other BraTS tracks that registry entries name but btk does not implement yet: names
-#: only (:func:`get_convention` does not know them; ``btk segment`` refuses those entries).
-PENDING_CONVENTIONS: tuple[str, ...] = (
-    "brats2024-men-rt",  # meningioma radiotherapy 2024 and 2025: 1 GTV
-    "brats2024-ped",  # pediatric 2024 and 2025: 1 ET, 2 NET, 3 CC, 4 ED
-)
+CONVENTIONS: dict[str, LabelConvention] = {
+    c.name: c for c in (BRATS_2021, BRATS_2023, BRATS_2024_POST, BRATS_2024_PED, BRATS_2024_MEN_RT)
+}
 _ALIASES = {
     "2017": "brats2021",
     "2018": "brats2021",
@@ -170,8 +233,30 @@ _ALIASES = {
 }
 
 
+#: The conventions that maps of several conventions are written in, in order of preference: the numbering
+#: of every BraTS challenge since 2023 first, BraTS 2017-2021's last.
+_PREFERRED_TARGETS = (BRATS_2023, BRATS_2024_POST, BRATS_2024_PED, BRATS_2024_MEN_RT, BRATS_2021)
+
+
+def holding_convention(conventions: Sequence[LabelConvention]) -> LabelConvention:
+    """The convention to write label maps of these conventions in, each converted class by class.
+
+    The first of brats2023, brats2024-post, brats2024-ped, brats2024-men-rt, brats2021 that has a label
+    for every class of every one of them (brats2023 for 2021 and 2023 maps, brats2024-post once a cavity
+    can occur); when none can hold them all, the one that holds the most of them (the first on a tie).
+    """
+    if not conventions:
+        raise ValueError("holding_convention needs at least one convention")
+
+    def held(target: LabelConvention) -> int:
+        return sum(1 for convention in conventions if not target.classes_missing_for(convention))
+
+    return max(_PREFERRED_TARGETS, key=held)
+
+
 def get_convention(name: str | LabelConvention) -> LabelConvention:
-    """Look up a convention by name (``"brats2021"``, ``"brats2023"``, ``"brats2024-post"``) or year."""
+    """Look up a convention by name (``"brats2023"``, ``"brats2024-ped"``, an alias such as ``"brats2023-met"``)
+    or by year (``"2021"``)."""
     if isinstance(name, LabelConvention):
         return name
     key = _ALIASES.get(str(name).lower().removeprefix("brats"), str(name).lower())
@@ -182,11 +267,12 @@ def get_convention(name: str | LabelConvention) -> LabelConvention:
 
 
 def detect_convention(segmentations: list[np.ndarray] | np.ndarray) -> LabelConvention:
-    """Guess the convention of one or several label maps from the values present.
+    """Guess the glioma convention of one or several label maps from the values present.
 
-    A 3 means BraTS 2023+, a 4 without a 3 means BraTS 2017-2021, 3 and 4 together the 2024 post-treatment
-    convention. Maps holding only 0, 1 and 2 are ambiguous; they are read as BraTS 2021, whose regions agree
-    with BraTS 2023's for those labels.
+    Only the glioma numberings can be told apart by their values (a paediatric or radiotherapy map must be
+    named with ``--labels``). A 3 means BraTS 2023+, a 4 without a 3 means BraTS 2017-2021, 3 and 4 together
+    the 2024 post-treatment convention. Maps holding only 0, 1 and 2 are ambiguous; they are read as BraTS
+    2021, whose regions agree with BraTS 2023's for those labels.
     """
     arrays = segmentations if isinstance(segmentations, list) else [segmentations]
     present: set[int] = set()

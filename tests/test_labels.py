@@ -59,7 +59,7 @@ def test_from_regions_paints_nested_regions():
     wt = np.array([1, 1, 1, 0, 0], bool)
     tc = np.array([0, 1, 1, 0, 0], bool)
     et = np.array([0, 0, 1, 0, 1], bool)  # the last ET voxel lies outside WT and TC
-    seg = BRATS_2023.from_regions(wt, tc, et)
+    seg = BRATS_2023.from_regions({"WT": wt, "TC": tc, "ET": et})
     assert seg.tolist() == [2, 1, 3, 0, 3]
     for region in ("WT", "TC", "ET"):
         inner = BRATS_2023.region_mask(seg, "ET")

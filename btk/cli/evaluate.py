@@ -31,8 +31,8 @@ def evaluate(
     force: common.ForceOption = False,
     verbose: common.VerboseOption = False,
 ) -> None:
-    """Score predictions against references per case and region (WT, TC, ET): Dice, HD95, sensitivity,
-    specificity and volumes, written as CSV.
+    """Score predictions against references per case and region (WT, TC, ET for gliomas; each label
+    convention's own regions): Dice, HD95, sensitivity, specificity and volumes, written as CSV.
 
     Two files evaluate one case; two folders evaluate every reference case, matching files by name
     (``CASE.nii.gz``, ``CASE-seg.nii.gz`` and ``CASE/CASE-seg.nii.gz`` all mean case ``CASE``).
@@ -70,13 +70,11 @@ def _is_evaluation_csv(path: Path) -> bool:
 
 
 def _summary_table(rows: list[EvaluationRow]) -> Table:
-    from btk.labels import REGIONS
-
     cases = sorted({row.case for row in rows})
     table = Table(title=f"Evaluation of {len(cases)} case(s): mean per region")
     for column in ("region", "Dice", "HD95 (mm)", "sensitivity", "specificity", "pred (ml)", "ref (ml)"):
         table.add_column(column, justify="left" if column == "region" else "right")
-    for region in REGIONS:
+    for region in dict.fromkeys(row.region for row in rows):
         metrics = [row.metrics for row in rows if row.region == region]
         means = [
             sum(getattr(m, f) for m in metrics) / len(metrics)

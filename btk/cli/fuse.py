@@ -33,7 +33,10 @@ def fuse(
         ),
     ] = "default",
     regions: Annotated[
-        bool, typer.Option("--regions", help="Fuse the regions WT, TC, ET and rebuild a nested label map.")
+        bool,
+        typer.Option(
+            "--regions", help="Fuse the convention's regions (WT, TC, ET for gliomas) and rebuild a nested label map."
+        ),
     ] = False,
     weights: Annotated[
         Optional[str],
@@ -119,24 +122,23 @@ def parse_weights(text: str | None) -> list[float] | dict[str, float] | None:
 
 
 def agreement_table(result: FusionResult) -> Table:
-    """The candidates' Dice and HD95 against the consensus, per region."""
-    from btk.labels import REGIONS
-
+    """The candidates' Dice and HD95 against the consensus, per region of the fusion's convention."""
     if result.agreement is None:
         raise ValueError("the fusion was run without agreement=True: it has no agreement to show")
     table = Table(title=f"Agreement with the {result.method} consensus ({result.flavour} flavour)")
     table.add_column("candidate", no_wrap=True)
     table.add_column("weight", justify="right")
-    for region in REGIONS:
+    regions = list(result.agreement.candidates[0].dice)
+    for region in regions:
         table.add_column(f"{region} Dice", justify="right")
-    for region in REGIONS:
+    for region in regions:
         table.add_column(f"{region} HD95", justify="right")
     for weight, candidate in zip(result.weights, result.agreement.candidates):
         table.add_row(
             candidate.name,
             f"{weight:g}",
-            *(f"{candidate.dice[r]:.3f}" for r in REGIONS),
-            *(f"{candidate.hd95_mm[r]:.1f}" for r in REGIONS),
+            *(f"{candidate.dice[r]:.3f}" for r in regions),
+            *(f"{candidate.hd95_mm[r]:.1f}" for r in regions),
         )
     return table
 

@@ -40,7 +40,13 @@ def segment(
     gpu: Annotated[Optional[str], typer.Option(help="GPU index(es) to use, e.g. '0' or '0,1' (default: all).")] = None,
     cpu: Annotated[bool, typer.Option("--cpu", help="Use no GPU; GPU-only algorithms are skipped.")] = False,
     pull: Annotated[bool, typer.Option("--pull/--no-pull", help="Pull missing images (default) or fail.")] = True,
-    labels: Annotated[str, typer.Option(help="Label convention of the written segmentations.")] = "brats2023",
+    labels: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Label convention of the written segmentations (default: the one that holds the algorithms' own: "
+            "brats2023 for adult glioma, brats2024-post with post-treatment entries, brats2024-ped, ...)."
+        ),
+    ] = None,
     timeout: Annotated[
         Optional[float], typer.Option(help="Seconds per algorithm (default: the entry's).", parser=common.PositiveFloat)
     ] = None,

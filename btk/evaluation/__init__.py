@@ -18,7 +18,7 @@ import numpy as np
 from btk.errors import BtkError, InputError, MissingFileError
 from btk.evaluation.metrics import HD95_EMPTY_PENALTY_MM, RegionMetrics, dice, hd95, region_metrics
 from btk.io import atomic_path, is_nifti, load_label_map, strip_nifti_suffix
-from btk.labels import REGIONS, LabelConvention, detect_convention, get_convention
+from btk.labels import LabelConvention, detect_convention, get_convention
 
 __all__ = [
     "CSV_COLUMNS",
@@ -60,10 +60,12 @@ def evaluate_arrays(
     prediction_labels: str | LabelConvention | None = None,
     reference_labels: str | LabelConvention | None = None,
 ) -> list[EvaluationRow]:
-    """Evaluate the regions WT, TC and ET of two label maps on the same grid.
+    """Evaluate the regions of two label maps on the same grid (WT, TC and ET for gliomas).
 
     Each map is read in its own label convention (detected from its values unless given), so a 0/1/2/4
-    prediction can be scored against a 0/1/2/3 reference.
+    prediction can be scored against a 0/1/2/3 reference. The regions are the reference convention's that
+    the prediction's convention declares too, in the reference's order; conventions without a region in
+    common are refused.
     """
     if prediction.shape != reference.shape:
         raise InputError(f"prediction shape {prediction.shape} differs from reference shape {reference.shape}")
@@ -71,6 +73,13 @@ def evaluate_arrays(
     reference_convention = get_convention(reference_labels) if reference_labels else detect_convention(reference)
     prediction_convention.validate(prediction)
     reference_convention.validate(reference)
+    regions = [r for r in reference_convention.region_names if r in prediction_convention.region_names]
+    if not regions:
+        raise InputError(
+            f"a {prediction_convention.name} prediction and a {reference_convention.name} reference have no "
+            "region in common",
+            hint="name the right conventions with --pred-labels and --ref-labels",
+        )
     return [
         EvaluationRow(
             case=case,
@@ -81,7 +90,7 @@ def evaluate_arrays(
                 spacing,
             ),
         )
-        for region in REGIONS
+        for region in regions
     ]
 
 

@@ -19,7 +19,7 @@ from btk.errors import InputError, MissingFileError
 from btk.evaluation.metrics import dice, hd95
 from btk.fusion.names import DEFAULT_ALPHA
 from btk.io import is_nifti, save_json
-from btk.labels import REGIONS, LabelConvention
+from btk.labels import LabelConvention, get_convention
 
 #: Floor of the MAD (in Dice): an algorithm that agrees identically on most cases has a MAD of 0, and
 #: without a floor any dip below its median, however small, would raise an alarm.
@@ -56,7 +56,11 @@ class AgreementReport:
             raise ValueError("its case and convention must be text")
         if not isinstance(candidates, list) or not candidates:
             raise ValueError("its candidates must be a non-empty list")
-        return cls(case, convention, [_candidate_agreement(index, c) for index, c in enumerate(candidates)])
+        try:
+            regions = get_convention(convention).region_names
+        except InputError as error:
+            raise ValueError(error.problem) from None
+        return cls(case, convention, [_candidate_agreement(index, c, regions) for index, c in enumerate(candidates)])
 
     def save(self, path: str | Path) -> None:
         """Write the report as JSON, atomically."""
@@ -92,7 +96,7 @@ def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not a valid score")
 
 
-def _candidate_agreement(index: int, payload: object) -> CandidateAgreement:
+def _candidate_agreement(index: int, payload: object, regions: tuple[str, ...]) -> CandidateAgreement:
     """One candidate's scores, checked: a name, and a number for every region (Dice in [0, 1], HD95 >= 0)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("name"), str) or not payload["name"]:
         raise ValueError(f"candidate {index + 1} has no name")
@@ -103,7 +107,7 @@ def _candidate_agreement(index: int, payload: object) -> CandidateAgreement:
         if not isinstance(values, dict):
             raise ValueError(f"candidate {name!r} has no {label} per region")
         checked = {}
-        for region in REGIONS:
+        for region in regions:
             value = values.get(region)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"candidate {name!r} has no numeric {label} for {region}")
@@ -123,15 +127,16 @@ def agreement_report(
     case: str = "case",
 ) -> AgreementReport:
     """Score each candidate against the consensus per region (Dice, HD95 in mm)."""
-    consensus_regions = {region: convention.region_mask(consensus, region) for region in REGIONS}
+    names_of_regions = convention.region_names
+    consensus_regions = {region: convention.region_mask(consensus, region) for region in names_of_regions}
     scores = []
     for name, candidate in zip(names, candidates):
-        regions = {region: convention.region_mask(candidate, region) for region in REGIONS}
+        regions = {region: convention.region_mask(candidate, region) for region in names_of_regions}
         scores.append(
             CandidateAgreement(
                 name,
-                {r: dice(regions[r], consensus_regions[r]) for r in REGIONS},
-                {r: hd95(regions[r], consensus_regions[r], spacing) for r in REGIONS},
+                {r: dice(regions[r], consensus_regions[r]) for r in names_of_regions},
+                {r: hd95(regions[r], consensus_regions[r], spacing) for r in names_of_regions},
             )
         )
     return AgreementReport(case, convention.name, scores)

@@ -21,7 +21,7 @@ from btk.fusion.parameters import SimpleParameters
 from btk.fusion.simple import simple
 from btk.fusion.staple import staple
 from btk.fusion.voting import plurality_vote
-from btk.labels import REGIONS, LabelConvention
+from btk.labels import LabelConvention
 
 #: STAPLE runs on the box around all candidates' tumour voxels widened by this margin (voxels), so that its
 #: estimates do not depend on how much empty field of view surrounds the head.
@@ -116,16 +116,11 @@ class DefaultMethod(FusionMethod):
 
     def fuse_regions(self, stack: np.ndarray, weights: np.ndarray, convention: LabelConvention) -> Fused:
         fused, details = {}, {}
-        for region in REGIONS:
+        for region in convention.region_names:
             masks = convention.region_mask(stack, region).astype(np.uint8)
             binary, details[region] = self.fuse_once(masks, weights, (0, 1))
             fused[region] = binary == 1
-        result = convention.from_regions(fused["WT"], fused["TC"], fused["ET"])
-        if "RC" in convention.tissues.values():  # the resection cavity is no region: fuse it on its own
-            cavity = convention.label_of("RC")
-            binary, details["RC"] = self.fuse_once((stack == cavity).astype(np.uint8), weights, (0, 1))
-            result[(binary == 1) & (result == 0)] = cavity
-        return result, details
+        return convention.from_regions(fused), details
 
 
 class MajorityVoting(DefaultMethod):

@@ -18,19 +18,22 @@ from btk.report.data import CohortRow
 from btk.report.exam import REPORT_PAGE
 from btk.report.html import link, page, table, write_page
 
-COLUMNS = (
-    "study",
-    "status",
-    "failed_stage",
-    "reason",
-    "seconds",
-    "kind",
-    "candidates",
-    "fusion",
-    *(f"{r}_ml" for r in REGIONS),
-    "alarms",
-    "report",
-)
+
+def columns(regions: Sequence[str]) -> tuple[str, ...]:
+    """The CSV's columns, with one volume column per region (``WT_ml``, ...)."""
+    return (
+        "study",
+        "status",
+        "failed_stage",
+        "reason",
+        "seconds",
+        "kind",
+        "candidates",
+        "fusion",
+        *(f"{r}_ml" for r in regions),
+        "alarms",
+        "report",
+    )
 
 
 def write_cohort_summary(output: Path, rows: Sequence[CohortRow], alarms_computed: bool) -> dict[str, Path]:
@@ -44,16 +47,23 @@ def write_cohort_summary(output: Path, rows: Sequence[CohortRow], alarms_compute
     Returns:
         ``csv`` and ``html`` -> the file written.
     """
-    values = [_values(row) for row in rows]
+    regions = _regions(rows)
+    values = [_values(row, regions) for row in rows]
     written = {
-        "csv": _write_csv(output / "summary.csv", values),
-        "html": write_page(output / "summary.html", _summary_page(values, alarms_computed)),
+        "csv": _write_csv(output / "summary.csv", values, regions),
+        "html": write_page(output / "summary.html", _summary_page(values, regions, alarms_computed)),
     }
     logger.info("Cohort summary: %s", written["html"])
     return written
 
 
-def _values(row: CohortRow) -> dict[str, object]:
+def _regions(rows: Sequence[CohortRow]) -> tuple[str, ...]:
+    """The regions of the studies' volumes, in the order they first appear (the glioma ones if none has any)."""
+    found = dict.fromkeys(region for row in rows if row.report for region in row.report.volumes_ml)
+    return tuple(found) or REGIONS
+
+
+def _values(row: CohortRow, regions: Sequence[str]) -> dict[str, object]:
     """The row's cells, by column (empty where a study has no report)."""
     data = row.report
     volumes = data.volumes_ml if data else {}
@@ -66,21 +76,21 @@ def _values(row: CohortRow) -> dict[str, object]:
         "kind": row.kind,
         "candidates": len(data.candidates) if data else "",
         "fusion": data.fusion.method if data else "",
-        **{f"{r}_ml": volumes.get(r, "") for r in REGIONS},
+        **{f"{r}_ml": volumes.get(r, "") for r in regions},
         "alarms": row.alarms if row.alarms is not None and data else "",
         "report": f"{row.study}/report/{REPORT_PAGE}" if data else "",
     }
 
 
-def _write_csv(path: Path, rows: list[dict[str, object]]) -> Path:
+def _write_csv(path: Path, rows: list[dict[str, object]], regions: Sequence[str]) -> Path:
     with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=columns(regions))
         writer.writeheader()
         writer.writerows(rows)
     return path
 
 
-def _summary_page(rows: list[dict[str, object]], alarms_computed: bool) -> str:
+def _summary_page(rows: list[dict[str, object]], regions: Sequence[str], alarms_computed: bool) -> str:
     failed = [row for row in rows if row["status"] != "ok"]
     body = [
         f"<p>{len(rows)} studies: {len(rows) - len(failed)} done, "
@@ -95,7 +105,7 @@ def _summary_page(rows: list[dict[str, object]], alarms_computed: bool) -> str:
     header = [
         "study",
         "status",
-        *(f"{r} (ml)" for r in REGIONS),
+        *(f"{r} (ml)" for r in regions),
         "alarms",
         "candidates",
         "fusion",
@@ -109,7 +119,7 @@ def _summary_page(rows: list[dict[str, object]], alarms_computed: bool) -> str:
                 [
                     row["study"],
                     row["status"],
-                    *(row[f"{r}_ml"] for r in REGIONS),
+                    *(row[f"{r}_ml"] for r in regions),
                     row["alarms"],
                     row["candidates"],
                     row["fusion"],

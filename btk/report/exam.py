@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from btk.io import load_label_map, load_nifti
-from btk.labels import REGIONS, get_convention
+from btk.labels import get_convention
 from btk.report.colours import label_colours, write_itksnap_labels, write_slicer_colour_table
 from btk.report.data import ExamReportData, RaisedAlarm, ReportFiles
 from btk.report.figures import overlay_figure
@@ -41,7 +41,7 @@ class ReportImages:
 
 
 def region_volumes_ml(segmentation: np.ndarray, zooms: tuple[float, ...], labels: str) -> dict[str, float]:
-    """Volume of each region (WT, TC, ET) in millilitres.
+    """Volume of each region of the convention (WT, TC, ET for gliomas) in millilitres.
 
     Args:
         segmentation: A label map.
@@ -55,7 +55,7 @@ def region_volumes_ml(segmentation: np.ndarray, zooms: tuple[float, ...], labels
     voxel_ml = float(np.prod(zooms[:3])) / 1000.0
     return {
         region: round(int(np.count_nonzero(convention.region_mask(segmentation, region))) * voxel_ml, 2)
-        for region in REGIONS
+        for region in convention.region_names
     }
 
 
@@ -207,19 +207,20 @@ def _agreement(data: ExamReportData, alarms: Sequence[RaisedAlarm] | None, cohor
     if not data.agreement:
         return "<p>Agreement: not computed (a single candidate).</p>"
     raised = {(alarm.algorithm, alarm.region) for alarm in alarms or ()}
+    regions = get_convention(data.agreement.convention).region_names
     rows, classes = [], []
     for candidate in data.agreement.candidates:
         rows.append(
             [
                 candidate.name,
-                *(float(candidate.dice[r]) for r in REGIONS),
-                *(float(candidate.hd95_mm[r]) for r in REGIONS),
-                ", ".join(r for r in REGIONS if (candidate.name, r) in raised) or "-",
+                *(float(candidate.dice[r]) for r in regions),
+                *(float(candidate.hd95_mm[r]) for r in regions),
+                ", ".join(r for r in regions if (candidate.name, r) in raised) or "-",
             ]
         )
-        classes.append("alarm" if any((candidate.name, r) in raised for r in REGIONS) else "")
+        classes.append("alarm" if any((candidate.name, r) in raised for r in regions) else "")
     text = table(
-        ["candidate", *(f"{r} Dice" for r in REGIONS), *(f"{r} HD95 (mm)" for r in REGIONS), "alarms"], rows, classes
+        ["candidate", *(f"{r} Dice" for r in regions), *(f"{r} HD95 (mm)" for r in regions), "alarms"], rows, classes
     )
     if alarms is None:
         note = (

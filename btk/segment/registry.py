@@ -40,7 +40,7 @@ from pydantic_core import ErrorDetails
 
 from btk.console import logger
 from btk.errors import BtkError, InputError, MissingFileError
-from btk.labels import CONVENTIONS, PENDING_CONVENTIONS, get_convention
+from btk.labels import get_convention
 
 #: The registry format this btk reads.
 SCHEMA_VERSION: Final = 1
@@ -315,7 +315,7 @@ class Algorithm(BaseModel):
     @field_validator("labels")
     @classmethod
     def _known_convention(cls, value: str | None) -> str | None:
-        if value is None or value in PENDING_CONVENTIONS:  # named by the registry, not implemented yet
+        if value is None:
             return value
         try:
             return get_convention(value).name
@@ -355,8 +355,6 @@ class Algorithm(BaseModel):
         """Why ``btk segment`` cannot run this entry yet; None if it can."""
         if self.output != "segmentation":
             return "it synthesises an image; btk segment runs segmentation algorithms only"
-        if self.labels not in CONVENTIONS:
-            return f"btk does not implement its label convention {self.labels!r} yet"
         return None
 
     @field_validator("image")

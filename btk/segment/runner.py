@@ -29,7 +29,7 @@ from btk.errors import (
     unwritable_folder,
 )
 from btk.io import atomic_path, refuse_overlap, save_json, save_label_map
-from btk.labels import get_convention
+from btk.labels import LabelConvention, get_convention, holding_convention
 from btk.segment.contracts import Contract, Staging, contract_for
 from btk.segment.engine import ContainerSpec, Engine, RunOutcome
 from btk.segment.exam import Exam
@@ -107,7 +107,10 @@ class Segmentor:
         gpus: GPU indices to use (default: all found); ignored with ``cpu``.
         cpu: Use no GPU: GPU-optional algorithms run on the CPU, GPU-only ones are skipped.
         pull: Pull missing images; with False a missing image is an error.
-        labels: Label convention of the written segmentations.
+        labels: Label convention of the written segmentations (each result is converted to it). By default,
+            the one that holds the chosen algorithms' own conventions (:func:`btk.labels.holding_convention`:
+            brats2023 for adult glioma before treatment, brats2024-post with post-treatment entries,
+            brats2024-ped for paediatric 2024-2025 ones).
         timeout: Seconds per algorithm, instead of each entry's own limit.
         memory: Memory limit per container (``"16g"``).
         cpus: CPU limit per container (``2.5``).
@@ -122,7 +125,7 @@ class Segmentor:
         gpus: Sequence[str] | None = None,
         cpu: bool = False,
         pull: bool = True,
-        labels: str = "brats2023",
+        labels: str | None = None,
         timeout: float | None = None,
         memory: str | None = None,
         cpus: float | None = None,
@@ -131,7 +134,7 @@ class Segmentor:
         engine: Engine | None = None,
     ):
         self.registry = registry if isinstance(registry, Registry) else load_registry(registry)
-        self.labels = get_convention(labels).name
+        self.labels = get_convention(labels) if labels is not None else None
         self.wanted_gpus = None if gpus is None else [str(g) for g in gpus]
         self.cpu = cpu
         self.pull = pull
@@ -176,7 +179,7 @@ class Segmentor:
         """
         exam = exam if isinstance(exam, Exam) else Exam.from_folder(exam)
         reference = exam.reference()
-        entries = self._entries(algorithms, track)
+        labels, entries = self._writing_convention(self._entries(algorithms, track), every=algorithms is None)
         folders = self._weights(weights or {}, entries)
         output = Path(output)
         refuse_overlap(output, [*exam.files().values(), *folders.values()])  # never write into the inputs
@@ -208,14 +211,18 @@ class Segmentor:
 
             def run_one(algorithm: Algorithm, gpu: Gpu | None) -> None:
                 bar.update(task, description=f"Segmenting {exam.name}: {algorithm.name} on the {_device(gpu)}")
-                finish(self._run_one(engine, algorithm, exam, reference, output, gpu, folders.get(algorithm.name)))
+                finish(
+                    self._run_one(
+                        engine, algorithm, exam, reference, output, gpu, folders.get(algorithm.name), labels.name
+                    )
+                )
                 bar.advance(task)
 
             _run_in_lanes(ready, lanes, gpus, run_one, engine)
         for run in runs.values():  # with --force: no segmentation from an earlier run may pose as this run's
             if run.status != "ok":
                 (output / f"{run.algorithm}.nii.gz").unlink(missing_ok=True)
-        report = SegmentationReport(exam, output, self.labels, [runs[a.name] for a in entries])
+        report = SegmentationReport(exam, output, labels.name, [runs[a.name] for a in entries])
         with _disk("write the summary of this run", output / "segment.json", _OUTPUT_HINT, writing=True):
             save_json(report.to_dict(), output / "segment.json")
         return report
@@ -251,6 +258,37 @@ class Segmentor:
             if reason:
                 raise InputError(f"btk cannot run {algorithm.name}: {reason}", hint="choose another algorithm")
         return entries
+
+    def _writing_convention(self, entries: list[Algorithm], every: bool) -> tuple[LabelConvention, list[Algorithm]]:
+        """The convention the segmentations are written in, and the entries whose labels it can hold.
+
+        An entry whose classes the convention cannot hold (a paediatric cystic component in a glioma
+        convention, a cavity in a pre-treatment one) is refused before anything runs; with ``--all`` it is
+        left out and named instead.
+        """
+        declared = {a.name: get_convention(a.labels) for a in entries if a.labels}
+        target = self.labels or holding_convention(list(declared.values()))
+        missing = {name: target.classes_missing_for(convention) for name, convention in declared.items()}
+        misfits = [a for a in entries if missing.get(a.name)]
+        if misfits and not every:
+            described = "; ".join(
+                f"{a.name} writes {declared[a.name].name} labels ({', '.join(missing[a.name])})" for a in misfits
+            )
+            raise InputError(
+                f"the segmentations cannot all be written in the {target.name} convention: {described}",
+                hint=f"pass --labels {holding_convention([declared[a.name] for a in misfits]).name} "
+                "or run those algorithms separately",
+            )
+        if misfits:
+            logger.info(
+                "Not run (their labels cannot be written in %s; pass --labels to run them): %s",
+                target.name,
+                ", ".join(a.name for a in misfits),
+            )
+        kept = [a for a in entries if a not in misfits]
+        if not kept:
+            raise InputError("no algorithm chosen", hint="pass -a NAME (several times) or --all")
+        return target, kept
 
     def _check_outputs(self, output: Path, entries: list[Algorithm]) -> None:
         if output.exists() and not output.is_dir():
@@ -312,6 +350,7 @@ class Segmentor:
         output: Path,
         gpu: Gpu | None,
         weights: Path | None,
+        labels: str,
     ) -> AlgorithmRun:
         """Run one algorithm on the exam and report how it went; its failures are reported, not raised
         (except an interruption). Its log is written and its temporary folder removed whatever happens."""
@@ -322,7 +361,7 @@ class Segmentor:
         try:
             contract, staging = self._stage(algorithm, exam, gpu, weights, run, attempt)
             self._run_container(engine, algorithm, staging, run, attempt)
-            self._collect(algorithm, contract, staging, reference, output, run, attempt)
+            self._collect(algorithm, contract, staging, reference, output, run, attempt, labels)
         except BtkError as error:
             run.message = _one_line(error)
         except Exception as error:  # a bug must not stop the other algorithms: report it as this one's failure
@@ -402,12 +441,13 @@ class Segmentor:
         output: Path,
         run: AlgorithmRun,
         attempt: _Attempt,
+        labels: str,
     ) -> None:
         """Copy out the segmentation the container wrote, check it, and write it to ``output``."""
         assert attempt.collected is not None  # made by _stage
         mark = time.perf_counter()
         result = contract.find_result(staging, attempt.collected)
-        segmentation = checked_result(result, reference, algorithm, self.labels)
+        segmentation = checked_result(result, reference, algorithm, labels)
         target = output / f"{algorithm.name}.nii.gz"
         with _disk("write the segmentation", target, _OUTPUT_HINT, writing=True):
             save_label_map(segmentation, reference, target)

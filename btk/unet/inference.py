@@ -105,7 +105,7 @@ def regions_to_labels(
     wt = probabilities[0] > threshold
     tc = wt & (probabilities[1] > threshold)
     et = tc & (probabilities[2] > threshold)
-    return get_convention(convention).from_regions(wt, tc, et)
+    return get_convention(convention).from_regions({"WT": wt, "TC": tc, "ET": et})
 
 
 class Predictor:
