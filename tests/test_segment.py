@@ -382,21 +382,23 @@ def test_orchestrator_fields_are_validated(tmp_path, contract, fields, message):
         load_registry(path)
 
 
-def test_entries_btk_cannot_run_yet_are_registered_but_refused():
-    """Synthesis images and label conventions btk does not implement yet: listed, never run."""
+def test_synthesis_entries_are_registered_but_refused():
+    """Synthesis images are listed, never run by btk segment; every track's segmentation entries run."""
     registry = load_registry()
     synthesis = registry.get("brats24-syn-1")
     assert synthesis.output == "image" and synthesis.labels is None and "synthesises" in synthesis.unsupported()
     menrt = registry.get("brats25-menrt-1")
-    assert menrt.labels == "brats2024-men-rt" and "label convention" in menrt.unsupported()
+    assert menrt.labels == "brats2024-men-rt" and menrt.unsupported() is None
     assert menrt.modalities == ["t1c"] and menrt.contract.separator == "_"
     segmentor = Segmentor(registry)
-    for name in ("brats24-syn-1", "brats25-menrt-1"):
-        with pytest.raises(BtkError, match=f"btk cannot run {name}"):
-            segmentor._entries([name])
+    with pytest.raises(BtkError, match="btk cannot run brats24-syn-1"):
+        segmentor._entries(["brats24-syn-1"])
     every = {a.name for a in segmentor._entries(None)}
     assert "brats23-faking-it" in every and "btk-unet" in every
-    assert "brats24-syn-1" not in every and "brats25-menrt-1" not in every
+    assert "brats24-syn-1" not in every and "brats25-menrt-1" not in every  # another track
+    assert {a.name for a in segmentor._entries(None, track="meningioma-rt")} >= {"brats25-menrt-1"}
+    with pytest.raises(BtkError, match="no algorithm chosen"):
+        segmentor._entries(None, track="missing-mri")  # synthesis only
     assert registry.get("brats25-ecnu").cpu_compatible and not registry.get("brats25-aia-bots").cpu_compatible
     assert all(a.shm_size for a in registry.algorithms)  # 4g unless an entry says otherwise, never Docker's 64 MB
 
