@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from btk.console import configure_logging
+from btk.errors import InputError
 
 VerboseOption = Annotated[
     bool, typer.Option("--verbose", "-v", help="Say more about what is happening; show tracebacks on errors.")
@@ -134,3 +135,17 @@ def set_verbose(verbose: bool) -> None:
 def is_verbose() -> bool:
     """Whether ``--verbose`` was given."""
     return _state["verbose"]
+
+
+def parse_take(items: list[str]) -> dict[str, list[str]]:
+    """``['WT=a', 'TC=b+c']`` -> ``{'WT': ['a'], 'TC': ['b', 'c']}``; a region given twice is an error."""
+    take: dict[str, list[str]] = {}
+    for item in items:
+        region, _, sources = item.partition("=")
+        names = [name.strip() for name in sources.split("+")]
+        if not region.strip() or not all(names):
+            raise InputError(f"cannot read --take {item!r}", hint="write REGION=SOURCE, e.g. --take WT=isen-20")
+        if region.strip() in take:
+            raise InputError(f"--take names the region {region.strip()} twice", hint="give each region once")
+        take[region.strip()] = names
+    return take

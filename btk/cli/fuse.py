@@ -42,11 +42,19 @@ def fuse(
         Optional[str],
         typer.Option(help="Weights in candidate order ('1,2,1') or by name ('isen-20=2,scan-20=0.5')."),
     ] = None,
+    take: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            help="REGION=SOURCE: take a region from one candidate ('WT=isen-20'), or fuse it from some "
+            "('TC=scan-20+sanet0-20'); the other regions are fused from all. Repeat for several regions; "
+            "implies --regions."
+        ),
+    ] = None,
     labels: Annotated[
         Optional[str],
         typer.Option(
-            help="Label convention of all candidates: brats2021, brats2023, brats2024-post "
-            "(default: detected per candidate)."
+            help="Label convention of all candidates: brats2021, brats2023, brats2024-post, brats2024-ped, "
+            "brats2024-men-rt (default: detected per candidate, among the glioma ones)."
         ),
     ] = None,
     threshold: Annotated[
@@ -95,6 +103,7 @@ def fuse(
         case=case or strip_nifti_suffix(output),
         parameters=SimpleParameters.from_options(threshold, increment, max_iterations),
         agreement=agreement,
+        take=common.parse_take(take or []),
     )
     result.save(output, force=force)
     logger.debug("Timings: %s", {k: round(v, 3) for k, v in result.timings.items()})

@@ -40,8 +40,15 @@ def run(
     ] = None,
     method: Annotated[str, typer.Option("--method", "-m", help="Fusion method: mav, simple, staple.")] = "simple",
     regions: Annotated[
-        bool, typer.Option("--regions", help="Fuse the regions WT, TC, ET instead of the labels.")
+        bool, typer.Option("--regions", help="Fuse the regions (WT, TC, ET for gliomas) instead of the labels.")
     ] = False,
+    take: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            help="REGION=SOURCE: take a region from one candidate (algorithm or file name) or fuse it from "
+            "some ('TC=a+b'), as btk fuse --take; repeat for several regions."
+        ),
+    ] = None,
     labels: Annotated[str, typer.Option(help="Label convention of the outputs: brats2023 or brats2021.")] = "brats2023",
     reference: Annotated[
         Optional[Path],
@@ -84,6 +91,7 @@ def run(
         scheduler=scheduler,
         method=method,
         regions=regions,
+        take={region: tuple(names) for region, names in common.parse_take(take or []).items()},
         labels=labels,
         device=device,
         fast=fast,

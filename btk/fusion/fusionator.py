@@ -12,7 +12,7 @@ import numpy as np
 
 from btk import __version__
 from btk.console import logger
-from btk.errors import BtkError
+from btk.errors import BtkError, InputError
 from btk.fusion.agreement import AgreementReport, agreement_report
 from btk.fusion.candidates import CandidateLike, Candidates, load_candidates, normalise_weights
 from btk.fusion.methods import FusionMethod, fusion_method
@@ -42,6 +42,9 @@ class FusionResult:
     """The convention each candidate was found in (before any conversion)."""
     conversions: dict[str, str] = field(default_factory=dict)
     """Candidate name -> ``"brats2021 -> brats2023"`` for each candidate renumbered before fusing."""
+    sources: dict[str, list[str]] = field(default_factory=dict)
+    """Region -> the candidates it was taken from (one) or fused from (several), for the regions chosen with
+    ``take``; the other regions were fused from every candidate."""
 
     def to_nifti(self) -> nib.Nifti1Image:
         """The fused label map as a ``uint8`` NIfTI image with the candidates' affine and header."""
@@ -59,6 +62,7 @@ class FusionResult:
             "method": self.method,
             "flavour": self.flavour,
             "mode": "regions" if self.regions else "labels",
+            **({"region_sources": self.sources} if self.sources else {}),
             "label_convention": self.convention.name,
             "label_conversions": self.conversions,
             "parameters": self.parameters,
@@ -152,6 +156,7 @@ class Fusionator:
         parameters: SimpleParameters | None = None,
         agreement: bool = True,
         allow_identical: bool = False,
+        take: Mapping[str, str | Sequence[str]] | None = None,
     ) -> FusionResult:
         """Fuse candidates (files, folders of files, nibabel images or arrays) into one label map.
 
@@ -164,13 +169,17 @@ class Fusionator:
             method: ``"mav"``, ``"simple"`` or ``"staple"``.
             weights: One non-negative weight per candidate (a list, or a mapping from candidate name);
                 not supported by STAPLE.
-            regions: Fuse the regions WT, TC, ET instead of the labels.
+            regions: Fuse the label convention's regions (WT, TC, ET for gliomas) instead of the labels.
             names: Candidate names for reports (default: file names without suffix).
             case: Case name for the agreement report (default: ``"case"``).
             parameters: SIMPLE's dropout threshold, its growth and the iteration limit (default flavour's
                 SIMPLE only); None for the defaults.
             agreement: Score every candidate against the consensus (Dice and HD95 per region).
             allow_identical: Accept candidate files with the same content (see :func:`load_candidates`).
+            take: Region -> the candidate (by name) whose mask of that region is taken as it is, or several
+                whose masks are fused with ``method``: e.g. ``{"WT": "a", "TC": ["b", "c"]}`` (oedema from one
+                pipeline, the core from two others). Implies region-wise fusion; the regions not named are
+                fused from every candidate, and the label map is rebuilt nested from them.
 
         Returns:
             The fused label map with its provenance and, if asked, the candidates' agreement with it.
@@ -181,6 +190,7 @@ class Fusionator:
                 an unknown method, or a method that refuses the options given.
         """
         timings: dict[str, float] = {}
+        regions = regions or bool(take)
         fusion = fusion_method(method, self.flavour, parameters)
         fusion.check_weights(weights is not None)
         started = time.perf_counter()
@@ -196,9 +206,12 @@ class Fusionator:
         user_weights = normalise_weights(weights, loaded.names)
         any_label = np.asarray(loaded.stack.any(axis=0))  # where any candidate holds a label
         settled = self._settle_convention(loaded, any_label)
+        sources = _region_sources(take or {}, settled.convention, loaded.names)
 
         started = time.perf_counter()
-        fused, details = _fuse_in_box(fusion, loaded.stack, any_label, user_weights, settled.convention, regions)
+        fused, details = _fuse_in_box(
+            fusion, loaded.stack, any_label, user_weights, settled.convention, regions, sources
+        )
         timings["fuse"] = time.perf_counter() - started
 
         result = FusionResult(
@@ -214,6 +227,7 @@ class Fusionator:
             timings,
             candidate_conventions=settled.conventions,
             conversions=settled.conversions,
+            sources={region: [loaded.names[i] for i in chosen] for region, chosen in sources.items()},
         )
         if agreement:
             started = time.perf_counter()
@@ -256,6 +270,28 @@ def _convert_to_common(labelled_stack: np.ndarray, loaded: Candidates) -> _Settl
     return _Settled(target, [(detected or target).name for detected in common.detected], conversions)
 
 
+def _region_sources(
+    take: Mapping[str, str | Sequence[str]], convention: LabelConvention, names: Sequence[str]
+) -> dict[str, list[int]]:
+    """``take`` with each candidate name replaced by its index, checked: regions of the convention,
+    candidates that were given, each named once per region."""
+    sources = {}
+    for region, chosen in take.items():
+        convention.region(region)  # an InputError listing the convention's regions
+        wanted = [chosen] if isinstance(chosen, str) else list(chosen)
+        unknown = [name for name in wanted if name not in names]
+        if unknown or not wanted:
+            raise InputError(
+                f"the region {region} is to be taken from {', '.join(map(repr, unknown)) or 'no candidate'}, "
+                "which is not a candidate",
+                hint=f"name candidates as they are called: {', '.join(names)}",
+            )
+        if len(set(wanted)) != len(wanted):
+            raise InputError(f"a candidate is named twice for the region {region}: {', '.join(wanted)}")
+        sources[region] = [names.index(name) for name in wanted]
+    return sources
+
+
 def _fuse_in_box(
     fusion: FusionMethod,
     stack: np.ndarray,
@@ -263,6 +299,7 @@ def _fuse_in_box(
     weights: np.ndarray,
     convention: LabelConvention,
     regions: bool,
+    sources: Mapping[str, Sequence[int]],
 ) -> tuple[np.ndarray, dict]:
     """Fuse inside the box around the candidates' labelled voxels (widened by the method's margin); outside
     it every candidate, and so the consensus, says background."""
@@ -271,8 +308,10 @@ def _fuse_in_box(
     if box is None:
         return fused, {}
     cropped = stack[_all_candidates(box)]
-    fuse = fusion.fuse_regions if regions else fusion.fuse_labels
-    fused[box], details = fuse(cropped, weights, convention)
+    if regions:
+        fused[box], details = fusion.fuse_regions(cropped, weights, convention, sources)
+    else:
+        fused[box], details = fusion.fuse_labels(cropped, weights, convention)
     return fused, details
 
 

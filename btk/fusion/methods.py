@@ -1,7 +1,7 @@
 """The fusion methods, one class each, behind one lookup (:func:`fusion_method`).
 
 Each class fuses candidates stacked along the first axis, as label maps (:meth:`FusionMethod.fuse_labels`)
-or as the regions WT, TC and ET (:meth:`FusionMethod.fuse_regions`), and says what it accepts: weights, SIMPLE's
+or as the label convention's regions (:meth:`FusionMethod.fuse_regions`), and says what it accepts: weights, SIMPLE's
 parameters, region-wise fusion. The default flavour's methods share btk's tie rule and its region-wise
 fusion; the BraTS Toolkit flavour's reproduce BraTS Toolkit (see :mod:`btk.fusion.compat`).
 """
@@ -9,7 +9,7 @@ fusion; the BraTS Toolkit flavour's reproduce BraTS Toolkit (see :mod:`btk.fusio
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -21,7 +21,7 @@ from btk.fusion.parameters import SimpleParameters
 from btk.fusion.simple import simple
 from btk.fusion.staple import staple
 from btk.fusion.voting import plurality_vote
-from btk.labels import LabelConvention
+from btk.labels import REGIONS, LabelConvention
 
 #: STAPLE runs on the box around all candidates' tumour voxels widened by this margin (voxels), so that its
 #: estimates do not depend on how much empty field of view surrounds the head.
@@ -83,13 +83,21 @@ class FusionMethod(ABC):
         """
 
     @abstractmethod
-    def fuse_regions(self, stack: np.ndarray, weights: np.ndarray, convention: LabelConvention) -> Fused:
-        """Fuse the regions WT, TC and ET as binary masks and rebuild a label map from them.
+    def fuse_regions(
+        self,
+        stack: np.ndarray,
+        weights: np.ndarray,
+        convention: LabelConvention,
+        sources: Mapping[str, Sequence[int]] | None = None,
+    ) -> Fused:
+        """Fuse the convention's regions as binary masks and rebuild a nested label map from them.
 
         Args:
             stack: The candidates' label maps, stacked along the first axis.
             weights: One weight per candidate.
             convention: The candidates' label convention.
+            sources: Region -> the candidates (indices) it is built from: the one candidate's mask, or the
+                fusion of several; a region not named is fused from all candidates.
 
         Returns:
             The fused label map and the method's details, per region.
@@ -114,11 +122,22 @@ class DefaultMethod(FusionMethod):
     def fuse_labels(self, stack: np.ndarray, weights: np.ndarray, convention: LabelConvention) -> Fused:
         return self.fuse_once(stack, weights, convention.tie_order())
 
-    def fuse_regions(self, stack: np.ndarray, weights: np.ndarray, convention: LabelConvention) -> Fused:
-        fused, details = {}, {}
+    def fuse_regions(
+        self,
+        stack: np.ndarray,
+        weights: np.ndarray,
+        convention: LabelConvention,
+        sources: Mapping[str, Sequence[int]] | None = None,
+    ) -> Fused:
+        fused: dict[str, np.ndarray] = {}
+        details: dict[str, dict] = {}
         for region in convention.region_names:
-            masks = convention.region_mask(stack, region).astype(np.uint8)
-            binary, details[region] = self.fuse_once(masks, weights, (0, 1))
+            chosen = list((sources or {}).get(region, range(len(stack))))
+            masks = convention.region_mask(stack[chosen], region)
+            if len(chosen) == 1:  # taken from one candidate as it is
+                fused[region], details[region] = masks[0], {}
+                continue
+            binary, details[region] = self.fuse_once(masks.astype(np.uint8), weights[chosen], (0, 1))
             fused[region] = binary == 1
         return convention.from_regions(fused), details
 
@@ -174,7 +193,13 @@ class BratsToolkitMajorityVoting(FusionMethod):
     def fuse_labels(self, stack: np.ndarray, weights: np.ndarray, convention: LabelConvention) -> Fused:
         return compat.majority_vote(stack, weights), {}
 
-    def fuse_regions(self, stack: np.ndarray, weights: np.ndarray, convention: LabelConvention) -> Fused:
+    def fuse_regions(
+        self,
+        stack: np.ndarray,
+        weights: np.ndarray,
+        convention: LabelConvention,
+        sources: Mapping[str, Sequence[int]] | None = None,
+    ) -> Fused:
         raise InputError(
             "BraTS Toolkit fuses regions with SIMPLE only", hint="use --method simple, or --flavour default"
         )
@@ -190,7 +215,23 @@ class BratsToolkitSimple(FusionMethod):
         fused, iterations = compat.simple(stack, weights)
         return fused, {"iterations": iterations}
 
-    def fuse_regions(self, stack: np.ndarray, weights: np.ndarray, convention: LabelConvention) -> Fused:
+    def fuse_regions(
+        self,
+        stack: np.ndarray,
+        weights: np.ndarray,
+        convention: LabelConvention,
+        sources: Mapping[str, Sequence[int]] | None = None,
+    ) -> Fused:
+        if sources:
+            raise InputError(
+                "BraTS Toolkit cannot take regions from chosen candidates", hint="use --flavour default with --take"
+            )
+        if convention.region_names != REGIONS:
+            raise InputError(
+                f"the brats-toolkit flavour's region-wise fusion only knows the 0/1/2/4 convention (BraTS 2017-2021), "
+                f"not {convention.name}",
+                hint="use the default flavour, which fuses regions in every convention",
+            )
         fused, iterations = compat.region_simple(stack, weights)
         return fused, {"iterations": iterations}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from btk.errors import InputError
@@ -24,7 +24,9 @@ class PipelineOptions:
         algorithms: Registered segmentation algorithms to run (Docker); may be empty when candidates are given.
         method: Fusion method (``mav``, ``simple``, ``staple``).
         simple: SIMPLE's parameters (with ``method="simple"`` only); None for the defaults.
-        regions: Fuse the regions WT, TC, ET rather than the labels.
+        regions: Fuse the label convention's regions (WT, TC, ET for gliomas) rather than the labels.
+        take: Region -> the candidates (algorithm or file names) it is taken from (one) or fused from
+            (several), as ``btk fuse --take``; implies region-wise fusion.
         labels: Label convention of every segmentation written (candidates are converted to it).
         device: Device of the preprocessing (``auto``, ``cpu``, ``cuda``).
         fast: Fast brain extraction (HD-BET without test-time augmentation).
@@ -43,6 +45,7 @@ class PipelineOptions:
     method: str = "simple"
     simple: SimpleParameters | None = None
     regions: bool = False
+    take: dict[str, tuple[str, ...]] = field(default_factory=dict)
     labels: str = "brats2023"
     device: str = "auto"
     fast: bool = False
@@ -57,7 +60,9 @@ class PipelineOptions:
             from btk.fusion.methods import fusion_method  # numpy: only when there is something to check
 
             fusion_method(self.method, parameters=self.simple)
-        get_convention(self.labels)
+        convention = get_convention(self.labels)
+        for region in self.take:
+            convention.region(region)  # the candidates' names are checked when a study is fused
         if self.device.lower() not in DEVICES:
             raise InputError(f"unknown device {self.device!r}", hint=f"use one of {', '.join(DEVICES)}")
         if self.gpus is not None and not all(str(gpu).isdigit() for gpu in self.gpus):

@@ -211,13 +211,15 @@ def fuse_stage(context: StudyContext, folder: Path) -> StageResult:
         names=list(candidates),
         case=context.name,
         parameters=options.simple,
+        take=options.take,
     )
     result.save(output)
     sidecar, agreement = sidecar_paths(output)
     return {"fused": output, "sidecar": sidecar, "agreement": agreement}, {
         "method": options.method,
-        "mode": "regions" if options.regions else "labels",
+        "mode": "regions" if result.regions else "labels",
         "flavour": result.flavour,
+        "sources": result.sources,
     }
 
 
@@ -279,7 +281,9 @@ def exam_report_data(context: StudyContext) -> ExamReportData:
         source=str(study.source),
         labels=options.labels,
         volumes_ml=region_volumes_ml(fused, tuple(float(z) for z in fused_image.header.get_zooms()), options.labels),
-        fusion=report.FusionRecord(str(fuse.get("method", "")), fuse.get("mode", ""), fuse.get("flavour", "")),
+        fusion=report.FusionRecord(
+            str(fuse.get("method", "")), fuse.get("mode", ""), fuse.get("flavour", ""), fuse.get("sources", {})
+        ),
         candidates=tuple(
             report.CandidateRecord(c["name"], c["origin"], c["source"], c["sha256"], c["labels"])
             for c in segment.get("candidates", [])

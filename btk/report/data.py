@@ -56,11 +56,14 @@ class FusionRecord:
         method: The fusion method, or a sentence when nothing was fused (a single candidate).
         mode: ``"labels"`` or ``"regions"`` (empty when nothing was fused).
         flavour: The fusion flavour (empty when nothing was fused).
+        sources: Region -> the candidates it was taken from (one) or fused from (several), for the regions
+            chosen with ``--take``; the others were fused from all candidates.
     """
 
     method: str
     mode: str = ""
     flavour: str = ""
+    sources: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,10 @@ class ExamReportData:
                 labels=payload["labels"],
                 volumes_ml=dict(payload["volumes_ml"]),
                 fusion=FusionRecord(
-                    payload["fusion"]["method"], payload["fusion"].get("mode", ""), payload["fusion"].get("flavour", "")
+                    payload["fusion"]["method"],
+                    payload["fusion"].get("mode", ""),
+                    payload["fusion"].get("flavour", ""),
+                    {str(k): [str(n) for n in v] for k, v in payload["fusion"].get("sources", {}).items()},
                 ),
                 candidates=tuple(CandidateRecord(**_fields(CandidateRecord, c)) for c in payload["candidates"]),
                 files=_files(payload["files"]),

@@ -176,6 +176,12 @@ def _files(files: ReportFiles) -> str:
 def _candidates(data: ExamReportData) -> str:
     fusion = data.fusion
     parts = [f"<p>Fusion: <b>{escape(fusion.method)}</b>{' (' + escape(fusion.mode) + ')' if fusion.mode else ''}.</p>"]
+    if fusion.sources:
+        chosen = "; ".join(
+            f"{escape(region)} {'taken from' if len(names) == 1 else 'fused from'} {escape(' + '.join(names))}"
+            for region, names in fusion.sources.items()
+        )
+        parts.append(f"<p>Regions from chosen candidates: {chosen}; the other regions fused from all.</p>")
     if data.candidates_source:
         parts.append(
             f"<p>Candidate segmentations made elsewhere were brought in from "
