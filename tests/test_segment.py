@@ -403,6 +403,31 @@ def test_synthesis_entries_are_registered_but_refused():
     assert all(a.shm_size for a in registry.algorithms)  # 4g unless an entry says otherwise, never Docker's 64 MB
 
 
+@pytest.mark.parametrize(
+    ("track", "cpu", "expected"),
+    [
+        ("glioma", False, "brats23-faking-it"),  # the newest pre-treatment glioma year is 2023
+        ("glioma-post", False, "brats25-aia-bots"),
+        ("glioma-post", True, "brats25-ecnu"),  # the best of 2025 that runs without a GPU (rank 2)
+        ("ssa", True, "brats25-ssa-1"),
+        ("pediatric", False, "brats25-ped-1"),
+        ("meningioma-rt", True, "brats25-menrt-2"),
+        ("metastases", False, "brats25-met-1"),
+        ("goat", False, "brats25-goat-1a"),
+    ],
+)
+def test_the_default_algorithm_is_the_top_ranked_of_the_newest_year(track, cpu, expected):
+    assert load_registry().default_for(track, cpu=cpu).name == expected
+    assert Segmentor(load_registry(), cpu=cpu).default_algorithm(track) == expected
+
+
+def test_a_track_without_a_default_is_a_clear_error():
+    with pytest.raises(BtkError, match="the missing-mri track has no ranked algorithm that btk can run"):
+        load_registry().default_for("missing-mri")
+    with pytest.raises(BtkError, match="the pediatric track has no ranked algorithm that btk can run without a GPU"):
+        load_registry().default_for("pediatric", cpu=True)
+
+
 def test_all_means_the_adult_glioma_tracks_unless_a_track_is_named():
     segmentor = Segmentor(load_registry())
     tracks = {a.track_name for a in segmentor._entries(None)}
@@ -500,12 +525,12 @@ def test_cli_list_and_show(capsys):
 
 def test_cli_user_mistakes_exit_2(tmp_path, capsys):
     exam = make_exam(tmp_path / "exam")
-    assert main(["segment", str(exam), "-o", str(tmp_path / "seg")]) == 2
-    assert "no algorithm chosen" in capsys.readouterr().err
+    assert main(["segment", str(exam), "-o", str(tmp_path / "seg"), "--cpu"]) == 2  # the default needs a GPU
+    assert "the glioma track has no ranked algorithm that btk can run without a GPU" in capsys.readouterr().err
     assert main(["segment", str(exam), "-o", str(tmp_path / "seg"), "-a", "nope"]) == 2
     assert "unknown algorithm" in capsys.readouterr().err
     assert main(["segment", str(exam), "-o", str(tmp_path / "seg"), "-a", "btk-unet", "--track", "ssa"]) == 2
-    assert "--track chooses the algorithms of --all" in capsys.readouterr().err
+    assert "--track chooses the algorithms of --all, or the default one" in capsys.readouterr().err
     assert main(["segment", str(exam), "-o", str(tmp_path / "seg"), "--all", "--track", "lungs"]) == 2
     assert "unknown track 'lungs'" in capsys.readouterr().err
     assert main(["algorithms", "list", "--track", "lungs"]) == 2

@@ -166,3 +166,28 @@ def test_segment_refuses_algorithms_whose_labels_the_convention_cannot_hold():
     target, kept = _segmentor()._writing_convention(every, every=True)
     assert target is BRATS_2024_PED
     assert {a.labels for a in kept} == {"brats2024-ped"} and len(kept) < len(every)
+
+
+def test_run_writes_in_the_convention_that_holds_its_algorithms_labels(tmp_path):
+    from btk.pipeline import PipelineOptions
+
+    assert PipelineOptions(tmp_path / "out").labels == "brats2023"  # candidates only
+    assert PipelineOptions(tmp_path / "out", algorithms=("brats24-ped-1",)).labels == "brats2024-ped"
+    assert PipelineOptions(tmp_path / "out", algorithms=("brats23-faking-it", "brats24-faking-it")).labels == (
+        "brats2024-post"
+    )
+    with pytest.raises(BtkError, match="brats24-ped-1 writes NET, CC") as error:
+        PipelineOptions(tmp_path / "out", algorithms=("brats24-ped-1",), labels="brats2023")
+    assert "--labels brats2024-ped" in error.value.hint
+    with pytest.raises(BtkError, match="no region 'CC'"):
+        PipelineOptions(tmp_path / "out", algorithms=("brats23-faking-it",), take={"CC": ("x",)})
+
+
+def test_run_track_picks_the_default_algorithm_or_says_why_not(tmp_path, capsys):
+    exam = tmp_path / "exam"
+    exam.mkdir()
+    assert main(["run", str(exam), "-o", str(tmp_path / "out"), "--track", "pediatric", "--cpu"]) == 2
+    assert "no ranked algorithm that btk can run without a GPU" in capsys.readouterr().err
+    assert main(["run", str(exam), "-o", str(tmp_path / "out"), "--track", "ssa", "-a", "btk-unet"]) == 2
+    assert "--track chooses the algorithm when none is named" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

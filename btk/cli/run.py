@@ -10,6 +10,7 @@ from rich.table import Table
 
 from btk.cli import common
 from btk.console import console
+from btk.errors import InputError
 
 if TYPE_CHECKING:
     from btk.pipeline import BatchResult
@@ -49,7 +50,20 @@ def run(
             "some ('TC=a+b'), as btk fuse --take; repeat for several regions."
         ),
     ] = None,
-    labels: Annotated[str, typer.Option(help="Label convention of the outputs: brats2023 or brats2021.")] = "brats2023",
+    labels: Annotated[
+        str,
+        typer.Option(
+            help="Label convention of the outputs: brats2023, brats2021, brats2024-post, brats2024-ped, "
+            "brats2024-men-rt; 'auto': the one that holds the algorithms' labels (brats2023 for candidates)."
+        ),
+    ] = "auto",
+    track: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Without -a or --candidates: run the top-ranked algorithm of the newest year of this track "
+            "(glioma, glioma-post, ssa, pediatric, meningioma, meningioma-rt, metastases, goat)."
+        ),
+    ] = None,
     reference: Annotated[
         Optional[Path],
         typer.Option(
@@ -82,6 +96,14 @@ def run(
     common.set_verbose(verbose)
     from btk.pipeline import Pipeline
 
+    if track is not None and (algorithm or candidates is not None):
+        raise InputError(
+            "--track chooses the algorithm when none is named", hint="drop --track, or drop -a and --candidates"
+        )
+    if track is not None:
+        from btk.segment import Segmentor
+
+        algorithm = [Segmentor(list(registry or []) or None, cpu=cpu).default_algorithm(track)]
     pipeline = Pipeline(
         output,
         algorithms=algorithm or (),

@@ -34,7 +34,10 @@ def segment(
     ] = False,
     track: Annotated[
         Optional[str],
-        typer.Option(help="Track of --all: glioma, glioma-post, ssa, pediatric, ... (default: adult glioma, both)."),
+        typer.Option(
+            help="Track of --all, or of the default algorithm: glioma, glioma-post, ssa, pediatric, meningioma, "
+            "meningioma-rt, metastases, goat (default: adult glioma)."
+        ),
     ] = None,
     registry: RegistryOption = None,
     gpu: Annotated[Optional[str], typer.Option(help="GPU index(es) to use, e.g. '0' or '0,1' (default: all).")] = None,
@@ -67,6 +70,9 @@ def segment(
 ) -> None:
     """Segment one exam with containerised BraTS algorithms (Docker).
 
+    Without -a or --all, the top-ranked algorithm of the newest challenge year of --track runs (adult glioma
+    unless --track names another; with --cpu, the best one that runs without a GPU).
+
     Each algorithm runs without network, with read-only inputs, as you; its result is checked, put on the
     exam's grid, converted to --labels and written to OUTPUT/<algorithm>.nii.gz. One failure does not stop
     the others; the exit code is 1 if any algorithm failed or was skipped.
@@ -76,10 +82,10 @@ def segment(
 
     if all_ and algorithm:
         raise InputError("give either --algorithm or --all, not both")
-    if track is not None and not all_:
-        raise InputError("--track chooses the algorithms of --all", hint="add --all, or name algorithms with -a")
-    if not all_ and not algorithm:
-        raise InputError("no algorithm chosen", hint="pass -a NAME (several times) or --all; see `btk algorithms list`")
+    if track is not None and algorithm:
+        raise InputError(
+            "--track chooses the algorithms of --all, or the default one", hint="drop --track when naming algorithms"
+        )
     if gpu is not None and cpu:
         raise InputError("give either --gpu or --cpu, not both")
     segmentor = Segmentor(
@@ -95,7 +101,7 @@ def segment(
     )
     report = segmentor.run(
         exam,
-        algorithms=None if all_ else algorithm,
+        algorithms=None if all_ else (algorithm or [segmentor.default_algorithm(track)]),
         output=output,
         weights=parse_pairs(weights, "--weights", "NAME=DIR"),
         track=track,

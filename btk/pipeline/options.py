@@ -8,11 +8,13 @@ from pathlib import Path
 from btk.errors import InputError
 from btk.fusion.names import method_name
 from btk.fusion.parameters import SimpleParameters
-from btk.labels import get_convention
+from btk.labels import BRATS_2023, LabelConvention, get_convention, holding_convention
 from btk.pipeline.discovery import Study
 
 #: Where the preprocessing may run (``auto``: a GPU when the worker has one).
 DEVICES = ("auto", "cpu", "cuda")
+#: The ``labels`` that let the algorithms decide: the convention that holds all their labels.
+AUTO_LABELS = "auto"
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,9 @@ class PipelineOptions:
         regions: Fuse the label convention's regions (WT, TC, ET for gliomas) rather than the labels.
         take: Region -> the candidates (algorithm or file names) it is taken from (one) or fused from
             (several), as ``btk fuse --take``; implies region-wise fusion.
-        labels: Label convention of every segmentation written (candidates are converted to it).
+        labels: Label convention of every segmentation written (candidates are converted to it); ``"auto"``:
+            the one that holds every algorithm's labels (:func:`btk.labels.holding_convention`), brats2023
+            when there are none.
         device: Device of the preprocessing (``auto``, ``cpu``, ``cuda``).
         fast: Fast brain extraction (HD-BET without test-time augmentation).
         cpu: Run segmentation containers without a GPU.
@@ -46,7 +50,7 @@ class PipelineOptions:
     simple: SimpleParameters | None = None
     regions: bool = False
     take: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    labels: str = "brats2023"
+    labels: str = AUTO_LABELS
     device: str = "auto"
     fast: bool = False
     cpu: bool = False
@@ -60,23 +64,35 @@ class PipelineOptions:
             from btk.fusion.methods import fusion_method  # numpy: only when there is something to check
 
             fusion_method(self.method, parameters=self.simple)
-        convention = get_convention(self.labels)
-        for region in self.take:
-            convention.region(region)  # the candidates' names are checked when a study is fused
         if self.device.lower() not in DEVICES:
             raise InputError(f"unknown device {self.device!r}", hint=f"use one of {', '.join(DEVICES)}")
         if self.gpus is not None and not all(str(gpu).isdigit() for gpu in self.gpus):
             raise InputError(f"GPU indices are whole numbers, got {', '.join(map(repr, self.gpus))}")
-        if self.algorithms:
-            self._check_algorithms()
+        declared = self._declared_conventions() if self.algorithms else {}
+        if self.labels == AUTO_LABELS:
+            chosen = holding_convention(list(declared.values())) if declared else BRATS_2023
+            object.__setattr__(self, "labels", chosen.name)
+        convention = get_convention(self.labels)
+        for region in self.take:
+            convention.region(region)  # the candidates' names are checked when a study is fused
+        misfits = {name: convention.classes_missing_for(c) for name, c in declared.items()}
+        misfits = {name: missing for name, missing in misfits.items() if missing}
+        if misfits:
+            raise InputError(
+                f"the segmentations cannot be written in the {convention.name} convention: "
+                + "; ".join(f"{name} writes {', '.join(missing)}" for name, missing in misfits.items()),
+                hint=f"pass --labels {holding_convention([declared[n] for n in misfits]).name}, "
+                "or leave --labels out to let the algorithms decide",
+            )
 
-    def _check_algorithms(self) -> None:
-        """Every algorithm must be in the registry the studies' segmentation will load (shipped + extra files)."""
+    def _declared_conventions(self) -> dict[str, LabelConvention]:
+        """Each algorithm's own label convention; every algorithm must be in the registry the studies'
+        segmentation will load (shipped + extra files)."""
         from btk.segment.registry import load_registry  # pydantic is only needed when algorithms are run
 
         registry = load_registry(list(self.registry) or None)
-        for name in self.algorithms:
-            registry.get(name)
+        entries = [registry.get(name) for name in self.algorithms]
+        return {a.name: get_convention(a.labels) for a in entries if a.labels}
 
     @property
     def uses_gpu(self) -> bool:

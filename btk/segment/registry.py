@@ -410,6 +410,29 @@ class Registry(BaseModel):
             hint=f"{suggestion}known: {', '.join(self.names())}; see `btk algorithms list`",
         )
 
+    def default_for(self, track: str = DEFAULT_TRACKS[0], cpu: bool = False) -> Algorithm:
+        """The algorithm to run when none is named: the top-ranked entry of the newest challenge year of
+        ``track`` that btk can run (one that runs without a GPU, with ``cpu``); the first listed on a tie.
+
+        Raises:
+            InputError: For an unknown track, or a track without such an entry.
+        """
+        check_track(track)
+        ranked = [
+            a
+            for a in self.algorithms
+            if a.track_name == track
+            and a.rank is not None
+            and a.unsupported() is None
+            and (a.cpu_compatible or not cpu)
+        ]
+        if not ranked:
+            raise InputError(
+                f"the {track} track has no ranked algorithm that btk can run{' without a GPU' if cpu else ''}",
+                hint="name one with -a (see `btk algorithms list --track " + track + "`)",
+            )
+        return min(ranked, key=lambda a: (-a.year, a.rank))
+
     def merged(self, other: Registry) -> Registry:
         """This registry with ``other``'s entries added; an entry of the same name is replaced."""
         replaced = {a.name for a in other.algorithms}

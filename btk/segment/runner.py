@@ -227,6 +227,20 @@ class Segmentor:
             save_json(report.to_dict(), output / "segment.json")
         return report
 
+    def default_algorithm(self, track: str | None = None) -> str:
+        """The algorithm run when none is named: the top-ranked of the newest year of ``track`` (default:
+        adult glioma), one that runs without a GPU when this Segmentor uses none
+        (:meth:`~btk.segment.registry.Registry.default_for`)."""
+        chosen = self.registry.default_for(track or DEFAULT_TRACKS[0], cpu=self.cpu)
+        logger.info(
+            "No algorithm named: running %s, ranked %s in the BraTS %d %s track (name others with -a)",
+            chosen.name,
+            chosen.rank,
+            chosen.year,
+            chosen.track_name,
+        )
+        return chosen.name
+
     def container_spec(self, algorithm: Algorithm, staging: Staging, gpu: Gpu | None) -> ContainerSpec:
         """The container for one algorithm: the invoking user unless the image needs root, its GPU, limits."""
         return ContainerSpec(
