@@ -286,6 +286,15 @@ def save_label_map(data: np.ndarray, reference: nib.Nifti1Image, path: str | Pat
     save_nifti(image, path)
 
 
+def save_float_image(data: np.ndarray, reference: nib.Nifti1Image, path: str | Path) -> None:
+    """Write a ``float32`` image atomically with the affine and header of ``reference`` (no scaling)."""
+    header = reference.header.copy()
+    header.set_data_dtype(np.float32)
+    image = nib.Nifti1Image(np.asarray(data, dtype=np.float32), reference.affine, header)
+    image.header["scl_slope"], image.header["scl_inter"] = 1, 0
+    save_nifti(image, path)
+
+
 def save_json(payload: Any, path: str | Path) -> None:
     """Write JSON atomically (indented, UTF-8)."""
     with atomic_path(path) as temporary:
@@ -353,13 +362,18 @@ def require_grid(
 
 
 #: Marker files of the folders btk writes: name -> the key that identifies its JSON content as btk's.
-FOLDER_MARKERS = {"provenance.json": "btk_preprocess", "conversion.json": "btk_convert"}
+FOLDER_MARKERS = {
+    "provenance.json": "btk_preprocess",
+    "conversion.json": "btk_convert",
+    "synthesis.json": "btk_synthesis",
+}
 
 
 def written_by_btk(path: str | Path) -> bool:
     """Whether btk wrote ``path``: a NIfTI file carrying :data:`NIFTI_STAMP`, or a folder with a btk marker.
 
-    The folder markers are :data:`FOLDER_MARKERS` (``btk preprocess`` and ``btk convert`` outputs).
+    The folder markers are :data:`FOLDER_MARKERS` (``btk preprocess``, ``btk convert`` and ``btk synthesise``
+    outputs).
     Anything else (a user's file or folder) is not btk's, and ``--force`` must never replace it.
     """
     path = Path(path)

@@ -19,7 +19,7 @@ from btk.cli.evaluate import evaluate
 from btk.cli.fuse import alarms, fuse
 from btk.cli.preprocess import convert, native, preprocess
 from btk.cli.run import run
-from btk.cli.segment import segment
+from btk.cli.segment import segment, synthesise
 from btk.cli.train import train, unet_predict
 from btk.console import configure_logging, console
 from btk.errors import BtkError
@@ -33,7 +33,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 # In pipeline order: preprocessing, segmentation, fusion, the whole pipeline, evaluation, the U-Net.
-for _command in (preprocess, convert, native, segment):
+for _command in (preprocess, convert, native, segment, synthesise):
     app.command(no_args_is_help=True)(_command)
 app.add_typer(algorithms)
 for _later in (fuse, alarms, run, evaluate, train):

@@ -57,6 +57,15 @@ def run(
             "brats2024-men-rt; 'auto': the one that holds the algorithms' labels (brats2023 for candidates)."
         ),
     ] = "auto",
+    synthesise_missing: Annotated[
+        Optional[str],
+        typer.Option(
+            "--synthesise-missing",
+            metavar="ALGORITHM",
+            help="Synthesise the one modality a study on the BraTS grid lacks with this missing-mri algorithm "
+            "before segmenting (flagged as synthetic everywhere).",
+        ),
+    ] = None,
     track: Annotated[
         Optional[str],
         typer.Option(
@@ -115,6 +124,7 @@ def run(
         regions=regions,
         take={region: tuple(names) for region, names in common.parse_take(take or []).items()},
         labels=labels,
+        synthesise=synthesise_missing,
         device=device,
         fast=fast,
         cpu=cpu,

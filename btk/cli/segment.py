@@ -145,3 +145,40 @@ def summary_table(report: SegmentationReport) -> Table:
             run.algorithm, Text(run.status, style=_STYLE[run.status]), run.device, f"{run.seconds:.1f} s", run.message
         )
     return table
+
+
+def synthesise(
+    exam: Annotated[Path, typer.Argument(help="Exam folder in BraTS space with three of the four modalities.")],
+    algorithm: Annotated[
+        str, typer.Option("--algorithm", "-a", help="Synthesis algorithm (btk algorithms list --track missing-mri).")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the completed exam.")],
+    registry: RegistryOption = None,
+    gpu: Annotated[Optional[str], typer.Option(help="GPU index(es) to use, e.g. '0' (default: all).")] = None,
+    cpu: Annotated[bool, typer.Option("--cpu", help="Use no GPU (only for images that run without one).")] = False,
+    pull: Annotated[bool, typer.Option("--pull/--no-pull", help="Pull a missing image (default) or fail.")] = True,
+    timeout: Annotated[
+        Optional[float], typer.Option(help="Seconds (default: the entry's).", parser=common.PositiveFloat)
+    ] = None,
+    weights: Annotated[
+        Optional[Path], typer.Option(help="Folder bound read-only where the image reads its weights.")
+    ] = None,
+    force: common.ForceOption = False,
+    verbose: common.VerboseOption = False,
+) -> None:
+    """Fill the one modality an exam lacks with a synthesis (BraSyn) image, into a complete exam folder.
+
+    OUTPUT gets the three real modalities, the synthetic one as <exam>-synthetic-<suffix>.nii.gz and
+    synthesis.json (which modality is synthetic, and by what); btk segment and btk run take it as an exam.
+    """
+    common.set_verbose(verbose)
+    from btk.segment import Segmentor
+
+    if gpu is not None and cpu:
+        raise InputError("give either --gpu or --cpu, not both")
+    segmentor = Segmentor(registry, gpus=parse_gpus(gpu), cpu=cpu, pull=pull, timeout=timeout, force=force)
+    report = segmentor.synthesise(exam, algorithm, output, weights)
+    console.print(
+        f"Wrote {report.folder}: {report.label} ({report.image.name}) by {report.algorithm}, {report.seconds:.0f} s",
+        highlight=False,
+    )

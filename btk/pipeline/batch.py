@@ -13,7 +13,7 @@ from btk.deid import output_salt
 from btk.errors import InputError, MissingFileError, OutputError, unwritable_folder
 from btk.evaluation import case_id
 from btk.io import is_nifti, refuse_overlap
-from btk.pipeline.discovery import Study, discover
+from btk.pipeline.discovery import Study, discover, with_synthesis
 from btk.pipeline.executors import DaskExecutor, LocalExecutor, default_workers
 from btk.pipeline.manifest import write_manifest
 from btk.pipeline.options import PipelineOptions, StudyTask
@@ -92,6 +92,8 @@ class Pipeline:
                 hint="give the folder holding the NIfTI files (one exam) or one sub-folder per study",
             )
         studies = discover(input_path, salt=output_salt(self.options.output))
+        if self.options.synthesise:
+            studies = [with_synthesis(study) for study in studies]
         single = len(studies) == 1
         return [
             StudyTask(study, *self._candidates_of(study, single), self._reference_of(study, single))

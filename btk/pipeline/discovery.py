@@ -13,12 +13,14 @@ Kinds of study:
     An exam already preprocessed by ``btk preprocess``: preprocessing is skipped.
 ``brats``
     Four modalities already on the BraTS grid (240 x 240 x 155, 1 mm): preprocessing is skipped and no
-    native-space segmentation can be made.
+    native-space segmentation can be made. With a synthesis algorithm (:func:`with_synthesis`), three of
+    them: the fourth is synthesised before the segmentation.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -44,6 +46,8 @@ class Study:
         problem: Why the study cannot be processed, when discovery already knows.
         identifiers: The patient identifiers its DICOM headers hold (in memory only: each process working
             on the study guards its outputs against them).
+        missing: The modalities it lacks (``t1n``, ``t1c``, ``t2w``, ``t2f``); a study is processed with one
+            missing only when it is to be synthesised (see :func:`with_synthesis`).
     """
 
     name: str
@@ -53,6 +57,7 @@ class Study:
     files: tuple[Path, ...] = ()
     problem: str = ""
     identifiers: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    missing: tuple[str, ...] = ()
 
 
 def discover(input_path: str | Path, salt: str | None = None) -> list[Study]:
@@ -92,6 +97,7 @@ def discover(input_path: str | Path, salt: str | None = None) -> list[Study]:
                 tuple(sorted(files)),
                 problem,
                 frozenset(dicom_study.identifiers),
+                tuple(missing),
             )
         )
     for bad in unreadable:
@@ -149,18 +155,42 @@ def nifti_modality(path: Path) -> str | None:
 
 def _nifti_study(folder: Path, images: dict[str, list[Path]]) -> Study:
     problems = []
-    missing = [m for m in MODALITIES if m not in images]
-    if missing:
-        found = ", ".join(sorted(SHORT_NAMES[m] for m in images))
-        problems.append(f"missing modality: no {short_names(missing)} image (found {found})")
     doubles = [f"{SHORT_NAMES[m]}: {', '.join(p.name for p in paths)}" for m, paths in images.items() if len(paths) > 1]
+    modalities = {m: str(images[m][0]) for m in MODALITIES if m in images}
+    kind = "brats" if not doubles and all(on_brats_grid(Path(p)) for p in modalities.values()) else "nifti"
+    missing = tuple(m for m in MODALITIES if m not in images)
+    if missing:
+        problems.append(_missing_problem(images, missing, kind))
     if doubles:
         problems.append(f"more than one image per modality ({'; '.join(doubles)})")
-    modalities = {m: str(images[m][0]) for m in MODALITIES if m in images}
-    kind = "nifti"
-    if not problems and all(on_brats_grid(Path(p)) for p in modalities.values()):
-        kind = "brats"
-    return Study(_safe_name(folder.name), kind, folder, modalities, problem="; ".join(problems))
+    return Study(_safe_name(folder.name), kind, folder, modalities, problem="; ".join(problems), missing=missing)
+
+
+def _missing_problem(present: Iterable[str], missing: Sequence[str], kind: str) -> str:
+    """What a study lacking modalities is told; one on the BraTS grid lacking one hears of synthesis."""
+    found = ", ".join(sorted(SHORT_NAMES[m] for m in present))
+    text = f"missing modality: no {short_names(list(missing))} image (found {found})"
+    if len(missing) == 1 and kind == "brats":
+        text += "; to synthesise it, pass --synthesise-missing ALGORITHM (btk algorithms list --track missing-mri)"
+    return text
+
+
+def with_synthesis(study: Study) -> Study:
+    """The study as it is processed when a missing modality is synthesised (``btk run --synthesise-missing``).
+
+    A study on the BraTS grid that lacks exactly one modality (and has no other problem) becomes processable;
+    one in native space keeps its problem, with the reason: the synthesis images work on the BraTS grid, and
+    the preprocessing needs all four modalities.
+    """
+    if len(study.missing) != 1 or study.problem != _missing_problem(study.modalities, study.missing, study.kind):
+        return study
+    if study.kind == "brats":
+        return replace(study, problem="")
+    return replace(
+        study,
+        problem=f"missing modality: no {short_names(list(study.missing))} image; it can be synthesised only for "
+        "exams on the BraTS grid (btk preprocess needs all four modalities)",
+    )
 
 
 def on_brats_grid(path: Path) -> bool:

@@ -29,6 +29,9 @@ class PipelineOptions:
         regions: Fuse the label convention's regions (WT, TC, ET for gliomas) rather than the labels.
         take: Region -> the candidates (algorithm or file names) it is taken from (one) or fused from
             (several), as ``btk fuse --take``; implies region-wise fusion.
+        synthesise: A synthesis (missing-mri) algorithm that fills the one modality a study on the BraTS
+            grid lacks, before the segmentation; the synthetic image is flagged in file names, provenance and
+            report.
         labels: Label convention of every segmentation written (candidates are converted to it); ``"auto"``:
             the one that holds every algorithm's labels (:func:`btk.labels.holding_convention`), brats2023
             when there are none.
@@ -50,6 +53,7 @@ class PipelineOptions:
     simple: SimpleParameters | None = None
     regions: bool = False
     take: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    synthesise: str | None = None
     labels: str = AUTO_LABELS
     device: str = "auto"
     fast: bool = False
@@ -69,6 +73,8 @@ class PipelineOptions:
         if self.gpus is not None and not all(str(gpu).isdigit() for gpu in self.gpus):
             raise InputError(f"GPU indices are whole numbers, got {', '.join(map(repr, self.gpus))}")
         declared = self._declared_conventions() if self.algorithms else {}
+        if self.synthesise:
+            self._check_synthesis()
         if self.labels == AUTO_LABELS:
             chosen = holding_convention(list(declared.values())) if declared else BRATS_2023
             object.__setattr__(self, "labels", chosen.name)
@@ -85,6 +91,17 @@ class PipelineOptions:
                 "or leave --labels out to let the algorithms decide",
             )
 
+    def _check_synthesis(self) -> None:
+        """The synthesis algorithm must be a registered synthesis (missing-mri) image."""
+        from btk.segment.registry import load_registry
+
+        entry = load_registry(list(self.registry) or None).get(str(self.synthesise))
+        if entry.output != "image":
+            raise InputError(
+                f"{entry.name} segments; it does not synthesise a missing modality",
+                hint="choose a missing-mri algorithm: btk algorithms list --track missing-mri",
+            )
+
     def _declared_conventions(self) -> dict[str, LabelConvention]:
         """Each algorithm's own label convention; every algorithm must be in the registry the studies'
         segmentation will load (shipped + extra files)."""
@@ -97,7 +114,7 @@ class PipelineOptions:
     @property
     def uses_gpu(self) -> bool:
         """Whether a study may hold a GPU (preprocessing or containers not restricted to the CPU)."""
-        return self.device != "cpu" or (bool(self.algorithms) and not self.cpu)
+        return self.device != "cpu" or (bool(self.algorithms or self.synthesise) and not self.cpu)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from btk.console import logger
 from btk.errors import BtkError, ContainerError, InputError
 from btk.io import load_label_map, save_label_map, sha256, strip_nifti_suffix
 from btk.labels import convert, detect_convention, get_convention
-from btk.modalities import MODALITIES, brats_grid, short_names
+from btk.modalities import MODALITIES, SHORT_NAMES, brats_grid, canonical, short_names
 from btk.pipeline.options import PipelineOptions, StudyTask
 
 if TYPE_CHECKING:
@@ -50,7 +50,10 @@ class StudyContext:
         return None
 
     def brats_images(self) -> dict[str, Path]:
-        """The four modalities on the BraTS grid: modality (``t1n``, ``t1c``, ``t2w``, ``t2f``) -> image."""
+        """The four modalities on the BraTS grid: modality (``t1n``, ``t1c``, ``t2w``, ``t2f``) -> image
+        (the synthesised one among them, for a study that lacked it)."""
+        if "synthesise" in self.outputs:
+            return {m: self.outputs["synthesise"][m] for m in MODALITIES}
         if self.task.study.kind in ("brats", "preprocessed"):  # found on the BraTS grid at discovery
             return {m: Path(p) for m, p in self.task.study.modalities.items()}
         from btk.preprocess import PreprocessedExam
@@ -113,6 +116,24 @@ def preprocess_stage(context: StudyContext, folder: Path) -> StageResult:
         source, folder, modalities=dict(converted) if converted else None, case_id=context.name
     )
     return {role: Path(path) for role, path in exam.outputs.items()}, {"source": str(study.source)}
+
+
+def synthesise_stage(context: StudyContext, folder: Path) -> StageResult:
+    """The modality the study lacks, made by a synthesis (BraSyn) image from the other three."""
+    from btk.segment import PartialExam, Segmentor
+    from btk.segment.synthesis import SYNTHESIS_RECORD
+
+    options, study = context.options, context.task.study
+    exam = PartialExam({SHORT_NAMES[m]: Path(p) for m, p in study.modalities.items()}, context.name)
+    segmentor = Segmentor(list(options.registry) or None, cpu=options.cpu, gpus=options.gpus)
+    report = segmentor.synthesise(exam, str(options.synthesise), folder / "exam")
+    images = {canonical(m): p for m, p in report.inputs.items()} | {canonical(report.modality): report.image}
+    return {**images, "record": report.folder / SYNTHESIS_RECORD}, {
+        "algorithm": report.algorithm,
+        "modality": canonical(report.modality),
+        "label": report.label,
+        "image": report.reference,
+    }
 
 
 def segment_stage(context: StudyContext, folder: Path) -> StageResult:
@@ -266,6 +287,8 @@ def exam_report_data(context: StudyContext) -> ExamReportData:
 
     study, options, details = context.task.study, context.options, context.details
     segment, fuse, evaluate = details.get("segment", {}), details.get("fuse", {}), details.get("evaluate")
+    synthesis = details.get("synthesise")
+    synthesised = [synthesis["algorithm"]] if synthesis else []
     fused_image, fused = load_label_map(context.fused())
     final = context.folder / "report"  # where this stage's folder ends up
 
@@ -313,9 +336,12 @@ def exam_report_data(context: StudyContext) -> ExamReportData:
         preprocessed=str(context.preprocessed_folder() or ""),
         citations=tuple(
             citations(
-                [*details, "report"], options.method, {name: algorithm_citation(name) for name in context.candidates()}
+                [*details, "report"],
+                options.method,
+                {name: algorithm_citation(name) for name in [*context.candidates(), *synthesised]},
             )
         ),
+        synthetic=report.SyntheticRecord(synthesis["modality"], synthesis["algorithm"]) if synthesis else None,
     )
 
 
@@ -335,6 +361,7 @@ def algorithm_citation(name: str) -> str | None:
 STAGES: tuple[Stage, ...] = (
     Stage("convert", "converting DICOM", lambda task: task.study.kind == "dicom", convert_stage),
     Stage("preprocess", "preprocessing", lambda task: task.study.kind in ("dicom", "nifti"), preprocess_stage),
+    Stage("synthesise", "synthesising the missing modality", lambda task: bool(task.study.missing), synthesise_stage),
     Stage("segment", "segmenting", lambda task: True, segment_stage),
     Stage("fuse", "fusing", lambda task: True, fuse_stage),
     Stage("native", "mapping to native space", lambda task: task.study.kind != "brats", native_stage),

@@ -13,7 +13,16 @@ import numpy as np
 from btk.console import logger, progress
 from btk.deid import refuse_identifying_name
 from btk.errors import InputError
-from btk.io import check_replaceable, open_nifti, refuse_overlap, save_json, save_label_map, save_nifti, sha256
+from btk.io import (
+    check_replaceable,
+    open_nifti,
+    refuse_overlap,
+    save_float_image,
+    save_json,
+    save_label_map,
+    save_nifti,
+    sha256,
+)
 from btk.modalities import DISPLAY_NAMES, MODALITIES, atlas_t1
 from btk.preprocess import brain_extraction, orientation
 from btk.preprocess.deface import deface
@@ -274,11 +283,11 @@ class Preprocessor:
     def _write_brats(self, data, brats_mask, atlas_image, modality, out) -> np.ndarray:
         """Write the BraTS-space outputs of one modality; return the head image to show in the QC overview."""
         if self.mode == "skullstrip":
-            _save_float(data, atlas_image, out[f"brats_skull/{modality}"])
-            _save_float(data * (brats_mask > 0), atlas_image, out[f"brats/{modality}"])
+            save_float_image(data, atlas_image, out[f"brats_skull/{modality}"])
+            save_float_image(data * (brats_mask > 0), atlas_image, out[f"brats/{modality}"])
             return data
         defaced = deface(atlas_image, data, brats_mask)
-        _save_float(defaced, atlas_image, out[f"brats/{modality}"])
+        save_float_image(defaced, atlas_image, out[f"brats/{modality}"])
         return defaced
 
     def _write_native(self, image_and_data, mask, modality, out) -> None:
@@ -340,14 +349,6 @@ def _write_working_copy(image_and_data, path: Path) -> Path:
 
 def _mask_image(mask: np.ndarray, reference: nib.Nifti1Image) -> nib.Nifti1Image:
     return nib.Nifti1Image(mask.astype(np.float32), reference.affine)
-
-
-def _save_float(data: np.ndarray, reference: nib.Nifti1Image, path: Path) -> None:
-    header = reference.header.copy()
-    header.set_data_dtype(np.float32)
-    image = nib.Nifti1Image(np.asarray(data, dtype=np.float32), reference.affine, header)
-    image.header["scl_slope"], image.header["scl_inter"] = 1, 0
-    save_nifti(image, path)
 
 
 def _volume_ml(mask: np.ndarray, image: nib.Nifti1Image) -> float:

@@ -16,6 +16,7 @@ from typing import Any
 
 from btk import __version__
 from btk.io import save_json
+from btk.modalities import DISPLAY_NAMES
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,24 @@ class StageRecord:
 
 
 @dataclass(frozen=True)
+class SyntheticRecord:
+    """A modality that was not acquired but synthesised (``btk run --synthesise-missing``).
+
+    Args:
+        modality: Its key (``t1n``, ``t1c``, ``t2w``, ``t2f``).
+        algorithm: The synthesis algorithm that made it.
+    """
+
+    modality: str
+    algorithm: str
+
+    @property
+    def label(self) -> str:
+        """``"synthetic FLAIR"``."""
+        return f"synthetic {DISPLAY_NAMES[self.modality]}"
+
+
+@dataclass(frozen=True)
 class ReportFiles:
     """The result files the page links to, relative to the report's folder."""
 
@@ -138,6 +157,7 @@ class ExamReportData:
         preprocessed: The preprocessed exam's folder (empty: the input was already in BraTS space).
         citations: What to cite, in order.
         btk_version: The btk that made the result.
+        synthetic: The modality that was synthesised rather than acquired (None: all four were acquired).
     """
 
     study: str
@@ -156,6 +176,7 @@ class ExamReportData:
     preprocessed: str = ""
     citations: tuple[str, ...] = ()
     btk_version: str = __version__
+    synthetic: SyntheticRecord | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The data as JSON-ready dictionaries and lists (the content of ``report.json``)."""
@@ -208,6 +229,7 @@ class ExamReportData:
                 preprocessed=payload.get("preprocessed", ""),
                 citations=tuple(payload.get("citations", ())),
                 btk_version=payload.get("btk_version", ""),
+                synthetic=SyntheticRecord(**payload["synthetic"]) if payload.get("synthetic") else None,
             )
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"not the data of an exam report ({error.__class__.__name__}: {error})") from None

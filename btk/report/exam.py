@@ -16,6 +16,7 @@ import numpy as np
 
 from btk.io import load_label_map, load_nifti
 from btk.labels import get_convention
+from btk.modalities import DISPLAY_NAMES, canonical
 from btk.report.colours import label_colours, write_itksnap_labels, write_slicer_colour_table
 from btk.report.data import ExamReportData, RaisedAlarm, ReportFiles
 from btk.report.figures import overlay_figure
@@ -74,13 +75,13 @@ def write_exam_report(data: ExamReportData, images: ReportImages, folder: Path) 
     convention = get_convention(data.labels)
     segmentation, _ = load_label_map(images.segmentation)
     outputs: dict[str, Path] = {}
-    for modality, image, title in (("t1c", images.t1c, "T1c"), ("flair", images.flair, "FLAIR")):
+    for modality, image in (("t1c", images.t1c), ("flair", images.flair)):
         anatomy, _ = load_nifti(image)
         outputs[f"figure_{modality}"] = overlay_figure(
             anatomy,
             segmentation,
             convention,
-            f"{data.study}: fused segmentation on {title}",
+            f"{data.study}: fused segmentation on {_shown(data, modality)}",
             folder / f"{modality}.png",
         )
     outputs["itksnap_labels"] = write_itksnap_labels(convention, folder / "labels_itksnap.txt")
@@ -126,11 +127,14 @@ def render_exam_report(data: ExamReportData, alarms: Sequence[RaisedAlarm] | Non
         f'<p class="note">btk {escape(data.btk_version)} &middot; input: <code>{escape(data.source)}</code> '
         f"({escape(data.kind)})</p>"
     ]
+    if data.synthetic:
+        body.append(
+            f'<p><span class="synthetic">{escape(data.synthetic.label)}</span> This sequence was not acquired: '
+            f"<code>{escape(data.synthetic.algorithm)}</code> synthesised it from the other three before the "
+            "segmentation. Read the result with that in mind.</p>"
+        )
     body.append("<h2>Fused segmentation</h2>")
-    body += [
-        f'<img src="{name}.png" alt="fused segmentation over {title}">'
-        for name, title in (("t1c", "T1c"), ("flair", "FLAIR"))
-    ]
+    body += [f'<img src="{name}.png" alt="fused segmentation over {_shown(data, name)}">' for name in ("t1c", "flair")]
     legend = ", ".join(
         f'<span style="color: rgb{colour}">&#9632;</span> {value}: {escape(name)}'
         for value, (colour, name) in label_colours(convention).items()
@@ -171,6 +175,12 @@ def _files(files: ReportFiles) -> str:
     if files.evaluation:
         rows.append(["evaluation", link(files.evaluation, "evaluation.csv")])
     return table(["what", "file"], rows)
+
+
+def _shown(data: ExamReportData, modality: str) -> str:
+    """How a figure names the image it is drawn on: ``"T1c"``, or ``"synthetic FLAIR"``."""
+    key = canonical(modality)
+    return data.synthetic.label if data.synthetic and data.synthetic.modality == key else DISPLAY_NAMES[key]
 
 
 def _candidates(data: ExamReportData) -> str:

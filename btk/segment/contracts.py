@@ -26,7 +26,7 @@ from btk.errors import ContainerError, InputError
 from btk.io import is_nifti
 from btk.modalities import FILE_SUFFIXES, canonical
 from btk.segment.collect import FOLDER, copy_out, list_output
-from btk.segment.exam import Exam
+from btk.segment.exam import Exam, PartialExam
 from btk.segment.registry import (
     LEGACY_NAMING,
     Algorithm,
@@ -65,19 +65,19 @@ class Contract(ABC):
         self.spec = algorithm.contract
         self.timepoint = timepoint
 
-    def inputs(self, exam: Exam) -> dict[str, Path]:
+    def inputs(self, exam: Exam | PartialExam) -> dict[str, Path]:
         """The exam's files the image reads: the entry's ``modalities``, in BraTS order."""
         return {modality: path for modality, path in exam.files().items() if modality in self.algorithm.modalities}
 
     @abstractmethod
-    def stage(self, exam: Exam, root: Path) -> Staging:
+    def stage(self, exam: Exam | PartialExam, root: Path) -> Staging:
         """Write the exam's inputs below ``root`` (a fresh, private folder) and describe the run."""
 
     def weights_target(self) -> str | None:
         """Where the image reads a weights folder; None if it takes none."""
         return self.algorithm.weights_mount
 
-    def stage_with_weights(self, exam: Exam, root: Path, weights: Path | None) -> Staging:
+    def stage_with_weights(self, exam: Exam | PartialExam, root: Path, weights: Path | None) -> Staging:
         """:meth:`stage`, plus the user's ``weights`` folder (if any) bound read-only at :meth:`weights_target`."""
         staging = self.stage(exam, root)
         if weights is None:
@@ -128,7 +128,7 @@ class LegacyContract(Contract):
 
     spec: LegacyContractSpec
 
-    def stage(self, exam: Exam, root: Path) -> Staging:
+    def stage(self, exam: Exam | PartialExam, root: Path) -> Staging:
         data, output = _folders(root, "data", "output")
         (data / "results").mkdir()  # mount point of the output folder inside the read-only data folder
         inputs = self.inputs(exam)
@@ -159,7 +159,7 @@ class MlcubeContract(Contract):
         """The case staged: the entry's ``case``, or its ``case_schema`` at the run's time point."""
         return _case_of(self)
 
-    def stage(self, exam: Exam, root: Path) -> Staging:
+    def stage(self, exam: Exam | PartialExam, root: Path) -> Staging:
         data, weights, output, parameters = _folders(root, "data", "weights", "output", "parameters")
         _stage_brats_case(self.inputs(exam), data, self.case, self.spec.separator)
         command = [*(self.algorithm.command or ["infer"]), "--data_path=/mlcube_io0", "--output_path=/mlcube_io2"]
@@ -200,7 +200,7 @@ class Brats2025Contract(Contract):
         """The case staged: the entry's ``case``, or its ``case_schema`` at the run's time point."""
         return _case_of(self)
 
-    def stage(self, exam: Exam, root: Path) -> Staging:
+    def stage(self, exam: Exam | PartialExam, root: Path) -> Staging:
         data, output = _folders(root, "input", "output")
         _stage_brats_case(self.inputs(exam), data, self.case, self.spec.separator)
         return Staging(

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 
 from btk.errors import ContainerError, InputError
-from btk.io import load_label_map
+from btk.io import load_label_map, open_nifti
 from btk.labels import convert, get_convention
 from btk.segment.registry import Algorithm
 
@@ -43,3 +43,28 @@ def checked_result(path: Path, reference: nib.Nifti1Image, algorithm: Algorithm,
             hint="check the inputs (BraTS space, skull-stripped?); set allow_empty in the entry if this is expected",
         )
     return data if get_convention(labels) == declared else convert(data, declared, labels)
+
+
+def checked_image(path: Path, reference: nib.Nifti1Image) -> np.ndarray:
+    """A synthesised image as float32 voxels, after checking it is a plausible MRI on the exam's grid.
+
+    Checks: readable; the input's grid (shape); finite values; not constant (an empty or blank image). The
+    caller writes it with the exam's geometry, whatever the image wrote.
+    """
+    try:
+        data = np.asarray(open_nifti(path).dataobj, dtype=np.float32)
+    except Exception as error:  # nibabel raises several types for a broken file
+        raise ContainerError(f"cannot read the synthesised image ({error.__class__.__name__}: {error})") from None
+    expected = tuple(reference.shape[:3])
+    if data.shape != expected:
+        raise ContainerError(
+            f"the synthesised image has shape {data.shape}, the exam {expected}: it is not on the exam's grid",
+            hint="the image resampled or cropped the exam; it cannot be used",
+        )
+    if not np.isfinite(data).all():
+        raise ContainerError("the synthesised image holds NaN or infinite values", hint="the image is broken")
+    if float(data.max()) == float(data.min()):
+        raise ContainerError(
+            "the synthesised image is blank (one value everywhere)", hint="see the algorithm's log for why"
+        )
+    return data

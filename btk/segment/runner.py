@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, TextIO
 
@@ -28,16 +28,17 @@ from btk.errors import (
     OutputExistsError,
     unwritable_folder,
 )
-from btk.io import atomic_path, refuse_overlap, save_json, save_label_map
+from btk.io import atomic_path, guard_output, refuse_overlap, save_float_image, save_json, save_label_map
 from btk.labels import LabelConvention, get_convention, holding_convention
 from btk.segment.contracts import Contract, Staging, contract_for
 from btk.segment.engine import ContainerSpec, Engine, RunOutcome
-from btk.segment.exam import Exam
+from btk.segment.exam import Exam, PartialExam
 from btk.segment.gpus import Gpu, GpuPool, Lane, assign_lane, detect_gpus, select_gpus
 from btk.segment.leftovers import make_workdir, remove_leftovers
 from btk.segment.logs import BoundedLog
-from btk.segment.outputs import checked_result
+from btk.segment.outputs import checked_image, checked_result
 from btk.segment.registry import DEFAULT_TRACKS, Algorithm, Registry, check_track, load_registry
+from btk.segment.synthesis import SYNTHESIS_RECORD, SynthesisReport, copy_real_modalities, synthetic_file_name
 
 Status = Literal["ok", "failed", "timeout", "skipped"]
 
@@ -213,7 +214,13 @@ class Segmentor:
                 bar.update(task, description=f"Segmenting {exam.name}: {algorithm.name} on the {_device(gpu)}")
                 finish(
                     self._run_one(
-                        engine, algorithm, exam, reference, output, gpu, folders.get(algorithm.name), labels.name
+                        engine,
+                        algorithm,
+                        exam,
+                        gpu,
+                        folders.get(algorithm.name),
+                        _segmentation(reference, output, labels),
+                        output,
                     )
                 )
                 bar.advance(task)
@@ -226,6 +233,76 @@ class Segmentor:
         with _disk("write the summary of this run", output / "segment.json", _OUTPUT_HINT, writing=True):
             save_json(report.to_dict(), output / "segment.json")
         return report
+
+    def synthesise(
+        self,
+        exam: PartialExam | str | Path,
+        algorithm: str,
+        output: str | Path,
+        weights: str | Path | None = None,
+    ) -> SynthesisReport:
+        """Fill the one modality ``exam`` lacks with a synthesis (BraSyn) image: a complete exam in ``output``.
+
+        ``output`` gets the three real modalities, the synthetic one as ``<exam>-synthetic-<suffix>.nii.gz``
+        and ``synthesis.json`` (which modality is synthetic, by what); it is written atomically (complete or
+        not at all) and replaced only with ``force`` and only if btk wrote it. The image runs locked down like
+        a segmentation algorithm, and its result is checked (on the exam's grid, finite, not blank).
+
+        Raises:
+            BtkError: The entry is no synthesis image, the exam does not lack exactly one modality, the
+                output is taken, or the run failed (with the reason and the log's last words).
+        """
+        from btk.preprocess.output_folder import built_atomically
+
+        exam = exam if isinstance(exam, PartialExam) else PartialExam.from_folder(exam)
+        entry = self.registry.get(algorithm)
+        if entry.output != "image":
+            raise InputError(
+                f"{algorithm} segments; it does not synthesise a missing modality",
+                hint="choose a missing-mri algorithm: btk algorithms list --track missing-mri",
+            )
+        if len(exam.missing) != 1:
+            raise InputError(
+                f"synthesis fills exactly one missing modality, and this exam lacks "
+                f"{', '.join(exam.missing) or 'none'}",
+                hint="give an exam in BraTS space with three of t1, t1c, t2 and flair",
+            )
+        modality = exam.missing[0]
+        reference = exam.reference()
+        folders = self._weights({algorithm: weights} if weights else {}, [entry])
+        output = guard_output(
+            Path(output).absolute(), [*exam.files().values(), *folders.values()], force=self.force, folder=True
+        )
+        engine = self.engine
+        remove_leftovers(engine)
+        lane = assign_lane(entry, select_gpus(detect_gpus(), self.wanted_gpus, self.cpu), self.cpu)
+        if lane.skip:
+            raise InputError(f"{algorithm}: {lane.skip}", hint="run it on a machine with a GPU")
+        engine.ensure_image(entry.reference, self.pull)
+        logger.info("Synthesising the missing %s of %s with %s", modality, exam.name, algorithm)
+        with built_atomically(output) as folder:
+            inputs = copy_real_modalities(exam, folder)
+            target = folder / synthetic_file_name(exam.name, modality)
+
+            def deliver(_: Algorithm, result: Path) -> tuple[Path, str]:
+                data = checked_image(result, reference)
+                with _disk("write the synthesised image", target, _OUTPUT_HINT, writing=True):
+                    save_float_image(data, reference, target)
+                return target, f"synthesised {modality}"
+
+            gpu = lane.gpus[0] if lane.gpus else None
+            run = self._run_one(engine, entry, exam, gpu, folders.get(algorithm), deliver, folder)
+            if run.status != "ok":
+                kept = Path(tempfile.mkdtemp(prefix="btk-synthesis-")) / f"{algorithm}.log"
+                shutil.copyfile(folder / "logs" / f"{algorithm}.log", kept)
+                raise ContainerError(
+                    f"the synthesis with {algorithm} failed: {run.message}", hint=f"see its log: {kept}"
+                )
+            report = SynthesisReport(folder, modality, target, algorithm, entry.reference, run.seconds, inputs)
+            save_json(report.to_dict(), folder / SYNTHESIS_RECORD)
+        return replace(
+            report, folder=output, image=output / target.name, inputs={m: output / p.name for m, p in inputs.items()}
+        )
 
     def default_algorithm(self, track: str | None = None) -> str:
         """The algorithm run when none is named: the top-ranked of the newest year of ``track`` (default:
@@ -359,15 +436,15 @@ class Segmentor:
         self,
         engine: Engine,
         algorithm: Algorithm,
-        exam: Exam,
-        reference: nib.Nifti1Image,
-        output: Path,
+        exam: Exam | PartialExam,
         gpu: Gpu | None,
         weights: Path | None,
-        labels: str,
+        deliver: Deliver,
+        output: Path,
     ) -> AlgorithmRun:
         """Run one algorithm on the exam and report how it went; its failures are reported, not raised
-        (except an interruption). Its log is written and its temporary folder removed whatever happens."""
+        (except an interruption). Its log is written (into ``output/logs/``) and its temporary folder
+        removed whatever happens."""
         run = AlgorithmRun(algorithm.name, "failed", device=_device(gpu))
         start = time.perf_counter()
         logger.info("Running %s on the %s", algorithm.name, _device(gpu))
@@ -375,7 +452,7 @@ class Segmentor:
         try:
             contract, staging = self._stage(algorithm, exam, gpu, weights, run, attempt)
             self._run_container(engine, algorithm, staging, run, attempt)
-            self._collect(algorithm, contract, staging, reference, output, run, attempt, labels)
+            self._collect(algorithm, contract, staging, run, attempt, deliver)
         except BtkError as error:
             run.message = _one_line(error)
         except Exception as error:  # a bug must not stop the other algorithms: report it as this one's failure
@@ -402,7 +479,7 @@ class Segmentor:
     def _stage(
         self,
         algorithm: Algorithm,
-        exam: Exam,
+        exam: Exam | PartialExam,
         gpu: Gpu | None,
         weights: Path | None,
         run: AlgorithmRun,
@@ -451,22 +528,34 @@ class Segmentor:
         algorithm: Algorithm,
         contract: Contract,
         staging: Staging,
-        reference: nib.Nifti1Image,
-        output: Path,
         run: AlgorithmRun,
         attempt: _Attempt,
-        labels: str,
+        deliver: Deliver,
     ) -> None:
-        """Copy out the segmentation the container wrote, check it, and write it to ``output``."""
+        """Copy out the result the container wrote (btk's own copy), check it and write the output."""
         assert attempt.collected is not None  # made by _stage
         mark = time.perf_counter()
-        result = contract.find_result(staging, attempt.collected)
-        segmentation = checked_result(result, reference, algorithm, labels)
+        target, message = deliver(algorithm, contract.find_result(staging, attempt.collected))
+        run.timings["collect"] = time.perf_counter() - mark
+        run.status, run.output, run.message = "ok", target, message
+
+
+#: Checks a collected result and writes it where it belongs: (algorithm, result) -> (output file, message).
+Deliver = Callable[[Algorithm, Path], tuple[Path, str]]
+
+
+def _segmentation(reference: nib.Nifti1Image, output: Path, labels: LabelConvention) -> Deliver:
+    """A segmentation checked, converted to ``labels`` and written as ``output/<algorithm>.nii.gz`` on the
+    exam's grid."""
+
+    def deliver(algorithm: Algorithm, result: Path) -> tuple[Path, str]:
+        segmentation = checked_result(result, reference, algorithm, labels.name)
         target = output / f"{algorithm.name}.nii.gz"
         with _disk("write the segmentation", target, _OUTPUT_HINT, writing=True):
             save_label_map(segmentation, reference, target)
-        run.timings["collect"] = time.perf_counter() - mark
-        run.status, run.output, run.message = "ok", target, f"{int((segmentation > 0).sum())} tumour voxels"
+        return target, f"{int((segmentation > 0).sum())} tumour voxels"
+
+    return deliver
 
 
 @dataclass

@@ -4,7 +4,11 @@ Usage (the first word picks the contract):
   fakeseg.py brats2025 [options]                       /input/<case>/<case>-t1c.nii.gz ... -> /output/<case>.nii.gz
   fakeseg.py infer --data_path=D --output_path=O [--parameters_file=P] [options]      (MLCube, BraTS 2023-24)
   fakeseg.py legacy MOUNT [options]                    MOUNT/{t1,t1c|t1ce,t2,flair|fla}... -> MOUNT/results/
-Options: --fault exit|hang|none|shape|labels|empty   --labels 2021|2023   --require-root   --probe HOST:PORT
+  fakeseg.py synthesise [options]                      /input/<case>/ with three of t1n, t1c, t2w, t2f -> /output/
+                                                       <case>-<missing>.nii.gz (a BraSyn image; --fault exit)
+In the BraTS 2023+ layouts the case folder and the file names are found whatever the separator (- or _), and
+"fakeseg: inputs NAME,..." names what was staged; with a T1c image alone, the tumour comes from the T1c.
+Options: --fault exit|hang|none|shape|labels|empty   --labels 2021|2023|ped|gtv   --require-root   --probe HOST:PORT
          --fault link-passwd|link-sibling|link-host|fifo|socket|hardlink|folder-link|chatty|noise (hostile images:
            the result is a symlink to /etc/passwd, to another file of the output, to --target PATH; a FIFO; a
            socket; a second name of another file; no result but a link "results" to the folder --target PATH;
@@ -12,6 +16,7 @@ Options: --fault exit|hang|none|shape|labels|empty   --labels 2021|2023   --requ
            compresses badly.) A device node cannot be made: the containers have no CAP_MKNOD.
          --scratch (also leave a folder of intermediate files beside the result, as many real images do)
          --weights DIR (needs DIR/model.txt, a number that scales the FLAIR threshold; DIR must be read-only)
+         --labels ped: 1 ET, 2 NET (the necrosis), 3 CC (none), 4 ED; --labels gtv: 1 for the whole tumour
 Only Python's standard library and numpy: NIfTI-1 is read and written by hand.
 """
 
@@ -45,19 +50,19 @@ def read_nifti(path):
     return data
 
 
-def write_nifti(path, labels):
-    """A uint8 NIfTI-1 with an identity affine: the orchestrator must re-stamp the input's geometry."""
+def write_nifti(path, labels, dtype=np.uint8):
+    """A NIfTI-1 (uint8 or float32) with an identity affine: the orchestrator must re-stamp the input's geometry."""
     header = bytearray(348)
     struct.pack_into("<i", header, 0, 348)
     struct.pack_into("<8h", header, 40, 3, *labels.shape, 1, 1, 1, 1)
-    struct.pack_into("<2h", header, 70, 2, 8)
+    struct.pack_into("<2h", header, 70, *((2, 8) if dtype == np.uint8 else (16, 32)))
     struct.pack_into("<8f", header, 76, 1, 1, 1, 1, 0, 0, 0, 0)
     struct.pack_into("<3f", header, 108, 352.0, 1.0, 0.0)
     struct.pack_into("<h", header, 254, 1)  # sform_code
     for row, values in enumerate(np.eye(4)[:3]):
         struct.pack_into("<4f", header, 280 + 16 * row, *values)
     header[344:348] = b"n+1\x00"
-    body = bytes(header) + b"\x00" * 4 + np.asarray(labels, np.uint8).tobytes(order="F")
+    body = bytes(header) + b"\x00" * 4 + np.asarray(labels, dtype).tobytes(order="F")
     path.write_bytes(gzip.compress(body, 1) if path.name.endswith(".gz") else body)
 
 
@@ -71,6 +76,36 @@ def segment(t1c, flair, et_label, threshold=1.5):
     labels = np.zeros(t1c.shape, np.uint8)
     labels[wt], labels[ncr], labels[et] = 2, 1, et_label
     return labels
+
+
+#: A BraTS 2023 label map (1 NCR, 2 ED, 3 ET) renumbered into the paediatric (ET 1, NET 2, ED 4) and the
+#: radiotherapy (GTV 1) conventions.
+RENUMBERED = {"ped": np.array([0, 2, 4, 1], np.uint8), "gtv": np.array([0, 1, 1, 1], np.uint8)}
+SUFFIXES = ("t1n", "t1c", "t2w", "t2f")
+
+
+def staged(case):
+    """The staged images of a BraTS 2023+ case folder by modality suffix (``-t1c.nii.gz`` or ``_t1c.nii.gz``)."""
+    names = sorted(p.name for p in case.iterdir())
+    print("fakeseg: inputs " + ",".join(names), flush=True)
+    found = {}
+    for suffix in SUFFIXES:
+        for name in names:
+            if name in (f"{case.name}-{suffix}.nii.gz", f"{case.name}_{suffix}.nii.gz"):
+                found[suffix] = case / name
+    return found
+
+
+def synthesise(case, out_dir):
+    """The missing modality as the mean of the three staged ones, written as <case>-<missing>.nii.gz."""
+    images = staged(case)
+    missing = [suffix for suffix in SUFFIXES if suffix not in images]
+    if len(missing) != 1:
+        sys.exit(f"fakeseg: synthesis needs exactly three inputs, got {sorted(images)}")
+    data = sum(read_nifti(path) for path in images.values()) / 3.0
+    out = out_dir / f"{case.name}-{missing[0]}.nii.gz"
+    write_nifti(out, data, np.float32)
+    print(f"fakeseg: synthesised {missing[0]} into {out}")
 
 
 def find(folder, *names):
@@ -176,9 +211,19 @@ def main(argv):
         data = Path(options.get("data_path", "/input"))
         out_dir = Path(options.get("output_path", "/output"))
         case = sorted(p for p in data.iterdir() if p.is_dir())[0]
-        t1c, flair = case / f"{case.name}-t1c.nii.gz", case / f"{case.name}-t2f.nii.gz"
-        if "parameters_file" in options and not Path(options["parameters_file"]).is_file():
-            sys.exit("fakeseg: parameters file missing")
+        if "parameters_file" in options:
+            parameters = Path(options["parameters_file"])
+            if not parameters.is_file():
+                sys.exit("fakeseg: parameters file missing")
+            print(f"fakeseg: parameters {parameters.name}: {parameters.read_text().strip()}")
+        if mode == "synthesise":
+            if options.get("fault") == "exit":
+                sys.exit("fakeseg: simulated crash")
+            synthesise(case, out_dir)
+            return
+        images = staged(case)
+        t1c = images["t1c"]
+        flair = images.get("t2f", t1c)  # a T1c-only image (meningioma radiotherapy) finds the tumour in the T1c
         out = out_dir / f"{case.name}.nii.gz"
     if "probe" in options:
         probe([t1c, flair], options["probe"])
@@ -190,6 +235,8 @@ def main(argv):
         time.sleep(10**6)
     threshold = load_weights(options["weights"]) if "weights" in options else 1.5
     labels = segment(read_nifti(t1c), read_nifti(flair), 4 if options.get("labels") == "2021" else 3, threshold)
+    if options.get("labels") in RENUMBERED:
+        labels = RENUMBERED[options["labels"]][labels]
     if fault == "none":
         return
     if fault == "shape":
