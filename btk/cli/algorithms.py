@@ -87,8 +87,14 @@ def pull(
     registry: RegistryOption = None,
     verbose: common.VerboseOption = False,
 ) -> None:
-    """Pull algorithm images (with a progress bar); images already present are left alone."""
+    """Pull algorithm images and fetch their additional files (weights in a Zenodo record), with progress
+    bars; what is present already is left alone.
+
+    Additional files are checked against their checksums and cached (in $BTK_CACHE_DIR/additional-files,
+    default ~/.cache/btk); runs mount them read-only and never download.
+    """
     common.set_verbose(verbose)
+    from btk.segment.additional_files import fetch
     from btk.segment.engine import Engine
     from btk.segment.registry import load_registry
 
@@ -100,9 +106,11 @@ def pull(
     for entry in entries:
         if engine.has_image(entry.reference):
             console.print(f"{entry.name}: {entry.reference} is present", highlight=False)
-            continue
-        engine.pull(entry.reference)
-        console.print(f"{entry.name}: pulled {entry.reference}", highlight=False)
+        else:
+            engine.pull(entry.reference)
+            console.print(f"{entry.name}: pulled {entry.reference}", highlight=False)
+        if entry.additional_files is not None:
+            console.print(f"{entry.name}: additional files in {fetch(entry)}", highlight=False)
 
 
 @algorithms.command("build")

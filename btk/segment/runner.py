@@ -30,6 +30,7 @@ from btk.errors import (
 )
 from btk.io import atomic_path, guard_output, refuse_overlap, save_float_image, save_json, save_label_map
 from btk.labels import LabelConvention, get_convention, holding_convention
+from btk.segment.additional_files import require_cached
 from btk.segment.contracts import Contract, Staging, contract_for
 from btk.segment.engine import ContainerSpec, Engine, RunOutcome
 from btk.segment.exam import Exam, PartialExam
@@ -181,7 +182,7 @@ class Segmentor:
         exam = exam if isinstance(exam, Exam) else Exam.from_folder(exam)
         reference = exam.reference()
         labels, entries = self._writing_convention(self._entries(algorithms, track), every=algorithms is None)
-        folders = self._weights(weights or {}, entries)
+        entries, folders = self._additional_files(entries, self._weights(weights or {}, entries), algorithms is None)
         output = Path(output)
         refuse_overlap(output, [*exam.files().values(), *folders.values()])  # never write into the inputs
         engine = self.engine
@@ -269,7 +270,7 @@ class Segmentor:
             )
         modality = exam.missing[0]
         reference = exam.reference()
-        folders = self._weights({algorithm: weights} if weights else {}, [entry])
+        _, folders = self._additional_files([entry], self._weights({algorithm: weights} if weights else {}, [entry]))
         output = guard_output(
             Path(output).absolute(), [*exam.files().values(), *folders.values()], force=self.force, folder=True
         )
@@ -416,6 +417,30 @@ class Segmentor:
             if name in chosen:
                 folders[name] = folder
         return folders
+
+    def _additional_files(
+        self, entries: list[Algorithm], folders: dict[str, Path], every: bool = False
+    ) -> tuple[list[Algorithm], dict[str, Path]]:
+        """Mount each entry's cached additional files where no ``--weights`` folder is given; an entry whose
+        files are not cached is refused before anything runs (with ``--all``: left out and named)."""
+        kept, left_out = [], []
+        for algorithm in entries:
+            if algorithm.additional_files is not None and algorithm.name not in folders:
+                try:
+                    folders = {**folders, algorithm.name: require_cached(algorithm)}
+                except InputError:
+                    if not every:
+                        raise
+                    left_out.append(algorithm.name)
+                    continue
+            kept.append(algorithm)
+        if left_out:
+            logger.info(
+                "Not run (their additional files are not cached; see btk algorithms pull): %s", ", ".join(left_out)
+            )
+        if not kept:
+            raise InputError("no algorithm chosen", hint="pass -a NAME (several times) or --all")
+        return kept, folders
 
     def _image_ready(
         self, engine: Engine, algorithm: Algorithm, output: Path, failed: Callable[[AlgorithmRun], None]
