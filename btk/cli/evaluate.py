@@ -13,7 +13,9 @@ from btk.console import console
 from btk.errors import InputError, MissingFileError
 
 if TYPE_CHECKING:
-    from btk.evaluation import EvaluationRow
+    from collections.abc import Sequence
+
+    from btk.evaluation import Brats2023Row, EvaluationRow
 
 
 def evaluate(
@@ -28,19 +30,41 @@ def evaluate(
     reference_labels: Annotated[
         Optional[str], typer.Option("--ref-labels", help="Label convention of the references (default: detected).")
     ] = None,
+    scheme: Annotated[
+        str,
+        typer.Option(
+            help="legacy: btk's metrics per region of the label convention; brats2023: the official BraTS 2023 "
+            "lesion-wise metrics, number for number."
+        ),
+    ] = "legacy",
+    challenge: Annotated[
+        str, typer.Option(help="brats2023: the challenge's lesion settings: gli, ssa, men, ped, met.")
+    ] = "gli",
+    hd95: Annotated[
+        str,
+        typer.Option(
+            help="legacy: the HD95 definition: voxel (btk's: boundary voxels, unweighted) or surface-area "
+            "(the BraTS 2023 code's: surface elements weighted by area)."
+        ),
+    ] = "voxel",
     force: common.ForceOption = False,
     verbose: common.VerboseOption = False,
 ) -> None:
-    """Score predictions against references per case and region (WT, TC, ET for gliomas; each label
-    convention's own regions): Dice, HD95, sensitivity, specificity and volumes, written as CSV.
+    """Score predictions against references per case and region, written as CSV (one row per case and region).
+
+    --scheme legacy (default): Dice, HD95, sensitivity, specificity and volumes per region of the label
+    convention (WT, TC, ET for gliomas). --scheme brats2023: the official BraTS 2023 lesion-wise metrics
+    (lesion-wise and whole-region Dice and HD95, lesion counts, sensitivity, specificity) for WT, TC, ET,
+    with the lesion settings of --challenge.
 
     Two files evaluate one case; two folders evaluate every reference case, matching files by name
     (``CASE.nii.gz``, ``CASE-seg.nii.gz`` and ``CASE/CASE-seg.nii.gz`` all mean case ``CASE``).
     """
     common.set_verbose(verbose)
-    from btk.evaluation import evaluate_case, evaluate_folders, write_csv
+    from btk.evaluation import EvaluationSettings, evaluate_case, evaluate_folders, write_csv
     from btk.io import guard_output
 
+    settings = EvaluationSettings(scheme, challenge, hd95)
     for given in (prediction, reference):
         if not given.exists():
             raise MissingFileError("file or folder not found", path=given, hint="check the path")
@@ -50,9 +74,9 @@ def evaluate(
             "give two files or two folders, not one of each", path=prediction if prediction.is_dir() else reference
         )
     if prediction.is_dir():
-        rows = evaluate_folders(prediction, reference, prediction_labels, reference_labels)
+        rows = evaluate_folders(prediction, reference, prediction_labels, reference_labels, settings)
     else:
-        rows = evaluate_case(prediction, reference, None, prediction_labels, reference_labels)
+        rows = evaluate_case(prediction, reference, None, prediction_labels, reference_labels, settings)
     write_csv(rows, output)
     console.print(_summary_table(rows))
     console.print(f"Wrote {len(rows)} rows to {output}", highlight=False)
@@ -60,25 +84,25 @@ def evaluate(
 
 def _is_evaluation_csv(path: Path) -> bool:
     """Whether ``path`` is a CSV that ``btk evaluate`` wrote (which ``--force`` may replace)."""
-    from btk.evaluation import CSV_COLUMNS
+    from btk.evaluation import SCHEMES, EvaluationSettings
 
+    headers = {",".join(EvaluationSettings(scheme).columns) for scheme in SCHEMES}
     try:
         with path.open(encoding="utf-8") as handle:
-            return handle.readline().rstrip("\n") == ",".join(CSV_COLUMNS)
+            return handle.readline().rstrip("\n") in headers
     except (OSError, ValueError):
         return False
 
 
-def _summary_table(rows: list[EvaluationRow]) -> Table:
+def _summary_table(rows: Sequence[EvaluationRow | Brats2023Row]) -> Table:
+    """The mean of the first six metrics per region (the CSV has them all)."""
     cases = sorted({row.case for row in rows})
     table = Table(title=f"Evaluation of {len(cases)} case(s): mean per region")
-    for column in ("region", "Dice", "HD95 (mm)", "sensitivity", "specificity", "pred (ml)", "ref (ml)"):
-        table.add_column(column, justify="left" if column == "region" else "right")
+    metrics = [c for c in (rows[0].COLUMNS if rows else ()) if c not in ("case", "region")][:6]  # what fits
+    for column in ("region", *metrics):
+        table.add_column(column.replace("_", " "), justify="left" if column == "region" else "right")
     for region in dict.fromkeys(row.region for row in rows):
-        metrics = [row.metrics for row in rows if row.region == region]
-        means = [
-            sum(getattr(m, f) for m in metrics) / len(metrics)
-            for f in ("dice", "hd95_mm", "sensitivity", "specificity", "volume_pred_ml", "volume_ref_ml")
-        ]
-        table.add_row(region, *(f"{value:.3f}" if i != 1 else f"{value:.2f}" for i, value in enumerate(means)))
+        values = [row.as_csv_row() for row in rows if row.region == region]
+        means = [sum(float(str(v[m])) for v in values) / len(values) for m in metrics]
+        table.add_row(region, *(f"{value:.2f}" if "hd95" in m else f"{value:.3f}" for m, value in zip(metrics, means)))
     return table

@@ -1,7 +1,12 @@
-"""Evaluation of segmentations against references, per case and region, as in the BraTS challenge.
+"""Evaluation of segmentations against references, per case and region, as in the BraTS challenges.
 
->>> from btk.evaluation import evaluate_case
->>> rows = evaluate_case("pred.nii.gz", "ref.nii.gz")
+>>> from btk.evaluation import EvaluationSettings, evaluate_case
+>>> rows = evaluate_case("pred.nii.gz", "ref.nii.gz")                        # btk's metrics (legacy)
+>>> rows = evaluate_case("pred.nii.gz", "ref.nii.gz", settings=EvaluationSettings("brats2023", "met"))
+
+Schemes: ``legacy`` (Dice, HD95, sensitivity, specificity and volumes per region of the label convention;
+:mod:`btk.evaluation.metrics`) and ``brats2023`` (the lesion-wise metrics of the official BraTS 2023 code,
+number for number; :mod:`btk.evaluation.brats2023`).
 """
 
 from __future__ import annotations
@@ -9,21 +14,34 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import nibabel as nib
 import numpy as np
 
 from btk.errors import BtkError, InputError, MissingFileError
-from btk.evaluation.metrics import HD95_EMPTY_PENALTY_MM, RegionMetrics, dice, hd95, region_metrics
+from btk.evaluation.brats2023 import Brats2023Row, check_challenge, evaluate_brats2023
+from btk.evaluation.metrics import (
+    HD95_DEFINITIONS,
+    HD95_EMPTY_PENALTY_MM,
+    RegionMetrics,
+    dice,
+    hd95,
+    region_metrics,
+)
 from btk.io import atomic_path, is_nifti, load_label_map, strip_nifti_suffix
 from btk.labels import LabelConvention, detect_convention, get_convention
 
 __all__ = [
     "CSV_COLUMNS",
     "HD95_EMPTY_PENALTY_MM",
+    "SCHEMES",
+    "Brats2023Row",
     "EvaluationRow",
+    "EvaluationSettings",
     "RegionMetrics",
     "dice",
     "evaluate_arrays",
@@ -36,16 +54,63 @@ __all__ = [
 ]
 
 CSV_COLUMNS = ("case", "region", "dice", "hd95_mm", "sensitivity", "specificity", "volume_pred_ml", "volume_ref_ml")
+#: The evaluation schemes (see the module's documentation).
+SCHEMES = ("legacy", "brats2023")
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """How to evaluate: the scheme, the challenge whose settings apply, and the legacy HD95's definition.
+
+    Args:
+        scheme: ``"legacy"`` or ``"brats2023"``.
+        challenge: For ``brats2023``, the challenge's lesion settings: ``gli``, ``ssa``, ``men``, ``ped``, ``met``.
+        hd95: For ``legacy``, the HD95 definition: ``"voxel"`` (btk's) or ``"surface-area"`` (the 2023 code's).
+
+    Raises:
+        InputError: For an unknown scheme, challenge or HD95 definition.
+    """
+
+    scheme: str = "legacy"
+    challenge: str = "gli"
+    hd95: str = "voxel"
+
+    def __post_init__(self) -> None:
+        if self.scheme == "brats2025":
+            raise InputError(
+                "the brats2025 scheme (the panoptica-based evaluator) is not in btk yet",
+                hint="use the official brats-evaluation package, or --scheme brats2023 or legacy",
+            )
+        if self.scheme not in SCHEMES:
+            raise InputError(f"unknown evaluation scheme {self.scheme!r}", hint=f"use one of {', '.join(SCHEMES)}")
+        if self.hd95 not in HD95_DEFINITIONS:
+            raise InputError(f"unknown HD95 definition {self.hd95!r}", hint=f"use one of {', '.join(HD95_DEFINITIONS)}")
+        if self.scheme == "brats2023":
+            check_challenge(self.challenge)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The CSV columns of the scheme."""
+        return Brats2023Row.COLUMNS if self.scheme == "brats2023" else CSV_COLUMNS
+
+
 _SEGMENTATION_SUFFIX = re.compile(r"[-_](seg|label|labels|mask)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class EvaluationRow:
-    """The metrics of one region of one case."""
+    """The legacy metrics of one region of one case."""
+
+    COLUMNS: ClassVar[tuple[str, ...]] = CSV_COLUMNS
 
     case: str
     region: str
     metrics: RegionMetrics
+
+    @property
+    def dice(self) -> float:
+        """The region's Dice."""
+        return self.metrics.dice
 
     def as_csv_row(self) -> dict[str, object]:
         """The row as a mapping of :data:`CSV_COLUMNS` to values."""
@@ -59,20 +124,26 @@ def evaluate_arrays(
     case: str = "case",
     prediction_labels: str | LabelConvention | None = None,
     reference_labels: str | LabelConvention | None = None,
-) -> list[EvaluationRow]:
+    settings: EvaluationSettings | None = None,
+) -> list[EvaluationRow] | list[Brats2023Row]:
     """Evaluate the regions of two label maps on the same grid (WT, TC and ET for gliomas).
 
     Each map is read in its own label convention (detected from its values unless given), so a 0/1/2/4
-    prediction can be scored against a 0/1/2/3 reference. The regions are the reference convention's that
-    the prediction's convention declares too, in the reference's order; conventions without a region in
-    common are refused.
+    prediction can be scored against a 0/1/2/3 reference. The legacy scheme scores the reference
+    convention's regions that the prediction's convention declares too, in the reference's order
+    (conventions without a region in common are refused); ``brats2023`` scores WT, TC and ET.
     """
+    settings = settings or EvaluationSettings()
     if prediction.shape != reference.shape:
         raise InputError(f"prediction shape {prediction.shape} differs from reference shape {reference.shape}")
     prediction_convention = get_convention(prediction_labels) if prediction_labels else detect_convention(prediction)
     reference_convention = get_convention(reference_labels) if reference_labels else detect_convention(reference)
     prediction_convention.validate(prediction)
     reference_convention.validate(reference)
+    if settings.scheme == "brats2023":
+        return evaluate_brats2023(
+            prediction, reference, prediction_convention, reference_convention, spacing, case, settings.challenge
+        )
     regions = [r for r in reference_convention.region_names if r in prediction_convention.region_names]
     if not regions:
         raise InputError(
@@ -88,6 +159,7 @@ def evaluate_arrays(
                 prediction_convention.region_mask(prediction, region),
                 reference_convention.region_mask(reference, region),
                 spacing,
+                settings.hd95,
             ),
         )
         for region in regions
@@ -100,8 +172,9 @@ def evaluate_case(
     case: str | None = None,
     prediction_labels: str | LabelConvention | None = None,
     reference_labels: str | LabelConvention | None = None,
-) -> list[EvaluationRow]:
-    """Evaluate one predicted segmentation file against its reference file."""
+    settings: EvaluationSettings | None = None,
+) -> list[EvaluationRow] | list[Brats2023Row]:
+    """Evaluate one predicted segmentation file against its reference file (see :func:`evaluate_arrays`)."""
     prediction_image, prediction = load_label_map(prediction_path)
     reference_image, reference = load_label_map(reference_path)
     _check_same_grid(prediction_image, prediction_path, reference_image, reference_path)
@@ -114,6 +187,7 @@ def evaluate_case(
             case or case_id(reference_path),
             prediction_labels,
             reference_labels,
+            settings,
         )
     except BtkError as error:
         raise error.replace(path=error.path or prediction_path) from None
@@ -164,18 +238,21 @@ def evaluate_folders(
     reference_folder: str | Path,
     prediction_labels: str | LabelConvention | None = None,
     reference_labels: str | LabelConvention | None = None,
-) -> list[EvaluationRow]:
+    settings: EvaluationSettings | None = None,
+) -> list[EvaluationRow] | list[Brats2023Row]:
     """Evaluate every reference case in a folder against the prediction of the same case id."""
-    rows: list[EvaluationRow] = []
+    rows: list = []
     for case, prediction, reference in pair_cases(prediction_folder, reference_folder):
-        rows.extend(evaluate_case(prediction, reference, case, prediction_labels, reference_labels))
+        rows.extend(evaluate_case(prediction, reference, case, prediction_labels, reference_labels, settings))
     return rows
 
 
-def write_csv(rows: list[EvaluationRow], path: str | Path) -> None:
-    """Write evaluation rows atomically as CSV with the columns of :data:`CSV_COLUMNS`."""
+def write_csv(rows: Sequence[EvaluationRow | Brats2023Row], path: str | Path) -> None:
+    """Write evaluation rows atomically as CSV, one row per case and region, with their scheme's columns
+    (:data:`CSV_COLUMNS` for the legacy scheme, :attr:`Brats2023Row.COLUMNS`)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    columns = rows[0].COLUMNS if rows else CSV_COLUMNS
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.as_csv_row().items()})

@@ -1,10 +1,13 @@
 """Overlap and distance metrics between two binary masks, with the BraTS rules for empty regions.
 
 * Dice: 2|P∩R| / (|P|+|R|); both empty -> 1, one empty -> 0.
-* HD95: the 95th percentile Hausdorff distance in millimetres, computed on the surfaces (boundary voxels)
-  of both masks with the voxel spacing, symmetric as in the BraTS 2023 evaluation:
-  max(p95 of distances from P's surface to R's, p95 of distances from R's surface to P's).
-  Both empty -> 0; exactly one empty -> :data:`HD95_EMPTY_PENALTY_MM`.
+* HD95 (:func:`hd95`, btk's ``voxel`` definition): the 95th percentile Hausdorff distance in millimetres,
+  computed on the surfaces (boundary voxels, 6-connectivity) of both masks with the voxel spacing:
+  max(p95 of distances from P's surface voxels to R's, p95 of distances from R's to P's), every surface
+  voxel counting the same. Both empty -> 0; exactly one empty -> :data:`HD95_EMPTY_PENALTY_MM`.
+  The official definitions differ: the BraTS 2023 code weights each surface element by its area
+  (:mod:`btk.evaluation.surface`, the ``surface-area`` definition, penalty 374 mm), and the 2025 evaluator
+  (panoptica) takes the percentile of both directions' distances pooled.
 * Sensitivity |P∩R|/|R| (1 when R is empty), specificity |¬P∩¬R|/|¬R| (1 when ¬R is empty).
 """
 
@@ -64,10 +67,22 @@ def _nearest_distances(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return distances
 
 
+#: The HD95 definitions :func:`region_metrics` offers: btk's, and the BraTS 2023 code's (surface-area weighted).
+HD95_DEFINITIONS = ("voxel", "surface-area")
+
+
 def region_metrics(
-    prediction: np.ndarray, reference: np.ndarray, spacing: tuple[float, ...] = (1.0, 1.0, 1.0)
+    prediction: np.ndarray,
+    reference: np.ndarray,
+    spacing: tuple[float, ...] = (1.0, 1.0, 1.0),
+    hd95_definition: str = "voxel",
 ) -> RegionMetrics:
-    """All metrics of one region; ``prediction`` and ``reference`` are boolean masks on the same grid."""
+    """All metrics of one region; ``prediction`` and ``reference`` are boolean masks on the same grid.
+
+    ``hd95_definition``: ``"voxel"`` (:func:`hd95`) or ``"surface-area"`` (the BraTS 2023 code's distances,
+    :func:`btk.evaluation.surface.robust_hausdorff`); either way an empty mask against a non-empty one
+    scores :data:`HD95_EMPTY_PENALTY_MM`.
+    """
     prediction, reference = np.asarray(prediction, dtype=bool), np.asarray(reference, dtype=bool)
     true_positive = int(np.count_nonzero(prediction & reference))
     positives = int(np.count_nonzero(reference))
@@ -76,12 +91,24 @@ def region_metrics(
     voxel_ml = float(np.prod(spacing)) / 1000.0
     return RegionMetrics(
         dice=dice(prediction, reference),
-        hd95_mm=hd95(prediction, reference, spacing),
+        hd95_mm=_hd95(prediction, reference, spacing, hd95_definition),
         sensitivity=true_positive / positives if positives else 1.0,
         specificity=true_negative / negatives if negatives else 1.0,
         volume_pred_ml=int(np.count_nonzero(prediction)) * voxel_ml,
         volume_ref_ml=positives * voxel_ml,
     )
+
+
+def _hd95(prediction: np.ndarray, reference: np.ndarray, spacing: tuple[float, ...], definition: str) -> float:
+    if definition == "voxel":
+        return hd95(prediction, reference, spacing)
+    if definition != "surface-area":
+        raise ValueError(f"unknown HD95 definition {definition!r}; use one of {', '.join(HD95_DEFINITIONS)}")
+    if not prediction.any() or not reference.any():
+        return 0.0 if not prediction.any() and not reference.any() else HD95_EMPTY_PENALTY_MM
+    from btk.evaluation.surface import robust_hausdorff, surface_distances
+
+    return robust_hausdorff(surface_distances(reference, prediction, spacing))
 
 
 def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:

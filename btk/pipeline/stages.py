@@ -264,7 +264,7 @@ def evaluate_stage(context: StudyContext, folder: Path) -> StageResult:
     rows = evaluate_case(context.fused(), reference, case=context.name)
     output = folder / "evaluation.csv"
     write_csv(rows, output)
-    return {"evaluation": output}, {"reference": str(reference), "dice": {row.region: row.metrics.dice for row in rows}}
+    return {"evaluation": output}, {"reference": str(reference), "dice": {row.region: row.dice for row in rows}}
 
 
 def report_stage(context: StudyContext, folder: Path) -> StageResult:
