@@ -366,6 +366,7 @@ FOLDER_MARKERS = {
     "provenance.json": "btk_preprocess",
     "conversion.json": "btk_convert",
     "synthesis.json": "btk_synthesis",
+    "evaluation_report.json": "btk_evaluation_report",
 }
 
 

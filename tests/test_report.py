@@ -4,9 +4,7 @@ the HTML in a real Chromium."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import nibabel as nib
@@ -30,11 +28,9 @@ from btk.report.data import (
     StageRecord,
 )
 from btk.report.exam import render_exam_report
-from tests.support.pipeline import brats_batch, chromium_command, non_background_fraction, png_size
+from tests.support.pipeline import brats_batch, png_size, render_in_chromium
 
 #: Written into a copy of a page: after loading, record every image's source and decoded width in the DOM.
-IMAGE_PROBE = """<script>window.addEventListener("load", () => { document.body.setAttribute("data-images",
-JSON.stringify(Array.from(document.images, i => [i.getAttribute("src"), i.complete, i.naturalWidth]))); });</script>"""
 
 
 @pytest.fixture(scope="module")
@@ -168,42 +164,14 @@ def test_the_cohort_summary_is_written_from_its_rows(tmp_path: Path):
     assert "segment: no &lt;candidates&gt;" in html and "Ensemble alarms computed over the cohort" in html
 
 
-def _render(page: Path, tmp_path: Path) -> tuple[list, float]:
-    """Load a page in headless Chromium: the images it shows (src, complete, width) and a screenshot's ink."""
-    probe = page.with_name(f"probe-{page.name}")
-    probe.write_text(page.read_text().replace("</body>", IMAGE_PROBE + "</body>"))
-    try:
-        dom = subprocess.run(
-            chromium_command(tmp_path / "profile-dom", "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()),
-            capture_output=True,
-            encoding="utf-8",
-            errors="replace",
-            timeout=120,
-            check=True,
-        ).stdout
-        screenshot = tmp_path / f"{page.stem}.png"
-        subprocess.run(
-            chromium_command(
-                tmp_path / "profile-shot", f"--screenshot={screenshot}", "--window-size=1280,1600", page.as_uri()
-            ),
-            capture_output=True,
-            timeout=120,
-            check=True,
-        )
-    finally:
-        probe.unlink()
-    images = json.loads(re.search(r'data-images="([^"]*)"', dom).group(1).replace("&quot;", '"'))
-    return images, non_background_fraction(screenshot)
-
-
 @pytest.mark.slow
 def test_reports_render_with_their_images_in_headless_chromium(batch_output: Path, tmp_path: Path):
     page = batch_output / "r2" / "report" / "report.html"
-    images, ink = _render(page, tmp_path)
+    images, ink = render_in_chromium(page, tmp_path)
     assert [src for src, _, _ in images] == ["t1c.png", "flair.png"]
     for src, complete, width in images:
         assert complete and width == png_size(page.parent / src)[0], f"{src} did not load"
     assert ink > 0.2  # the figures are on screen, not a blank page
-    summary, ink = _render(batch_output / "summary.html", tmp_path)
+    summary, ink = render_in_chromium(batch_output / "summary.html", tmp_path)
     assert summary == [] and ink > 0.01
     shutil.rmtree(tmp_path / "profile-dom", ignore_errors=True)

@@ -47,6 +47,21 @@ def evaluate(
             "(the BraTS 2023 code's: surface elements weighted by area)."
         ),
     ] = "voxel",
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report",
+            help="Also write a cohort report beside the CSV (OUTPUT_report/: statistics per region, worst cases, "
+            "volumes and lesion counts, figures, index.html).",
+        ),
+    ] = False,
+    images: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="With --report: a folder holding each case's images (IMAGES/CASE/*_t1c.nii.gz ...; for two files, "
+            "the images themselves) for intensity and shape features per region (features.csv)."
+        ),
+    ] = None,
     force: common.ForceOption = False,
     verbose: common.VerboseOption = False,
 ) -> None:
@@ -61,25 +76,79 @@ def evaluate(
     (``CASE.nii.gz``, ``CASE-seg.nii.gz`` and ``CASE/CASE-seg.nii.gz`` all mean case ``CASE``).
     """
     common.set_verbose(verbose)
-    from btk.evaluation import EvaluationSettings, evaluate_case, evaluate_folders, write_csv
-    from btk.io import guard_output
+    from btk.evaluation import EvaluationSettings, case_id, evaluate_case, evaluate_folders, pair_cases, write_csv
+    from btk.io import guard_output, strip_nifti_suffix
 
     settings = EvaluationSettings(scheme, challenge, hd95)
+    if images is not None and not report:
+        raise InputError("--images gives the features of the cohort report", hint="add --report")
+    if images is not None and not images.is_dir():
+        raise MissingFileError("the images folder does not exist or is not a folder", path=images)
     for given in (prediction, reference):
         if not given.exists():
             raise MissingFileError("file or folder not found", path=given, hint="check the path")
     guard_output(output, [prediction, reference], force=force, replaceable=_is_evaluation_csv)
+    report_folder = output.with_name(f"{strip_nifti_suffix(output).removesuffix('.csv')}_report")
+    if report:
+        guard_output(report_folder, [prediction, reference, images], force=force, folder=True)
     if prediction.is_dir() != reference.is_dir():
         raise InputError(
             "give two files or two folders, not one of each", path=prediction if prediction.is_dir() else reference
         )
     if prediction.is_dir():
+        cases = pair_cases(prediction, reference)
         rows = evaluate_folders(prediction, reference, prediction_labels, reference_labels, settings)
     else:
+        cases = [(case_id(reference), prediction, reference)]
         rows = evaluate_case(prediction, reference, None, prediction_labels, reference_labels, settings)
+    if report:
+        _write_report(rows, cases, settings.scheme, report_folder, images, prediction_labels, reference_labels)
     write_csv(rows, output)
     console.print(_summary_table(rows))
     console.print(f"Wrote {len(rows)} rows to {output}", highlight=False)
+
+
+def _write_report(
+    rows: Sequence[EvaluationRow | Brats2023Row],
+    cases: Sequence[tuple[str, Path, Path]],
+    scheme: str,
+    folder: Path,
+    images: Path | None,
+    prediction_labels: str | None,
+    reference_labels: str | None,
+) -> None:
+    """The cohort report of ``rows`` into ``folder``, written atomically."""
+    from btk.evaluation.cohort import analyse, case_facts, images_in, region_features
+    from btk.io import load_label_map
+    from btk.labels import detect_convention, get_convention
+    from btk.preprocess.output_folder import built_atomically
+    from btk.report.evaluation import write_evaluation_report
+
+    regions = tuple(dict.fromkeys(row.region for row in rows))
+    facts = [
+        fact
+        for case, prediction, reference in cases
+        for fact in case_facts(prediction, reference, case, regions, prediction_labels, reference_labels)
+    ]
+    features = None
+    if images is not None:
+        features = []
+        for case, _, reference in cases:
+            found = images_in(images if len(cases) == 1 and not (images / case).is_dir() else images / case)
+            if not found:
+                raise InputError(f"no images of case {case}", path=images / case, hint="name them *_t1c.nii.gz, ...")
+            convention = (
+                get_convention(reference_labels)
+                if reference_labels
+                else detect_convention(load_label_map(reference)[1])
+            )
+            try:
+                features.extend(region_features(reference, found, case, convention))
+            except ValueError as error:
+                raise InputError(str(error), path=images, hint="give images on the references' grid") from None
+    with built_atomically(folder.absolute()) as staging:
+        write_evaluation_report(analyse(rows, facts, scheme), staging, features)
+    console.print(f"Cohort report: {folder / 'index.html'}", highlight=False)
 
 
 def _is_evaluation_csv(path: Path) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -105,3 +106,35 @@ def non_background_fraction(path: Path) -> float:
 
     pixels = np.asarray(Image.open(path).convert("RGB"))
     return float(np.mean(np.any(pixels != pixels[0, 0], axis=-1)))
+
+
+IMAGE_PROBE = """<script>window.addEventListener("load", () => { document.body.setAttribute("data-images",
+JSON.stringify(Array.from(document.images, i => [i.getAttribute("src"), i.complete, i.naturalWidth]))); });</script>"""
+
+
+def render_in_chromium(page: Path, tmp_path: Path) -> tuple[list, float]:
+    """Load a page in headless Chromium: the images it shows (src, complete, width) and a screenshot's ink."""
+    probe = page.with_name(f"probe-{page.name}")
+    probe.write_text(page.read_text().replace("</body>", IMAGE_PROBE + "</body>"))
+    try:
+        dom = subprocess.run(
+            chromium_command(tmp_path / "profile-dom", "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()),
+            capture_output=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=120,
+            check=True,
+        ).stdout
+        screenshot = tmp_path / f"{page.stem}.png"
+        subprocess.run(
+            chromium_command(
+                tmp_path / "profile-shot", f"--screenshot={screenshot}", "--window-size=1280,1600", page.as_uri()
+            ),
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+    finally:
+        probe.unlink()
+    images = json.loads(re.search(r'data-images="([^"]*)"', dom).group(1).replace("&quot;", '"'))
+    return images, non_background_fraction(screenshot)
