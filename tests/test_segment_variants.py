@@ -5,6 +5,7 @@ files, a T1c-only image, other tracks' labels, and missing-sequence synthesis (B
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 
 import nibabel as nib
@@ -227,3 +228,60 @@ def test_run_refuses_a_segmentation_algorithm_for_synthesis_and_native_exams(tmp
     (study,) = discover(native)
     assert study.kind == "nifti" and study.missing == ("t2f",)
     assert "only for exams on the BraTS grid" in with_synthesis(study).problem
+
+
+# --- images that write into their inputs, or several results ------------------------------------------------
+
+
+def test_an_image_that_writes_into_its_inputs_gets_a_writable_copy(tmp_path, image, exam):
+    before = {p.name: p.read_bytes() for p in exam.iterdir()}
+    command = ["brats2025", "--write-input"]
+    registry = load_registry(
+        write_registry(
+            tmp_path / "r.json",
+            entry("strict", image, {"kind": "brats2025"}, command=command),
+            entry("scribbler", image, {"kind": "brats2025"}, command=command, writable_inputs=True),
+        )
+    )
+    report = Segmentor(registry).run(exam, ["strict", "scribbler"], tmp_path / "seg")
+    strict, scribbler = report.runs
+    assert strict.status == "failed" and "exited with code 1" in strict.message
+    assert "cannot write into the input folder (Read-only file system)" in _log(tmp_path, "strict")
+    assert scribbler.status == "ok", scribbler.message
+    assert "fakeseg: wrote into the input folder" in (tmp_path / "seg" / "logs" / "scribbler.log").read_text()
+    assert {p.name: p.read_bytes() for p in exam.iterdir()} == before  # the user's files are untouched
+
+
+def test_a_legacy_image_with_several_results_gives_the_one_with_most_labels(tmp_path, image, exam):
+    contract = {"kind": "brats-legacy", "mount": "/data", "naming": "gz-b17"}
+    fields = {"command": ["legacy", "/data", "--extra-result", "--labels", "2021"], "labels": "brats2021"}
+    warnings = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: warnings.append(record.getMessage())
+    logging.getLogger("btk").addHandler(handler)
+    try:
+        report = _run(tmp_path, exam, entry("legacy-two", image, contract, **fields), labels="brats2021")
+    finally:
+        logging.getLogger("btk").removeHandler(handler)
+    assert _labels(report.outputs["legacy-two"]) == {0, 1, 2, 4}  # not the whole-tumour-only extra file
+    (warning,) = [w for w in warnings if "wrote several results" in w]
+    assert "tumor_extra_class.nii.gz: 2 labels" in warning and "using tumor_fakeseg_class.nii.gz" in warning
+
+
+def test_an_exam_with_the_t1c_alone_runs_t1c_only_images_and_refuses_the_others(tmp_path, image, exam, capsys):
+    t1c_only = tmp_path / "t1c-only"
+    t1c_only.mkdir()
+    shutil.copyfile(exam / "exam_t1c.nii.gz", t1c_only / "exam_t1c.nii.gz")
+    fields = {"modalities": ["t1c"], "labels": "brats2024-men-rt", "command": ["brats2025", "--labels", "gtv"]}
+    registry = write_registry(
+        tmp_path / "r.json",
+        entry("menrt", image, {"kind": "brats2025"}, **fields),
+        entry("four", image, {"kind": "brats2025"}),
+    )
+    base = ["segment", str(t1c_only), "--registry", str(registry), "-o"]
+    assert main([*base, str(tmp_path / "seg"), "-a", "menrt"]) == 0, capsys.readouterr().err
+    assert _labels(tmp_path / "seg" / "menrt.nii.gz") == {0, 1}
+    assert main([*base, str(tmp_path / "seg2"), "-a", "menrt", "-a", "four"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the exam lacks modalities that the algorithms read (four reads t1, t2, flair; the exam has t1c)" in err
+    assert not (tmp_path / "seg2").exists()

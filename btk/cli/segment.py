@@ -24,7 +24,10 @@ _STYLE = {"ok": "green", "failed": "bold red", "timeout": "bold red", "skipped":
 
 
 def segment(
-    exam: Annotated[Path, typer.Argument(help="Preprocessed exam folder, or any folder with the four modalities.")],
+    exam: Annotated[
+        Path,
+        typer.Argument(help="Preprocessed exam folder, or any folder with the modalities the algorithms read."),
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for <algorithm>.nii.gz and logs/.")],
     algorithm: Annotated[
         Optional[list[str]], typer.Option("--algorithm", "-a", help="Algorithm to run (repeat for several).")

@@ -22,8 +22,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
+
+from btk.console import logger
 from btk.errors import ContainerError, InputError
-from btk.io import is_nifti
+from btk.io import is_nifti, open_nifti
 from btk.modalities import FILE_SUFFIXES, canonical
 from btk.segment.collect import FOLDER, copy_out, list_output
 from btk.segment.exam import Exam, PartialExam
@@ -59,11 +62,20 @@ class Contract(ABC):
     """Stages inputs for, and collects the result of, one family of images."""
 
     kind: ClassVar[str]
+    #: Several files matching a result pattern: refused (False) or resolved by BraTS Toolkit's rule, the file
+    #: with most labels, with a warning (True; the legacy images, some of which write several).
+    picks_most_labels: ClassVar[bool] = False
 
     def __init__(self, algorithm: Algorithm, timepoint: str | None = None):
         self.algorithm = algorithm
         self.spec = algorithm.contract
         self.timepoint = timepoint
+
+    @property
+    def inputs_read_only(self) -> bool:
+        """Whether the staged inputs are mounted read-only: unless the entry says the image writes into
+        them (``writable_inputs``); either way they are btk's private copy, never the user's files."""
+        return not self.algorithm.writable_inputs
 
     def inputs(self, exam: Exam | PartialExam) -> dict[str, Path]:
         """The exam's files the image reads: the entry's ``modalities``, in BraTS order."""
@@ -108,6 +120,8 @@ class Contract(ABC):
             matches = [e for e in candidates if fnmatch.fnmatchcase(e.path, pattern)]
             if len(matches) == 1:
                 return copy_out(staging.output, matches[0], into)
+            if len(matches) > 1 and self.picks_most_labels:
+                return _most_labels([copy_out(staging.output, e, into) for e in matches], self.algorithm.name)
             if len(matches) > 1:
                 raise ContainerError(
                     f"the image wrote several candidate results ({', '.join(e.describe() for e in matches)})",
@@ -125,6 +139,7 @@ class LegacyContract(Contract):
     """BraTS 2017-2020 algorithmic repository (BraTS Toolkit): ``<mount>/<names>`` in, ``<mount>/results/`` out."""
 
     kind = "brats-legacy"
+    picks_most_labels = True
 
     spec: LegacyContractSpec
 
@@ -137,7 +152,10 @@ class LegacyContract(Contract):
                 place(inputs[modality], data / name)
         mount = self.spec.mount.rstrip("/") or "/"
         return Staging(
-            mounts=(Mount(data, mount, True), Mount(output, f"{mount.rstrip('/')}/results", False)),
+            mounts=(
+                Mount(data, mount, self.inputs_read_only),
+                Mount(output, f"{mount.rstrip('/')}/results", False),
+            ),
             command=_command(self.algorithm.command),
             output=output,
         )
@@ -172,7 +190,7 @@ class MlcubeContract(Contract):
             command.append(f"--parameters_file=/mlcube_io3/{name}")
         return Staging(
             mounts=(
-                Mount(data, "/mlcube_io0", True),
+                Mount(data, "/mlcube_io0", self.inputs_read_only),
                 Mount(weights, "/mlcube_io1", True),
                 Mount(output, "/mlcube_io2", False),
                 Mount(parameters, "/mlcube_io3", True),
@@ -204,7 +222,7 @@ class Brats2025Contract(Contract):
         data, output = _folders(root, "input", "output")
         _stage_brats_case(self.inputs(exam), data, self.case, self.spec.separator)
         return Staging(
-            mounts=(Mount(data, "/input", True), Mount(output, "/output", False)),
+            mounts=(Mount(data, "/input", self.inputs_read_only), Mount(output, "/output", False)),
             command=_command(self.algorithm.command),
             output=output,
         )
@@ -257,6 +275,25 @@ def _yaml_value(value: object) -> str:
             exponent = "+" + exponent
         return mantissa + (f"e{exponent}" if exponent else "")
     return json.dumps(value)
+
+
+def _most_labels(results: list[Path], name: str) -> Path:
+    """Of several result files (btk's copies), the one with most distinct labels, the first by name on a tie
+    (BraTS Toolkit's rule), with a warning naming them all."""
+    counts = {}
+    for path in sorted(results):
+        try:
+            counts[path] = len(np.unique(np.asanyarray(open_nifti(path).dataobj)))
+        except Exception:  # an unreadable candidate counts as none; the chosen one is checked later anyway
+            counts[path] = 0
+    chosen = max(counts, key=lambda p: counts[p])
+    logger.warning(
+        "%s wrote several results (%s); using %s, the one with most labels (BraTS Toolkit's rule)",
+        name,
+        ", ".join(f"{p.name}: {n} labels" for p, n in counts.items()),
+        chosen.name,
+    )
+    return chosen
 
 
 def place(source: Path, target: Path) -> None:

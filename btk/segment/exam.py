@@ -111,6 +111,18 @@ class PartialExam:
         return exam
 
 
+def exam_in(folder: str | Path) -> Exam | PartialExam:
+    """The exam in ``folder``: an :class:`Exam` when it has the four modalities (or is a ``btk preprocess``
+    output), otherwise a :class:`PartialExam` of those it has (enough for a T1c-only image, or a synthesis)."""
+    folder = _existing_folder(folder)
+    if PreprocessedExam.has_provenance(folder):
+        return Exam.from_folder(folder)
+    found = _images_by_name(folder, allow_missing=True)
+    if len(found) == len(MODALITIES):
+        return Exam.from_folder(folder)
+    return PartialExam.from_folder(folder)
+
+
 def _existing_folder(folder: str | Path) -> Path:
     folder = Path(folder)
     if not folder.is_dir():

@@ -302,6 +302,11 @@ class Algorithm(BaseModel):
     )
     needs_root: bool = Field(default=False, description="The image only works as root inside the container.")
     allow_empty: bool = Field(default=False, description="An all-background result is not an error.")
+    writable_inputs: bool = Field(
+        default=False,
+        description="The image writes into its input folder: its staged inputs (btk's private copy, never the "
+        "user's files) are mounted writable.",
+    )
     weights_mount: str | None = Field(
         default=None, pattern=r"^/", description="Where the image reads an optional weights folder (read-only)."
     )

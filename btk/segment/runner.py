@@ -33,7 +33,7 @@ from btk.labels import LabelConvention, get_convention, holding_convention
 from btk.segment.additional_files import require_cached
 from btk.segment.contracts import Contract, Staging, contract_for
 from btk.segment.engine import ContainerSpec, Engine, RunOutcome
-from btk.segment.exam import Exam, PartialExam
+from btk.segment.exam import Exam, PartialExam, exam_in
 from btk.segment.gpus import Gpu, GpuPool, Lane, assign_lane, detect_gpus, select_gpus
 from btk.segment.leftovers import make_workdir, remove_leftovers
 from btk.segment.logs import BoundedLog
@@ -61,7 +61,7 @@ class AlgorithmRun:
 class SegmentationReport:
     """The runs of one :meth:`Segmentor.run`, in the order the algorithms were asked for."""
 
-    exam: Exam
+    exam: Exam | PartialExam
     output: Path
     labels: str
     runs: list[AlgorithmRun]
@@ -162,7 +162,7 @@ class Segmentor:
 
     def run(
         self,
-        exam: Exam | str | Path,
+        exam: Exam | PartialExam | str | Path,
         algorithms: Sequence[str] | None = None,
         output: str | Path = "segmentations",
         weights: Mapping[str, str | Path] | None = None,
@@ -178,10 +178,14 @@ class Segmentor:
         entry's ``weights_mount``). Missing images are pulled first (unless ``pull=False``). Logs go to
         ``output/logs/<algorithm>.log``, a summary to ``output/segment.json``. GPU algorithms run
         concurrently, one per GPU; CPU algorithms one after another. ``on_done`` is called after each one.
+
+        An exam may lack modalities that no chosen algorithm reads (a T1c alone for meningioma radiotherapy);
+        an algorithm that reads a missing one is refused before anything runs (with ``--all``: left out).
         """
-        exam = exam if isinstance(exam, Exam) else Exam.from_folder(exam)
+        exam = exam if isinstance(exam, (Exam, PartialExam)) else exam_in(exam)
         reference = exam.reference()
-        labels, entries = self._writing_convention(self._entries(algorithms, track), every=algorithms is None)
+        entries = self._readable(self._entries(algorithms, track), exam, every=algorithms is None)
+        labels, entries = self._writing_convention(entries, every=algorithms is None)
         entries, folders = self._additional_files(entries, self._weights(weights or {}, entries), algorithms is None)
         output = Path(output)
         refuse_overlap(output, [*exam.files().values(), *folders.values()])  # never write into the inputs
@@ -350,6 +354,27 @@ class Segmentor:
             if reason:
                 raise InputError(f"btk cannot run {algorithm.name}: {reason}", hint="choose another algorithm")
         return entries
+
+    def _readable(self, entries: list[Algorithm], exam: Exam | PartialExam, every: bool) -> list[Algorithm]:
+        """The entries whose modalities the exam has; one that reads a missing modality is refused (with
+        ``--all``: left out and named)."""
+        present = set(exam.files())
+        lacking = {a.name: [m for m in a.modalities if m not in present] for a in entries}
+        misfits = [a for a in entries if lacking[a.name]]
+        if misfits and not every:
+            described = "; ".join(f"{a.name} reads {', '.join(lacking[a.name])}" for a in misfits)
+            raise InputError(
+                f"the exam lacks modalities that the algorithms read ({described}; the exam has "
+                f"{', '.join(sorted(present))})",
+                hint="add the missing images, synthesise one with `btk synthesise`, or choose algorithms that "
+                "read only what the exam has",
+            )
+        if misfits:
+            logger.info("Not run (the exam lacks what they read): %s", ", ".join(a.name for a in misfits))
+        kept = [a for a in entries if not lacking[a.name]]
+        if not kept:
+            raise InputError("no algorithm chosen", hint="pass -a NAME (several times) or --all")
+        return kept
 
     def _writing_convention(self, entries: list[Algorithm], every: bool) -> tuple[LabelConvention, list[Algorithm]]:
         """The convention the segmentations are written in, and the entries whose labels it can hold.

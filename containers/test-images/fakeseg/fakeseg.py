@@ -15,6 +15,8 @@ Options: --fault exit|hang|none|shape|labels|empty   --labels 2021|2023|ped|gtv 
            --log-mb MB (default 100) of output before a normal result; a result of random labels, which
            compresses badly.) A device node cannot be made: the containers have no CAP_MKNOD.
          --scratch (also leave a folder of intermediate files beside the result, as many real images do)
+         --write-input (write a scratch file into the input folder first, and fail if it cannot, as some images do)
+         --extra-result (legacy: also write tumor_extra_class.nii.gz, whole tumour only: fewer labels)
          --weights DIR (needs DIR/model.txt, a number that scales the FLAIR threshold; DIR must be read-only)
          --labels ped: 1 ET, 2 NET (the necrosis), 3 CC (none), 4 ED; --labels gtv: 1 for the whole tumour
 Only Python's standard library and numpy: NIfTI-1 is read and written by hand.
@@ -227,6 +229,12 @@ def main(argv):
         out = out_dir / f"{case.name}.nii.gz"
     if "probe" in options:
         probe([t1c, flair], options["probe"])
+    if options.get("write-input"):
+        try:
+            (t1c.parent / "fakeseg-scratch.txt").write_text("written into the input folder\n")
+        except OSError as error:
+            sys.exit(f"fakeseg: cannot write into the input folder ({error.strerror})")
+        print("fakeseg: wrote into the input folder")
     fault = options.get("fault")
     if fault == "exit":
         sys.exit("fakeseg: simulated crash")
@@ -253,6 +261,8 @@ def main(argv):
     if fault == "chatty":
         chatter(int(options.get("log-mb", 100)))
     write_nifti(out, labels)
+    if options.get("extra-result"):
+        write_nifti(out.parent / "tumor_extra_class.nii.gz", (labels > 0).astype(np.uint8) * 2)
     if options.get("scratch"):
         (out.parent / "scratch").mkdir()
         (out.parent / "scratch" / "intermediate.txt").write_text("kept by the image\n")
