@@ -523,6 +523,17 @@ def test_cli_list_and_show(capsys):
     assert "unknown algorithm 'nope'" in capsys.readouterr().err
 
 
+def test_show_says_whether_the_additional_files_are_cached(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BTK_CACHE_DIR", str(tmp_path))
+    assert main(["algorithms", "show", "brats23-gli-3"]) == 0
+    assert "not cached: btk algorithms pull brats23-gli-3" in " ".join(capsys.readouterr().err.split())
+    cached = tmp_path / "additional-files" / "11573315_v1.0"
+    cached.mkdir(parents=True)
+    (cached / ".btk-record.json").write_text("{}")
+    assert main(["algorithms", "show", "brats23-gli-3"]) == 0
+    assert "11573315_v1.0" in "".join(capsys.readouterr().err.replace("│", "").split())
+
+
 def test_cli_user_mistakes_exit_2(tmp_path, capsys):
     exam = make_exam(tmp_path / "exam")
     assert main(["segment", str(exam), "-o", str(tmp_path / "seg"), "--cpu"]) == 2  # the default needs a GPU

@@ -67,7 +67,7 @@ def show(
     entry = load_registry(registry).get(name)
     table = Table(title=entry.name, show_header=False)
     table.add_column("field", style="cyan", no_wrap=True)
-    table.add_column("value")
+    table.add_column("value", overflow="fold")
     for field, value in entry.model_dump(exclude_none=True).items():
         if field in ("contract", "build", "additional_files"):
             value = ", ".join(f"{k}={v}" for k, v in value.items())
@@ -77,6 +77,11 @@ def show(
             value = " ".join(value)
         table.add_row(field, str(value))
     table.add_row("reference", entry.reference)
+    if entry.additional_files is not None:
+        from btk.segment.additional_files import cached_folder
+
+        cached = cached_folder(entry.additional_files)
+        table.add_row("additional files", str(cached) if cached else f"not cached: btk algorithms pull {entry.name}")
     console.print(table)
 
 
