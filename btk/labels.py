@@ -233,6 +233,8 @@ _ALIASES = {
 }
 
 
+#: The conventions :func:`detect_convention` tells apart by the values of a map.
+DETECTABLE: tuple[LabelConvention, ...] = (BRATS_2021, BRATS_2023, BRATS_2024_POST)
 #: The conventions that maps of several conventions are written in, in order of preference: the numbering
 #: of every BraTS challenge since 2023 first, BraTS 2017-2021's last.
 _PREFERRED_TARGETS = (BRATS_2023, BRATS_2024_POST, BRATS_2024_PED, BRATS_2024_MEN_RT, BRATS_2021)
@@ -254,6 +256,15 @@ def holding_convention(conventions: Sequence[LabelConvention]) -> LabelConventio
     return max(_PREFERRED_TARGETS, key=held)
 
 
+def labels_advice(conventions: Sequence[LabelConvention]) -> str:
+    """What to tell a user whose maps of these conventions cannot all be written in the chosen one: the
+    ``--labels`` that holds them all, or, when none does, to run them separately."""
+    holder = holding_convention(conventions)
+    if all(not holder.classes_missing_for(convention) for convention in conventions):
+        return f"pass --labels {holder.name}"
+    return "no one label convention holds all of them: run them in separate runs"
+
+
 def get_convention(name: str | LabelConvention) -> LabelConvention:
     """Look up a convention by name (``"brats2023"``, ``"brats2024-ped"``, an alias such as ``"brats2023-met"``)
     or by year (``"2021"``)."""
@@ -264,6 +275,13 @@ def get_convention(name: str | LabelConvention) -> LabelConvention:
         return CONVENTIONS[key]
     except KeyError:
         raise InputError(f"unknown label convention {name!r}", hint=f"use one of {', '.join(CONVENTIONS)}") from None
+
+
+def read_in(convention: LabelConvention, segmentation: np.ndarray) -> LabelConvention:
+    """The convention to read a map in when ``convention`` is the one wanted: the map's own glioma convention
+    where values tell it (:func:`detect_convention`), else ``convention`` itself (a paediatric or radiotherapy
+    map cannot be told from a glioma one by its values)."""
+    return detect_convention(segmentation) if convention in DETECTABLE else convention
 
 
 def detect_convention(segmentations: list[np.ndarray] | np.ndarray) -> LabelConvention:

@@ -41,6 +41,7 @@ class _Zenodo(http.server.BaseHTTPRequestHandler):
     records: ClassVar[dict[str, dict]] = {}
     files: ClassVar[dict[str, bytes]] = {}
     requests: ClassVar[list[str]] = []
+    truncated: ClassVar[set[str]] = set()  # files sent with a Content-Length longer than what follows
 
     def do_GET(self):
         type(self).requests.append(self.path)
@@ -54,7 +55,7 @@ class _Zenodo(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        self.wfile.write(body[: len(body) // 2] if self.path[7:] in self.truncated else body)
 
     def log_message(self, *args):
         pass
@@ -68,7 +69,7 @@ def zenodo(tmp_path, monkeypatch):
     base = f"http://127.0.0.1:{server.server_port}"
     monkeypatch.setenv("BTK_ZENODO_URL", f"{base}/api/records")
     monkeypatch.setenv("BTK_CACHE_DIR", str(tmp_path / "cache"))
-    _Zenodo.records, _Zenodo.files, _Zenodo.requests = {}, {}, []
+    _Zenodo.records, _Zenodo.files, _Zenodo.requests, _Zenodo.truncated = {}, {}, [], set()
 
     def publish(archives: dict[str, bytes], version: str = "1.0.0", md5: dict[str, str] | None = None) -> None:
         _Zenodo.files = archives
@@ -144,6 +145,15 @@ def test_checksums_are_checked_against_zenodo_and_the_registry(tmp_path, zenodo)
         fetch(unknown)
     _, good = _algorithm(tmp_path, files=[{"name": "weights.zip", "sha256": hashlib.sha256(data).hexdigest()}])
     assert (fetch(good) / "model" / "model.txt").is_file()
+
+
+def test_a_download_that_breaks_off_is_one_clear_error_and_nothing_is_cached(tmp_path, zenodo):
+    zenodo({"weights.zip": _zip({"model/model.txt": b"1\n" * 1000})})
+    _Zenodo.truncated = {"weights.zip"}
+    _, algorithm = _algorithm(tmp_path)
+    with pytest.raises(BtkError, match=r"the download of weights\.zip broke off after"):
+        fetch(algorithm)
+    assert list((tmp_path / "cache" / "additional-files").iterdir()) == []
 
 
 def test_without_network_or_record_a_clear_message(tmp_path, monkeypatch, capsys):

@@ -108,6 +108,12 @@ def test_report_options_are_checked_before_any_work(cohort, tmp_path, capsys):
     assert "--images gives the features of the cohort report" in capsys.readouterr().err
     assert main([*base, "--report", "--images", str(tmp_path / "none")]) == 2
     assert "the images folder does not exist" in " ".join(capsys.readouterr().err.split())
+    (tmp_path / "some-images" / CASES[0]).mkdir(parents=True)
+    assert main([*base, "--report", "--images", str(tmp_path / "some-images")]) == 2  # the other cases' folders
+    err = " ".join(capsys.readouterr().err.split())
+    assert "no images folder for case" in err and "Traceback" not in err
+    assert (tmp_path / "scores.csv").exists() and not (tmp_path / "scores_report").exists()  # the scores are kept
+    out.unlink()
     (tmp_path / "scores_report").mkdir()
     (tmp_path / "scores_report" / "mine.txt").write_text("a user's file")
     assert main([*base, "--report", "--force"]) == 2  # never replaces a folder btk did not write

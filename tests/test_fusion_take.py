@@ -111,6 +111,15 @@ def test_run_checks_the_regions_of_take_before_any_study_starts(tmp_path):
 
 
 @pytest.mark.slow
+def test_run_refuses_a_take_naming_another_candidate_than_a_studys_only_one(tmp_path):
+    studies, candidates = brats_batch(tmp_path, ["case"], [1])
+    batch = Pipeline(tmp_path / "out", candidates=candidates / "case", workers=1, take={"ET": ("nobody",)}).run(
+        studies / "case"
+    )
+    assert not batch.ok and "--take names nobody, but this study's only candidate is" in batch.results[0].reason
+
+
+@pytest.mark.slow
 def test_run_takes_a_region_from_a_chosen_candidate_and_says_so_in_the_report(tmp_path):
     studies, candidates = brats_batch(tmp_path, ["case"], [3])
     names = sorted(p.name.removesuffix(".nii.gz") for p in (candidates / "case").glob("*.nii.gz"))

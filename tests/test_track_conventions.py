@@ -7,8 +7,10 @@ those conventions by a lookup table of the test's own (glioma necrosis/non-enhan
 the whole tumour as GTV): each result must be the glioma result renumbered the same way.
 """
 
+import csv
 import json
 
+import nibabel as nib
 import numpy as np
 import pytest
 
@@ -191,3 +193,46 @@ def test_run_track_picks_the_default_algorithm_or_says_why_not(tmp_path, capsys)
     assert main(["run", str(exam), "-o", str(tmp_path / "out"), "--track", "ssa", "-a", "btk-unet"]) == 2
     assert "--track chooses the algorithm when none is named" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "name", sorted(get_convention(n).name for n in ("2021", "2023", "2024", "brats2024-ped", "brats2024-men-rt"))
+)
+def test_every_convention_has_colours_and_viewer_tables(tmp_path, name):
+    from btk.report import write_itksnap_labels, write_slicer_colour_table
+    from btk.report.colours import label_colours
+
+    convention = get_convention(name)
+    assert set(label_colours(convention)) == set(convention.tissues)
+    assert write_itksnap_labels(convention, tmp_path / "labels.txt").read_text().count('"') == 2 * (
+        len(convention.tissues) + 1
+    )
+    assert len(write_slicer_colour_table(convention, tmp_path / "c.ctbl").read_text().splitlines()) == 3 + len(
+        convention.tissues
+    )
+
+
+@pytest.mark.slow
+def test_run_in_the_paediatric_convention_imports_fuses_evaluates_and_reports(tmp_path, glioma_candidates):
+    from btk.pipeline import Pipeline
+    from tests.support.pipeline import brats_batch
+
+    studies, candidates = brats_batch(tmp_path, ["case"], [3])
+    image = nib.load(str(next((candidates / "case").glob("*.nii.gz"))))
+    for path in (candidates / "case").glob("*.nii.gz"):
+        glioma = np.asarray(nib.load(str(path)).dataobj, np.uint8)
+        nib.save(nib.Nifti1Image(AS_PEDIATRIC[glioma], image.affine), str(path))  # paediatric candidates
+    reference = tmp_path / "reference.nii.gz"
+    nib.save(nib.Nifti1Image(AS_PEDIATRIC[glioma_candidates[0]], image.affine), str(reference))
+    out = tmp_path / "out"
+    pipeline = Pipeline(out, candidates=candidates / "case", method="mav", labels="brats2024-ped", reference=reference)
+    batch = pipeline.run(studies / "case")
+    assert batch.ok, batch.results[0].reason
+    rows = list(csv.DictReader((out / "case" / "evaluate" / "evaluation.csv").open()))
+    assert [r["region"] for r in rows] == ["WT", "TC", "CC", "ET"]
+    assert float(rows[0]["volume_ref_ml"]) == pytest.approx(np.count_nonzero(glioma_candidates[0]) / 1000, abs=1e-6)
+    report = json.loads((out / "case" / "report" / "report.json").read_text())
+    assert list(report["volumes_ml"]) == ["WT", "TC", "CC", "ET"] and report["labels"] == "brats2024-ped"
+    assert (out / "case" / "report" / "t1c.png").is_file()
+    fused = np.asarray(nib.load(str(out / "case" / "fuse" / "case_fused.nii.gz")).dataobj)
+    assert set(np.unique(fused)) <= {0, 1, 2, 4}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -10,7 +11,7 @@ from rich.table import Table
 
 from btk.cli import common
 from btk.console import console
-from btk.errors import InputError, MissingFileError
+from btk.errors import InputError, MissingExtraError, MissingFileError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -82,6 +83,8 @@ def evaluate(
     settings = EvaluationSettings(scheme, challenge, hd95)
     if images is not None and not report:
         raise InputError("--images gives the features of the cohort report", hint="add --report")
+    if report and importlib.util.find_spec("matplotlib") is None:
+        raise MissingExtraError("the cohort report needs matplotlib, which is not installed", extra="pipeline")
     if images is not None and not images.is_dir():
         raise MissingFileError("the images folder does not exist or is not a folder", path=images)
     for given in (prediction, reference):
@@ -101,9 +104,9 @@ def evaluate(
     else:
         cases = [(case_id(reference), prediction, reference)]
         rows = evaluate_case(prediction, reference, None, prediction_labels, reference_labels, settings)
+    write_csv(rows, output)
     if report:
         _write_report(rows, cases, settings.scheme, report_folder, images, prediction_labels, reference_labels)
-    write_csv(rows, output)
     console.print(_summary_table(rows))
     console.print(f"Wrote {len(rows)} rows to {output}", highlight=False)
 
@@ -134,9 +137,16 @@ def _write_report(
     if images is not None:
         features = []
         for case, _, reference in cases:
-            found = images_in(images if len(cases) == 1 and not (images / case).is_dir() else images / case)
+            folder_of_case = images if len(cases) == 1 and not (images / case).is_dir() else images / case
+            if not folder_of_case.is_dir():
+                raise MissingFileError(
+                    f"no images folder for case {case}",
+                    path=folder_of_case,
+                    hint="put each case's images in IMAGES/CASE/",
+                )
+            found = images_in(folder_of_case)
             if not found:
-                raise InputError(f"no images of case {case}", path=images / case, hint="name them *_t1c.nii.gz, ...")
+                raise InputError(f"no images of case {case}", path=folder_of_case, hint="name them *_t1c.nii.gz, ...")
             convention = (
                 get_convention(reference_labels)
                 if reference_labels

@@ -49,8 +49,8 @@ def segment(
     labels: Annotated[
         Optional[str],
         typer.Option(
-            help="Label convention of the written segmentations (default: the one that holds the algorithms' own: "
-            "brats2023 for adult glioma, brats2024-post with post-treatment entries, brats2024-ped, ...)."
+            help="Label convention of the written segmentations (default, or 'auto': the one that holds the "
+            "algorithms' own: brats2023 for adult glioma, brats2024-post with post-treatment entries, ...)."
         ),
     ] = None,
     timeout: Annotated[
@@ -96,7 +96,7 @@ def segment(
         gpus=parse_gpus(gpu),
         cpu=cpu,
         pull=pull,
-        labels=labels,
+        labels=None if labels == "auto" else labels,
         timeout=timeout,
         memory=memory,
         cpus=cpus,

@@ -87,6 +87,11 @@ class EvaluationSettings:
             raise InputError(f"unknown HD95 definition {self.hd95!r}", hint=f"use one of {', '.join(HD95_DEFINITIONS)}")
         if self.scheme == "brats2023":
             check_challenge(self.challenge)
+            if self.hd95 != "voxel":
+                raise InputError(
+                    "--hd95 chooses the HD95 of the legacy scheme; brats2023 has its own (surface-area weighted)",
+                    hint="drop --hd95, or use --scheme legacy",
+                )
 
     @property
     def columns(self) -> tuple[str, ...]:

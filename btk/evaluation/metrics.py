@@ -6,8 +6,9 @@
   max(p95 of distances from P's surface voxels to R's, p95 of distances from R's to P's), every surface
   voxel counting the same. Both empty -> 0; exactly one empty -> :data:`HD95_EMPTY_PENALTY_MM`.
   The official definitions differ: the BraTS 2023 code weights each surface element by its area
-  (:mod:`btk.evaluation.surface`, the ``surface-area`` definition, penalty 374 mm), and the 2025 evaluator
-  (panoptica) takes the percentile of both directions' distances pooled.
+  (:mod:`btk.evaluation.surface`; the ``surface-area`` definition here, with btk's penalty above; the
+  ``brats2023`` scheme uses that code's 374 mm), and the 2025 evaluator (panoptica) takes the percentile of
+  both directions' distances pooled.
 * Sensitivity |P∩R|/|R| (1 when R is empty), specificity |¬P∩¬R|/|¬R| (1 when ¬R is empty).
 """
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from btk.errors import InputError
 from btk.fusion.names import method_name
 from btk.fusion.parameters import SimpleParameters
-from btk.labels import BRATS_2023, LabelConvention, get_convention, holding_convention
+from btk.labels import BRATS_2023, LabelConvention, get_convention, holding_convention, labels_advice
 from btk.pipeline.discovery import Study
 
 #: Where the preprocessing may run (``auto``: a GPU when the worker has one).
@@ -87,8 +87,7 @@ class PipelineOptions:
             raise InputError(
                 f"the segmentations cannot be written in the {convention.name} convention: "
                 + "; ".join(f"{name} writes {', '.join(missing)}" for name, missing in misfits.items()),
-                hint=f"pass --labels {holding_convention([declared[n] for n in misfits]).name}, "
-                "or leave --labels out to let the algorithms decide",
+                hint=labels_advice(list(declared.values())),
             )
 
     def _check_synthesis(self) -> None:
@@ -105,10 +104,14 @@ class PipelineOptions:
     def _declared_conventions(self) -> dict[str, LabelConvention]:
         """Each algorithm's own label convention; every algorithm must be in the registry the studies'
         segmentation will load (shipped + extra files)."""
+        from btk.segment.additional_files import require_cached
         from btk.segment.registry import load_registry  # pydantic is only needed when algorithms are run
 
         registry = load_registry(list(self.registry) or None)
         entries = [registry.get(name) for name in self.algorithms]
+        for entry in entries:
+            if entry.additional_files is not None:
+                require_cached(entry)  # before any study starts, not in every study's segmentation
         return {a.name: get_convention(a.labels) for a in entries if a.labels}
 
     @property

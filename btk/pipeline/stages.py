@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from btk.console import logger
 from btk.errors import BtkError, ContainerError, InputError
 from btk.io import load_label_map, save_label_map, sha256, strip_nifti_suffix
-from btk.labels import convert, detect_convention, get_convention
+from btk.labels import convert, get_convention, read_in
 from btk.modalities import MODALITIES, SHORT_NAMES, brats_grid, canonical, short_names
 from btk.pipeline.options import PipelineOptions, StudyTask
 
@@ -152,8 +152,11 @@ def segment_stage(context: StudyContext, folder: Path) -> StageResult:
                 path=path,
                 hint="candidates must be in BraTS space (240 x 240 x 155, 1 mm), like the algorithms' outputs",
             )
-        source_labels = detect_convention(data)
-        save_label_map(convert(data, source_labels, labels), image, target)
+        source_labels = read_in(labels, data)
+        try:
+            save_label_map(convert(data, source_labels, labels), image, target)
+        except BtkError as error:
+            raise error.replace(path=path, hint=f"pass --labels {source_labels.name} to keep its labels") from None
         candidates[name] = target
         provenance.append(
             {
@@ -222,6 +225,12 @@ def fuse_stage(context: StudyContext, folder: Path) -> StageResult:
     output = folder / f"{context.name}_fused.nii.gz"
     if len(candidates) == 1:
         ((name, path),) = candidates.items()
+        others = sorted({n for names in context.options.take.values() for n in names} - {name})
+        if others:
+            raise InputError(
+                f"--take names {', '.join(others)}, but this study's only candidate is {name}",
+                hint="name candidates as they are called, or drop --take",
+            )
         shutil.copyfile(path, output)
         return {"fused": output}, {"method": "none (a single candidate)", "candidate": name}
     options = context.options
@@ -261,7 +270,9 @@ def evaluate_stage(context: StudyContext, folder: Path) -> StageResult:
 
     reference = context.task.reference
     assert reference is not None, "the evaluate stage applies only to studies with a reference"
-    rows = evaluate_case(context.fused(), reference, case=context.name)
+    labels = get_convention(context.options.labels)
+    _, reference_map = load_label_map(reference)
+    rows = evaluate_case(context.fused(), reference, context.name, labels, read_in(labels, reference_map))
     output = folder / "evaluation.csv"
     write_csv(rows, output)
     return {"evaluation": output}, {"reference": str(reference), "dice": {row.region: row.dice for row in rows}}

@@ -13,6 +13,9 @@ TISSUE_COLOURS: dict[str, tuple[tuple[int, int, int], str]] = {
     "ED": ((60, 200, 60), "peritumoural oedema (ED)"),
     "ET": ((255, 215, 0), "enhancing tumour (ET)"),
     "RC": ((60, 120, 255), "resection cavity (RC)"),
+    "NET": ((230, 120, 30), "non-enhancing tumour (NET)"),
+    "CC": ((170, 80, 220), "cystic component (CC)"),
+    "GTV": ((255, 60, 160), "gross tumour volume (GTV)"),
 }
 
 

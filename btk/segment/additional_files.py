@@ -17,6 +17,7 @@ is ``$BTK_ZENODO_URL`` (default Zenodo's), for a mirror.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -28,7 +29,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from btk.console import logger, progress
-from btk.errors import InputError, OutputError
+from btk.errors import BtkError, InputError, OutputError
 from btk.segment.registry import AdditionalFiles, Algorithm
 
 #: Zenodo's records API (``$BTK_ZENODO_URL`` overrides it).
@@ -62,8 +63,8 @@ def require_cached(algorithm: Algorithm) -> Path:
             f"{algorithm.name} needs the additional files of Zenodo record {files.zenodo_record}, which are not "
             f"in the cache ({cache_root()})",
             hint=f"run `btk algorithms pull {algorithm.name}` on a machine with network (the cache folder can be "
-            f"copied), or download https://zenodo.org/records/{files.zenodo_record}, unpack it and pass "
-            f"--weights {algorithm.name}=DIR",
+            f"copied), or download https://zenodo.org/records/{files.zenodo_record}, unpack it and pass it to "
+            f"btk segment with --weights {algorithm.name}=DIR",
         )
     return folder
 
@@ -113,8 +114,7 @@ def fetch(algorithm: Algorithm) -> Path:
             ),
             encoding="utf-8",
         )
-        shutil.rmtree(target, ignore_errors=True)  # an incomplete folder of an earlier, killed fetch
-        staging.rename(target)
+        _publish(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -122,6 +122,22 @@ def fetch(algorithm: Algorithm) -> Path:
         "%s: cached the additional files of record %s (v%s) in %s", algorithm.name, files.zenodo_record, version, target
     )
     return target
+
+
+def _publish(staging: Path, target: Path) -> None:
+    """Rename the complete ``staging`` folder to ``target``; a complete ``target`` (another fetch finished
+    first) is kept and ``staging`` dropped, an incomplete one (of a killed fetch) is replaced."""
+    if (target / RECORD_FILE).is_file():
+        shutil.rmtree(staging, ignore_errors=True)
+        return
+    try:
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    except OSError as error:
+        if (target / RECORD_FILE).is_file():  # another fetch published it meanwhile
+            shutil.rmtree(staging, ignore_errors=True)
+            return
+        raise OutputError(f"cannot put the files in the cache ({error.strerror or error})", path=target) from None
 
 
 def zenodo_api() -> str:
@@ -186,19 +202,42 @@ def _download(url: str, path: Path, size: int | None, md5: str | None, name: str
     """Stream ``url`` into ``path`` with a progress bar, checking its MD5 (and the registry's SHA-256)."""
     digests = {"md5": hashlib.md5(usedforsecurity=False), "sha256": hashlib.sha256()}
     try:
-        with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response, open(path, "wb") as out, progress() as bar:
-            task = bar.add_task(f"Downloading {name}", total=size)
-            while chunk := response.read(_CHUNK):
-                out.write(chunk)
-                for digest in digests.values():
-                    digest.update(chunk)
-                bar.advance(task, len(chunk))
+        response = urllib.request.urlopen(url, timeout=_TIMEOUT_S)
     except urllib.error.HTTPError as error:
         raise InputError(f"cannot download {name} of record {files.zenodo_record} (HTTP {error.code})") from None
-    except urllib.error.URLError as error:
-        raise _unreachable(files, error.reason) from None
-    except OSError as error:
-        raise OutputError(f"cannot write the download ({error.strerror or error})", path=path) from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+        raise _unreachable(files, getattr(error, "reason", error)) from None
+    with response, progress() as bar:
+        task = bar.add_task(f"Downloading {name}", total=size)
+        try:
+            out = open(path, "wb")  # noqa: SIM115 (closed below; its errors are told apart from the network's)
+        except OSError as error:
+            raise OutputError(f"cannot write the download ({error.strerror or error})", path=path) from None
+        received = 0
+        with out:
+            while True:
+                try:
+                    chunk = response.read(_CHUNK)
+                except (OSError, http.client.HTTPException) as error:
+                    raise InputError(
+                        f"the download of {name} broke off ({error.__class__.__name__}: {error})",
+                        hint="fetch it again (btk algorithms pull)",
+                    ) from None
+                if not chunk:
+                    break
+                try:
+                    out.write(chunk)
+                except OSError as error:
+                    raise OutputError(f"cannot write the download ({error.strerror or error})", path=path) from None
+                for digest in digests.values():
+                    digest.update(chunk)
+                received += len(chunk)
+                bar.advance(task, len(chunk))
+    if size is not None and received != size:
+        raise InputError(
+            f"the download of {name} broke off after {received} of {size} bytes",
+            hint="fetch it again (btk algorithms pull)",
+        )
     expected = {"md5": md5}
     for listed in files.files:
         if listed.name == name:
@@ -237,6 +276,12 @@ def _unpack(archive: Path, folder: Path, name: str) -> None:
                 target.chmod(0o644)
     except zipfile.BadZipFile:
         raise InputError(f"{name} is not a readable zip archive") from None
+    except BtkError:  # before OSError: an OutputError is both
+        raise
+    except NotImplementedError as error:
+        raise InputError(f"{name} uses a compression btk cannot unpack ({error})") from None
+    except OSError as error:
+        raise OutputError(f"cannot unpack {name} ({error.strerror or error})", path=folder) from None
 
 
 def _check_member(member: zipfile.ZipInfo, name: str) -> None:

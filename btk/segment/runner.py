@@ -29,7 +29,7 @@ from btk.errors import (
     unwritable_folder,
 )
 from btk.io import atomic_path, guard_output, refuse_overlap, save_float_image, save_json, save_label_map
-from btk.labels import LabelConvention, get_convention, holding_convention
+from btk.labels import LabelConvention, get_convention, holding_convention, labels_advice
 from btk.segment.additional_files import require_cached
 from btk.segment.contracts import Contract, Staging, contract_for
 from btk.segment.engine import ContainerSpec, Engine, RunOutcome
@@ -298,11 +298,12 @@ class Segmentor:
             gpu = lane.gpus[0] if lane.gpus else None
             run = self._run_one(engine, entry, exam, gpu, folders.get(algorithm), deliver, folder)
             if run.status != "ok":
-                kept = Path(tempfile.mkdtemp(prefix="btk-synthesis-")) / f"{algorithm}.log"
-                shutil.copyfile(folder / "logs" / f"{algorithm}.log", kept)
-                raise ContainerError(
-                    f"the synthesis with {algorithm} failed: {run.message}", hint=f"see its log: {kept}"
-                )
+                hint = "see the log above (with --verbose)"
+                with contextlib.suppress(OSError):  # a full disk must not hide why the synthesis failed
+                    kept = Path(tempfile.mkdtemp(prefix="btk-synthesis-")) / f"{algorithm}.log"
+                    shutil.copyfile(folder / "logs" / f"{algorithm}.log", kept)
+                    hint = f"see its log: {kept}"
+                raise ContainerError(f"the synthesis with {algorithm} failed: {run.message}", hint=hint)
             report = SynthesisReport(folder, modality, target, algorithm, entry.reference, run.seconds, inputs)
             save_json(report.to_dict(), folder / SYNTHESIS_RECORD)
         return replace(
@@ -393,8 +394,7 @@ class Segmentor:
             )
             raise InputError(
                 f"the segmentations cannot all be written in the {target.name} convention: {described}",
-                hint=f"pass --labels {holding_convention([declared[a.name] for a in misfits]).name} "
-                "or run those algorithms separately",
+                hint=labels_advice(list(declared.values())),
             )
         if misfits:
             logger.info(
