@@ -1,6 +1,10 @@
-"""Evaluation speed: btk's ``--scheme brats2023`` against the official BraTS 2023 metrics code, same cases.
+"""Evaluation speed: btk's ``--scheme brats2023`` and ``brats2025`` against the official tools, same cases.
 
     python -m bench.evaluate [--metrics ../shared/oracles/brats2023-metrics] [--repeats 1]
+
+The 2025 comparison runs PyPI ``brats-evaluation`` 0.0.10 (panoptica) in its own virtual environment under
+``~/.cache/btk-bench/brats-evaluation`` (its evaluator on the bundled glioma configuration, each case's files)
+against btk's ``--scheme brats2025 --challenge gli``.
 
 The official code (``metrics.py`` of rachitsaluja/BraTS-2023-Metrics, kept outside the repository; see
 ``tests/data/evaluation_oracle/make_brats2023.py``) runs in its own virtual environment under
@@ -28,8 +32,12 @@ import numpy as np
 from tests.support.evaluation_cases import FUSION, pairs
 
 REPO = Path(__file__).resolve().parents[1]
-CACHE = Path.home() / ".cache" / "btk-bench" / "brats2023-metrics"
-PACKAGES = ["numpy<2", "pandas<2", "connected-components-3d", "surface-distance", "nibabel", "scipy"]
+CACHE = Path.home() / ".cache" / "btk-bench"
+#: Each official tool's virtual environment (a folder under CACHE) and what it is made with.
+PACKAGES = {
+    "brats2023-metrics": ["numpy<2", "pandas<2", "connected-components-3d", "surface-distance", "nibabel", "scipy"],
+    "brats-evaluation": ["brats-evaluation==0.0.10"],
+}
 FIELDS = {
     "LesionWise_Score_Dice": "lesionwise_dice",
     "LesionWise_Score_HD95": "lesionwise_hd95_mm",
@@ -58,15 +66,32 @@ rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": seconds, "rss_mb": rss, "results": results}))
 """
 
+OFFICIAL_2025_DRIVER = r"""
+import json, resource, sys, time, warnings
+from importlib.resources import files
+warnings.simplefilter("ignore")
+from panoptica import Panoptica_Evaluator
+evaluator = Panoptica_Evaluator.load_from_config(str(files("brats_evaluation").joinpath("configs", "config_gli.yaml")))
+cases = json.loads(sys.argv[1])
+seconds = []
+for name, (prediction, reference) in cases.items():
+    started = time.perf_counter()
+    evaluator.evaluate(prediction, reference, verbose=False)
+    seconds.append(time.perf_counter() - started)
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": seconds, "rss_mb": rss, "results": {}}))
+"""
+
 BTK_DRIVER = r"""
 import json, resource, sys, time
 from btk.evaluation import EvaluationSettings, evaluate_case
 cases = json.loads(sys.argv[1])
-settings = EvaluationSettings("brats2023", "gli")
+settings = EvaluationSettings(sys.argv[2], "gli")
+labels = "brats2023" if sys.argv[2] == "brats2023" else None
 seconds, results = [], {}
 for name, (prediction, reference) in cases.items():
     started = time.perf_counter()
-    rows = evaluate_case(prediction, reference, name, "brats2023", "brats2023", settings)
+    rows = evaluate_case(prediction, reference, name, labels, labels, settings)
     seconds.append(time.perf_counter() - started)
     results[name] = {
         r.region: {k: float(v) for k, v in r.as_csv_row().items() if k not in ("case", "region")} for r in rows
@@ -76,13 +101,17 @@ print(json.dumps({"seconds": seconds, "rss_mb": rss, "results": results}))
 """
 
 
-def official_python() -> Path:
-    """The Python of the official code's virtual environment, made on first use."""
-    python = CACHE / "bin" / "python"
+TOOLS = ("official 2023 code", "btk --scheme brats2023", "brats-evaluation 0.0.10", "btk --scheme brats2025")
+
+
+def official_python(tool: str) -> Path:
+    """The Python of an official tool's virtual environment, made on first use."""
+    folder = CACHE / tool
+    python = folder / "bin" / "python"
     if not python.exists():
-        print(f"Installing {' '.join(PACKAGES)} into {CACHE} (once) ...", flush=True)
-        venv.create(CACHE, with_pip=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *PACKAGES], check=True)
+        print(f"Installing {' '.join(PACKAGES[tool])} into {folder} (once) ...", flush=True)
+        venv.create(folder, with_pip=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *PACKAGES[tool]], check=True)
     return python
 
 
@@ -125,15 +154,19 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.metrics / "metrics.py").is_file():
         raise SystemExit(f"the official BraTS 2023 metrics.py is not in {args.metrics}; pass --metrics FOLDER")
-    python = official_python()
+    python_2023, python_2025 = official_python("brats2023-metrics"), official_python("brats-evaluation")
     with tempfile.TemporaryDirectory() as folder:
         cases = json.dumps(write_cases(Path(folder)))
-        runs = {"official 2023 code": [], "btk --scheme brats2023": []}
+        runs: dict[str, list[dict]] = {tool: [] for tool in TOOLS}
         for _ in range(args.repeats):
             runs["official 2023 code"].append(
-                measure([str(python), "-c", OFFICIAL_DRIVER, str(args.metrics.resolve()), cases, json.dumps(FIELDS)])
+                measure(
+                    [str(python_2023), "-c", OFFICIAL_DRIVER, str(args.metrics.resolve()), cases, json.dumps(FIELDS)]
+                )
             )
-            runs["btk --scheme brats2023"].append(measure([sys.executable, "-c", BTK_DRIVER, cases]))
+            runs["btk --scheme brats2023"].append(measure([sys.executable, "-c", BTK_DRIVER, cases, "brats2023"]))
+            runs["brats-evaluation 0.0.10"].append(measure([str(python_2025), "-c", OFFICIAL_2025_DRIVER, cases]))
+            runs["btk --scheme brats2025"].append(measure([sys.executable, "-c", BTK_DRIVER, cases, "brats2025"]))
     print(f"{'tool':<26} {'median s/case':>14} {'total s':>9} {'peak RSS MB':>12}")
     medians = {}
     for tool, measured in runs.items():
@@ -144,6 +177,9 @@ def main() -> None:
         print(f"{tool:<26} {medians[tool]:>14.3f} {total:>9.2f} {rss:>12.0f}")
     ratio = medians["official 2023 code"] / medians["btk --scheme brats2023"]
     print(f"btk is {ratio:.1f}x faster per case than the official 2023 code (target: 5x)")
+    ratio = medians["brats-evaluation 0.0.10"] / medians["btk --scheme brats2025"]
+    print(f"btk is {ratio:.1f}x faster per case than brats-evaluation (target: 2x); the numbers are compared in")
+    print("  tests/test_evaluation_brats2025.py against the official tool's output")
     found = differences(runs["btk --scheme brats2023"][0]["results"], runs["official 2023 code"][0]["results"])
     print("numbers: identical" if not found else "numbers DIFFER:\n  " + "\n  ".join(found[:20]))
 

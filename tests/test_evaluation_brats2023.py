@@ -132,7 +132,6 @@ def test_evaluate_command_writes_the_brats2023_columns_for_files_and_folders(tmp
     ("options", "message"),
     [
         (["--scheme", "brats2019"], "unknown evaluation scheme 'brats2019'"),
-        (["--scheme", "brats2025"], "the brats2025 scheme (the panoptica-based evaluator) is not in btk yet"),
         (["--scheme", "brats2023", "--challenge", "goat"], "no settings for the 'goat' challenge"),
         (["--hd95", "mean"], "unknown HD95 definition 'mean'"),
         (["--scheme", "brats2023", "--hd95", "surface-area"], "--hd95 chooses the HD95 of the legacy scheme"),

@@ -16,7 +16,7 @@ from btk.errors import InputError, MissingExtraError, MissingFileError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from btk.evaluation import Brats2023Row, EvaluationRow
+    from btk.evaluation import Brats2023Row, Brats2025Row, EvaluationRow
 
 
 def evaluate(
@@ -26,20 +26,33 @@ def evaluate(
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write.")] = Path("evaluation.csv"),
     prediction_labels: Annotated[
-        Optional[str], typer.Option("--pred-labels", help="Label convention of the predictions (default: detected).")
+        Optional[str],
+        typer.Option(
+            "--pred-labels",
+            help="Label convention of the predictions (default: detected; brats2025: the challenge's numbering).",
+        ),
     ] = None,
     reference_labels: Annotated[
-        Optional[str], typer.Option("--ref-labels", help="Label convention of the references (default: detected).")
+        Optional[str],
+        typer.Option(
+            "--ref-labels",
+            help="Label convention of the references (default: detected; brats2025: the challenge's numbering).",
+        ),
     ] = None,
     scheme: Annotated[
         str,
         typer.Option(
             help="legacy: btk's metrics per region of the label convention; brats2023: the official BraTS 2023 "
-            "lesion-wise metrics, number for number."
+            "lesion-wise metrics, number for number; brats2025: the official BraTS 2025 evaluator "
+            "(brats-evaluation on panoptica), number for number."
         ),
     ] = "legacy",
     challenge: Annotated[
-        str, typer.Option(help="brats2023: the challenge's lesion settings: gli, ssa, men, ped, met.")
+        str,
+        typer.Option(
+            help="brats2023: the challenge's lesion settings: gli, ssa, men, ped, met. brats2025: the official "
+            "configuration: gli, ped, men (MenPre), men-rt (MenRT), met (mets), goat (GoAT)."
+        ),
     ] = "gli",
     hd95: Annotated[
         str,
@@ -71,7 +84,10 @@ def evaluate(
     --scheme legacy (default): Dice, HD95, sensitivity, specificity and volumes per region of the label
     convention (WT, TC, ET for gliomas). --scheme brats2023: the official BraTS 2023 lesion-wise metrics
     (lesion-wise and whole-region Dice and HD95, lesion counts, sensitivity, specificity) for WT, TC, ET,
-    with the lesion settings of --challenge.
+    with the lesion settings of --challenge. --scheme brats2025: the official BraTS 2025 metrics (global and
+    lesion-wise Dice, NSD and HD95, instance counts and F1) for the regions of the --challenge's configuration
+    (wt, tc, et, netc, snfh, rc for gli), reading label values as the configuration numbers them unless
+    --pred-labels / --ref-labels name another convention.
 
     Two files evaluate one case; two folders evaluate every reference case, matching files by name
     (``CASE.nii.gz``, ``CASE-seg.nii.gz`` and ``CASE/CASE-seg.nii.gz`` all mean case ``CASE``).
@@ -81,6 +97,8 @@ def evaluate(
     from btk.io import guard_output, strip_nifti_suffix
 
     settings = EvaluationSettings(scheme, challenge, hd95)
+    if report and settings.scheme == "brats2025":
+        raise InputError("there is no cohort report for the brats2025 scheme yet", hint="leave out --report")
     if images is not None and not report:
         raise InputError("--images gives the features of the cohort report", hint="add --report")
     if report and importlib.util.find_spec("matplotlib") is None:
@@ -112,7 +130,7 @@ def evaluate(
 
 
 def _write_report(
-    rows: Sequence[EvaluationRow | Brats2023Row],
+    rows: Sequence[EvaluationRow | Brats2023Row | Brats2025Row],
     cases: Sequence[tuple[str, Path, Path]],
     scheme: str,
     folder: Path,
@@ -173,7 +191,7 @@ def _is_evaluation_csv(path: Path) -> bool:
         return False
 
 
-def _summary_table(rows: Sequence[EvaluationRow | Brats2023Row]) -> Table:
+def _summary_table(rows: Sequence[EvaluationRow | Brats2023Row | Brats2025Row]) -> Table:
     """The mean of the first six metrics per region (the CSV has them all)."""
     cases = sorted({row.case for row in rows})
     table = Table(title=f"Evaluation of {len(cases)} case(s): mean per region")

@@ -3,10 +3,12 @@
 >>> from btk.evaluation import EvaluationSettings, evaluate_case
 >>> rows = evaluate_case("pred.nii.gz", "ref.nii.gz")                        # btk's metrics (legacy)
 >>> rows = evaluate_case("pred.nii.gz", "ref.nii.gz", settings=EvaluationSettings("brats2023", "met"))
+>>> rows = evaluate_case("pred.nii.gz", "ref.nii.gz", settings=EvaluationSettings("brats2025", "gli"))
 
 Schemes: ``legacy`` (Dice, HD95, sensitivity, specificity and volumes per region of the label convention;
-:mod:`btk.evaluation.metrics`) and ``brats2023`` (the lesion-wise metrics of the official BraTS 2023 code,
-number for number; :mod:`btk.evaluation.brats2023`).
+:mod:`btk.evaluation.metrics`), ``brats2023`` (the lesion-wise metrics of the official BraTS 2023 code,
+number for number; :mod:`btk.evaluation.brats2023`) and ``brats2025`` (the official BraTS 2025 evaluator,
+``brats-evaluation`` on panoptica, number for number; :mod:`btk.evaluation.brats2025`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import nibabel as nib
 import numpy as np
 
 from btk.errors import BtkError, InputError, MissingFileError
-from btk.evaluation.brats2023 import Brats2023Row, check_challenge, evaluate_brats2023
+from btk.evaluation import brats2023, brats2025
+from btk.evaluation.brats2023 import Brats2023Row, evaluate_brats2023
+from btk.evaluation.brats2025 import Brats2025Row, evaluate_brats2025
 from btk.evaluation.metrics import (
     HD95_DEFINITIONS,
     HD95_EMPTY_PENALTY_MM,
@@ -40,6 +44,7 @@ __all__ = [
     "HD95_EMPTY_PENALTY_MM",
     "SCHEMES",
     "Brats2023Row",
+    "Brats2025Row",
     "EvaluationRow",
     "EvaluationSettings",
     "RegionMetrics",
@@ -55,7 +60,7 @@ __all__ = [
 
 CSV_COLUMNS = ("case", "region", "dice", "hd95_mm", "sensitivity", "specificity", "volume_pred_ml", "volume_ref_ml")
 #: The evaluation schemes (see the module's documentation).
-SCHEMES = ("legacy", "brats2023")
+SCHEMES = ("legacy", "brats2023", "brats2025")
 
 
 @dataclass(frozen=True)
@@ -63,8 +68,10 @@ class EvaluationSettings:
     """How to evaluate: the scheme, the challenge whose settings apply, and the legacy HD95's definition.
 
     Args:
-        scheme: ``"legacy"`` or ``"brats2023"``.
-        challenge: For ``brats2023``, the challenge's lesion settings: ``gli``, ``ssa``, ``men``, ``ped``, ``met``.
+        scheme: ``"legacy"``, ``"brats2023"`` or ``"brats2025"``.
+        challenge: For ``brats2023``, the challenge's lesion settings: ``gli``, ``ssa``, ``men``, ``ped``, ``met``;
+            for ``brats2025``, the official configuration: ``gli``, ``ped``, ``men`` (MenPre), ``men-rt`` (MenRT),
+            ``met`` (mets), ``goat`` (GoAT).
         hd95: For ``legacy``, the HD95 definition: ``"voxel"`` (btk's) or ``"surface-area"`` (the 2023 code's).
 
     Raises:
@@ -76,27 +83,24 @@ class EvaluationSettings:
     hd95: str = "voxel"
 
     def __post_init__(self) -> None:
-        if self.scheme == "brats2025":
-            raise InputError(
-                "the brats2025 scheme (the panoptica-based evaluator) is not in btk yet",
-                hint="use the official brats-evaluation package, or --scheme brats2023 or legacy",
-            )
         if self.scheme not in SCHEMES:
             raise InputError(f"unknown evaluation scheme {self.scheme!r}", hint=f"use one of {', '.join(SCHEMES)}")
         if self.hd95 not in HD95_DEFINITIONS:
             raise InputError(f"unknown HD95 definition {self.hd95!r}", hint=f"use one of {', '.join(HD95_DEFINITIONS)}")
         if self.scheme == "brats2023":
-            check_challenge(self.challenge)
-            if self.hd95 != "voxel":
-                raise InputError(
-                    "--hd95 chooses the HD95 of the legacy scheme; brats2023 has its own (surface-area weighted)",
-                    hint="drop --hd95, or use --scheme legacy",
-                )
+            brats2023.check_challenge(self.challenge)
+        if self.scheme == "brats2025":
+            brats2025.check_challenge(self.challenge)
+        if self.scheme != "legacy" and self.hd95 != "voxel":
+            raise InputError(
+                f"--hd95 chooses the HD95 of the legacy scheme; {self.scheme} has its own",
+                hint="drop --hd95, or use --scheme legacy",
+            )
 
     @property
     def columns(self) -> tuple[str, ...]:
         """The CSV columns of the scheme."""
-        return Brats2023Row.COLUMNS if self.scheme == "brats2023" else CSV_COLUMNS
+        return {"brats2023": Brats2023Row.COLUMNS, "brats2025": Brats2025Row.COLUMNS}.get(self.scheme, CSV_COLUMNS)
 
 
 _SEGMENTATION_SUFFIX = re.compile(r"[-_](seg|label|labels|mask)$", re.IGNORECASE)
@@ -130,17 +134,29 @@ def evaluate_arrays(
     prediction_labels: str | LabelConvention | None = None,
     reference_labels: str | LabelConvention | None = None,
     settings: EvaluationSettings | None = None,
-) -> list[EvaluationRow] | list[Brats2023Row]:
+) -> list[EvaluationRow] | list[Brats2023Row] | list[Brats2025Row]:
     """Evaluate the regions of two label maps on the same grid (WT, TC and ET for gliomas).
 
     Each map is read in its own label convention (detected from its values unless given), so a 0/1/2/4
     prediction can be scored against a 0/1/2/3 reference. The legacy scheme scores the reference
     convention's regions that the prediction's convention declares too, in the reference's order
     (conventions without a region in common are refused); ``brats2023`` scores WT, TC and ET.
+    ``brats2025`` scores the regions of the challenge's official configuration and reads the label values
+    as the configuration numbers them unless a convention is given (then the map is converted to it).
     """
     settings = settings or EvaluationSettings()
     if prediction.shape != reference.shape:
         raise InputError(f"prediction shape {prediction.shape} differs from reference shape {reference.shape}")
+    if settings.scheme == "brats2025":
+        return evaluate_brats2025(
+            prediction,
+            reference,
+            spacing,
+            case,
+            settings.challenge,
+            get_convention(prediction_labels) if prediction_labels else None,
+            get_convention(reference_labels) if reference_labels else None,
+        )
     prediction_convention = get_convention(prediction_labels) if prediction_labels else detect_convention(prediction)
     reference_convention = get_convention(reference_labels) if reference_labels else detect_convention(reference)
     prediction_convention.validate(prediction)
@@ -178,7 +194,7 @@ def evaluate_case(
     prediction_labels: str | LabelConvention | None = None,
     reference_labels: str | LabelConvention | None = None,
     settings: EvaluationSettings | None = None,
-) -> list[EvaluationRow] | list[Brats2023Row]:
+) -> list[EvaluationRow] | list[Brats2023Row] | list[Brats2025Row]:
     """Evaluate one predicted segmentation file against its reference file (see :func:`evaluate_arrays`)."""
     prediction_image, prediction = load_label_map(prediction_path)
     reference_image, reference = load_label_map(reference_path)
@@ -244,7 +260,7 @@ def evaluate_folders(
     prediction_labels: str | LabelConvention | None = None,
     reference_labels: str | LabelConvention | None = None,
     settings: EvaluationSettings | None = None,
-) -> list[EvaluationRow] | list[Brats2023Row]:
+) -> list[EvaluationRow] | list[Brats2023Row] | list[Brats2025Row]:
     """Evaluate every reference case in a folder against the prediction of the same case id."""
     rows: list = []
     for case, prediction, reference in pair_cases(prediction_folder, reference_folder):
@@ -252,9 +268,10 @@ def evaluate_folders(
     return rows
 
 
-def write_csv(rows: Sequence[EvaluationRow | Brats2023Row], path: str | Path) -> None:
+def write_csv(rows: Sequence[EvaluationRow | Brats2023Row | Brats2025Row], path: str | Path) -> None:
     """Write evaluation rows atomically as CSV, one row per case and region, with their scheme's columns
-    (:data:`CSV_COLUMNS` for the legacy scheme, :attr:`Brats2023Row.COLUMNS`)."""
+    (:data:`CSV_COLUMNS` for the legacy scheme, :attr:`Brats2023Row.COLUMNS`, :attr:`Brats2025Row.COLUMNS`);
+    floats with 6 significant digits (``nan`` and ``inf`` as such)."""
     buffer = io.StringIO()
     columns = rows[0].COLUMNS if rows else CSV_COLUMNS
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")

@@ -53,3 +53,11 @@ def pairs() -> dict[str, tuple[np.ndarray, np.ndarray]]:
         "empty-reference": (hnf_b, empty),
         "both-empty": (empty, empty),
     }
+
+
+def more_pairs() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Pairs beyond :func:`pairs` (which the BraTS 2023 expected values cover): a prediction with tumours that
+    miss the reference's entirely (the first case's prediction mirrored left-right), so that every region has
+    instances in both maps, no voxel in common and no true positive."""
+    a = "TCGA-FG-6692"
+    return {"disjoint-tumours": (_candidate(a, "scan-20")[::-1].copy(), _candidate(a, "isen-20"))}
