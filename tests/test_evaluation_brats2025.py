@@ -21,7 +21,14 @@ import pytest
 from btk.cli import main
 from btk.errors import BtkError
 from btk.evaluation import EvaluationSettings, evaluate_arrays
-from btk.evaluation.brats2025 import CHALLENGES, HD95_PENALTY_MM, Brats2025Row, border_distances, region_scores
+from btk.evaluation.brats2025 import (
+    CHALLENGES,
+    HD95_PENALTY_MM,
+    Brats2025Row,
+    border_distances,
+    evaluate_brats2025,
+    region_scores,
+)
 from tests.support.data import DATA
 from tests.support.evaluation_cases import more_pairs, pairs
 
@@ -200,3 +207,20 @@ def test_settings_are_checked_in_the_python_api():
     )
     assert [r.region for r in rows] == ["wt", "tc", "et"]
     assert all(math.isnan(r.dice) and r.instance_tp == r.instance_fp == r.instance_fn == 0 for r in rows)
+
+
+def test_a_map_that_may_be_numbered_as_in_2021_is_read_as_2025_with_a_warning():
+    import logging
+
+    warnings = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: warnings.append(record.getMessage())
+    logging.getLogger("btk").addHandler(handler)
+    seg = np.zeros((6, 6, 6), np.uint8)
+    seg[1:3, 1:3, 1:3], seg[3:5, 3:5, 3:5] = 2, 4  # oedema and a 4 without any 3
+    try:
+        rows = evaluate_brats2025(seg, seg, challenge="gli")
+    finally:
+        logging.getLogger("btk").removeHandler(handler)
+    assert any("read as a resection cavity" in w and "--pred-labels brats2021" in w for w in warnings)
+    assert {r.region: r.global_dsc for r in rows}["rc"] == 1.0

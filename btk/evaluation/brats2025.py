@@ -44,6 +44,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from btk.console import logger
 from btk.errors import InputError
 from btk.labels import (
     BRATS_2023,
@@ -203,7 +204,15 @@ def _in_challenge_numbering(
     """The map in the challenge's label values: converted from its named convention, checked otherwise."""
     if convention is not None and convention.name != challenge.convention.name:
         return convert(array, convention, challenge.convention)
-    undefined = sorted(values_present(array) - {0, *challenge.labels})
+    present = values_present(array)
+    if convention is None and challenge.convention is BRATS_2024_POST and 4 in present and 3 not in present:
+        logger.warning(
+            "The %s holds label 4 but no 3: it is read as a resection cavity (BraTS 2024+ numbering); if it is "
+            "numbered as in BraTS 2017-2021 (4 = enhancing tumour), pass --%s-labels brats2021",
+            role,
+            "pred" if role == "prediction" else "ref",
+        )
+    undefined = sorted(present - {0, *challenge.labels})
     if undefined:
         shown = ", ".join(str(int(v)) if float(v).is_integer() else str(v) for v in undefined[:10])
         raise InputError(
