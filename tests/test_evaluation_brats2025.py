@@ -182,7 +182,6 @@ def test_a_brats2021_prediction_is_converted_when_named():
         (["--challenge", "men-rt"], None, "which the BraTS 2025 MenRT configuration does not define"),
         # a cystic component has no glioma label
         (["--pred-labels", "brats2024-ped"], "ped", "which brats2024-post cannot represent"),
-        (["--report"], None, "no cohort report for the brats2025 scheme yet"),
     ],
 )
 def test_bad_input_is_one_clear_error_and_no_csv(tmp_path, options, arrays, message, capsys):

@@ -101,6 +101,29 @@ def test_report_of_a_cohort(cohort, tmp_path, capsys):
     assert {r["metric"] for r in _read(folder / "statistics.csv")} >= {"lesionwise_dice", "num_fp"}
 
 
+@pytest.mark.slow
+def test_report_of_the_brats2025_scheme_has_its_regions_and_leaves_undefined_values_out(cohort, tmp_path, capsys):
+    out = tmp_path / "scores2025.csv"
+    arguments = ["evaluate", str(cohort / "pred"), str(cohort / "ref"), "-o", str(out), "--scheme", "brats2025"]
+    assert main([*arguments, "--report", "--images", str(cohort / "images")]) == 0, capsys.readouterr().err
+    folder = tmp_path / "scores2025_report"
+    scores = _read(out)
+    regions = ["wt", "tc", "et", "netc", "snfh", "rc"]
+    statistics = {(r["region"], r["metric"]): r for r in _read(folder / "statistics.csv")}
+    rc = statistics[("rc", "lesionwise_dsc_mean")]  # no candidate has a cavity: NaN in every case
+    assert int(rc["n"]) == 0 and int(rc["undefined"]) == 6 and rc["mean"] == "nan"
+    et = [float(r["global_dsc"]) for r in scores if r["region"] == "et"]
+    finite = [v for v in et if np.isfinite(v)]
+    assert int(statistics[("et", "global_dsc")]["n"]) == len(finite)
+    assert float(statistics[("et", "global_dsc")]["mean"]) == pytest.approx(np.mean(finite), abs=1e-5)
+    cases = _read(folder / "cases.csv")
+    assert list(dict.fromkeys(r["region"] for r in cases)) == regions
+    assert all(float(r["reference_ml"]) == 0 for r in cases if r["region"] == "rc")
+    assert {f["region"] for f in _read(folder / "features.csv")} == set(regions)
+    images, _ = render_in_chromium(folder / "index.html", tmp_path)
+    assert all(complete for _, complete, _ in images)
+
+
 def test_report_options_are_checked_before_any_work(cohort, tmp_path, capsys):
     out = tmp_path / "scores.csv"
     base = ["evaluate", str(cohort / "pred"), str(cohort / "ref"), "-o", str(out)]

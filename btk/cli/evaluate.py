@@ -16,7 +16,7 @@ from btk.errors import InputError, MissingExtraError, MissingFileError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from btk.evaluation import Brats2023Row, Brats2025Row, EvaluationRow
+    from btk.evaluation import Brats2023Row, Brats2025Row, EvaluationRow, EvaluationSettings
 
 
 def evaluate(
@@ -97,8 +97,6 @@ def evaluate(
     from btk.io import guard_output, strip_nifti_suffix
 
     settings = EvaluationSettings(scheme, challenge, hd95)
-    if report and settings.scheme == "brats2025":
-        raise InputError("there is no cohort report for the brats2025 scheme yet", hint="leave out --report")
     if images is not None and not report:
         raise InputError("--images gives the features of the cohort report", hint="add --report")
     if report and importlib.util.find_spec("matplotlib") is None:
@@ -124,7 +122,7 @@ def evaluate(
         rows = evaluate_case(prediction, reference, None, prediction_labels, reference_labels, settings)
     write_csv(rows, output)
     if report:
-        _write_report(rows, cases, settings.scheme, report_folder, images, prediction_labels, reference_labels)
+        _write_report(rows, cases, settings, report_folder, images, prediction_labels, reference_labels)
     console.print(_summary_table(rows))
     console.print(f"Wrote {len(rows)} rows to {output}", highlight=False)
 
@@ -132,24 +130,27 @@ def evaluate(
 def _write_report(
     rows: Sequence[EvaluationRow | Brats2023Row | Brats2025Row],
     cases: Sequence[tuple[str, Path, Path]],
-    scheme: str,
+    settings: EvaluationSettings,
     folder: Path,
     images: Path | None,
     prediction_labels: str | None,
     reference_labels: str | None,
 ) -> None:
     """The cohort report of ``rows`` into ``folder``, written atomically."""
-    from btk.evaluation.cohort import analyse, case_facts, images_in, region_features
-    from btk.io import load_label_map
-    from btk.labels import detect_convention, get_convention
+    from btk.evaluation.brats2025 import region_masks
+    from btk.evaluation.cohort import analyse, case_facts, convention_masks, images_in, region_features
+    from btk.labels import get_convention
     from btk.preprocess.output_folder import built_atomically
     from btk.report.evaluation import write_evaluation_report
 
     regions = tuple(dict.fromkeys(row.region for row in rows))
+    if settings.scheme == "brats2025":
+        conventions = [get_convention(labels) if labels else None for labels in (prediction_labels, reference_labels)]
+        masks_of = region_masks(settings.challenge, *conventions)
+    else:
+        masks_of = convention_masks(regions, prediction_labels, reference_labels)
     facts = [
-        fact
-        for case, prediction, reference in cases
-        for fact in case_facts(prediction, reference, case, regions, prediction_labels, reference_labels)
+        fact for case, prediction, reference in cases for fact in case_facts(prediction, reference, case, masks_of)
     ]
     features = None
     if images is not None:
@@ -165,17 +166,12 @@ def _write_report(
             found = images_in(folder_of_case)
             if not found:
                 raise InputError(f"no images of case {case}", path=folder_of_case, hint="name them *_t1c.nii.gz, ...")
-            convention = (
-                get_convention(reference_labels)
-                if reference_labels
-                else detect_convention(load_label_map(reference)[1])
-            )
             try:
-                features.extend(region_features(reference, found, case, convention))
+                features.extend(region_features(reference, found, case, masks_of))
             except ValueError as error:
                 raise InputError(str(error), path=images, hint="give images on the references' grid") from None
     with built_atomically(folder.absolute()) as staging:
-        write_evaluation_report(analyse(rows, facts, scheme), staging, features)
+        write_evaluation_report(analyse(rows, facts, settings.scheme), staging, features)
     console.print(f"Cohort report: {folder / 'index.html'}", highlight=False)
 
 

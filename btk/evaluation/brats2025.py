@@ -39,6 +39,7 @@ challenge's numbering unless its convention is named, in which case it is conver
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import ClassVar
 
@@ -196,6 +197,21 @@ def evaluate_brats2025(
         scores = region_scores(np.isin(predicted, values), np.isin(actual, values), sampling)
         rows.append(Brats2025Row(case, region, **asdict(scores)))
     return rows
+
+
+def region_masks(
+    challenge: str, prediction_convention: LabelConvention | None, reference_convention: LabelConvention | None
+) -> Callable[[np.ndarray, str], dict[str, np.ndarray]]:
+    """Region masks of maps as this scheme reads them (``role``: ``"prediction"`` or ``"reference"``), for the
+    cohort report (:mod:`btk.evaluation.cohort`)."""
+    settings = check_challenge(challenge)
+
+    def masks(array: np.ndarray, role: str) -> dict[str, np.ndarray]:
+        convention = prediction_convention if role == "prediction" else reference_convention
+        numbered = _in_challenge_numbering(array, convention, settings, role)
+        return {region: np.isin(numbered, values) for region, values in settings.regions}
+
+    return masks
 
 
 def _in_challenge_numbering(

@@ -10,7 +10,7 @@ shape features of each reference region per modality. :mod:`btk.report.evaluatio
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,12 +20,17 @@ from btk.io import load_label_map, load_nifti
 from btk.labels import LabelConvention, detect_convention, get_convention
 
 #: The scheme's Dice and HD95 columns, the ones cases are ranked by.
-RANKED_BY = {"legacy": ("dice", "hd95_mm"), "brats2023": ("lesionwise_dice", "lesionwise_hd95_mm")}
+RANKED_BY = {
+    "legacy": ("dice", "hd95_mm"),
+    "brats2023": ("lesionwise_dice", "lesionwise_hd95_mm"),
+    "brats2025": ("lesionwise_dsc_mean", "lesionwise_hd95_mean_mm"),
+}
 
 
 @dataclass(frozen=True)
 class Statistics:
-    """Summary statistics of one metric over the cases (std: sample standard deviation, ddof 1)."""
+    """Summary statistics of one metric over the cases (std: sample standard deviation, ddof 1), over the
+    finite values; ``undefined`` counts those left out (NaN or infinite, as the brats2025 scheme has them)."""
 
     n: int
     mean: float
@@ -35,10 +40,15 @@ class Statistics:
     q3: float
     minimum: float
     maximum: float
+    undefined: int = 0
 
     @classmethod
     def of(cls, values: Sequence[float]) -> Statistics:
-        array = np.asarray(values, dtype=float)
+        every = np.asarray(values, dtype=float)
+        array = every[np.isfinite(every)]
+        if array.size == 0:
+            nan = float("nan")
+            return cls(0, nan, nan, nan, nan, nan, nan, nan, int(every.size))
         q1, median, q3 = np.percentile(array, (25, 50, 75))
         std = float(array.std(ddof=1)) if array.size > 1 else 0.0
         return cls(
@@ -50,6 +60,7 @@ class Statistics:
             float(q3),
             float(array.min()),
             float(array.max()),
+            int(every.size - array.size),
         )
 
 
@@ -108,6 +119,7 @@ def analyse(
 
     def ranked(region: str, metric: str, highest: bool) -> list[tuple[str, float]]:
         values = [(str(r["case"]), float(r[metric])) for r in table if r["region"] == region]
+        values = [(case, value) for case, value in values if not np.isnan(value)]  # undefined: not ranked
         return sorted(values, key=lambda item: (-item[1] if highest else item[1], item[0]))[:worst]
 
     return CohortAnalysis(
@@ -131,35 +143,44 @@ def analyse(
     )
 
 
-def case_facts(
-    prediction: Path,
-    reference: Path,
-    case: str,
+#: Region masks of a label map: (map, ``"prediction"`` or ``"reference"``) -> region -> boolean mask.
+RegionMasks = Callable[[np.ndarray, str], dict[str, np.ndarray]]
+
+
+def convention_masks(
     regions: Sequence[str],
     prediction_labels: str | LabelConvention | None = None,
     reference_labels: str | LabelConvention | None = None,
-) -> list[CaseFacts]:
-    """Volumes and lesion counts of both maps, per region (each map in its convention, detected unless given)."""
+) -> RegionMasks:
+    """Region masks of maps read in their label convention (detected per map unless given), as the legacy and
+    brats2023 schemes read them."""
+
+    def masks(array: np.ndarray, role: str) -> dict[str, np.ndarray]:
+        given = prediction_labels if role == "prediction" else reference_labels
+        convention = get_convention(given) if given else detect_convention(array)
+        return {region: convention.region_mask(array, region) for region in regions}
+
+    return masks
+
+
+def case_facts(prediction: Path, reference: Path, case: str, masks_of: RegionMasks) -> list[CaseFacts]:
+    """Volumes and lesion counts (26-connected components) of both maps, per region."""
     from scipy import ndimage
 
     prediction_image, predicted = load_label_map(prediction)
     _, actual = load_label_map(reference)
-    prediction_convention = get_convention(prediction_labels) if prediction_labels else detect_convention(predicted)
-    reference_convention = get_convention(reference_labels) if reference_labels else detect_convention(actual)
     voxel_ml = float(np.prod(prediction_image.header.get_zooms()[:3])) / 1000.0
     everywhere = np.ones((3, 3, 3), bool)
+    reference_masks, prediction_masks = masks_of(actual, "reference"), masks_of(predicted, "prediction")
     found = []
-    for region in regions:
-        masks = [
-            c.region_mask(a, region) for c, a in ((reference_convention, actual), (prediction_convention, predicted))
-        ]
-        counts = [int(ndimage.label(mask, structure=everywhere)[1]) for mask in masks]
+    for region, actual_mask in reference_masks.items():
+        counts = [int(ndimage.label(m, structure=everywhere)[1]) for m in (actual_mask, prediction_masks[region])]
         found.append(
             CaseFacts(
                 case,
                 region,
-                np.count_nonzero(masks[0]) * voxel_ml,
-                np.count_nonzero(masks[1]) * voxel_ml,
+                np.count_nonzero(actual_mask) * voxel_ml,
+                np.count_nonzero(prediction_masks[region]) * voxel_ml,
                 counts[0],
                 counts[1],
             )
@@ -192,7 +213,7 @@ FEATURE_COLUMNS = (
 
 
 def region_features(
-    reference: Path, images: Mapping[str, Path], case: str, convention: LabelConvention
+    reference: Path, images: Mapping[str, Path], case: str, masks_of: RegionMasks
 ) -> list[dict[str, object]]:
     """First-order intensity and shape features of each reference region in each image (modality -> file).
 
@@ -205,8 +226,7 @@ def region_features(
     spacing = tuple(float(s) for s in reference_image.header.get_zooms()[:3])
     data = {modality: load_nifti(path)[1].astype(np.float64) for modality, path in images.items()}
     rows = []
-    for region in convention.region_names:
-        mask = convention.region_mask(labels, region)
+    for region, mask in masks_of(labels, "reference").items():
         shape = _shape_features(mask, spacing)
         for modality, values in data.items():
             if values.shape[:3] != mask.shape:

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+
 from btk import __version__
 from btk.evaluation.cohort import FEATURE_COLUMNS, CohortAnalysis
 from btk.io import FOLDER_MARKERS, atomic_path, save_json
@@ -31,7 +33,7 @@ def write_evaluation_report(
     written = {
         "statistics": _csv(
             folder / "statistics.csv",
-            ("region", "metric", "n", "mean", "std", "median", "q1", "q3", "minimum", "maximum"),
+            ("region", "metric", "n", "mean", "std", "median", "q1", "q3", "minimum", "maximum", "undefined"),
             [
                 {"region": region, "metric": metric, **asdict(stats)}
                 for region, metrics in analysis.statistics.items()
@@ -84,9 +86,9 @@ def _page(analysis: CohortAnalysis, with_features: bool) -> str:
         body.append(f"<h3>{region}</h3>")
         body.append(
             table(
-                ["metric", "n", "mean", "std", "median", "q1", "q3", "min", "max"],
+                ["metric", "n", "mean", "std", "median", "q1", "q3", "min", "max", "undefined"],
                 [
-                    [metric, s.n, s.mean, s.std, s.median, s.q1, s.q3, s.minimum, s.maximum]
+                    [metric, s.n, s.mean, s.std, s.median, s.q1, s.q3, s.minimum, s.maximum, s.undefined]
                     for metric, s in metrics.items()
                 ],
             )
@@ -136,12 +138,13 @@ def _save(plt, figure, path: Path) -> Path:
 
 
 def _box_plots(analysis: CohortAnalysis, path: Path) -> Path:
-    """Box plots (with every case as a dot) of the ranked Dice and HD95 per region."""
-    import numpy as np
-
+    """Box plots (with every case as a dot) of the ranked Dice and HD95 per region (finite values)."""
     plt, figure, axes = _figure(2)
     for column, (axis, metric) in enumerate(zip(axes[0], (analysis.dice_metric, analysis.hd95_metric)), start=1):
-        values = [[case[column] for case in analysis.per_case[region]] for region in analysis.regions]
+        values = [
+            [case[column] for case in analysis.per_case[region] if np.isfinite(case[column])]
+            for region in analysis.regions
+        ]
         axis.boxplot(values, tick_labels=list(analysis.regions), showfliers=False)
         for index, points in enumerate(values, start=1):
             axis.scatter(np.full(len(points), index) + np.linspace(-0.12, 0.12, len(points)), points, s=10, alpha=0.6)
@@ -154,7 +157,11 @@ def _dice_against_volume(analysis: CohortAnalysis, path: Path) -> Path:
     plt, figure, axes = _figure(len(analysis.regions))
     for axis, region in zip(axes[0], analysis.regions):
         volumes = {f.case: f.reference_ml for f in analysis.facts if f.region == region}
-        shown = [(volumes[case], dice) for case, dice, _ in analysis.per_case[region] if volumes.get(case, 0) > 0]
+        shown = [
+            (volumes[case], dice)
+            for case, dice, _ in analysis.per_case[region]
+            if volumes.get(case, 0) > 0 and np.isfinite(dice)
+        ]
         if shown:
             axis.scatter(*zip(*shown), s=14)
             axis.set_xscale("log")
