@@ -20,7 +20,7 @@ import pytest
 
 from btk.cli import main
 from btk.errors import BtkError
-from btk.evaluation import EvaluationSettings, evaluate_arrays
+from btk.evaluation import EvaluationSettings, MetsThresholds, evaluate_arrays
 from btk.evaluation.brats2025 import (
     CHALLENGES,
     HD95_PENALTY_MM,
@@ -35,7 +35,6 @@ from tests.support.evaluation_cases import more_pairs, pairs
 ORACLE = json.loads((DATA / "evaluation_oracle" / "brats2025.json").read_text())
 PAIRS = {**pairs(), **more_pairs()}
 EMPTY = ("empty-prediction", "empty-reference", "both-empty", "reference-without-et")
-FIELDS = Brats2025Row.COLUMNS[2:]
 
 
 def _expected(value: object) -> float:
@@ -65,8 +64,14 @@ def _rows(name: str, evaluation: str) -> list[Brats2025Row]:
         reference,
         spacing=_spacing(evaluation),
         case=name,
-        settings=EvaluationSettings("brats2025", about["challenge"]),
+        settings=EvaluationSettings("brats2025", about["challenge"], mets=_thresholds(evaluation)),
     )
+
+
+def _thresholds(evaluation: str) -> MetsThresholds | None:
+    """The metastases thresholds the evaluation was parsed with (None: the default ones, or none)."""
+    given = ORACLE["evaluations"][evaluation].get("mets_thresholds")
+    return MetsThresholds(*given) if given and tuple(given) != (20.0, 0.1) else None
 
 
 def _check(name: str, evaluation: str) -> int:
@@ -76,7 +81,8 @@ def _check(name: str, evaluation: str) -> int:
     assert sorted(row.region for row in rows) == sorted(expected)
     compared = 0
     for row in rows:
-        for field in FIELDS:
+        assert set(row.COLUMNS[2:]) == set(expected[row.region]), "btk's columns are the official parser's"
+        for field in row.COLUMNS[2:]:
             mine, theirs = getattr(row, field), _expected(expected[row.region][field])
             assert _agrees(mine, theirs, field), (evaluation, row.region, field, mine, theirs)
             compared += 1
@@ -116,6 +122,13 @@ def test_the_expected_values_cover_every_pair_and_the_edge_cases():
     anisotropic, isotropic = (results[f"fg6692-scan-vs-isen/{e}"]["wt"] for e in ("gli-anisotropic", "gli"))
     assert anisotropic["global_hd95_mm"] == isotropic["global_hd95_mm"]  # the official global metrics: voxels
     assert anisotropic["lesionwise_hd95_mean_mm"] != isotropic["lesionwise_hd95_mean_mm"]
+    # the metastases variant: large and small lesions, detected, partly found and missed, and a false positive
+    small = results["small-lesions/met"]["et"]
+    assert (small["small_instance_tp"], small["small_instance_fn"], small["small_instance_fp"]) == (2, 2, 1)
+    assert small["large_instance_tp"] == 2 and small["lesionwise_dsc_mean"] != small["instance_tp"]
+    stricter = results["small-lesions/met-thresholds"]["et"]
+    assert (stricter["large_instance_tp"], stricter["small_instance_fn"]) == (1, 3)
+    assert results["reference-without-et/met"]["et"]["large_instance_f1"] is None  # no reference lesion: NaN
 
 
 def test_regions_are_those_of_each_official_configuration():
@@ -223,3 +236,31 @@ def test_a_map_that_may_be_numbered_as_in_2021_is_read_as_2025_with_a_warning():
         logging.getLogger("btk").removeHandler(handler)
     assert any("read as a resection cavity" in w and "--pred-labels brats2021" in w for w in warnings)
     assert {r.region: r.global_dsc for r in rows}["rc"] == 1.0
+
+
+def test_the_metastases_thresholds_are_options_of_the_met_challenge_only(tmp_path, capsys):
+    prediction, reference = _save_pair(tmp_path, *PAIRS["small-lesions"])
+    out = tmp_path / "mets.csv"
+    code = main(
+        [
+            *("evaluate", str(prediction), str(reference), "-o", str(out), "--scheme", "brats2025"),
+            *("--challenge", "met", "--mets-volume-threshold", "30", "--mets-overlap-threshold", "0.5"),
+        ]
+    )
+    assert code == 0
+    with out.open(newline="") as handle:
+        rows = {row["region"]: row for row in csv.DictReader(handle)}
+    expected = ORACLE["results"]["small-lesions/met-thresholds"]["et"]
+    assert float(rows["et"]["large_instance_tp"]) == expected["large_instance_tp"]
+    assert float(rows["et"]["lesionwise_dsc_mean"]) == pytest.approx(expected["lesionwise_dsc_mean"], abs=1e-6)
+    for options, message in (
+        (("--challenge", "gli", "--mets-volume-threshold", "30"), "metastases"),
+        (("--challenge", "met", "--mets-overlap-threshold", "1.5"), "mets-overlap-threshold"),
+        (("--challenge", "met", "--mets-volume-threshold", "nan"), "mets-volume-threshold"),
+    ):
+        capsys.readouterr()
+        bad = tmp_path / "bad.csv"
+        assert (
+            main(["evaluate", str(prediction), str(reference), "-o", str(bad), "--scheme", "brats2025", *options]) == 2
+        )
+        assert message in capsys.readouterr().err and not bad.exists()

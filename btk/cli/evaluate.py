@@ -61,6 +61,22 @@ def evaluate(
             "(the BraTS 2023 code's: surface elements weighted by area)."
         ),
     ] = "voxel",
+    mets_volume_threshold: Annotated[
+        Optional[float],
+        typer.Option(
+            parser=common.FiniteFloat(0),
+            help="brats2025 --challenge met: reference lesions of at least this volume (mm³) are large, the "
+            "others small (default: 20, the official parser's)."
+        ),
+    ] = None,
+    mets_overlap_threshold: Annotated[
+        Optional[float],
+        typer.Option(
+            parser=common.Probability,
+            help="brats2025 --challenge met: the smallest Dice of a matched lesion for it to count as detected "
+            "(default: 0.1, the official parser's)."
+        ),
+    ] = None,
     report: Annotated[
         bool,
         typer.Option(
@@ -87,16 +103,33 @@ def evaluate(
     with the lesion settings of --challenge. --scheme brats2025: the official BraTS 2025 metrics (global and
     lesion-wise Dice, NSD and HD95, instance counts and F1) for the regions of the --challenge's configuration
     (wt, tc, et, netc, snfh, rc for gli), reading label values as the configuration numbers them unless
-    --pred-labels / --ref-labels name another convention.
+    --pred-labels / --ref-labels name another convention; for metastases (--challenge met) the official
+    parser's metastases variant: lesion-wise means over the large lesions, detection of large and small
+    lesions apart (--mets-volume-threshold, --mets-overlap-threshold).
 
     Two files evaluate one case; two folders evaluate every reference case, matching files by name
     (``CASE.nii.gz``, ``CASE-seg.nii.gz`` and ``CASE/CASE-seg.nii.gz`` all mean case ``CASE``).
     """
     common.set_verbose(verbose)
-    from btk.evaluation import EvaluationSettings, case_id, evaluate_case, evaluate_folders, pair_cases, write_csv
+    from btk.evaluation import (
+        EvaluationSettings,
+        MetsThresholds,
+        case_id,
+        evaluate_case,
+        evaluate_folders,
+        pair_cases,
+        write_csv,
+    )
     from btk.io import guard_output, strip_nifti_suffix
 
-    settings = EvaluationSettings(scheme, challenge, hd95)
+    mets = None
+    if mets_volume_threshold is not None or mets_overlap_threshold is not None:
+        defaults = MetsThresholds()
+        mets = MetsThresholds(
+            defaults.volume_mm3 if mets_volume_threshold is None else mets_volume_threshold,
+            defaults.overlap if mets_overlap_threshold is None else mets_overlap_threshold,
+        )
+    settings = EvaluationSettings(scheme, challenge, hd95, mets)
     if images is not None and not report:
         raise InputError("--images gives the features of the cohort report", hint="add --report")
     if report and importlib.util.find_spec("matplotlib") is None:

@@ -27,7 +27,7 @@ import numpy as np
 from btk.errors import BtkError, InputError, MissingFileError
 from btk.evaluation import brats2023, brats2025
 from btk.evaluation.brats2023 import Brats2023Row, evaluate_brats2023
-from btk.evaluation.brats2025 import Brats2025Row, evaluate_brats2025
+from btk.evaluation.brats2025 import Brats2025MetsRow, Brats2025Row, MetsThresholds, evaluate_brats2025
 from btk.evaluation.metrics import (
     HD95_DEFINITIONS,
     HD95_EMPTY_PENALTY_MM,
@@ -44,9 +44,11 @@ __all__ = [
     "HD95_EMPTY_PENALTY_MM",
     "SCHEMES",
     "Brats2023Row",
+    "Brats2025MetsRow",
     "Brats2025Row",
     "EvaluationRow",
     "EvaluationSettings",
+    "MetsThresholds",
     "RegionMetrics",
     "dice",
     "evaluate_arrays",
@@ -73,14 +75,16 @@ class EvaluationSettings:
             for ``brats2025``, the official configuration: ``gli``, ``ped``, ``men`` (MenPre), ``men-rt`` (MenRT),
             ``met`` (mets), ``goat`` (GoAT).
         hd95: For ``legacy``, the HD95 definition: ``"voxel"`` (btk's) or ``"surface-area"`` (the 2023 code's).
+        mets: For ``brats2025`` with ``met``, the metastases variant's thresholds (default: the official ones).
 
     Raises:
-        InputError: For an unknown scheme, challenge or HD95 definition.
+        InputError: For an unknown scheme, challenge or HD95 definition, or thresholds without ``met``.
     """
 
     scheme: str = "legacy"
     challenge: str = "gli"
     hd95: str = "voxel"
+    mets: MetsThresholds | None = None
 
     def __post_init__(self) -> None:
         if self.scheme not in SCHEMES:
@@ -96,10 +100,17 @@ class EvaluationSettings:
                 f"--hd95 chooses the HD95 of the legacy scheme; {self.scheme} has its own",
                 hint="drop --hd95, or use --scheme legacy",
             )
+        if self.mets is not None and not (self.scheme == "brats2025" and self.challenge == "met"):
+            raise InputError(
+                "the metastases thresholds belong to the BraTS 2025 metastases evaluation",
+                hint="use them with --scheme brats2025 --challenge met, or drop them",
+            )
 
     @property
     def columns(self) -> tuple[str, ...]:
         """The CSV columns of the scheme."""
+        if self.scheme == "brats2025" and brats2025.check_challenge(self.challenge).by_lesion_size:
+            return Brats2025MetsRow.COLUMNS
         return {"brats2023": Brats2023Row.COLUMNS, "brats2025": Brats2025Row.COLUMNS}.get(self.scheme, CSV_COLUMNS)
 
 
@@ -156,6 +167,7 @@ def evaluate_arrays(
             settings.challenge,
             get_convention(prediction_labels) if prediction_labels else None,
             get_convention(reference_labels) if reference_labels else None,
+            settings.mets,
         )
     prediction_convention = get_convention(prediction_labels) if prediction_labels else detect_convention(prediction)
     reference_convention = get_convention(reference_labels) if reference_labels else detect_convention(reference)

@@ -31,6 +31,15 @@ Three properties of the official tool are reproduced on purpose, as they change 
   x axis along z and vice versa. btk evaluates the same (z, y, x) view of the maps (which also numbers the
   instances in the official order). On isotropic images, such as BraTS's 1 mm grid, none of this shows.
 
+**Metastases** (``--challenge met``) are scored as the official parser's metastases variant
+(``metrics_parser.parse_mets_results``, :class:`MetsThresholds`): reference lesions of at least a volume
+(20 mm³) are *large*, the others *small*. The lesion-wise means are over the large lesions only (a matched
+one with its pair's scores; a missed one, and every false-positive instance, with 0, 0 and
+:data:`HD95_PENALTY_MM`), NaN without a large reference lesion. Detection is counted apart for large and
+small lesions: a reference lesion is detected when it is matched with a Dice of at least the overlap
+threshold (0.1); the false positives are all unmatched predicted instances, for both. F1 is
+``2 tp / (2 tp + fp + fn)`` (0 when that is 0/0), NaN when the reference has no lesion of that size.
+
 The label values are the configuration's (the official tool reads raw values): a map is read in the
 challenge's numbering unless its convention is named, in which case it is converted class by class first
 (a ``brats2021`` map's 4 becomes ET's 3 for gliomas); values the configuration does not define are refused.
@@ -41,7 +50,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -78,6 +87,7 @@ class Challenge:
     config: str
     convention: LabelConvention
     regions: tuple[tuple[str, tuple[int, ...]], ...]
+    by_lesion_size: bool = False
 
     @property
     def labels(self) -> tuple[int, ...]:
@@ -96,7 +106,7 @@ CHALLENGES: dict[str, Challenge] = {
     ),
     "men": Challenge("MenPre", BRATS_2023, _GLIOMA),
     "men-rt": Challenge("MenRT", BRATS_2024_MEN_RT, (("gtv", (1,)),)),
-    "met": Challenge("mets", BRATS_2024_POST, (*_GLIOMA, ("rc", (4,)))),
+    "met": Challenge("mets", BRATS_2024_POST, (*_GLIOMA, ("rc", (4,))), by_lesion_size=True),
     "goat": Challenge("GoAT", BRATS_2023, _GLIOMA),
 }
 
@@ -143,6 +153,61 @@ class Brats2025Row:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Brats2025MetsRow(Brats2025Row):
+    """The metastases variant's metrics of one region of one case: the lesion-wise means are the large
+    lesions' (see the module), and detection is counted for large and small reference lesions apart."""
+
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        *Brats2025Row.COLUMNS,
+        "large_instance_tp",
+        "large_instance_fp",
+        "large_instance_fn",
+        "large_instance_f1",
+        "small_instance_tp",
+        "small_instance_fp",
+        "small_instance_fn",
+        "small_instance_f1",
+    )
+
+    large_instance_tp: float
+    large_instance_fp: float
+    large_instance_fn: float
+    large_instance_f1: float
+    small_instance_tp: float
+    small_instance_fp: float
+    small_instance_fn: float
+    small_instance_f1: float
+
+
+@dataclass(frozen=True)
+class MetsThresholds:
+    """The metastases variant's thresholds (the official parser's defaults).
+
+    Attributes:
+        volume_mm3: Reference lesions of at least this volume are large, the others small.
+        overlap: The smallest Dice of a matched reference lesion for it to count as detected.
+
+    Raises:
+        InputError: For a negative or non-finite volume, or an overlap outside [0, 1].
+    """
+
+    volume_mm3: float = 20.0
+    overlap: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.volume_mm3) and self.volume_mm3 >= 0):
+            raise InputError(
+                f"the metastases volume threshold must be a volume in mm³ of at least 0, not {self.volume_mm3}",
+                hint="e.g. --mets-volume-threshold 20 (the official default)",
+            )
+        if not (np.isfinite(self.overlap) and 0 <= self.overlap <= 1):
+            raise InputError(
+                f"the metastases overlap threshold must be a Dice between 0 and 1, not {self.overlap}",
+                hint="e.g. --mets-overlap-threshold 0.1 (the official default)",
+            )
+
+
 def check_challenge(challenge: str) -> Challenge:
     """The official configuration of a btk challenge name; an :class:`InputError` listing them otherwise."""
     try:
@@ -162,6 +227,7 @@ def evaluate_brats2025(
     challenge: str = "gli",
     prediction_convention: LabelConvention | None = None,
     reference_convention: LabelConvention | None = None,
+    mets_thresholds: MetsThresholds | None = None,
 ) -> list[Brats2025Row]:
     """The BraTS 2025 metrics of every region of a challenge for two label maps on one grid.
 
@@ -172,6 +238,8 @@ def evaluate_brats2025(
         challenge: A key of :data:`CHALLENGES`.
         prediction_convention, reference_convention: The convention of each map, converted to the
             challenge's numbering; None reads its values as the challenge's own.
+        mets_thresholds: The metastases variant's thresholds (``met`` only; default: the official ones).
+            Its rows are :class:`Brats2025MetsRow`.
 
     Raises:
         InputError: For an unknown challenge, different shapes, or labels the configuration lacks.
@@ -192,10 +260,20 @@ def evaluate_brats2025(
     box = _box((predicted > 0) | (actual > 0), margin=1)
     predicted, actual = predicted[box], actual[box]
     sampling = tuple(float(s) for s in spacing)
-    rows = []
+    if mets_thresholds is not None and not settings.by_lesion_size:
+        raise InputError(
+            f"the metastases thresholds apply to the met challenge only, not to {challenge!r}",
+            hint="drop --mets-volume-threshold / --mets-overlap-threshold, or use --challenge met",
+        )
+    rows: list[Brats2025Row] = []
     for region, values in settings.regions:
-        scores = region_scores(np.isin(predicted, values), np.isin(actual, values), sampling)
-        rows.append(Brats2025Row(case, region, **asdict(scores)))
+        lesions = region_lesions(np.isin(predicted, values), np.isin(actual, values), sampling)
+        if settings.by_lesion_size:
+            rows.append(
+                Brats2025MetsRow(case, region, **asdict(lesions.mets_scores(mets_thresholds or MetsThresholds())))
+            )
+        else:
+            rows.append(Brats2025Row(case, region, **asdict(lesions.scores())))
     return rows
 
 
@@ -256,6 +334,98 @@ class RegionScores:
     instance_f1: float
 
 
+@dataclass(frozen=True)
+class MetsRegionScores(RegionScores):
+    """The metastases variant's metrics of one region (see the module's documentation); NaN counts where
+    the reference has no lesion of that size."""
+
+    large_instance_tp: float
+    large_instance_fp: float
+    large_instance_fn: float
+    large_instance_f1: float
+    small_instance_tp: float
+    small_instance_fp: float
+    small_instance_fn: float
+    small_instance_f1: float
+
+
+@dataclass(frozen=True)
+class ReferenceLesion:
+    """One reference instance: its volume and, when matched, its pair's Dice, NSD and HD95 (mm)."""
+
+    volume_mm3: float
+    scores: tuple[float, float, float] | None
+
+
+@dataclass(frozen=True)
+class RegionLesions:
+    """What the official evaluator finds in one region: every reference instance, the number of predicted
+    instances, and the whole region's Dice, NSD and HD95 (voxels)."""
+
+    reference: tuple[ReferenceLesion, ...]
+    n_predicted: int
+    global_scores: tuple[float, float, float]
+
+    @property
+    def tp(self) -> int:
+        """The matched reference instances."""
+        return sum(lesion.scores is not None for lesion in self.reference)
+
+    def scores(self) -> RegionScores:
+        """The metrics as the official parser's ``parse_seg_results`` reports them."""
+        matched = [lesion.scores for lesion in self.reference if lesion.scores is not None]
+        tp, fp, fn = self.tp, self.n_predicted - self.tp, len(self.reference) - self.tp
+        lesionwise = (
+            [float(np.average(column)) for column in zip(*matched)]
+            if matched
+            else _zero_tp(self.n_predicted, len(self.reference))
+        )
+        global_dsc, global_nsd, global_hd95 = self.global_scores
+        return RegionScores(
+            global_dsc=global_dsc,
+            global_nsd=global_nsd,
+            global_hd95_mm=HD95_PENALTY_MM if np.isinf(global_hd95) else global_hd95,
+            lesionwise_dsc_mean=lesionwise[0],
+            lesionwise_hd95_mean_mm=lesionwise[2],
+            lesionwise_nsd_mean=lesionwise[1],
+            instance_tp=tp,
+            instance_fp=fp,
+            instance_fn=fn,
+            instance_f1=_f1(tp, fp, fn),
+        )
+
+    def mets_scores(self, thresholds: MetsThresholds) -> MetsRegionScores:
+        """The metrics as the official parser's ``parse_mets_results`` reports them."""
+        common = asdict(self.scores())
+        fp = self.n_predicted - self.tp
+        large = [lesion for lesion in self.reference if lesion.volume_mm3 >= thresholds.volume_mm3]
+        small = [lesion for lesion in self.reference if lesion.volume_mm3 < thresholds.volume_mm3]
+        if large:
+            # a missed large lesion and every false positive count with the worst scores
+            worst = (0.0, 0.0, HD95_PENALTY_MM)
+            scored = [lesion.scores or worst for lesion in large] + [worst] * fp
+            dsc, nsd, hd95 = (float(np.mean(column)) for column in zip(*scored))
+            common.update(lesionwise_dsc_mean=dsc, lesionwise_nsd_mean=nsd, lesionwise_hd95_mean_mm=hd95)
+        else:
+            common.update({f"lesionwise_{m}": float("nan") for m in ("dsc_mean", "nsd_mean", "hd95_mean_mm")})
+        return MetsRegionScores(
+            **common,
+            **_detection("large", large, fp, thresholds.overlap),
+            **_detection("small", small, fp, thresholds.overlap),
+        )
+
+
+def _detection(size: str, lesions: list[ReferenceLesion], fp: int, overlap: float) -> dict[str, Any]:
+    """Detection counts and F1 of the reference lesions of one size (NaN without any)."""
+    names = [f"{size}_instance_{m}" for m in ("tp", "fp", "fn", "f1")]
+    if not lesions:
+        return dict.fromkeys(names, float("nan"))
+    tp = sum(lesion.scores is not None and lesion.scores[0] >= overlap for lesion in lesions)
+    fn = len(lesions) - tp
+    f1 = 2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else 0.0
+    return dict(zip(names, (tp, fp, fn, f1)))
+
+
 def region_scores(
     predicted: np.ndarray, actual: np.ndarray, sampling: tuple[float, ...] = (1.0, 1.0, 1.0)
 ) -> RegionScores:
@@ -263,31 +433,27 @@ def region_scores(
 
     ``sampling`` is the spacing per array axis used for the lesion-wise distances (the global ones use none).
     """
+    return region_lesions(predicted, actual, sampling).scores()
+
+
+def region_lesions(
+    predicted: np.ndarray, actual: np.ndarray, sampling: tuple[float, ...] = (1.0, 1.0, 1.0)
+) -> RegionLesions:
+    """The instances of two boolean masks of one region, matched and scored, on arrays in the official
+    (z, y, x) view (``sampling``: the spacing per array axis of the lesion-wise distances)."""
     box = _box(predicted | actual, margin=1)
     predicted, actual = predicted[box], actual[box]
     predicted_instances, n_predicted = _instances(predicted)
     actual_instances, n_actual = _instances(actual)
     pairs = _matched_pairs(predicted_instances, n_predicted, actual_instances, n_actual)
-    scores = [
-        _pair_scores(actual_instances[around] == r, predicted_instances[around] == p, sampling)
+    scores = {
+        r: _pair_scores(actual_instances[around] == r, predicted_instances[around] == p, sampling)
         for r, p, around in _pair_boxes(actual_instances, predicted_instances, pairs)
-    ]
-    tp = len(scores)
-    lesionwise = [float(np.average(column)) for column in zip(*scores)] if tp else _zero_tp(n_predicted, n_actual)
-    global_dsc, global_nsd, global_hd95 = _global_scores(predicted, actual, n_predicted, n_actual)
-    fp, fn = n_predicted - tp, n_actual - tp
-    return RegionScores(
-        global_dsc=global_dsc,
-        global_nsd=global_nsd,
-        global_hd95_mm=HD95_PENALTY_MM if np.isinf(global_hd95) else global_hd95,
-        lesionwise_dsc_mean=lesionwise[0],
-        lesionwise_hd95_mean_mm=lesionwise[2],
-        lesionwise_nsd_mean=lesionwise[1],
-        instance_tp=tp,
-        instance_fp=fp,
-        instance_fn=fn,
-        instance_f1=_f1(tp, fp, fn),
-    )
+    }
+    voxels = np.bincount(actual_instances.ravel(), minlength=n_actual + 1)
+    voxel_volume = float(np.prod(sampling))
+    reference = tuple(ReferenceLesion(float(voxels[r]) * voxel_volume, scores.get(r)) for r in range(1, n_actual + 1))
+    return RegionLesions(reference, n_predicted, _global_scores(predicted, actual, n_predicted, n_actual))
 
 
 def _f1(tp: int, fp: int, fn: int) -> float:

@@ -55,9 +55,43 @@ def pairs() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     }
 
 
+#: Small enhancing lesions added to a real pair for the metastases variant: (x, y, z) corner and size of
+#: each reference lesion, and the shift of the predicted one (None: missed). The sizes straddle the official
+#: 20 mm³ threshold; the shifts give a perfect match, a partial one and one under the 0.1 overlap threshold.
+_SMALL_LESIONS: tuple[tuple[tuple[int, int, int], tuple[int, int, int], tuple[int, int, int] | None], ...] = (
+    ((60, 60, 40), (2, 2, 2), (0, 0, 0)),  # 8 voxels, found exactly
+    ((60, 80, 40), (3, 2, 2), (1, 0, 0)),  # 12 voxels, found in part (Dice 2/3)
+    ((60, 100, 40), (3, 3, 2), (2, 2, 1)),  # 18 voxels, barely touched (Dice 1/18)
+    ((60, 120, 40), (2, 2, 3), None),  # 12 voxels, missed
+    ((60, 140, 40), (3, 3, 3), (1, 1, 0)),  # 27 voxels (large), found in part
+)
+#: A small false-positive lesion of the prediction: corner and size.
+_SMALL_FALSE_POSITIVE = ((60, 160, 40), (2, 2, 2))
+
+
+def _with_small_lesions(prediction: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pair with :data:`_SMALL_LESIONS` (enhancing, in background of both) and the false positive added."""
+    prediction, reference = prediction.copy(), reference.copy()
+
+    def box(corner: tuple[int, ...], size: tuple[int, ...]) -> tuple[slice, ...]:
+        return tuple(slice(c, c + n) for c, n in zip(corner, size))
+
+    for corner, size, shift in _SMALL_LESIONS:
+        reference[box(corner, size)] = 3
+        if shift is not None:
+            prediction[box(tuple(c + d for c, d in zip(corner, shift)), size)] = 3
+    prediction[box(*_SMALL_FALSE_POSITIVE)] = 3
+    return prediction, reference
+
+
 def more_pairs() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Pairs beyond :func:`pairs` (which the BraTS 2023 expected values cover): a prediction with tumours that
     miss the reference's entirely (the first case's prediction mirrored left-right), so that every region has
-    instances in both maps, no voxel in common and no true positive."""
+    instances in both maps, no voxel in common and no true positive; and a real pair with small lesions added
+    (:data:`_SMALL_LESIONS`), for the metastases variant's large and small lesions."""
     a = "TCGA-FG-6692"
-    return {"disjoint-tumours": (_candidate(a, "scan-20")[::-1].copy(), _candidate(a, "isen-20"))}
+    scan_a, isen_a = _candidate(a, "scan-20"), _candidate(a, "isen-20")
+    return {
+        "disjoint-tumours": (scan_a[::-1].copy(), isen_a),
+        "small-lesions": _with_small_lesions(scan_a, isen_a),
+    }

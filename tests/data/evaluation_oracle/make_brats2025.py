@@ -5,8 +5,9 @@ Runs the official tool end to end on the pairs of ``tests/support/evaluation_cas
 ``more_pairs``): ``brats_evaluation``'s command line (``evaluation.main``:
 ``Panoptica_Evaluator.load_from_config`` on a bundled configuration, then ``evaluate`` on each case's files)
 on folders of NIfTI files written to a temporary folder (the real candidates' grid and affine), then
-``metrics_parser.parse_seg_results`` on its JSON summary, and reads the per-case values back from the
-parser's CSV. The pairs are in BraTS 2023 labels (1 NCR, 2 ED, 3 ET); each evaluation renumbers them by a
+``metrics_parser.parse_seg_results`` on its JSON summary (``parse_mets_results``, the metastases variant,
+for the mets configuration, with the official thresholds and with others), and reads the per-case values
+back from the parser's CSV. The pairs are in BraTS 2023 labels (1 NCR, 2 ED, 3 ET); each evaluation renumbers them by a
 lookup table into its configuration's labels. Writes ``brats2025.json`` here.
 
 Run it from the repository root with the interpreter of the official tool's own virtual environment
@@ -50,6 +51,10 @@ EVALUATIONS: dict[str, tuple[str, str, tuple[int, ...], tuple[float, float, floa
     # an anisotropic grid: the official tool's spacing per axis (see btk.evaluation.brats2025)
     "gli-anisotropic": ("gli", "gli", (0, 1, 2, 3), (0.8, 1.0, 1.5)),
 }
+#: The metastases variants parsed from the mets configuration's summary: name -> (volume threshold in mm³,
+#: overlap threshold); the first is the official default, the second makes the 27 mm³ lesion small and the
+#: partial matches undetected.
+METS_VARIANTS: dict[str, tuple[float, float]] = {"met": (20.0, 0.1), "met-thresholds": (30.0, 0.5)}
 #: The official parser's CSV column (before ``_<region>``) -> btk's column.
 FIELDS = {
     "global_dsc": "global_dsc",
@@ -63,7 +68,15 @@ FIELDS = {
     "all_instance_fn": "instance_fn",
     "all_instance_f1": "instance_f1",
 }
-COUNTS = {"instance_tp", "instance_fp", "instance_fn"}
+#: The metastases variant's columns beyond :data:`FIELDS`.
+METS_FIELDS = {
+    f"{size}_instance_{metric}": f"{size}_instance_{metric}"
+    for size in ("large", "small")
+    for metric in ("tp", "fp", "fn", "f1")
+}
+COUNTS = {"instance_tp", "instance_fp", "instance_fn"} | {
+    f"{s}_instance_{m}" for s in ("large", "small") for m in ["tp", "fp", "fn"]
+}
 
 
 def main() -> None:
@@ -92,31 +105,46 @@ def main() -> None:
                 ]
                 evaluation.main()
                 seconds = (time.perf_counter() - started) / len(names)
-                metrics_parser.parse_seg_results(str(base / "summary.json"), str(base / "parsed.csv"))
+                summary_json = str(base / "summary.json")
+                parses = {key: (None, FIELDS)}
+                if config == "mets":
+                    parses = {
+                        variant: (thresholds, FIELDS | METS_FIELDS) for variant, thresholds in METS_VARIANTS.items()
+                    }
+                tables = {}
+                for variant, (thresholds, _) in parses.items():
+                    parsed = str(base / f"{variant}.csv")
+                    if thresholds is None:
+                        metrics_parser.parse_seg_results(summary_json, parsed)
+                    else:
+                        metrics_parser.parse_mets_results(summary_json, *thresholds, parsed)
+                    tables[variant] = pd.read_csv(parsed, float_precision="round_trip").to_dict("records")
             summary = json.loads((base / "summary.json").read_text())
             regions = [k for k in summary["metrics"][0] if k != "subject_name"]
-            table_rows = pd.read_csv(base / "parsed.csv", float_precision="round_trip").to_dict("records")
             read_spacing = sitk.ReadImage(str(next((base / "ref").iterdir()))).GetSpacing()
-        by_subject = {str(row["subject_id"]): row for row in table_rows}
-        for subject, pair in names.items():
-            row = by_subject[subject]
-            results[f"{pair}/{key}"] = {
-                region: {ours: _plain(row[f"{theirs}_{region}"], ours in COUNTS) for theirs, ours in FIELDS.items()}
-                for region in regions
+        for variant, (thresholds, fields) in parses.items():
+            by_subject = {str(row["subject_id"]): row for row in tables[variant]}
+            for subject, pair in names.items():
+                row = by_subject[subject]
+                results[f"{pair}/{variant}"] = {
+                    region: {ours: _plain(row[f"{theirs}_{region}"], ours in COUNTS) for theirs, ours in fields.items()}
+                    for region in regions
+                }
+            about[variant] = {
+                "challenge": challenge,
+                "config": config,
+                "labels_from_brats2023": list(table),
+                "spacing": list(spacing),
+                "spacing_read_by_the_official_tool": list(read_spacing),
+                "regions": regions,
+                "seconds_per_case": round(seconds, 3),
+                **({"mets_thresholds": list(thresholds)} if thresholds is not None else {}),
             }
-        about[key] = {
-            "challenge": challenge,
-            "config": config,
-            "labels_from_brats2023": list(table),
-            "spacing": list(spacing),
-            "spacing_read_by_the_official_tool": list(read_spacing),
-            "regions": regions,
-            "seconds_per_case": round(seconds, 3),
-        }
         print(f"{key}: {len(names)} cases, {seconds:.3f} s each", file=sys.stderr)
     payload = {
         "about": "per-case values of the official BraTS 2025 evaluation (brats_evaluation.evaluation.main, then "
-        "metrics_parser.parse_seg_results), per pair/evaluation and region; null is NaN",
+        "metrics_parser.parse_seg_results, or parse_mets_results with mets_thresholds), per pair/evaluation and "
+        "region; null is NaN",
         "versions": {p: md.version(p) for p in ("brats-evaluation", "panoptica", "numpy", "scipy", "simpleitk")},
         "evaluations": about,
         "results": results,
