@@ -66,7 +66,7 @@ def evaluate(
         typer.Option(
             parser=common.FiniteFloat(0),
             help="brats2025 --challenge met: reference lesions of at least this volume (mm³) are large, the "
-            "others small (default: 20, the official parser's)."
+            "others small (default: 20, the official parser's).",
         ),
     ] = None,
     mets_overlap_threshold: Annotated[
@@ -74,7 +74,7 @@ def evaluate(
         typer.Option(
             parser=common.Probability,
             help="brats2025 --challenge met: the smallest Dice of a matched lesion for it to count as detected "
-            "(default: 0.1, the official parser's)."
+            "(default: 0.1, the official parser's).",
         ),
     ] = None,
     report: Annotated[
