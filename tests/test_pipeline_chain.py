@@ -1,23 +1,28 @@
 """The whole chain once, on the real TCIA exam: DICOM -> conversion -> preprocessing (HD-BET, fast, CPU)
--> imported candidates -> fusion -> native space -> report; then the preprocessed exam as an input.
+-> imported candidates -> fusion -> native space -> DICOM SEG -> report; then the preprocessed exam as an input.
 
 The DICOM study carries patient identifiers in every identifying and free-text attribute: none may reach any
-output, file name or console line of the whole chain.
+output, file name or console line of the whole chain, except the DICOM SEG written back for the PACS, which
+copies those of its source study.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 
 from btk.io import load_label_map
 from btk.labels import REGIONS, get_convention
+from btk.pipeline.stages import NO_DICOM_SOURCE
 from btk.preprocess import PreprocessedExam
 from tests.support.deid import IDENTIFIERS, write_identified_study
+from tests.support.dicom_seg import SERIES_AND_IMAGE_TEXT, dciodvfy, identifying_elements, read_back
 from tests.support.hostile import assert_no_identifiers
 from tests.support.pipeline import EXAMPLE_CANDIDATES, btk, markers
 
@@ -51,12 +56,30 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
 def test_no_patient_identifier_reaches_any_output_or_console_line(chain: tuple[Path, Path, str]):
     root, study, console = chain
     assert study.name.startswith("study-")  # a pseudonym, never the patient ID or the date
-    assert_no_identifiers(IDENTIFIERS, root / "out", console)
+    seg = study / "dicom" / "seg.dcm"
+    files = [path for path in (root / "out").rglob("*") if path.is_file() and path != seg]
+    folders = " ".join(path.name for path in (root / "out").rglob("*") if path.is_dir())
+    assert_no_identifiers(IDENTIFIERS, *files, folders, console)
+    assert not set(identifying_elements(pydicom.dcmread(seg), IDENTIFIERS)) & SERIES_AND_IMAGE_TEXT
+
+
+def test_the_dicom_seg_of_the_t1_series_gives_the_native_consensus(chain: tuple[Path, Path, str]):
+    root, study, _ = chain
+    seg, native = study / "dicom" / "seg.dcm", study / "native" / f"{study.name}_fused_native.nii.gz"
+    assert dciodvfy(seg)[0] == []
+    assert np.array_equal(read_back(seg, native, "brats2023"), np.asarray(nib.load(str(native)).dataobj))
+    t1 = [pydicom.dcmread(p, stop_before_pixels=True) for p in sorted((root / "dicom" / "study" / "S010").iterdir())]
+    referenced = pydicom.dcmread(seg).ReferencedSeriesSequence[0]
+    assert referenced.SeriesInstanceUID == t1[0].SeriesInstanceUID  # the T1 series: the native grid's
+    assert len(referenced.ReferencedInstanceSequence) == len(t1)
+    report = json.loads((study / "report" / "report.json").read_text())
+    assert report["dicom_seg"] == {"file": "../dicom/seg.dcm", "reason": ""}
+    assert 'DICOM SEG: <a href="../dicom/seg.dcm">' in (study / "report" / "report.html").read_text()
 
 
 def test_every_stage_ran_and_left_complete_outputs(chain: tuple[Path, Path, str]):
     _, study, _ = chain
-    assert set(markers(study)) == {"convert", "preprocess", "segment", "fuse", "native", "report"}
+    assert set(markers(study)) == {"convert", "preprocess", "segment", "fuse", "native", "dicom", "report"}
     fused_image, fused = load_label_map(study / "fuse" / f"{study.name}_fused.nii.gz")
     assert fused.shape == (240, 240, 155) and set(np.unique(fused)) == {0, 1, 2, 3}
     native_image, native = load_label_map(study / "native" / f"{study.name}_fused_native.nii.gz")
@@ -88,3 +111,5 @@ def test_a_preprocessed_exam_is_an_input_that_skips_preprocessing(chain: tuple[P
     assert rows[0]["kind"] == "preprocessed"
     again = out / rows[0]["study"]
     assert set(markers(again)) == {"segment", "fuse", "native", "report"}
+    report = json.loads((again / "report" / "report.json").read_text())
+    assert report["dicom_seg"] == {"file": None, "reason": NO_DICOM_SOURCE["preprocessed"]}

@@ -17,7 +17,7 @@ from btk.cli import common
 from btk.cli.algorithms import algorithms
 from btk.cli.evaluate import evaluate
 from btk.cli.fuse import alarms, fuse
-from btk.cli.preprocess import convert, native, preprocess
+from btk.cli.preprocess import convert, dicom_seg, native, preprocess
 from btk.cli.run import run
 from btk.cli.segment import segment, synthesise
 from btk.cli.train import train, unet_predict
@@ -33,8 +33,11 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 # In pipeline order: preprocessing, segmentation, fusion, the whole pipeline, evaluation, the U-Net.
-for _command in (preprocess, convert, native, segment, synthesise):
+for _command in (preprocess, convert, native):
     app.command(no_args_is_help=True)(_command)
+app.command("dicom-seg", no_args_is_help=True)(dicom_seg)
+for _component in (segment, synthesise):
+    app.command(no_args_is_help=True)(_component)
 app.add_typer(algorithms)
 for _later in (fuse, alarms, run, evaluate, train):
     app.command(no_args_is_help=True)(_later)

@@ -1,4 +1,5 @@
-"""``btk preprocess``, ``btk convert`` and ``btk native``: raw exams to BraTS-ready images, and back."""
+"""``btk preprocess``, ``btk convert``, ``btk native`` and ``btk dicom-seg``: raw exams to BraTS-ready images,
+and back (to native space, and to DICOM for the PACS)."""
 
 from __future__ import annotations
 
@@ -97,3 +98,26 @@ def native(
 
     written = to_native(segmentation, exam_output, output, modality=modality, force=force)
     console.print(f"Wrote {written}", highlight=False)
+
+
+def dicom_seg(
+    label_map: Annotated[Path, typer.Argument(help="Native-space label map on the source series' grid (NIfTI).")],
+    source_series: Annotated[Path, typer.Argument(help="Folder of the source DICOM series (only its files).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="DICOM SEG file to write (e.g. seg.dcm).")],
+    labels: Annotated[str, typer.Option(help="Label convention of the map: one segment per label.")] = "brats2023",
+    force: common.ForceOption = False,
+    verbose: common.VerboseOption = False,
+) -> None:
+    """Write a native-space label map as a DICOM SEG of its source series, for the PACS."""
+    common.set_verbose(verbose)
+    from btk.labels import get_convention
+    from btk.preprocess.dicom_seg import write_dicom_seg
+    from btk.report.colours import label_colours
+
+    convention = get_convention(labels)
+    result = write_dicom_seg(label_map, source_series, output, convention, label_colours(convention), force=force)
+    table = Table("segment", "label", "name", title=f"DICOM SEG ({result.source_images} source images referenced)")
+    for number, (value, name) in result.segments.items():
+        table.add_row(str(number), str(value), name)
+    console.print(table)
+    console.print(f"Wrote {result.path}", highlight=False)

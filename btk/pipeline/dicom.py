@@ -81,3 +81,12 @@ def series_modality(description: str, contrast: bool = False) -> str | None:
     from btk.preprocess.modalities import modality_from_text
 
     return modality_from_text(description, contrast_agent=contrast)
+
+
+def series_numbered(files: Iterable[Path], number: int | str) -> list[list[Path]]:
+    """The files of each series among ``files`` whose SeriesNumber is ``number`` (headers only).
+
+    More than one series may carry a number; the caller tells them apart (e.g. by their grid).
+    """
+    studies, _ = group_dicom_files(files)
+    return [series.files for study in studies for series in study.series.values() if series.number == str(number)]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from btk.console import logger
-from btk.errors import BtkError, ContainerError, InputError
+from btk.errors import BtkError, ContainerError, InputError, MissingExtraError
 from btk.io import load_label_map, save_label_map, sha256, strip_nifti_suffix
 from btk.labels import convert, get_convention, read_in
 from btk.modalities import MODALITIES, SHORT_NAMES, brats_grid, canonical, short_names
@@ -264,6 +264,47 @@ def native_stage(context: StudyContext, folder: Path) -> StageResult:
     return {"native": output}, {}
 
 
+#: Why a study of each kind without DICOM source gets no DICOM SEG (shown in its report).
+NO_DICOM_SOURCE = {
+    "nifti": "the exam came from NIfTI: no source DICOM series to reference",
+    "brats": "the exam came from NIfTI: no source DICOM series to reference",
+    "preprocessed": "the exam came preprocessed (btk preprocess): no source DICOM series to reference",
+}
+
+
+def dicom_stage(context: StudyContext, folder: Path) -> StageResult:
+    """The native-space consensus as a DICOM SEG of the exam's T1 series, for the PACS (``dicom/seg.dcm``).
+
+    A SEG that cannot be made (the series does not match the native grid, highdicom missing) does not fail the
+    study: the stage records why, and the report says so.
+    """
+    from btk.pipeline.dicom import series_numbered
+    from btk.preprocess.dicom_seg import write_dicom_seg
+    from btk.report.colours import label_colours
+
+    converted_t1 = context.outputs["convert"]["t1n"].name
+    number = next(s["series_number"] for s in context.details["convert"]["series"] if s["file"] == converted_t1)
+    output = folder / "seg.dcm"
+    labels = get_convention(context.options.labels)
+    problem: BtkError = InputError(f"no DICOM series numbered {number} among the study's files")
+    for files in series_numbered(context.task.study.files, number):
+        try:
+            result = write_dicom_seg(
+                context.outputs["native"]["native"],
+                files,
+                output,
+                labels,
+                label_colours(labels),
+                description=f"btk consensus ({context.options.method}, {labels.name})",
+            )
+        except (InputError, MissingExtraError) as error:  # another series of that number, or no highdicom
+            problem = error
+            continue
+        return {"seg": output}, {"series_number": number, "source_images": result.source_images}
+    logger.warning("%s: no DICOM SEG: %s", context.name, problem)
+    return {}, {"series_number": number, "reason": problem.problem}
+
+
 def evaluate_stage(context: StudyContext, folder: Path) -> StageResult:
     """Dice, HD95 and volumes of the fused segmentation against the reference."""
     from btk.evaluation import evaluate_case, write_csv
@@ -353,6 +394,10 @@ def exam_report_data(context: StudyContext) -> ExamReportData:
             )
         ),
         synthetic=report.SyntheticRecord(synthesis["modality"], synthesis["algorithm"]) if synthesis else None,
+        dicom_seg=report.DicomSegRecord(
+            relative("dicom", "seg"),
+            details.get("dicom", {}).get("reason", "") or NO_DICOM_SOURCE.get(study.kind, ""),
+        ),
     )
 
 
@@ -376,6 +421,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("segment", "segmenting", lambda task: True, segment_stage),
     Stage("fuse", "fusing", lambda task: True, fuse_stage),
     Stage("native", "mapping to native space", lambda task: task.study.kind != "brats", native_stage),
+    Stage("dicom", "writing the DICOM SEG", lambda task: task.study.kind == "dicom", dicom_stage),
     Stage("evaluate", "evaluating", lambda task: task.reference is not None, evaluate_stage),
     Stage("report", "writing the report", lambda task: True, report_stage),
 )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from btk.preprocess.dicom import ConversionResult, convert_dicom
+    from btk.preprocess.dicom_seg import write_dicom_seg
     from btk.preprocess.exam import PreprocessedExam, output_layout
     from btk.preprocess.native import to_native
     from btk.preprocess.preprocessor import Preprocessor
@@ -26,9 +27,18 @@ _LAZY = {
     "output_layout": "btk.preprocess.exam",
     "to_native": "btk.preprocess.native",
     "Preprocessor": "btk.preprocess.preprocessor",
+    "write_dicom_seg": "btk.preprocess.dicom_seg",
 }
 
-__all__ = ["ConversionResult", "PreprocessedExam", "Preprocessor", "convert_dicom", "output_layout", "to_native"]
+__all__ = [
+    "ConversionResult",
+    "PreprocessedExam",
+    "Preprocessor",
+    "convert_dicom",
+    "output_layout",
+    "to_native",
+    "write_dicom_seg",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -129,6 +129,14 @@ class ReportFiles:
 
 
 @dataclass(frozen=True)
+class DicomSegRecord:
+    """The DICOM SEG of the result (for the PACS): its file relative to the report's folder, or why there is none."""
+
+    file: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class RaisedAlarm:
     """An ensemble alarm raised for a case: ``algorithm``'s Dice in ``region`` fell below its cohort threshold."""
 
@@ -158,6 +166,7 @@ class ExamReportData:
         citations: What to cite, in order.
         btk_version: The btk that made the result.
         synthetic: The modality that was synthesised rather than acquired (None: all four were acquired).
+        dicom_seg: The DICOM SEG written back for the source series, or why there is none (None: not recorded).
     """
 
     study: str
@@ -177,6 +186,7 @@ class ExamReportData:
     citations: tuple[str, ...] = ()
     btk_version: str = __version__
     synthetic: SyntheticRecord | None = None
+    dicom_seg: DicomSegRecord | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The data as JSON-ready dictionaries and lists (the content of ``report.json``)."""
@@ -230,6 +240,7 @@ class ExamReportData:
                 citations=tuple(payload.get("citations", ())),
                 btk_version=payload.get("btk_version", ""),
                 synthetic=SyntheticRecord(**payload["synthetic"]) if payload.get("synthetic") else None,
+                dicom_seg=DicomSegRecord(**payload["dicom_seg"]) if payload.get("dicom_seg") else None,
             )
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"not the data of an exam report ({error.__class__.__name__}: {error})") from None

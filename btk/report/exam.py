@@ -144,6 +144,9 @@ def render_exam_report(data: ExamReportData, alarms: Sequence[RaisedAlarm] | Non
     body.append(table(["region", "volume (ml)"], [[r, float(v)] for r, v in data.volumes_ml.items()]))
     body.append("<h2>Files</h2>")
     body.append(_files(data.files))
+    if data.dicom_seg:  # the SEG for the PACS, or why there is none
+        seg = link(data.dicom_seg.file, "seg.dcm") if data.dicom_seg.file else escape(f"none ({data.dicom_seg.reason})")
+        body.append(f"<p>DICOM SEG: {seg}</p>")
     body.append("<h2>Candidates and their agreement with the consensus</h2>")
     body.append(_candidates(data))
     body.append(_agreement(data, alarms, cohort_size))
