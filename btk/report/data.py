@@ -158,6 +158,8 @@ class ExamReportData:
         citations: What to cite, in order.
         btk_version: The btk that made the result.
         synthetic: The modality that was synthesised rather than acquired (None: all four were acquired).
+        clinical: The clinical measures of the fused segmentation, as ``clinical.json`` holds them
+            (:meth:`btk.clinical.ClinicalFindings.to_dict`; None: not measured).
     """
 
     study: str
@@ -177,6 +179,7 @@ class ExamReportData:
     citations: tuple[str, ...] = ()
     btk_version: str = __version__
     synthetic: SyntheticRecord | None = None
+    clinical: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The data as JSON-ready dictionaries and lists (the content of ``report.json``)."""
@@ -230,6 +233,7 @@ class ExamReportData:
                 citations=tuple(payload.get("citations", ())),
                 btk_version=payload.get("btk_version", ""),
                 synthetic=SyntheticRecord(**payload["synthetic"]) if payload.get("synthetic") else None,
+                clinical=dict(payload["clinical"]) if payload.get("clinical") else None,
             )
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"not the data of an exam report ({error.__class__.__name__}: {error})") from None
