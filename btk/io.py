@@ -367,14 +367,16 @@ FOLDER_MARKERS = {
     "conversion.json": "btk_convert",
     "synthesis.json": "btk_synthesis",
     "evaluation_report.json": "btk_evaluation_report",
+    "clinical.json": "btk_clinical",
+    "compare.json": "btk_compare",
 }
 
 
 def written_by_btk(path: str | Path) -> bool:
     """Whether btk wrote ``path``: a NIfTI file carrying :data:`NIFTI_STAMP`, or a folder with a btk marker.
 
-    The folder markers are :data:`FOLDER_MARKERS` (``btk preprocess``, ``btk convert`` and ``btk synthesise``
-    outputs).
+    The folder markers are :data:`FOLDER_MARKERS` (``btk preprocess``, ``btk convert``, ``btk synthesise``,
+    ``btk clinical`` and ``btk compare`` outputs).
     Anything else (a user's file or folder) is not btk's, and ``--force`` must never replace it.
     """
     path = Path(path)

@@ -91,6 +91,11 @@ def test_every_stage_ran_and_left_complete_outputs(chain: tuple[Path, Path, str]
         nativespace = convention.region_mask(native, region).sum() * np.prod(native_image.header.get_zooms()[:3])
         assert nativespace == pytest.approx(bratsspace, rel=0.15)
     assert (study / "report" / "report.html").is_file()
+    clinical = json.loads((study / "report" / "clinical.json").read_text(encoding="utf-8"))
+    native_voxel_ml = float(np.prod(native_image.header.get_zooms()[:3])) / 1000
+    for entry in clinical["regions"]:  # the report's native volumes are those of the native map
+        voxels = int(convention.region_mask(native, entry["region"]).sum())
+        assert entry["native_volume_ml"] == pytest.approx(voxels * native_voxel_ml, rel=1e-4)
 
 
 def test_report_names_the_origin_of_the_candidates_and_cites_the_methods(chain: tuple[Path, Path, str]):

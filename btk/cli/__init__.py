@@ -15,6 +15,8 @@ from rich.text import Text
 from btk import __version__
 from btk.cli import common
 from btk.cli.algorithms import algorithms
+from btk.cli.clinical import clinical
+from btk.cli.compare import compare
 from btk.cli.evaluate import evaluate
 from btk.cli.fuse import alarms, fuse
 from btk.cli.preprocess import convert, dicom_seg, native, preprocess
@@ -32,14 +34,15 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-# In pipeline order: preprocessing, segmentation, fusion, the whole pipeline, evaluation, the U-Net.
+# In pipeline order: preprocessing, segmentation, fusion, the whole pipeline, evaluation, clinical measures,
+# the U-Net.
 for _command in (preprocess, convert, native):
     app.command(no_args_is_help=True)(_command)
 app.command("dicom-seg", no_args_is_help=True)(dicom_seg)
 for _component in (segment, synthesise):
     app.command(no_args_is_help=True)(_component)
 app.add_typer(algorithms)
-for _later in (fuse, alarms, run, evaluate, train):
+for _later in (fuse, alarms, run, evaluate, clinical, compare, train):
     app.command(no_args_is_help=True)(_later)
 app.command("unet-predict", no_args_is_help=True)(unet_predict)
 

@@ -93,6 +93,10 @@ def run(
         Optional[str], typer.Option(help="Run on a Dask cluster: the scheduler's address, tcp://HOST:PORT.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Redo every stage, even finished ones.")] = False,
+    pdf: Annotated[
+        bool,
+        typer.Option("--pdf/--no-pdf", help="Print each exam's report to report.pdf with headless Chromium."),
+    ] = True,
     verbose: common.VerboseOption = False,
 ) -> None:
     """Preprocess, segment, fuse and report: one exam or a whole folder of studies.
@@ -130,6 +134,7 @@ def run(
         cpu=cpu,
         registry=tuple(path.resolve() for path in registry or ()),
         force=force,
+        pdf=pdf,
     )
     batch = pipeline.run(input_path)
     console.print(summary_table(batch))

@@ -156,7 +156,7 @@ class Pipeline:
         write_manifest(manifest, tasks, results)
         from btk.pipeline.summary import write_batch_summary
 
-        write_batch_summary(output, tasks, ordered)
+        write_batch_summary(output, tasks, ordered, pdf=self.options.pdf)
         return BatchResult(output, ordered, time.perf_counter() - started)
 
     def _check_candidates(self, tasks: list[StudyTask]) -> None:

@@ -41,6 +41,8 @@ class PipelineOptions:
         gpus: GPU indices the segmentation may use (default: all).
         registry: Extra algorithm registry files, on top of the shipped registry.
         force: Redo every stage, even finished ones.
+        pdf: Print each exam's report to ``report.pdf`` with headless Chromium (skipped with a warning when
+            there is none).
 
     Raises:
         BtkError: For an unknown fusion method (or SIMPLE parameters for another method), label convention,
@@ -61,6 +63,7 @@ class PipelineOptions:
     gpus: tuple[str, ...] | None = None
     registry: tuple[Path, ...] = ()
     force: bool = False
+    pdf: bool = True
 
     def __post_init__(self) -> None:
         method_name(self.method)

@@ -22,6 +22,7 @@ from btk.modalities import MODALITIES, SHORT_NAMES, brats_grid, canonical, short
 from btk.pipeline.options import PipelineOptions, StudyTask
 
 if TYPE_CHECKING:
+    from btk.clinical import ClinicalFindings
     from btk.report.data import ExamReportData
 
 StageResult = tuple[dict[str, Path], dict]
@@ -320,18 +321,40 @@ def evaluate_stage(context: StudyContext, folder: Path) -> StageResult:
 
 
 def report_stage(context: StudyContext, folder: Path) -> StageResult:
-    """Figures, volumes, colour tables and the HTML report of the study, from the facts the stages gathered."""
+    """Clinical measures, figures, volumes, colour tables and the HTML report of the study, from the facts the
+    stages gathered (the PDF is printed with the batch's summary, once the page holds the cohort's alarms)."""
+    from btk.clinical import write_clinical_files
     from btk.report.exam import ReportImages, write_exam_report
 
+    findings = clinical_findings(context)
+    clinical_files = write_clinical_files(findings, folder)
     images = context.brats_images()
     written = write_exam_report(
-        exam_report_data(context), ReportImages(context.fused(), images["t1c"], images["t2f"]), folder
+        exam_report_data(context, findings.to_dict()),
+        ReportImages(context.fused(), images["t1c"], images["t2f"]),
+        folder,
     )
-    return written, {}
+    return {**written, **clinical_files}, {}
 
 
-def exam_report_data(context: StudyContext) -> ExamReportData:
-    """What the report of a study shows, from its stages' outputs and details (links relative to ``report/``)."""
+def clinical_findings(context: StudyContext) -> ClinicalFindings:
+    """The clinical measures of the fused segmentation (with native-space volumes when there is a native map)."""
+    from btk.clinical import measure_exam
+
+    fused_image, fused = load_label_map(context.fused())
+    native_path = context.outputs.get("native", {}).get("native")
+    native = None
+    if native_path is not None:
+        native_image, native_map = load_label_map(native_path)
+        native = (native_map, native_image.affine)
+    return measure_exam(fused, fused_image.affine, context.options.labels, native)
+
+
+def exam_report_data(context: StudyContext, clinical: dict | None = None) -> ExamReportData:
+    """What the report of a study shows, from its stages' outputs and details (links relative to ``report/``).
+
+    ``clinical``: the clinical measures (``ClinicalFindings.to_dict()``), if measured.
+    """
     from btk.fusion.agreement import AgreementReport
     from btk.report import data as report
     from btk.report.citations import citations
@@ -388,7 +411,7 @@ def exam_report_data(context: StudyContext) -> ExamReportData:
         preprocessed=str(context.preprocessed_folder() or ""),
         citations=tuple(
             citations(
-                [*details, "report"],
+                [*details, "report", *(["clinical"] if clinical else [])],
                 options.method,
                 {name: algorithm_citation(name) for name in [*context.candidates(), *synthesised]},
             )
@@ -398,6 +421,7 @@ def exam_report_data(context: StudyContext) -> ExamReportData:
             relative("dicom", "seg"),
             details.get("dicom", {}).get("reason", "") or NO_DICOM_SOURCE.get(study.kind, ""),
         ),
+        clinical=clinical,
     )
 
 

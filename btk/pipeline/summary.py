@@ -20,13 +20,16 @@ from btk.report.exam import read_exam_report, write_exam_page
 MIN_COHORT = 3
 
 
-def write_batch_summary(output: Path, tasks: Sequence[StudyTask], results: Sequence[StudyResult]) -> dict[str, Path]:
+def write_batch_summary(
+    output: Path, tasks: Sequence[StudyTask], results: Sequence[StudyResult], *, pdf: bool = True
+) -> dict[str, Path]:
     """Write ``summary.csv``, ``summary.html`` and (cohorts of 3+) ``alarms.json``; render the exam pages again.
 
     Args:
         output: The batch's output folder.
         tasks: Every study of the batch.
         results: What became of each study, in the batch's order.
+        pdf: Also print each exam's page to ``report.pdf`` (now that it holds the cohort's alarms).
 
     Returns:
         ``csv``, ``html`` and (when computed) ``alarms`` -> the file written.
@@ -47,7 +50,11 @@ def write_batch_summary(output: Path, tasks: Sequence[StudyTask], results: Seque
             alarms[alarm.case].append(RaisedAlarm(alarm.algorithm, alarm.region))
     for study, data in fused.items():
         write_exam_page(
-            output / study / "report", data, None if alarms is None else alarms.get(study, []), len(agreements)
+            output / study / "report",
+            data,
+            None if alarms is None else alarms.get(study, []),
+            len(agreements),
+            pdf=pdf,
         )
     kinds = {task.name: task.study.kind for task in tasks}
     rows = [

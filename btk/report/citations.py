@@ -25,6 +25,11 @@ METHODS: dict[str, str] = {
     "algorithm for the validation of image segmentation. IEEE Trans Med Imaging. 2004;23(7):903-921. "
     "doi:10.1109/TMI.2004.828354",
     "mav": "Majority voting as implemented in BraTS Toolkit (Kofler et al. 2020, above).",
+    "rano": "Wen PY, Macdonald DR, Reardon DA, et al. Updated response assessment criteria for high-grade gliomas: "
+    "Response Assessment in Neuro-Oncology Working Group. J Clin Oncol. 2010;28(11):1963-1972. "
+    "doi:10.1200/JCO.2009.26.3541",
+    "raidionics": "Bouget D, Pedersen A, Jakola AS, et al. Preoperative brain tumor imaging: models and software for "
+    "segmentation and standardized reporting. Front Neurol. 2022;13:932219. doi:10.3389/fneur.2022.932219",
     "alarms": "Kofler F, Ezhov I, Fidon L, et al. Robust, primitive, and unsupervised quality estimation for "
     "segmentation ensembles. Front. Neurosci. 2021;15:752780. doi:10.3389/fnins.2021.752780",
 }
@@ -35,7 +40,7 @@ def citations(steps: Sequence[str], method: str, candidates: Mapping[str, str | 
 
     Args:
         steps: The steps the result went through (``convert``, ``preprocess``, ``native`` ... as the pipeline
-            names its stages).
+            names its stages; ``clinical`` for the clinical measures, whose atlases were registered with ANTs).
         method: The fusion method.
         candidates: Each candidate's name -> its algorithm's citation (None: made elsewhere, or unknown).
 
@@ -48,6 +53,8 @@ def citations(steps: Sequence[str], method: str, candidates: Mapping[str, str | 
     if "preprocess" in steps or "native" in steps:
         keys += ["ants", "hd-bet", "sri24"]
     keys += [m for m in ("mav", "simple", "staple") if m == method] + ["alarms"]
+    if "clinical" in steps:
+        keys += [key for key in ("ants", "sri24") if key not in keys] + ["rano", "raidionics"]
     found = [METHODS[key] for key in keys]
     for name, citation in candidates.items():
         found.append(citation or f"{name}: candidate segmentation made elsewhere; cite its authors as they ask.")

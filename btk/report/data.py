@@ -167,6 +167,8 @@ class ExamReportData:
         btk_version: The btk that made the result.
         synthetic: The modality that was synthesised rather than acquired (None: all four were acquired).
         dicom_seg: The DICOM SEG written back for the source series, or why there is none (None: not recorded).
+        clinical: The clinical measures of the fused segmentation, as ``clinical.json`` holds them
+            (:meth:`btk.clinical.ClinicalFindings.to_dict`; None: not measured).
     """
 
     study: str
@@ -187,6 +189,7 @@ class ExamReportData:
     btk_version: str = __version__
     synthetic: SyntheticRecord | None = None
     dicom_seg: DicomSegRecord | None = None
+    clinical: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The data as JSON-ready dictionaries and lists (the content of ``report.json``)."""
@@ -241,6 +244,7 @@ class ExamReportData:
                 btk_version=payload.get("btk_version", ""),
                 synthetic=SyntheticRecord(**payload["synthetic"]) if payload.get("synthetic") else None,
                 dicom_seg=DicomSegRecord(**payload["dicom_seg"]) if payload.get("dicom_seg") else None,
+                clinical=dict(payload["clinical"]) if payload.get("clinical") else None,
             )
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"not the data of an exam report ({error.__class__.__name__}: {error})") from None

@@ -17,13 +17,17 @@ import numpy as np
 from btk.io import load_label_map, load_nifti
 from btk.labels import get_convention
 from btk.modalities import DISPLAY_NAMES, canonical
+from btk.report.clinical import disclaimer, render_clinical
 from btk.report.colours import label_colours, write_itksnap_labels, write_slicer_colour_table
 from btk.report.data import ExamReportData, RaisedAlarm, ReportFiles
 from btk.report.figures import overlay_figure
 from btk.report.html import Raw, link, page, table, write_page
+from btk.report.pdf import find_browser, print_pdf
 
 REPORT_DATA = "report.json"
 REPORT_PAGE = "report.html"
+REPORT_PDF = "report.pdf"
+CLINICAL_FILES = ("clinical.csv", "clinical.json")
 
 
 @dataclass(frozen=True)
@@ -100,30 +104,46 @@ def read_exam_report(folder: Path) -> ExamReportData | None:
 
 
 def write_exam_page(
-    folder: Path, data: ExamReportData, alarms: Sequence[RaisedAlarm] | None = None, cohort_size: int = 0
+    folder: Path,
+    data: ExamReportData,
+    alarms: Sequence[RaisedAlarm] | None = None,
+    cohort_size: int = 0,
+    *,
+    pdf: bool = False,
 ) -> Path:
     """Write (or write again, with the cohort's alarms) ``report.html`` into ``folder``; returns it.
 
     Args:
         folder: The report's folder.
         data, alarms, cohort_size: As for :func:`render_exam_report`.
+        pdf: Also print the page to ``report.pdf`` with headless Chromium (skipped, with a warning, when
+            there is none); without it, an earlier ``report.pdf`` is removed.
     """
-    return write_page(folder / REPORT_PAGE, render_exam_report(data, alarms, cohort_size))
+    written = write_page(folder / REPORT_PAGE, render_exam_report(data, alarms, cohort_size, pdf=pdf))
+    if pdf:
+        print_pdf(written, folder / REPORT_PDF)
+    else:  # a PDF of an earlier page no longer matches this one
+        (folder / REPORT_PDF).unlink(missing_ok=True)
+    return written
 
 
-def render_exam_report(data: ExamReportData, alarms: Sequence[RaisedAlarm] | None = None, cohort_size: int = 0) -> str:
+def render_exam_report(
+    data: ExamReportData, alarms: Sequence[RaisedAlarm] | None = None, cohort_size: int = 0, *, pdf: bool = False
+) -> str:
     """The HTML page of one exam.
 
     Args:
         data: Every fact the page shows.
         alarms: The cohort's ensemble alarms raised for this exam (None: no alarms were computed).
         cohort_size: How many fused exams the batch had (0: not part of a batch).
+        pdf: The page is printed to ``report.pdf`` (it links it, or says why there is none).
 
     Returns:
         A complete, self-contained HTML document.
     """
     convention = get_convention(data.labels)
-    body = [
+    body = [disclaimer(data.clinical)] if data.clinical else []
+    body += [
         f'<p class="note">btk {escape(data.btk_version)} &middot; input: <code>{escape(data.source)}</code> '
         f"({escape(data.kind)})</p>"
     ]
@@ -140,10 +160,13 @@ def render_exam_report(data: ExamReportData, alarms: Sequence[RaisedAlarm] | Non
         for value, (colour, name) in label_colours(convention).items()
     )
     body.append(f"<p>Labels ({escape(convention.name)}): {legend}. Slices through the tumour centre; BraTS space.</p>")
-    body.append("<h2>Volumes</h2>")
-    body.append(table(["region", "volume (ml)"], [[r, float(v)] for r, v in data.volumes_ml.items()]))
+    if data.clinical:
+        body.append(render_clinical(data.clinical))
+    else:
+        body.append("<h2>Volumes</h2>")
+        body.append(table(["region", "volume (ml)"], [[r, float(v)] for r, v in data.volumes_ml.items()]))
     body.append("<h2>Files</h2>")
-    body.append(_files(data.files))
+    body.append(_files(data.files, clinical=bool(data.clinical), pdf=pdf))
     if data.dicom_seg:  # the SEG for the PACS, or why there is none
         seg = link(data.dicom_seg.file, "seg.dcm") if data.dicom_seg.file else escape(f"none ({data.dicom_seg.reason})")
         body.append(f"<p>DICOM SEG: {seg}</p>")
@@ -167,8 +190,16 @@ def render_exam_report(data: ExamReportData, alarms: Sequence[RaisedAlarm] | Non
     return page(f"btk report: {data.study}", body)
 
 
-def _files(files: ReportFiles) -> str:
+def _files(files: ReportFiles, *, clinical: bool, pdf: bool) -> str:
     rows = [["fused segmentation (BraTS space)", link(files.fused, Path(files.fused).name)]]
+    if clinical:
+        rows += [["clinical measures", link(name, name)] for name in CLINICAL_FILES]
+    if pdf:
+        rows.append(
+            ["this report as PDF", link(REPORT_PDF, REPORT_PDF)]
+            if find_browser()
+            else ["this report as PDF", "not written: no Chromium found (Debian: apt-get install chromium)"]
+        )
     if files.native:
         rows.append(["fused segmentation (native space of the exam)", link(files.native, Path(files.native).name)])
     rows += [

@@ -15,6 +15,8 @@ table { border-collapse: collapse; margin: .5em 0; } td, th { border: 1px solid 
 th { background: #f3f3f3; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.alarm td, .failed { color: #b00020; font-weight: 600; } img { max-width: 100%; display: block; margin: .5em 0; }
 .note { color: #555; } code { background: #f3f3f3; padding: 0 .2em; } li { margin: .3em 0; }
+h3 { font-size: 1.05em; margin-top: 1.2em; }
+.disclaimer { border: 1px solid #b00020; color: #b00020; font-weight: 600; padding: .4em .8em; }
 .synthetic { display: inline-block; background: #fff3cd; color: #7a4b00; border: 1px solid #e0a800;
   border-radius: .3em; padding: .1em .5em; font-weight: 600; }
 """
