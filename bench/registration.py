@@ -19,8 +19,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from btk.modalities import atlas_t1
 from btk.preprocess.registration import RegistrationSettings, register
+from btk.spaces import get_space
 
 REPO = Path(__file__).resolve().parents[1]
 EXAM = REPO / "examples" / "exams" / "TCGA-FG-6692"
@@ -78,7 +78,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as work:
             for name, (pattern, to_atlas, reference) in PAIRS.items():
                 moving = next(EXAM.glob(pattern))
-                fixed = atlas_t1() if to_atlas else t1
+                fixed = get_space("brats-sri24").template_path() if to_atlas else t1
                 started = time.perf_counter()
                 transform = register(fixed, moving, Path(work) / f"{name}.mat", settings)
                 seconds = time.perf_counter() - started

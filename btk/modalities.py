@@ -1,4 +1,4 @@
-"""The four MRI modalities of a BraTS exam, every name btk knows them by, and the BraTS grid.
+"""The four MRI modalities of a BraTS exam and every name btk knows them by.
 
 | key   | shown | short | BraTS 2023 file | BraTS 2020 file  | aliases (file-name endings, option keys) |
 |-------|-------|-------|-----------------|------------------|------------------------------------------|
@@ -11,24 +11,15 @@ The *key* (the BraTS 2023 suffix) is what btk's code uses. The *short name* is t
 options ``--t1/--t1c/--t2/--flair``, the fields of :class:`btk.segment.Exam`, the ``modalities`` column of
 ``manifest.csv``. :func:`canonical` turns any alias into the key.
 
-The BraTS grid (240 x 240 x 155 voxels of 1 mm, the axes pointing left, posterior, superior) is read from
-the header of the atlas btk ships (``btk/data/atlas``), once, on first use. Importing this module imports
-nothing heavy.
+The atlas spaces (and their grids) exams are registered to are in :mod:`btk.spaces`. Importing this module
+imports nothing heavy.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from functools import cache
-from importlib import resources
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from btk.errors import InputError
-
-if TYPE_CHECKING:
-    import numpy as np
 
 #: The four modalities, in BraTS order (the order of a network's input channels).
 MODALITIES: tuple[str, ...] = ("t1n", "t1c", "t2w", "t2f")
@@ -55,7 +46,6 @@ ALIASES: dict[str, str] = {
     for alias in aliases
 }
 _UNKNOWN_HINT = "use t1, t1c, t2 or flair"
-_ATLAS_T1 = "t1_brats_space.nii.gz"
 
 
 def canonical(name: str) -> str:
@@ -106,54 +96,3 @@ def file_stem(case: str, modality: str, naming: str = "2023") -> str:
 def short_names(keys: list[str] | tuple[str, ...]) -> str:
     """``["t1n", "t2f"]`` -> ``"t1, flair"``: modalities as users name them, for messages."""
     return ", ".join(SHORT_NAMES[key] for key in keys)
-
-
-def atlas_folder() -> Path:
-    """Folder of the atlas files btk ships (with their ``COPYRIGHT.md``)."""
-    return Path(str(resources.files("btk") / "data" / "atlas"))
-
-
-def atlas_t1() -> Path:
-    """The T1 atlas image (SRI-24-derived) that defines the BraTS grid; every exam is registered to it."""
-    return atlas_folder() / _ATLAS_T1
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A voxel grid: shape and voxel-to-world affine (RAS, mm).
-
-    Attributes:
-        shape: Voxels along each axis.
-        affine: The 4 x 4 affine.
-    """
-
-    shape: tuple[int, int, int]
-    affine: np.ndarray
-
-    def holds(self, shape: tuple[int, ...], affine: np.ndarray, tolerance_mm: float = 1e-3) -> bool:
-        """Whether an image of this ``shape`` (its first three axes) and ``affine`` lies on this grid.
-
-        Args:
-            shape: The image's shape.
-            affine: The image's affine.
-            tolerance_mm: Largest accepted difference of any affine entry.
-        """
-        import numpy as np
-
-        return tuple(shape[:3]) == self.shape and bool(np.allclose(affine, self.affine, atol=tolerance_mm))
-
-
-@cache
-def brats_grid() -> Grid:
-    """The BraTS grid, from the header of the shipped atlas (read once; voxel data are not read).
-
-    Returns:
-        The grid (240 x 240 x 155, 1 mm).
-    """
-    import nibabel as nib
-
-    image = nib.Nifti1Image.from_filename(str(atlas_t1()))
-    affine = image.affine.copy()
-    affine.flags.writeable = False
-    x, y, z = (int(n) for n in image.shape[:3])
-    return Grid((x, y, z), affine)

@@ -1,12 +1,10 @@
-"""The modality vocabulary (btk.modalities): keys, names, file suffixes, aliases and the BraTS grid."""
+"""The modality vocabulary (btk.modalities): keys, names, file suffixes and aliases."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-import nibabel as nib
-import numpy as np
 import pytest
 
 from btk.errors import BtkError
@@ -16,9 +14,6 @@ from btk.modalities import (
     FILE_SUFFIXES,
     MODALITIES,
     SHORT_NAMES,
-    atlas_folder,
-    atlas_t1,
-    brats_grid,
     canonical,
     file_stem,
     modality_of_stem,
@@ -96,26 +91,6 @@ def test_file_stems_follow_the_brats_namings():
     assert file_stem("BraTS-001", "t2f", "2020") == "BraTS-001_flair"
     assert [file_stem("c", key, "2020") for key in MODALITIES] == ["c_t1", "c_t1ce", "c_t2", "c_flair"]
     assert short_names(["t1n", "t2f"]) == "t1, flair"
-
-
-def test_the_brats_grid_is_the_shipped_atlas_header():
-    grid = brats_grid()
-    assert grid is brats_grid()  # read once
-    for image in (atlas_t1(), atlas_folder() / "t1_skullstripped_brats_space.nii.gz"):
-        header = nib.load(str(image))
-        assert grid.shape == header.shape[:3] == (240, 240, 155)
-        assert np.array_equal(grid.affine, header.affine)
-    assert np.allclose(np.abs(np.diag(grid.affine))[:3], 1.0)  # 1 mm voxels
-    assert not grid.affine.flags.writeable
-
-
-def test_the_grid_tells_images_on_it_from_others():
-    grid = brats_grid()
-    assert grid.holds((240, 240, 155), grid.affine)
-    assert grid.holds((240, 240, 155, 1), grid.affine + 1e-4)
-    assert not grid.holds((240, 240, 154), grid.affine)
-    assert not grid.holds((240, 240, 155), np.eye(4))
-    assert grid.holds((240, 240, 155), grid.affine + 5e-3, tolerance_mm=1e-2)
 
 
 def test_importing_the_vocabulary_imports_nothing_heavy():

@@ -114,7 +114,10 @@ def test_batch_records_failures_goes_on_and_resumes(tmp_path: Path, dicom_tree: 
     assert len(rows) == 5
     assert rows["good-1"]["status"] == rows["good-2"]["status"] == "ok"
     assert float(rows["good-1"]["WT_ml"]) > 10 and rows["good-1"]["candidates"] == "5"
-    assert rows["off-grid"]["failed_stage"] == "segment" and "not on the BraTS grid" in rows["off-grid"]["reason"]
+    assert (
+        rows["off-grid"]["failed_stage"] == "segment"
+        and "not on the grid of the study's atlas space, brats-sri24" in rows["off-grid"]["reason"]
+    )
     dicom = next(r for name, r in rows.items() if name.startswith("study-"))
     assert dicom["status"] == "failed" and "no flair series" in dicom["reason"]
     broken = next(r for name, r in rows.items() if name.startswith("unreadable"))

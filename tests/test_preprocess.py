@@ -10,8 +10,9 @@ import pytest
 import SimpleITK as sitk
 
 from btk.cli import main
-from btk.modalities import MODALITIES, atlas_t1
+from btk.modalities import MODALITIES
 from btk.preprocess import PreprocessedExam, Preprocessor, output_layout, to_native
+from btk.spaces import get_space
 from tests.support.preprocess import PATIENT_ID, PATIENT_NAME, REFERENCE, REFERENCE_NAMES, dice
 
 pytestmark = pytest.mark.slow
@@ -71,7 +72,7 @@ def test_atlas_transform_agrees_with_brats_toolkit(preprocessed_tcga):
 
 
 def test_brats_space_outputs_lie_exactly_on_the_atlas_grid(preprocessed_tcga):
-    atlas = nib.load(str(atlas_t1()))
+    atlas = nib.load(str(get_space("brats-sri24").template_path()))
     for role, path in preprocessed_tcga.outputs.items():
         if role.startswith(("brats/", "brats_skull/")):
             image = nib.load(str(path))

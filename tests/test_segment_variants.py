@@ -227,7 +227,7 @@ def test_run_refuses_a_segmentation_algorithm_for_synthesis_and_native_exams(tmp
             (native / path.name).symlink_to(path)
     (study,) = discover(native)
     assert study.kind == "nifti" and study.missing == ("t2f",)
-    assert "only for exams on the BraTS grid" in with_synthesis(study).problem
+    assert "only for exams on an atlas grid" in with_synthesis(study).problem
 
 
 # --- images that write into their inputs, or several results ------------------------------------------------

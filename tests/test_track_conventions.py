@@ -175,9 +175,10 @@ def test_run_writes_in_the_convention_that_holds_its_algorithms_labels(tmp_path)
 
     assert PipelineOptions(tmp_path / "out").labels == "brats2023"  # candidates only
     assert PipelineOptions(tmp_path / "out", algorithms=("brats24-ped-1",)).labels == "brats2024-ped"
-    assert PipelineOptions(tmp_path / "out", algorithms=("brats23-faking-it", "brats24-faking-it")).labels == (
-        "brats2024-post"
-    )
+    assert PipelineOptions(tmp_path / "out", algorithms=("brats23-faking-it", "isen-20")).labels == "brats2023"
+    assert PipelineOptions(tmp_path / "out", algorithms=("brats24-faking-it",)).labels == "brats2024-post"
+    with pytest.raises(BtkError, match="different atlas spaces"):  # 2023 and 2024 glioma: SRI24 and MNI152
+        PipelineOptions(tmp_path / "out", algorithms=("brats23-faking-it", "brats24-faking-it"))
     with pytest.raises(BtkError, match="brats24-ped-1 writes NET, CC") as error:
         PipelineOptions(tmp_path / "out", algorithms=("brats24-ped-1",), labels="brats2023")
     assert "--labels brats2024-ped" in error.value.hint

@@ -38,7 +38,7 @@ def list_(
         check_track(track)
         entries = [entry for entry in entries if entry.track_name == track]
     table = Table(title="Registered algorithms" + (f" of the {track} track" if track else ""))
-    for column in ("name", "track", "year", "rank", "contract", "GPU", "labels", "image"):
+    for column in ("name", "track", "year", "rank", "atlas", "contract", "GPU", "labels", "image"):
         table.add_column(column, no_wrap=column == "name")
     for entry in entries:
         table.add_row(
@@ -46,6 +46,7 @@ def list_(
             entry.track or "",
             str(entry.year),
             str(entry.rank or ""),
+            entry.atlas_space,
             entry.contract.kind,
             entry.gpu,
             entry.labels or f"({entry.output})",
@@ -76,6 +77,8 @@ def show(
         elif field == "command":
             value = " ".join(value)
         table.add_row(field, str(value))
+    if entry.atlas is None:
+        table.add_row("atlas", f"{entry.atlas_space} (its track's space)")
     table.add_row("reference", entry.reference)
     if entry.additional_files is not None:
         from btk.segment.additional_files import cached_folder

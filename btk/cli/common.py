@@ -24,6 +24,12 @@ FastOption = Annotated[
     ),
 ]
 
+#: ``--atlas``: the atlas space to register to (names from :data:`btk.spaces.SPACES`).
+ATLAS_HELP = (
+    "Atlas space: brats-sri24 (BraTS SRI24 grid, 240 x 240 x 155: every track but adult glioma 2024-2025) or "
+    "brats-mni152 (MNI152 1 mm, 182 x 218 x 182: BraTS 2024-2025 adult glioma, pre & post treatment)."
+)
+
 
 class FiniteFloat:
     """Parser of a float option: a finite number, optionally within bounds, checked when the command line is read.

@@ -25,6 +25,7 @@ def preprocess(
         str, typer.Option(help="skullstrip (BraTS) or deface (remove the face, keep the skull).")
     ] = "skullstrip",
     naming: Annotated[str, typer.Option(help="File names: 2023 (<id>-t1n.nii.gz) or 2020 (<id>_t1.nii.gz).")] = "2023",
+    atlas: Annotated[str, typer.Option(help=common.ATLAS_HELP)] = "brats-sri24",
     case_id: Annotated[
         Optional[str], typer.Option(help="Identifier in the file names (default: OUTPUT's name).")
     ] = None,
@@ -41,17 +42,27 @@ def preprocess(
     force: common.ForceOption = False,
     verbose: common.VerboseOption = False,
 ) -> None:
-    """Preprocess one exam the BraTS way: co-registration, BraTS atlas, HD-BET brain masks, QC overviews."""
+    """Preprocess one exam the BraTS way: co-registration, atlas registration, HD-BET brain masks, QC overviews.
+
+    The brats/ images lie in the --atlas space (recorded in provenance.json); `btk native` maps segmentations
+    of them back to the native images.
+    """
     common.set_verbose(verbose)
     from btk.preprocess import Preprocessor
 
     preprocessor = Preprocessor(
-        device=device, fast=fast, registration=registration, mode=mode, naming=naming, memory_budget_gb=memory_budget_gb
+        device=device,
+        fast=fast,
+        registration=registration,
+        mode=mode,
+        naming=naming,
+        memory_budget_gb=memory_budget_gb,
+        atlas=atlas,
     )
     result = preprocessor.run(
         exam, output, force=force, case_id=case_id, modalities={"t1": t1, "t1c": t1c, "t2": t2, "flair": flair}
     )
-    table = Table("role", "file", title=f"Exam {result.case_id}")
+    table = Table("role", "file", title=f"Exam {result.case_id} ({result.space.name} space)")
     for role, relative in sorted(result.provenance["outputs"].items()):
         if role.startswith(("brats/", "transform/")):
             table.add_row(role, relative)
@@ -80,7 +91,9 @@ def convert(
 
 
 def native(
-    segmentation: Annotated[Path, typer.Argument(help="BraTS-space label map (240 x 240 x 155).")],
+    segmentation: Annotated[
+        Path, typer.Argument(help="Label map on the exam's atlas grid (that of its brats/ images and mask).")
+    ],
     exam_output: Annotated[Path, typer.Argument(help="The exam folder written by btk preprocess.")],
     output: Annotated[
         Path,
@@ -92,7 +105,7 @@ def native(
     force: common.ForceOption = False,
     verbose: common.VerboseOption = False,
 ) -> None:
-    """Map a BraTS-space segmentation back onto an exam's native image."""
+    """Map an atlas-space segmentation (either space) back onto an exam's native image."""
     common.set_verbose(verbose)
     from btk.preprocess import to_native
 

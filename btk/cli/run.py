@@ -24,7 +24,8 @@ def run(
     candidates: Annotated[
         Optional[Path],
         typer.Option(
-            help="Segmentations made elsewhere, in BraTS space: NIfTI files (one exam) or one sub-folder per study.",
+            help="Segmentations made elsewhere, in the studies' atlas space: NIfTI files (one exam) or one "
+            "sub-folder per study.",
         ),
     ] = None,
     algorithm: Annotated[
@@ -62,7 +63,7 @@ def run(
         typer.Option(
             "--synthesise-missing",
             metavar="ALGORITHM",
-            help="Synthesise the one modality a study on the BraTS grid lacks with this missing-mri algorithm "
+            help="Synthesise the one modality a study on an atlas grid lacks with this missing-mri algorithm "
             "before segmenting (flagged as synthetic everywhere).",
         ),
     ] = None,
@@ -81,6 +82,10 @@ def run(
     ] = None,
     device: Annotated[str, typer.Option(help="Preprocessing device: auto, cpu, cuda.")] = "auto",
     fast: common.FastOption = False,
+    atlas: Annotated[
+        Optional[str],
+        typer.Option(help=common.ATLAS_HELP + " Default: the space the algorithms expect (they must agree)."),
+    ] = None,
     cpu: Annotated[bool, typer.Option("--cpu", help="Run segmentation containers without a GPU.")] = False,
     workers: Annotated[
         Optional[int],
@@ -131,6 +136,7 @@ def run(
         synthesise=synthesise_missing,
         device=device,
         fast=fast,
+        atlas=atlas,
         cpu=cpu,
         registry=tuple(path.resolve() for path in registry or ()),
         force=force,

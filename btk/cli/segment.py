@@ -76,6 +76,9 @@ def segment(
     Without -a or --all, the top-ranked algorithm of the newest challenge year of --track runs (adult glioma
     unless --track names another; with --cpu, the best one that runs without a GPU).
 
+    The exam must lie in the atlas space the algorithms expect (brats-mni152 for adult glioma 2024-2025,
+    brats-sri24 otherwise; see `btk algorithms show`); with --all, those of another space are left out.
+
     Each algorithm runs without network, with read-only inputs, as you; its result is checked, put on the
     exam's grid, converted to --labels and written to OUTPUT/<algorithm>.nii.gz. One failure does not stop
     the others; the exit code is 1 if any algorithm failed or was skipped.
@@ -151,7 +154,10 @@ def summary_table(report: SegmentationReport) -> Table:
 
 
 def synthesise(
-    exam: Annotated[Path, typer.Argument(help="Exam folder in BraTS space with three of the four modalities.")],
+    exam: Annotated[
+        Path,
+        typer.Argument(help="Exam folder in an atlas space (BraTS SRI24 or MNI152) with three of the four modalities."),
+    ],
     algorithm: Annotated[
         str, typer.Option("--algorithm", "-a", help="Synthesis algorithm (btk algorithms list --track missing-mri).")
     ],

@@ -33,6 +33,7 @@ from btk.evaluation.metrics import (
     HD95_EMPTY_PENALTY_MM,
     RegionMetrics,
     dice,
+    empty_hd95_penalty_mm,
     hd95,
     region_metrics,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "MetsThresholds",
     "RegionMetrics",
     "dice",
+    "empty_hd95_penalty_mm",
     "evaluate_arrays",
     "evaluate_case",
     "evaluate_folders",
@@ -193,6 +195,7 @@ def evaluate_arrays(
                 reference_convention.region_mask(reference, region),
                 spacing,
                 settings.hd95,
+                empty_hd95_penalty_mm(prediction.shape, spacing),
             ),
         )
         for region in regions

@@ -4,7 +4,9 @@
 * HD95 (:func:`hd95`, btk's ``voxel`` definition): the 95th percentile Hausdorff distance in millimetres,
   computed on the surfaces (boundary voxels, 6-connectivity) of both masks with the voxel spacing:
   max(p95 of distances from P's surface voxels to R's, p95 of distances from R's to P's), every surface
-  voxel counting the same. Both empty -> 0; exactly one empty -> :data:`HD95_EMPTY_PENALTY_MM`.
+  voxel counting the same. Both empty -> 0; exactly one empty -> a penalty: the diagonal of the atlas
+  space's volume the masks lie in (:func:`empty_hd95_penalty_mm`; :data:`HD95_EMPTY_PENALTY_MM` on the BraTS
+  SRI24 grid).
   The official definitions differ: the BraTS 2023 code weights each surface element by its area
   (:mod:`btk.evaluation.surface`; the ``surface-area`` definition here, with btk's penalty above; the
   ``brats2023`` scheme uses that code's 374 mm), and the 2025 evaluator (panoptica) takes the percentile of
@@ -18,9 +20,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: HD95 when exactly one of the two masks is empty: the diagonal of the 240 x 240 x 155 mm BraTS volume,
-#: the penalty of the BraTS 2023 evaluation.
+from btk.spaces import DEFAULT_SPACE, SPACES
+
+#: HD95 when exactly one of the two masks is empty on the BraTS SRI24 grid (and on grids of no atlas space):
+#: the diagonal of the 240 x 240 x 155 mm BraTS volume, the penalty of the BraTS 2023 evaluation.
 HD95_EMPTY_PENALTY_MM: float = float(np.sqrt(240.0**2 + 240.0**2 + 155.0**2))
+
+
+def empty_hd95_penalty_mm(shape: tuple[int, ...], spacing: tuple[float, ...] = (1.0, 1.0, 1.0)) -> float:
+    """The HD95 of an empty mask against a non-empty one: the diagonal of the volume of the atlas space whose
+    grid has this ``shape`` and ``spacing`` (MNI152: 337.3 mm), else of the BraTS SRI24 volume (374.2 mm)."""
+    for space in SPACES.values():
+        grid = space.grid
+        if tuple(shape[:3]) == grid.shape and np.allclose(spacing[:3], np.linalg.norm(grid.affine[:3, :3], axis=0)):
+            return float(np.linalg.norm(grid.extent_mm))
+    return float(np.linalg.norm(SPACES[DEFAULT_SPACE].grid.extent_mm))
 
 
 @dataclass(frozen=True)
@@ -43,13 +57,19 @@ def dice(prediction: np.ndarray, reference: np.ndarray) -> float:
     return 2.0 * int(np.count_nonzero(prediction & reference)) / total
 
 
-def hd95(prediction: np.ndarray, reference: np.ndarray, spacing: tuple[float, ...] = (1.0, 1.0, 1.0)) -> float:
-    """Symmetric 95th-percentile Hausdorff distance between the surfaces of two masks, in mm."""
+def hd95(
+    prediction: np.ndarray,
+    reference: np.ndarray,
+    spacing: tuple[float, ...] = (1.0, 1.0, 1.0),
+    empty_penalty_mm: float = HD95_EMPTY_PENALTY_MM,
+) -> float:
+    """Symmetric 95th-percentile Hausdorff distance between the surfaces of two masks, in mm
+    (``empty_penalty_mm`` when exactly one is empty; see :func:`empty_hd95_penalty_mm`)."""
     has_prediction, has_reference = bool(prediction.any()), bool(reference.any())
     if not has_prediction and not has_reference:
         return 0.0
     if not has_prediction or not has_reference:
-        return HD95_EMPTY_PENALTY_MM
+        return empty_penalty_mm
     box = _bounding_box(prediction | reference)
     scale = np.asarray(spacing, dtype=np.float64)
     points_prediction = np.argwhere(_surface(prediction[box])) * scale
@@ -77,12 +97,13 @@ def region_metrics(
     reference: np.ndarray,
     spacing: tuple[float, ...] = (1.0, 1.0, 1.0),
     hd95_definition: str = "voxel",
+    empty_penalty_mm: float = HD95_EMPTY_PENALTY_MM,
 ) -> RegionMetrics:
     """All metrics of one region; ``prediction`` and ``reference`` are boolean masks on the same grid.
 
     ``hd95_definition``: ``"voxel"`` (:func:`hd95`) or ``"surface-area"`` (the BraTS 2023 code's distances,
     :func:`btk.evaluation.surface.robust_hausdorff`); either way an empty mask against a non-empty one
-    scores :data:`HD95_EMPTY_PENALTY_MM`.
+    scores ``empty_penalty_mm`` (:func:`empty_hd95_penalty_mm` of the grid; by default the BraTS SRI24 one).
     """
     prediction, reference = np.asarray(prediction, dtype=bool), np.asarray(reference, dtype=bool)
     true_positive = int(np.count_nonzero(prediction & reference))
@@ -92,7 +113,7 @@ def region_metrics(
     voxel_ml = float(np.prod(spacing)) / 1000.0
     return RegionMetrics(
         dice=dice(prediction, reference),
-        hd95_mm=_hd95(prediction, reference, spacing, hd95_definition),
+        hd95_mm=_hd95(prediction, reference, spacing, hd95_definition, empty_penalty_mm),
         sensitivity=true_positive / positives if positives else 1.0,
         specificity=true_negative / negatives if negatives else 1.0,
         volume_pred_ml=int(np.count_nonzero(prediction)) * voxel_ml,
@@ -100,13 +121,15 @@ def region_metrics(
     )
 
 
-def _hd95(prediction: np.ndarray, reference: np.ndarray, spacing: tuple[float, ...], definition: str) -> float:
+def _hd95(
+    prediction: np.ndarray, reference: np.ndarray, spacing: tuple[float, ...], definition: str, penalty_mm: float
+) -> float:
     if definition == "voxel":
-        return hd95(prediction, reference, spacing)
+        return hd95(prediction, reference, spacing, penalty_mm)
     if definition != "surface-area":
         raise ValueError(f"unknown HD95 definition {definition!r}; use one of {', '.join(HD95_DEFINITIONS)}")
     if not prediction.any() or not reference.any():
-        return 0.0 if not prediction.any() and not reference.any() else HD95_EMPTY_PENALTY_MM
+        return 0.0 if not prediction.any() and not reference.any() else penalty_mm
     from btk.evaluation.surface import robust_hausdorff, surface_distances
 
     return robust_hausdorff(surface_distances(reference, prediction, spacing))

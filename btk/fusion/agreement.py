@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from btk.errors import InputError, MissingFileError
-from btk.evaluation.metrics import dice, hd95
+from btk.evaluation.metrics import dice, empty_hd95_penalty_mm, hd95
 from btk.fusion.names import DEFAULT_ALPHA
 from btk.io import is_nifti, save_json
 from btk.labels import LabelConvention, get_convention
@@ -129,6 +129,7 @@ def agreement_report(
     """Score each candidate against the consensus per region (Dice, HD95 in mm)."""
     names_of_regions = convention.region_names
     consensus_regions = {region: convention.region_mask(consensus, region) for region in names_of_regions}
+    penalty = empty_hd95_penalty_mm(consensus.shape, spacing)
     scores = []
     for name, candidate in zip(names, candidates):
         regions = {region: convention.region_mask(candidate, region) for region in names_of_regions}
@@ -136,7 +137,7 @@ def agreement_report(
             CandidateAgreement(
                 name,
                 {r: dice(regions[r], consensus_regions[r]) for r in names_of_regions},
-                {r: hd95(regions[r], consensus_regions[r], spacing) for r in names_of_regions},
+                {r: hd95(regions[r], consensus_regions[r], spacing, penalty) for r in names_of_regions},
             )
         )
     return AgreementReport(case, convention.name, scores)

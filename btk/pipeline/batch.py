@@ -13,7 +13,7 @@ from btk.deid import output_salt
 from btk.errors import InputError, MissingFileError, OutputError, unwritable_folder
 from btk.evaluation import case_id
 from btk.io import is_nifti, refuse_overlap
-from btk.pipeline.discovery import Study, discover, with_synthesis
+from btk.pipeline.discovery import Study, discover, refuse_other_space, with_synthesis
 from btk.pipeline.executors import DaskExecutor, LocalExecutor, default_workers
 from btk.pipeline.manifest import write_manifest
 from btk.pipeline.options import PipelineOptions, StudyTask
@@ -49,14 +49,14 @@ class Pipeline:
     Args:
         output: Output folder (one sub-folder per study, plus ``manifest.csv`` and ``summary.csv``/``.html``).
         algorithms: Registered segmentation algorithms to run in Docker.
-        candidates: Segmentations made elsewhere, in BraTS space: a folder of NIfTI files (one exam) or of
+        candidates: Segmentations made elsewhere, in the studies' atlas space: a folder of NIfTI files (one exam) or of
             one sub-folder per study named like the study.
         reference: Reference segmentation(s) to evaluate against: a file (one exam) or a folder of files
             named like the studies.
         workers: Local worker processes (default: as many as studies, cores and memory allow).
         scheduler: Address of a Dask scheduler (``tcp://HOST:PORT``) to run the studies on instead.
         **settings: Further :class:`PipelineOptions` (``method``, ``regions``, ``labels``, ``device``,
-            ``fast``, ``cpu``, ``gpus``, ``force``, ``simple``).
+            ``fast``, ``atlas``, ``cpu``, ``gpus``, ``force``, ``simple``).
     """
 
     def __init__(
@@ -80,7 +80,7 @@ class Pipeline:
         if not self.options.algorithms and self.candidates is None:
             raise InputError(
                 "nothing to segment with: no algorithm chosen and no candidate segmentations given",
-                hint="pass --candidates DIR (segmentations made elsewhere, in BraTS space) or -a ALGORITHM",
+                hint="pass --candidates DIR (segmentations made elsewhere, in the atlas space) or -a ALGORITHM",
             )
         for given, what in ((self.candidates, "candidates"), (self.reference, "reference")):
             if given is not None and not given.exists():
@@ -94,6 +94,8 @@ class Pipeline:
         studies = discover(input_path, salt=output_salt(self.options.output))
         if self.options.synthesise:
             studies = [with_synthesis(study) for study in studies]
+        if self.options.algorithms or self.options.synthesise:  # they work in one atlas space
+            studies = [refuse_other_space(study, self.options.space.name) for study in studies]
         single = len(studies) == 1
         return [
             StudyTask(study, *self._candidates_of(study, single), self._reference_of(study, single))

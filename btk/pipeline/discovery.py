@@ -12,9 +12,13 @@ Kinds of study:
 ``preprocessed``
     An exam already preprocessed by ``btk preprocess``: preprocessing is skipped.
 ``brats``
-    Four modalities already on the BraTS grid (240 x 240 x 155, 1 mm): preprocessing is skipped and no
+    Four modalities already on the grid of one atlas space (:mod:`btk.spaces`: the BraTS SRI24 grid,
+    240 x 240 x 155, or the MNI152 grid, 182 x 218 x 182, both 1 mm): preprocessing is skipped and no
     native-space segmentation can be made. With a synthesis algorithm (:func:`with_synthesis`), three of
     them: the fourth is synthesised before the segmentation.
+
+A ``brats`` or ``preprocessed`` study records its atlas space; a run whose algorithms expect another one
+refuses the study before it starts (:func:`refuse_other_space`).
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from btk.deid import pseudonym
-from btk.errors import InputError, MissingFileError
+from btk.errors import BtkError, InputError, MissingFileError
 from btk.io import is_nifti, open_nifti, strip_nifti_suffix
-from btk.modalities import MODALITIES, SHORT_NAMES, brats_grid, modality_of_stem, short_names
+from btk.modalities import MODALITIES, SHORT_NAMES, modality_of_stem, short_names
 from btk.pipeline.dicom import group_dicom_files
 from btk.preprocess.exam import PreprocessedExam
+from btk.spaces import get_space, space_of_grid
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class Study:
             on the study guards its outputs against them).
         missing: The modalities it lacks (``t1n``, ``t1c``, ``t2w``, ``t2f``); a study is processed with one
             missing only when it is to be synthesised (see :func:`with_synthesis`).
+        space: The atlas space its images lie in (``brats`` and ``preprocessed`` studies; None for the others).
     """
 
     name: str
@@ -58,6 +64,19 @@ class Study:
     problem: str = ""
     identifiers: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
     missing: tuple[str, ...] = ()
+    space: str | None = None
+
+
+def refuse_other_space(study: Study, space: str) -> Study:
+    """The study, refused (its ``problem`` set) when its images lie in another atlas space than ``space``."""
+    if study.space is None or study.space == space or study.problem:
+        return study
+    grid = get_space(study.space).grid.describe()
+    return replace(
+        study,
+        problem=f"its images are in the {study.space} space ({grid}), but the algorithms expect the {space} "
+        "space: give the raw exam (it is then preprocessed to that space), or choose algorithms of its space",
+    )
 
 
 def discover(input_path: str | Path, salt: str | None = None) -> list[Study]:
@@ -123,8 +142,13 @@ def discover(input_path: str | Path, salt: str | None = None) -> list[Study]:
 def _walk(folder: Path, studies: list[Study], dicom_files: list[Path]) -> None:
     """Collect exam folders (not descending into them) and every other file as a possible DICOM file."""
     if PreprocessedExam.is_complete(folder):
-        brats = PreprocessedExam.load(folder).images("brats")
-        studies.append(Study(_safe_name(folder.name), "preprocessed", folder, {m: str(p) for m, p in brats.items()}))
+        exam = PreprocessedExam.load(folder)
+        brats = {m: str(p) for m, p in exam.images("brats").items()}
+        try:
+            space, problem = exam.space.name, ""
+        except BtkError as error:
+            space, problem = None, error.problem
+        studies.append(Study(_safe_name(folder.name), "preprocessed", folder, brats, problem=problem, space=space))
         return
     try:
         entries = sorted(folder.iterdir())
@@ -157,17 +181,21 @@ def _nifti_study(folder: Path, images: dict[str, list[Path]]) -> Study:
     problems = []
     doubles = [f"{SHORT_NAMES[m]}: {', '.join(p.name for p in paths)}" for m, paths in images.items() if len(paths) > 1]
     modalities = {m: str(images[m][0]) for m in MODALITIES if m in images}
-    kind = "brats" if not doubles and all(on_brats_grid(Path(p)) for p in modalities.values()) else "nifti"
+    spaces = {atlas_space_of(Path(p)) for p in modalities.values()}
+    space = spaces.pop() if len(spaces) == 1 and not doubles else None
+    kind = "brats" if space is not None else "nifti"
     missing = tuple(m for m in MODALITIES if m not in images)
     if missing:
         problems.append(_missing_problem(images, missing, kind))
     if doubles:
         problems.append(f"more than one image per modality ({'; '.join(doubles)})")
-    return Study(_safe_name(folder.name), kind, folder, modalities, problem="; ".join(problems), missing=missing)
+    return Study(
+        _safe_name(folder.name), kind, folder, modalities, problem="; ".join(problems), missing=missing, space=space
+    )
 
 
 def _missing_problem(present: Iterable[str], missing: Sequence[str], kind: str) -> str:
-    """What a study lacking modalities is told; one on the BraTS grid lacking one hears of synthesis."""
+    """What a study lacking modalities is told; one on an atlas grid lacking one hears of synthesis."""
     found = ", ".join(sorted(SHORT_NAMES[m] for m in present))
     text = f"missing modality: no {short_names(list(missing))} image (found {found})"
     if len(missing) == 1 and kind == "brats":
@@ -178,8 +206,8 @@ def _missing_problem(present: Iterable[str], missing: Sequence[str], kind: str) 
 def with_synthesis(study: Study) -> Study:
     """The study as it is processed when a missing modality is synthesised (``btk run --synthesise-missing``).
 
-    A study on the BraTS grid that lacks exactly one modality (and has no other problem) becomes processable;
-    one in native space keeps its problem, with the reason: the synthesis images work on the BraTS grid, and
+    A study on an atlas space's grid that lacks exactly one modality (and has no other problem) becomes processable;
+    one in native space keeps its problem, with the reason: the synthesis images work on an atlas grid, and
     the preprocessing needs all four modalities.
     """
     if len(study.missing) != 1 or study.problem != _missing_problem(study.modalities, study.missing, study.kind):
@@ -189,17 +217,18 @@ def with_synthesis(study: Study) -> Study:
     return replace(
         study,
         problem=f"missing modality: no {short_names(list(study.missing))} image; it can be synthesised only for "
-        "exams on the BraTS grid (btk preprocess needs all four modalities)",
+        "exams on an atlas grid (btk preprocess needs all four modalities)",
     )
 
 
-def on_brats_grid(path: Path) -> bool:
-    """Whether an image's header puts it on the BraTS grid (shape 240 x 240 x 155, BraTS affine)."""
+def atlas_space_of(path: Path) -> str | None:
+    """The atlas space whose grid an image's header puts it on (:func:`btk.spaces.space_of_grid`), if any."""
     try:
         image = open_nifti(path)
     except Exception:  # unreadable headers are reported when the study is processed
-        return False
-    return brats_grid().holds(image.shape, image.affine)
+        return None
+    space = space_of_grid(image.shape, image.affine)
+    return None if space is None else space.name
 
 
 def _common_folder(files: list[Path]) -> Path:

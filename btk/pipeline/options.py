@@ -10,6 +10,7 @@ from btk.fusion.names import method_name
 from btk.fusion.parameters import SimpleParameters
 from btk.labels import BRATS_2023, LabelConvention, get_convention, holding_convention, labels_advice
 from btk.pipeline.discovery import Study
+from btk.spaces import DEFAULT_SPACE, AtlasSpace, get_space
 
 #: Where the preprocessing may run (``auto``: a GPU when the worker has one).
 DEVICES = ("auto", "cpu", "cuda")
@@ -37,6 +38,8 @@ class PipelineOptions:
             when there are none.
         device: Device of the preprocessing (``auto``, ``cpu``, ``cuda``).
         fast: Fast brain extraction (HD-BET without test-time augmentation).
+        atlas: The atlas space the studies are preprocessed to (:mod:`btk.spaces`); None: the one the
+            algorithms expect (they must agree), else ``brats-sri24``. Set to the space it resolved to.
         cpu: Run segmentation containers without a GPU.
         gpus: GPU indices the segmentation may use (default: all).
         registry: Extra algorithm registry files, on top of the shipped registry.
@@ -46,7 +49,8 @@ class PipelineOptions:
 
     Raises:
         BtkError: For an unknown fusion method (or SIMPLE parameters for another method), label convention,
-            device or algorithm, malformed GPU indices, or a registry file that cannot be read.
+            device or algorithm, malformed GPU indices, a registry file that cannot be read, or algorithms that
+            expect different atlas spaces (or another one than ``atlas``).
     """
 
     output: Path
@@ -59,6 +63,7 @@ class PipelineOptions:
     labels: str = AUTO_LABELS
     device: str = "auto"
     fast: bool = False
+    atlas: str | None = None
     cpu: bool = False
     gpus: tuple[str, ...] | None = None
     registry: tuple[Path, ...] = ()
@@ -75,7 +80,9 @@ class PipelineOptions:
             raise InputError(f"unknown device {self.device!r}", hint=f"use one of {', '.join(DEVICES)}")
         if self.gpus is not None and not all(str(gpu).isdigit() for gpu in self.gpus):
             raise InputError(f"GPU indices are whole numbers, got {', '.join(map(repr, self.gpus))}")
-        declared = self._declared_conventions() if self.algorithms else {}
+        declared = self._check_algorithms() if self.algorithms else {}
+        if not self.algorithms:
+            object.__setattr__(self, "atlas", get_space(self.atlas or DEFAULT_SPACE).name)
         if self.synthesise:
             self._check_synthesis()
         if self.labels == AUTO_LABELS:
@@ -103,19 +110,38 @@ class PipelineOptions:
                 f"{entry.name} segments; it does not synthesise a missing modality",
                 hint="choose a missing-mri algorithm: btk algorithms list --track missing-mri",
             )
+        if entry.atlas_space != self.space.name:
+            raise InputError(
+                f"{entry.name} synthesises in the {entry.atlas_space} space, but the run works in {self.space.name}",
+                hint="choose a synthesis and segmentation algorithms of one atlas space",
+            )
 
-    def _declared_conventions(self) -> dict[str, LabelConvention]:
+    def _check_algorithms(self) -> dict[str, LabelConvention]:
         """Each algorithm's own label convention; every algorithm must be in the registry the studies'
-        segmentation will load (shipped + extra files)."""
+        segmentation will load (shipped + extra files), and all must expect one atlas space (``atlas``,
+        when it is given; it is set to theirs otherwise)."""
         from btk.segment.additional_files import require_cached
-        from btk.segment.registry import load_registry  # pydantic is only needed when algorithms are run
+        from btk.segment.registry import common_space, load_registry  # pydantic: only when algorithms run
 
         registry = load_registry(list(self.registry) or None)
         entries = [registry.get(name) for name in self.algorithms]
+        wanted = common_space(entries) or DEFAULT_SPACE
+        if self.atlas is not None and get_space(self.atlas).name != wanted:
+            raise InputError(
+                f"--atlas {self.atlas} was asked for, but {', '.join(self.algorithms)} expect the {wanted} space",
+                hint=f"leave out --atlas (the studies are then preprocessed to {wanted}) or choose algorithms of "
+                f"the {self.atlas} space",
+            )
+        object.__setattr__(self, "atlas", wanted)
         for entry in entries:
             if entry.additional_files is not None:
                 require_cached(entry)  # before any study starts, not in every study's segmentation
         return {a.name: get_convention(a.labels) for a in entries if a.labels}
+
+    @property
+    def space(self) -> AtlasSpace:
+        """The atlas space the studies are preprocessed to and the algorithms expect."""
+        return get_space(self.atlas or DEFAULT_SPACE)
 
     @property
     def uses_gpu(self) -> bool:

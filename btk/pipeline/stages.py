@@ -18,10 +18,13 @@ from btk.console import logger
 from btk.errors import BtkError, ContainerError, InputError, MissingExtraError
 from btk.io import load_label_map, save_label_map, sha256, strip_nifti_suffix
 from btk.labels import convert, get_convention, read_in
-from btk.modalities import MODALITIES, SHORT_NAMES, brats_grid, canonical, short_names
+from btk.modalities import MODALITIES, SHORT_NAMES, canonical, short_names
 from btk.pipeline.options import PipelineOptions, StudyTask
+from btk.spaces import AtlasSpace, get_space, space_of_grid
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from btk.clinical import ClinicalFindings
     from btk.report.data import ExamReportData
 
@@ -43,19 +46,24 @@ class StudyContext:
         return self.task.name
 
     def preprocessed_folder(self) -> Path | None:
-        """The btk-preprocessed exam folder, if the study has one (not for inputs already in BraTS space)."""
+        """The btk-preprocessed exam folder, if the study has one (not for inputs already in an atlas space)."""
         if self.task.study.kind == "preprocessed":
             return self.task.study.source
         if "preprocess" in self.outputs:
             return self.folder / "preprocess"
         return None
 
+    def space(self) -> AtlasSpace:
+        """The atlas space of the study's images: found at discovery (``brats``, ``preprocessed``), else the
+        run's (the space the study is preprocessed to)."""
+        return get_space(self.task.study.space or self.options.space.name)
+
     def brats_images(self) -> dict[str, Path]:
-        """The four modalities on the BraTS grid: modality (``t1n``, ``t1c``, ``t2w``, ``t2f``) -> image
+        """The four modalities on the study's atlas grid: modality (``t1n``, ``t1c``, ``t2w``, ``t2f``) -> image
         (the synthesised one among them, for a study that lacked it)."""
         if "synthesise" in self.outputs:
             return {m: self.outputs["synthesise"][m] for m in MODALITIES}
-        if self.task.study.kind in ("brats", "preprocessed"):  # found on the BraTS grid at discovery
+        if self.task.study.kind in ("brats", "preprocessed"):  # found on an atlas grid at discovery
             return {m: Path(p) for m, p in self.task.study.modalities.items()}
         from btk.preprocess import PreprocessedExam
 
@@ -106,14 +114,14 @@ def convert_stage(context: StudyContext, folder: Path) -> StageResult:
 
 
 def preprocess_stage(context: StudyContext, folder: Path) -> StageResult:
-    """Co-registration, registration to the BraTS atlas and brain extraction (the Preprocessor)."""
+    """Co-registration, registration to the run's atlas space and brain extraction (the Preprocessor)."""
     from btk.preprocess import Preprocessor
 
     study = context.task.study
     converted = context.outputs.get("convert")  # DICOM: the converted images, named explicitly
     source = Path(next(iter(converted.values()))).parent if converted else study.source
     options = context.options
-    exam = Preprocessor(device=options.device, fast=options.fast).run(
+    exam = Preprocessor(device=options.device, fast=options.fast, atlas=options.space.name).run(
         source, folder, modalities=dict(converted) if converted else None, case_id=context.name
     )
     return {role: Path(path) for role, path in exam.outputs.items()}, {"source": str(study.source)}
@@ -141,17 +149,20 @@ def segment_stage(context: StudyContext, folder: Path) -> StageResult:
     """Gather the candidate segmentations: imported ones (``--candidates``) and those of the algorithms."""
     labels = get_convention(context.options.labels)
     images = context.brats_images()
+    space = context.space()
     candidates: dict[str, Path] = {}
     provenance = []
     for path in context.task.candidates:
         name = strip_nifti_suffix(path)
         target = folder / f"{name}.nii.gz"
         image, data = load_label_map(path)
-        if data.ndim != 3 or not brats_grid().holds(data.shape, image.affine, tolerance_mm=1e-2):
+        if data.ndim != 3 or not space.grid.holds(data.shape, image.affine, tolerance_mm=1e-2):
             raise InputError(
-                f"the candidate segmentation is not on the BraTS grid (shape {data.shape})",
+                f"the candidate segmentation is not on the grid of the study's atlas space, {space.name} "
+                f"({space.grid.describe()}): {_grid_found(data.shape, image.affine)}",
                 path=path,
-                hint="candidates must be in BraTS space (240 x 240 x 155, 1 mm), like the algorithms' outputs",
+                hint=f"candidates must lie in the {space.name} space, like the study's images and the algorithms' "
+                "outputs",
             )
         source_labels = read_in(labels, data)
         try:
@@ -454,3 +465,11 @@ STAGES: tuple[Stage, ...] = (
 def stages_for(task: StudyTask) -> list[Stage]:
     """The stages that apply to a study, in order."""
     return [stage for stage in STAGES if stage.applies(task)]
+
+
+def _grid_found(shape: tuple[int, ...], affine: np.ndarray) -> str:
+    """What grid an image is on, for a message: another atlas space's, or just its shape."""
+    other = space_of_grid(shape, affine, tolerance_mm=1e-2) if len(shape) == 3 else None
+    if other is not None:
+        return f"it is on the {other.name} grid ({other.grid.describe()})"
+    return f"its shape is {' x '.join(map(str, shape))}"

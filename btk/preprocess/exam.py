@@ -8,6 +8,7 @@ from pathlib import Path
 
 from btk.errors import BtkError, InputError
 from btk.modalities import FILE_SUFFIXES, MODALITIES, SEPARATORS, file_stem
+from btk.spaces import DEFAULT_SPACE, AtlasSpace, get_space
 
 #: The exam's record, written last: what was done, and every output by role (read only by this module).
 PROVENANCE = "provenance.json"
@@ -68,11 +69,29 @@ class PreprocessedExam:
         """The case identifier used in the file names."""
         return str(self.provenance["case_id"])
 
+    @property
+    def space(self) -> AtlasSpace:
+        """The atlas space the exam's ``brats/`` images lie in (exams preprocessed before btk knew spaces:
+        the BraTS SRI24 space, the only one there was).
+
+        Raises:
+            InputError: the provenance names a space this btk does not know.
+        """
+        atlas = self.provenance.get("atlas")
+        name = atlas.get("name", DEFAULT_SPACE) if isinstance(atlas, dict) else DEFAULT_SPACE
+        try:
+            return get_space(str(name))
+        except InputError as error:
+            raise error.replace(
+                path=self.folder / PROVENANCE, hint="update btk, or re-run `btk preprocess --force`"
+            ) from None
+
     def images(self, space: str = "brats") -> dict[str, Path]:
         """Modality (``t1n``, ``t1c``, ``t2w``, ``t2f``) -> absolute path of its image in one space.
 
         Args:
-            space: ``brats`` (on the BraTS grid), ``brats_skull`` (with the skull) or ``native``.
+            space: ``brats`` (on the grid of the exam's atlas space, :attr:`space`), ``brats_skull`` (with the
+                skull) or ``native``.
 
         Raises:
             InputError: the provenance lists no such image for some modality (the preprocessing did not finish).

@@ -1,4 +1,4 @@
-"""Mapping a BraTS-space segmentation back onto an exam's native images (``btk native``)."""
+"""Mapping an atlas-space segmentation back onto an exam's native images (``btk native``), from either space."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ def to_native(
     modality: str = "t1n",
     force: bool = False,
 ) -> Path:
-    """Resample a BraTS-space label map onto the native grid of one modality of a preprocessed exam.
+    """Resample an atlas-space label map onto the native grid of one modality of a preprocessed exam.
 
     Args:
-        segmentation: Label map on the exam's BraTS grid (240 x 240 x 155, the affine of its BraTS images),
+        segmentation: Label map on the exam's atlas grid (that of its ``brats/`` images: 240 x 240 x 155 in
+            the brats-sri24 space, 182 x 218 x 182 in brats-mni152),
             e.g. a fused segmentation.
         exam_folder: The folder ``btk preprocess`` wrote.
         output: Where to write the native-space label map (.nii.gz or .nii); never inside an input.
@@ -43,8 +44,8 @@ def to_native(
         brats.shape,
         brats.affine,
         path=segmentation,
-        grid="this exam's BraTS grid",
-        hint="give a segmentation of this exam's BraTS-space images, with their header (affine)",
+        grid=f"this exam's atlas grid ({exam.space.name}, {exam.space.grid.describe()})",
+        hint=f"give a segmentation of this exam's {exam.space.name}-space images, with their header (affine)",
     )
     from btk.preprocess.resampling import resample
 

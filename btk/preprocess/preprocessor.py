@@ -1,4 +1,4 @@
-"""The Preprocessor: one exam from raw DICOM or NIfTI to BraTS-space, skull-stripped (or defaced) images."""
+"""The Preprocessor: one exam from raw DICOM or NIfTI to atlas-space, skull-stripped (or defaced) images."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from btk.io import (
     save_nifti,
     sha256,
 )
-from btk.modalities import DISPLAY_NAMES, MODALITIES, atlas_t1
+from btk.modalities import DISPLAY_NAMES, MODALITIES
 from btk.preprocess import brain_extraction, orientation
 from btk.preprocess.deface import deface
 from btk.preprocess.exam import (
@@ -42,6 +42,7 @@ from btk.preprocess.provenance import StepTimer, redact, tool_versions, utc_now
 from btk.preprocess.qc import write_overview
 from btk.preprocess.registration import RegistrationJob, RegistrationSettings, register_all
 from btk.preprocess.resampling import resample
+from btk.spaces import DEFAULT_SPACE, get_space
 from btk.staging import OwnedFolder
 
 #: A brain mask outside this range (ml) means the image is not a head MRI (or HD-BET failed on it).
@@ -54,7 +55,7 @@ REQUIRED_FREE_MB = 150
 
 
 class Preprocessor:
-    """Preprocess exams the BraTS way: co-register to T1, register T1 to the BraTS atlas, HD-BET brain masks.
+    """Preprocess exams the BraTS way: co-register to T1, register T1 to an atlas, HD-BET brain masks.
 
     Args:
         device: Where HD-BET runs: ``"cpu"``, ``"cuda"`` or ``"auto"`` (GPU when present).
@@ -66,6 +67,9 @@ class Preprocessor:
             ``_t1ce``, ``_t2``, ``_flair``).
         memory_budget_gb: If set and HD-BET's accurate mode is estimated to need more memory, fast mode is used.
         workers: Registrations run in parallel processes (one ITK thread each); default: one per CPU core.
+        atlas: The atlas space (:mod:`btk.spaces`): ``"brats-sri24"`` (default; the BraTS SRI24 grid,
+            240 x 240 x 155) or ``"brats-mni152"`` (MNI152 1 mm, 182 x 218 x 182: BraTS 2024-2025 adult
+            glioma). With a brain-only template (MNI152) the brain-extracted T1 is registered to it.
 
     Example:
         >>> exam = Preprocessor(fast=True).run("exams/patient-01", "out/patient-01")
@@ -81,11 +85,13 @@ class Preprocessor:
         naming: str = "2023",
         memory_budget_gb: float | None = None,
         workers: int | None = None,
+        atlas: str = DEFAULT_SPACE,
     ):
         if naming not in NAMINGS:
             raise InputError(f"unknown naming {naming!r}", hint=f"use one of {', '.join(NAMINGS)}")
         if mode not in MODES:
             raise InputError(f"unknown mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
+        self.space = get_space(atlas)
         self.device = brain_extraction.resolve_device(device)
         self.hdbet_mode = "fast" if fast else "accurate"
         self.atlas_registration = RegistrationSettings(transform=registration)
@@ -102,6 +108,8 @@ class Preprocessor:
             "hdbet_mode": self.hdbet_mode,
             "mode": self.mode,
             "naming": self.naming,
+            "atlas": self.space.name,
+            "atlas_registration_input": "brain-extracted T1" if self.space.skull_stripped else "T1 with skull",
             "memory_budget_gb": self.memory_budget_gb,
             "atlas_registration": self.atlas_registration.as_dict(),
             "coregistration": self.coregistration.as_dict(),
@@ -152,7 +160,7 @@ class Preprocessor:
         timer = StepTimer()
         layout = output_layout(case_id, self.naming, self.mode)
         out = {role: folder / relative for role, relative in layout.items()}
-        atlas = atlas_t1()
+        atlas = self.space.template_path()
         atlas_image = open_nifti(atlas)
         with progress() as bar:
             task = bar.add_task("Finding the modalities", total=6)
@@ -163,11 +171,11 @@ class Preprocessor:
                 extraction, t1_mask = self._extract_brain(images["t1n"], inputs.images["t1n"], bar, task)
             bar.update(task, advance=1, description="Registering T1 to the atlas and T1c, T2, FLAIR to T1")
             with timer.step("registration"):
-                self._register(atlas, working, out)
-            bar.update(task, advance=1, description="Brain masks in native and BraTS space")
+                self._register(atlas, working, t1_mask, work, out)
+            bar.update(task, advance=1, description="Brain masks in native and atlas space")
             with timer.step("masks"):
                 native_masks, brats_mask = _write_masks(t1_mask, images, working, atlas, atlas_image, out)
-            bar.update(task, advance=1, description="Resampling into BraTS space")
+            bar.update(task, advance=1, description=f"Resampling into the {self.space.name} space")
             with timer.step("resampling_and_masking"):
                 brats_images = self._write_images(images, working, native_masks, brats_mask, atlas, atlas_image, out)
             bar.update(task, advance=1, description="Quality-control overviews")
@@ -176,18 +184,28 @@ class Preprocessor:
                     write_overview(
                         brats_images[modality],
                         brats_mask,
+                        atlas_image.affine,
                         f"{case_id} {DISPLAY_NAMES[modality]}",
                         out[f"qc/{modality}"],
                     )
             bar.update(task, advance=1)
-        provenance = self._provenance(
-            case_id, inputs, extraction, _volume_ml(t1_mask, images["t1n"][0]), atlas, atlas_image, timer, layout
-        )
+        provenance = self._provenance(case_id, inputs, extraction, _volume_ml(t1_mask, images["t1n"][0]), timer, layout)
         save_json(redact(provenance, inputs.patient_names), folder / PROVENANCE)
 
-    def _register(self, atlas: Path, working: dict[str, Path], out: dict[str, Path]) -> None:
-        """Register T1 to the atlas, and T1c, T2 and FLAIR to T1, into the transform files of ``out``."""
-        transforms = [RegistrationJob(atlas, working["t1n"], out[ATLAS_TRANSFORM_ROLE], self.atlas_registration)]
+    def _register(
+        self, atlas: Path, working: dict[str, Path], t1_mask: np.ndarray, work: Path, out: dict[str, Path]
+    ) -> None:
+        """Register T1 to the atlas, and T1c, T2 and FLAIR to T1, into the transform files of ``out``.
+
+        A brain-only template is matched by the brain-extracted T1 (the skull would pull the registration).
+        """
+        t1_for_atlas = working["t1n"]
+        if self.space.skull_stripped:
+            t1 = open_nifti(working["t1n"])
+            brain = np.asarray(t1.dataobj, dtype=np.float32) * (t1_mask > 0)
+            t1_for_atlas = work / "t1n_brain.nii.gz"
+            nib.save(nib.Nifti1Image(brain, t1.affine, t1.header), str(t1_for_atlas))
+        transforms = [RegistrationJob(atlas, t1_for_atlas, out[ATLAS_TRANSFORM_ROLE], self.atlas_registration)]
         transforms += [
             RegistrationJob(working["t1n"], working[m], out[role], self.coregistration)
             for m, role in TRANSFORM_ROLES.items()
@@ -204,8 +222,8 @@ class Preprocessor:
         atlas_image: nib.Nifti1Image,
         out: dict[str, Path],
     ) -> dict[str, np.ndarray]:
-        """Every modality resampled into BraTS space and written in both spaces, skull-stripped or defaced;
-        the BraTS-space head images, for the QC overviews."""
+        """Every modality resampled into atlas space and written in both spaces, skull-stripped or defaced;
+        the atlas-space head images, for the QC overviews."""
         brats_images = {}
         for modality in MODALITIES:
             chain = [out[ATLAS_TRANSFORM_ROLE]] + ([out[TRANSFORM_ROLES[modality]]] if modality != "t1n" else [])
@@ -220,8 +238,6 @@ class Preprocessor:
         inputs: ExamInputs,
         extraction: brain_extraction.BrainExtractionResult,
         brain_volume_ml: float,
-        atlas: Path,
-        atlas_image: nib.Nifti1Image,
         timer: StepTimer,
         layout: dict[str, str],
     ) -> dict:
@@ -243,11 +259,7 @@ class Preprocessor:
                 "weights": extraction.weights,
                 "brain_volume_ml": brain_volume_ml,
             },
-            "atlas": {
-                "file": atlas.name,
-                "shape": list(atlas_image.shape),
-                "copyright": "see btk/data/atlas/COPYRIGHT.md",
-            },
+            "atlas": self.space.record(),
             "timings_seconds": timer.seconds,
             "outputs": layout,
         }
@@ -281,7 +293,7 @@ class Preprocessor:
         return extraction, mask
 
     def _write_brats(self, data, brats_mask, atlas_image, modality, out) -> np.ndarray:
-        """Write the BraTS-space outputs of one modality; return the head image to show in the QC overview."""
+        """Write the atlas-space outputs of one modality; return the head image to show in the QC overview."""
         if self.mode == "skullstrip":
             save_float_image(data, atlas_image, out[f"brats_skull/{modality}"])
             save_float_image(data * (brats_mask > 0), atlas_image, out[f"brats/{modality}"])
@@ -324,8 +336,8 @@ def _write_masks(
     atlas_image: nib.Nifti1Image,
     out: dict[str, Path],
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The T1 brain mask carried into every modality's native space and into BraTS space, and written;
-    the native masks by modality, and the BraTS-space mask."""
+    """The T1 brain mask carried into every modality's native space and into atlas space, and written;
+    the native masks by modality, and the atlas-space mask."""
     t1_mask_image = _mask_image(t1_mask, images["t1n"][0])
     native_masks = {"t1n": t1_mask}
     for modality, role in TRANSFORM_ROLES.items():

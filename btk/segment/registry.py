@@ -41,6 +41,7 @@ from pydantic_core import ErrorDetails
 from btk.console import logger
 from btk.errors import BtkError, InputError, MissingFileError
 from btk.labels import get_convention
+from btk.spaces import DEFAULT_SPACE, get_space
 
 #: The registry format this btk reads.
 SCHEMA_VERSION: Final = 1
@@ -79,6 +80,9 @@ def check_track(track: str) -> str:
 
 #: The tracks ``btk segment --all`` runs when no track is named: adult glioma, before and after treatment.
 DEFAULT_TRACKS: Final[tuple[str, ...]] = ("glioma", "glioma-post")
+#: The atlas space of each track whose data are not in the BraTS SRI24 space (:data:`btk.spaces.DEFAULT_SPACE`):
+#: the orchestrator preprocesses adult glioma pre & post treatment (BraTS 2024-2025) to MNI152.
+TRACK_SPACES: Final[dict[str, str]] = {"glioma-post": "brats-mni152"}
 #: A modality by its short name (see :data:`btk.modalities.SHORT_NAMES`).
 Modality = Literal["t1", "t1c", "t2", "flair"]
 _MODALITIES: tuple[Modality, ...] = ("t1", "t1c", "t2", "flair")
@@ -293,6 +297,11 @@ class Algorithm(BaseModel):
         description="The modalities staged for the image (meningioma-rt: t1c only); missing-mri images read "
         "three of them and synthesise the fourth.",
     )
+    atlas: str | None = Field(
+        default=None,
+        description="The atlas space the image expects its inputs in (brats-sri24, brats-mni152); None: its "
+        "track's (brats-mni152 for glioma-post, brats-sri24 otherwise).",
+    )
     timeout_s: float = Field(default=3600, gt=0)
     shm_size: str | None = Field(
         default="4g",
@@ -327,6 +336,16 @@ class Algorithm(BaseModel):
         except BtkError as error:
             raise ValueError(error.problem) from None
 
+    @field_validator("atlas")
+    @classmethod
+    def _known_space(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            return get_space(value).name
+        except BtkError as error:
+            raise ValueError(f"{error.problem} ({error.hint})") from None
+
     @field_validator("modalities")
     @classmethod
     def _each_modality_once(cls, value: list[Modality]) -> list[Modality]:
@@ -350,6 +369,11 @@ class Algorithm(BaseModel):
     def track_name(self) -> str:
         """The entry's track; an entry that names none (a user's, say) counts as adult glioma."""
         return self.track or DEFAULT_TRACKS[0]
+
+    @property
+    def atlas_space(self) -> str:
+        """The atlas space the image expects: its ``atlas``, else its track's (:data:`TRACK_SPACES`)."""
+        return self.atlas or TRACK_SPACES.get(self.track_name, DEFAULT_SPACE)
 
     @property
     def cpu_compatible(self) -> bool:
@@ -445,6 +469,24 @@ class Registry(BaseModel):
             logger.info("Registry entry %s replaced by a user entry", name)
         kept = [a for a in self.algorithms if a.name not in replaced]
         return Registry(schema_version=SCHEMA_VERSION, algorithms=[*kept, *other.algorithms])
+
+
+def common_space(algorithms: Iterable[Algorithm]) -> str | None:
+    """The one atlas space ``algorithms`` expect (None for none given).
+
+    Raises:
+        InputError: they expect different spaces (one preprocessing cannot serve them all).
+    """
+    by_space: dict[str, list[str]] = {}
+    for algorithm in algorithms:
+        by_space.setdefault(algorithm.atlas_space, []).append(algorithm.name)
+    if len(by_space) > 1:
+        listing = "; ".join(f"{space}: {', '.join(names)}" for space, names in sorted(by_space.items()))
+        raise InputError(
+            f"the chosen algorithms expect inputs in different atlas spaces ({listing})",
+            hint="run the algorithms of each space separately (see the atlas column of `btk algorithms list`)",
+        )
+    return next(iter(by_space), None)
 
 
 def builtin_registry_text() -> str:

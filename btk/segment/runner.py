@@ -38,8 +38,9 @@ from btk.segment.gpus import Gpu, GpuPool, Lane, assign_lane, detect_gpus, selec
 from btk.segment.leftovers import make_workdir, remove_leftovers
 from btk.segment.logs import BoundedLog
 from btk.segment.outputs import checked_image, checked_result
-from btk.segment.registry import DEFAULT_TRACKS, Algorithm, Registry, check_track, load_registry
+from btk.segment.registry import DEFAULT_TRACKS, Algorithm, Registry, check_track, common_space, load_registry
 from btk.segment.synthesis import SYNTHESIS_RECORD, SynthesisReport, copy_real_modalities, synthetic_file_name
+from btk.spaces import space_of_grid
 
 Status = Literal["ok", "failed", "timeout", "skipped"]
 
@@ -185,6 +186,7 @@ class Segmentor:
         exam = exam if isinstance(exam, (Exam, PartialExam)) else exam_in(exam)
         reference = exam.reference()
         entries = self._readable(self._entries(algorithms, track), exam, every=algorithms is None)
+        entries = self._in_exam_space(entries, reference, every=algorithms is None)
         labels, entries = self._writing_convention(entries, every=algorithms is None)
         entries, folders = self._additional_files(entries, self._weights(weights or {}, entries), algorithms is None)
         output = Path(output)
@@ -270,7 +272,7 @@ class Segmentor:
             raise InputError(
                 f"synthesis fills exactly one missing modality, and this exam lacks "
                 f"{', '.join(exam.missing) or 'none'}",
-                hint="give an exam in BraTS space with three of t1, t1c, t2 and flair",
+                hint="give an exam in an atlas space (btk preprocess) with three of t1, t1c, t2 and flair",
             )
         modality = exam.missing[0]
         reference = exam.reference()
@@ -376,6 +378,34 @@ class Segmentor:
         if not kept:
             raise InputError("no algorithm chosen", hint="pass -a NAME (several times) or --all")
         return kept
+
+    def _in_exam_space(self, entries: list[Algorithm], reference: nib.Nifti1Image, every: bool) -> list[Algorithm]:
+        """The entries that expect the atlas space the exam lies in (named ones must all do, and agree; with
+        ``--all`` the others are left out and named). An exam on no known space's grid is not checked."""
+        space = space_of_grid(reference.shape, reference.affine, tolerance_mm=1e-2)
+        if every:
+            if space is None:
+                return entries
+            kept = [a for a in entries if a.atlas_space == space.name]
+            others = [a.name for a in entries if a.atlas_space != space.name]
+            if others:
+                logger.info("Not run (they expect another atlas space than %s): %s", space.name, ", ".join(others))
+            if not kept:
+                raise InputError(
+                    f"no algorithm of the chosen tracks expects the exam's atlas space, {space.name}",
+                    hint="choose a track whose algorithms work in that space, or preprocess the exam with "
+                    "`btk preprocess --atlas SPACE`",
+                )
+            return kept
+        wanted = common_space(entries)
+        if space is not None and wanted is not None and wanted != space.name:
+            raise InputError(
+                f"the exam is in the {space.name} space ({space.grid.describe()}), but "
+                f"{', '.join(a.name for a in entries)} expect{'s' if len(entries) == 1 else ''} the {wanted} space",
+                hint=f"preprocess the raw exam with `btk preprocess --atlas {wanted}` (or use `btk run`, which "
+                "preprocesses to the space the algorithms need)",
+            )
+        return entries
 
     def _writing_convention(self, entries: list[Algorithm], every: bool) -> tuple[LabelConvention, list[Algorithm]]:
         """The convention the segmentations are written in, and the entries whose labels it can hold.

@@ -250,7 +250,7 @@ def test_native_refuses_a_segmentation_off_the_exams_brats_grid(preprocessed, se
     listing = files_under(tmp_path)
     result = run_btk("native", bad, preprocessed, "-o", output)
     assert_user_error(result, bad)
-    assert "BraTS grid" in result.output
+    assert "atlas grid" in result.output and "brats-sri24" in result.output
     assert_no_leftovers(tmp_path, listing)
 
 
@@ -377,9 +377,10 @@ def test_a_registration_worker_dies_with_its_killed_parent(tmp_path):
             (
                 "import subprocess, sys, time\n"
                 "from pathlib import Path\n"
-                "from btk.modalities import atlas_t1\n"
+                "from btk.spaces import get_space\n"
                 "from btk.preprocess.registration import RegistrationJob, RegistrationSettings\n"
-                f"job = RegistrationJob(atlas_t1(), Path({str(next(RAW.glob('*_t1.nii.gz')))!r}),"
+                "atlas = get_space('brats-sri24').template_path()\n"
+                f"job = RegistrationJob(atlas, Path({str(next(RAW.glob('*_t1.nii.gz')))!r}),"
                 f" Path({str(transform)!r}), RegistrationSettings())\n"
                 "print(subprocess.Popen(job.command()).pid, flush=True)\n"
                 "time.sleep(600)\n"

@@ -125,3 +125,12 @@ def preprocessed_tcga(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("preprocess-tcga")
     study = write_dicom_study(root / "dicom")
     return Preprocessor(device="cpu", fast=False, memory_budget_gb=0.01).run(study, root / "out" / "TCGA-FG-6692")
+
+
+@pytest.fixture(scope="session")
+def preprocessed_tcga_mni(tmp_path_factory: pytest.TempPathFactory):
+    """The TCIA exam's NIfTI files preprocessed once per session into the MNI152 space (HD-BET fast mode, CPU)."""
+    from btk.preprocess import Preprocessor
+
+    root = tmp_path_factory.mktemp("preprocess-tcga-mni")
+    return Preprocessor(device="cpu", fast=True, atlas="brats-mni152").run(RAW, root / "TCGA-FG-6692")
