@@ -7,7 +7,7 @@ import pytest
 
 from btk.clinical import measure_exam
 from btk.clinical.compare import Exam, compare_exams, percent_change, response_category
-from btk.modalities import brats_grid
+from btk.spaces import get_space
 from tests.support.data import sphere
 
 
@@ -34,14 +34,14 @@ def test_percent_change():
 
 def exam(name: str, spheres: list[tuple[tuple[int, int, int], float]]) -> Exam:
     """An exam on the BraTS grid whose tumour is enhancing spheres in oedema shells (brats2023 labels)."""
-    segmentation = np.zeros(brats_grid().shape, dtype=np.uint8)
+    segmentation = np.zeros(get_space("brats-sri24").grid.shape, dtype=np.uint8)
     region = (slice(90, 190), slice(90, 150), slice(60, 100))  # all spheres lie in it
     local = segmentation[region]
     for value, grow in ((2, 3), (3, 0)):
         for centre, radius in spheres:
             shifted = tuple(c - part.start for c, part in zip(centre, region))
             local[sphere(local.shape, shifted, radius + grow)] = value
-    findings = measure_exam(segmentation, brats_grid().affine, "brats2023").to_dict()
+    findings = measure_exam(segmentation, get_space("brats-sri24").grid.affine, "brats2023").to_dict()
     return Exam(name, segmentation, findings)
 
 
@@ -67,13 +67,13 @@ def test_a_series_with_a_new_focus_then_a_vanished_one():
 
 def test_extent_of_resection_of_a_post_operative_exam():
     """brats2024-post: the pre-operative exam has no cavity; the post-operative one a cavity and residual ET."""
-    pre = np.zeros(brats_grid().shape, dtype=np.uint8)
+    pre = np.zeros(get_space("brats-sri24").grid.shape, dtype=np.uint8)
     pre[100:120, 100:120, 70:80] = 3  # 4 ml of enhancing tumour
     post = np.zeros_like(pre)
     post[100:120, 100:120, 70:79] = 4  # a cavity where it was ...
     post[100:120, 100:105, 79:80] = 3  # ... and 0.1 ml of residual enhancement
     exams = [
-        Exam(name, m, measure_exam(m, brats_grid().affine, "brats2024-post").to_dict())
+        Exam(name, m, measure_exam(m, get_space("brats-sri24").grid.affine, "brats2024-post").to_dict())
         for name, m in (("pre", pre), ("post", post))
     ]
     (follow,) = compare_exams(exams).follow_ups

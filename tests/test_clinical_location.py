@@ -12,8 +12,8 @@ import pytest
 from btk.clinical import measure_exam, write_clinical_files
 from btk.clinical.location import ATLASES, LEFT, RIGHT, atlases_folder, hemispheres, load_atlas
 from btk.io import load_label_map
-from btk.modalities import atlas_folder, brats_grid
 from btk.report.exam import region_volumes_ml
+from btk.spaces import atlas_folder, get_space
 from tests.support.data import DATA, sphere
 
 SRI24_BRAIN = atlas_folder() / "t1_skullstripped_brats_space.nii.gz"
@@ -26,21 +26,21 @@ def sri24() -> np.ndarray:
 
 
 def world_to_voxel(point_mm) -> tuple[float, float, float]:
-    inverse = np.linalg.inv(brats_grid().affine)
+    inverse = np.linalg.inv(get_space("brats-sri24").grid.affine)
     return tuple(float(v) for v in (inverse @ np.array([*point_mm, 1.0]))[:3])
 
 
 def brain_centre_mm(sri24: np.ndarray) -> np.ndarray:
     """The SRI24 brain's centre of mass in world (RAS) mm: found without any of the shipped atlases."""
     centre = np.argwhere(sri24 > 0).mean(axis=0)
-    return (brats_grid().affine @ np.array([*centre, 1.0]))[:3]
+    return (get_space("brats-sri24").grid.affine @ np.array([*centre, 1.0]))[:3]
 
 
 def test_every_atlas_lies_on_the_brats_grid_with_its_names_and_licence():
     licences = (atlases_folder() / "LICENCES.md").read_text(encoding="utf-8")
     for key in [info.key for info in ATLASES] + ["hemispheres"]:
         image = nib.load(str(atlases_folder() / f"{key}.nii.gz"))
-        assert brats_grid().holds(image.shape, image.affine), key
+        assert get_space("brats-sri24").grid.holds(image.shape, image.affine), key
         atlas = load_atlas(key)
         present = set(np.unique(atlas.labels).tolist()) - {0}
         assert present and present <= set(atlas.names), key
@@ -61,7 +61,7 @@ def test_left_and_right_by_world_coordinates(sri24):
         assert set(np.unique(sides[lesion]).tolist()) == {expected}
     straddling = sphere(sri24.shape, world_to_voxel(centre), 10)
     segmentation = straddling.astype(np.uint8) * 2  # oedema, brats2021
-    findings = measure_exam(segmentation, brats_grid().affine, "brats2021")
+    findings = measure_exam(segmentation, get_space("brats-sri24").grid.affine, "brats2021")
     whole = findings.regions[0]
     assert findings.midline_crossing and not findings.multifocal
     assert 30 < whole.left_percent < 70 and whole.left_percent + whole.right_percent == pytest.approx(100)
@@ -100,7 +100,7 @@ def test_a_lesion_in_a_known_structure_is_located_there():
     centre = np.argwhere(thalamus).mean(axis=0)
     lesion = sphere(thalamus.shape, tuple(centre), 3) & thalamus
     segmentation = np.where(lesion, 1, 0).astype(np.uint8)  # necrosis: WT and TC of brats2021
-    findings = measure_exam(segmentation, brats_grid().affine, "brats2021")
+    findings = measure_exam(segmentation, get_space("brats-sri24").grid.affine, "brats2021")
     whole = findings.regions[0]
     assert whole.locations["harvard_oxford"] == {"Right Thalamus": pytest.approx(100.0)}
     assert whole.right_percent == 100.0
@@ -151,7 +151,9 @@ def test_off_the_brats_grid_location_is_skipped_and_a_convention_without_et_says
 
 
 def test_an_exam_without_tumour_measures_nothing():
-    findings = measure_exam(np.zeros(brats_grid().shape, dtype=np.uint8), brats_grid().affine, "brats2023")
+    findings = measure_exam(
+        np.zeros(get_space("brats-sri24").grid.shape, dtype=np.uint8), get_space("brats-sri24").grid.affine, "brats2023"
+    )
     assert all(r.volume_ml == 0 and r.foci == () and r.left_percent is None for r in findings.regions)
     assert not findings.multifocal and findings.midline_crossing is False and findings.rano.lesions == ()
     assert ["WT", "volume BraTS space", 0.0, "ml"] in findings.csv_rows()
