@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from btk.clinical import measure_exam
-from btk.clinical.compare import Exam, compare_exams, percent_change, response_category
+from btk.clinical.compare import Exam, compare_exams, percent_change, resection_class, response_category
 from btk.spaces import get_space
 from tests.support.data import sphere
 
@@ -78,4 +78,22 @@ def test_extent_of_resection_of_a_post_operative_exam():
     ]
     (follow,) = compare_exams(exams).follow_ups
     assert follow.extent_of_resection_percent == pytest.approx(100 * (4.0 - 0.1) / 4.0)
+    assert follow.resection_class == "2B"  # 0.1 ml of residual enhancement, at most 1 cm3
     assert follow.response == "PR" and {c.region: c for c in follow.regions}["RC"].volume_ml == pytest.approx(3.6)
+
+
+@pytest.mark.parametrize(
+    ("pre_ce", "residual_ce", "residual_non_ce", "expected"),
+    [
+        (10.0, 0.0, 5.0, "1"),  # no enhancement left, at most 5 cm3 non-enhancing: supramaximal
+        (10.0, 0.0, 5.01, "2A"),
+        (10.0, 1.0, 30.0, "2B"),  # at most 1 cm3
+        (10.0, 1.01, 0.0, "3A"),
+        (10.0, 5.0, 0.0, "3A"),  # at most 5 cm3
+        (10.0, 5.01, 0.0, "3B"),
+        (10.0, 10.0, 0.0, "4"),  # no reduction: biopsy
+        (3.0, 4.0, 0.0, "4"),
+    ],
+)
+def test_rano_resect_classes_at_their_boundaries(pre_ce, residual_ce, residual_non_ce, expected):
+    assert resection_class(pre_ce, residual_ce, residual_non_ce) == expected

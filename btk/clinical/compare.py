@@ -21,8 +21,11 @@ RANO's bidimensional thresholds (1.25^1.5 = 1.40, 0.5^1.5 = 0.35). Only the imag
 clinical conditions (steroid dose, clinical status, confirmation scans) are not.
 
 For a post-operative exam (BraTS 2024 post-treatment labels: a resection cavity, none at baseline) of a
-pre-operative baseline, the extent of resection of the enhancing tumour is ``(pre - residual) / pre``; no
-resection category is given (RANO resect's classes also need the non-enhancing residual).
+pre-operative baseline, the extent of resection of the enhancing tumour is ``(pre - residual) / pre``, and
+the resection class is RANO resect's (:func:`resection_class`, :data:`RESECTION_SOURCE`) from the residual
+contrast-enhancing tumour (ET) and the residual non-contrast-enhancing tumour, taken as the rest of the whole
+tumour (WT minus ET: the non-enhancing tumour core and the FLAIR hyperintensity, which RANO resect measures
+the non-enhancing tumour on).
 """
 
 from __future__ import annotations
@@ -48,6 +51,24 @@ SOURCE = (
     "response assessment in glioblastoma clinical trials. Neurotherapeutics 2017;14(2):307-320. "
     "doi:10.1007/s13311-016-0507-6"
 )
+RESECTION_SOURCE = (
+    "RANO resect classes (residual contrast-enhancing (CE) and non-CE tumour in cm3): 1 supramaximal CE resection "
+    "(0 CE, <= 5 non-CE), 2A complete CE resection (0 CE, > 5 non-CE), 2B near total CE resection (<= 1 CE), "
+    "3A subtotal CE resection (<= 5 CE), 3B partial CE resection (> 5 CE), 4 biopsy (no reduction): Karschnia P "
+    "et al. Prognostic validation of a new classification system for extent of resection in "
+    "glioblastoma: a report of the RANO resect group. Neuro Oncol 2023;25(5):940-954. doi:10.1093/neuonc/noac193"
+)
+
+
+def resection_class(pre_ce_ml: float, residual_ce_ml: float, residual_non_ce_ml: float) -> str:
+    """The RANO resect class of a resection (:data:`RESECTION_SOURCE`); volumes in ml (= cm³)."""
+    if residual_ce_ml >= pre_ce_ml:
+        return "4"  # biopsy: no reduction of the enhancing tumour
+    if residual_ce_ml == 0:
+        return "1" if residual_non_ce_ml <= 5 else "2A"
+    if residual_ce_ml <= 1:
+        return "2B"
+    return "3A" if residual_ce_ml <= 5 else "3B"
 
 
 @dataclass(frozen=True)
@@ -91,6 +112,7 @@ class FollowUp:
         reason: Why, in words.
         extent_of_resection_percent: For a post-operative exam (a resection cavity, none at baseline) of a
             pre-operative baseline: ``(baseline ET - residual ET) / baseline ET`` in %; else None.
+        resection_class: For such an exam, its RANO resect class (:func:`resection_class`); else None.
     """
 
     exam: str
@@ -103,6 +125,7 @@ class FollowUp:
     response: str
     reason: str
     extent_of_resection_percent: float | None = None
+    resection_class: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +138,7 @@ class Comparison:
     volumes_ml: dict[str, tuple[float, ...]]
     follow_ups: tuple[FollowUp, ...]
     source: str = SOURCE
+    resection_source: str = RESECTION_SOURCE
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``compare.json``)."""
@@ -142,6 +166,7 @@ class Comparison:
                 rows.append(
                     [follow.exam, "ET", "extent of resection", round(follow.extent_of_resection_percent, 1), "%"]
                 )
+                rows.append([follow.exam, "-", "RANO resect class", follow.resection_class, ""])
         return rows
 
 
@@ -209,6 +234,7 @@ def compare_exams(exams: Sequence[Exam]) -> Comparison:
                 response=response,
                 reason=reason,
                 extent_of_resection_percent=_extent_of_resection(volumes, index),
+                resection_class=_resection_class(volumes, index),
             )
         )
     return Comparison(convention.name, tuple(exam.name for exam in exams), response_region, volumes, tuple(follow_ups))
@@ -225,6 +251,14 @@ def _extent_of_resection(volumes: dict[str, tuple[float, ...]], index: int) -> f
     if volumes["RC"][0] > 0 or volumes["RC"][index] == 0 or volumes["ET"][0] == 0:
         return None
     return 100.0 * (volumes["ET"][0] - volumes["ET"][index]) / volumes["ET"][0]
+
+
+def _resection_class(volumes: dict[str, tuple[float, ...]], index: int) -> str | None:
+    """The RANO resect class of a post-operative exam of a pre-operative baseline (see :func:`_extent_of_resection`)."""
+    if _extent_of_resection(volumes, index) is None or "WT" not in volumes:
+        return None
+    residual_ce = volumes["ET"][index]
+    return resection_class(volumes["ET"][0], residual_ce, max(volumes["WT"][index] - residual_ce, 0.0))
 
 
 def _volume(exam: Exam, region: str) -> float:

@@ -119,7 +119,7 @@ def write_compare_page(comparison: Mapping[str, Any], path: Path, image_notes: S
                 product,
                 follow["response"],
                 follow["reason"],
-                "-" if resection is None else f"{resection:.1f} %",
+                "-" if resection is None else f"{resection:.1f} % (RANO resect class {follow['resection_class']})",
             ]
         )
     body.append(
@@ -132,7 +132,7 @@ def write_compare_page(comparison: Mapping[str, Any], path: Path, image_notes: S
                 "RANO sum of products",
                 "response",
                 "why",
-                "extent of resection (ET)",
+                "extent of resection (ET), class",
             ],
             rows,
         )
@@ -140,7 +140,8 @@ def write_compare_page(comparison: Mapping[str, Any], path: Path, image_notes: S
     body.append(
         f'<p class="note">Response on the {escape(comparison["response_region"])} volume; new and vanished foci of '
         "the outermost region since the exam before. Rule: "
-        f"{escape(comparison['source'])}. Only the images are assessed, not RANO's clinical conditions.</p>"
+        f"{escape(comparison['source'])}. Only the images are assessed, not RANO's clinical conditions. Resection "
+        f"class: {escape(comparison['resection_source'])}.</p>"
     )
     body.append('<h2>The same slices</h2><img src="slices.png" alt="every exam on the same slices">')
     body += [f'<p class="note">{escape(note)}</p>' for note in image_notes]
