@@ -15,6 +15,7 @@ from rich.text import Text
 from btk import __version__
 from btk.cli import common
 from btk.cli.algorithms import algorithms
+from btk.cli.app import app as app_command
 from btk.cli.clinical import clinical
 from btk.cli.compare import compare
 from btk.cli.evaluate import evaluate
@@ -45,6 +46,7 @@ app.add_typer(algorithms)
 for _later in (fuse, alarms, run, evaluate, clinical, compare, train):
     app.command(no_args_is_help=True)(_later)
 app.command("unet-predict", no_args_is_help=True)(unet_predict)
+app.command("app")(app_command)
 
 
 def _print_version(value: bool) -> None:

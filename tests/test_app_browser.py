@@ -1,0 +1,128 @@
+"""btk app in a real browser (headless Chromium, Selenium): the example exam run through the page, then viewed.
+
+The exam is the shipped TCIA example, preprocessed once per session (``preprocessed_tcga``); the run through
+the page imports its shipped candidates, fuses them and writes the report, as ``btk run`` does. Screenshots
+go to ``test-artefacts/app/`` (``BTK_TEST_ARTEFACTS``).
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from btk.app import App
+from tests.support.app import ARTEFACTS, canvas_pixels, chrome, green_pixels, lit_share, wait_for, wait_overlay
+from tests.support.pipeline import EXAMPLE_CANDIDATES
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def browser():
+    driver = chrome()
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def app(preprocessed_tcga, tmp_path_factory):
+    """The app with two allowed roots, the preprocessed example exam's folder and the example candidates."""
+    root = tmp_path_factory.mktemp("app")
+    candidates = root / "candidates"
+    shutil.copytree(EXAMPLE_CANDIDATES, candidates / "TCGA-FG-6692")
+    with App(root / "out", roots=[preprocessed_tcga.folder.parent, candidates]) as running:
+        yield running
+
+
+def click(driver, selector: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.CSS_SELECTOR, selector).click()
+
+
+def choose_folder(driver, root: str, folder: str, button: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    Select(driver.find_element(By.ID, "root-select")).select_by_value(root)
+    opened = """const wanted = arguments[0];
+        const button = Array.from(document.querySelectorAll('#browse-list button')).find(b => b.textContent === wanted);
+        if (button) button.click();
+        return Boolean(button);"""
+    wait_for(lambda: driver.execute_script(opened, folder + "/"), 10, f"{folder} in the folder browser")
+    wait_for(lambda: driver.find_element(By.ID, "browse-path").text == "/" + folder, 10, "the folder to open")
+    click(driver, button)
+
+
+def test_a_run_through_the_page_then_the_viewer_the_candidates_and_the_report(app, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    driver = browser
+    driver.get(app.url)
+    assert "btk app" in driver.title
+    ready = "return document.querySelectorAll('#root-select option').length"  # the page has read its config
+    wait_for(lambda: driver.execute_script(ready) > 1, 20, "the page to start")
+    click(driver, "#tab-run")
+    choose_folder(driver, "0", "TCGA-FG-6692", "#choose-input")
+    choose_folder(driver, "1", "TCGA-FG-6692", "#choose-candidates")
+    click(driver, "#start-run")
+    badge = driver.find_element(By.ID, "run-badge")
+    wait_for(lambda: badge.get_attribute("data-state") in ("done", "failed", "error"), 240, "the run to end")
+    driver.save_screenshot(str(ARTEFACTS / "run-done.png"))
+    assert badge.get_attribute("data-state") == "done", driver.find_element(By.ID, "run-message").text
+    assert "fuse" in driver.find_element(By.CSS_SELECTOR, "#progress-table tr[data-study='TCGA-FG-6692']").text
+
+    click(driver, "#tab-studies")
+    row = driver.find_element(By.CSS_SELECTOR, "#studies-table tr[data-study='TCGA-FG-6692']")
+    assert "done" in row.text
+    row.find_element(By.CSS_SELECTOR, "button").click()
+    wait_overlay(driver, "consensus")
+    consensus = canvas_pixels(driver, "viewer-consensus")
+    assert lit_share(consensus) > 0.05, "the canvas is blank"
+    oedema = green_pixels(consensus)
+    assert oedema > 200, "no oedema (green) shown over the image"
+
+    driver.find_element(By.CSS_SELECTOR, "#label-toggles input[data-label='2']").click()
+    without_oedema = canvas_pixels(driver, "viewer-consensus-without-oedema")
+    assert green_pixels(without_oedema) < oedema / 20, "hiding the oedema label left it on the canvas"
+    assert lit_share(without_oedema) > 0.05
+
+    Select(driver.find_element(By.ID, "segmentation")).select_by_value("candidate/isen-20")
+    wait_overlay(driver, "candidate/isen-20")
+    candidate = canvas_pixels(driver, "viewer-candidate-isen-20")
+    assert green_pixels(candidate) < oedema / 20, "the hidden label came back with the candidate"
+    assert np.abs(candidate - without_oedema).sum() > 0, "switching to the candidate changed nothing"
+
+    click(driver, "#show-report")
+    driver.switch_to.frame(driver.find_element(By.ID, "report-frame"))
+    wait_for(lambda: "TCGA-FG-6692" in driver.find_element(By.TAG_NAME, "body").text, 20, "the report")
+    images = driver.execute_script("return Array.from(document.images, i => i.naturalWidth)")
+    driver.switch_to.default_content()
+    assert images and all(width > 0 for width in images), "the report's figures did not load"
+    driver.save_screenshot(str(ARTEFACTS / "report.png"))
+
+    click(driver, "#show-images")
+    laptop = {"width": 1024, "height": 640, "deviceScaleFactor": 1, "mobile": False}  # a small laptop screen
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", laptop)
+    try:
+        wait_for(lambda: driver.execute_script("return window.innerWidth") == 1024, 10, "the window to shrink")
+        overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the page is {overflow} px wider than a laptop screen"
+        canvas = driver.find_element(By.ID, "gl")
+        assert canvas.size["width"] > 400 and canvas.size["height"] > 250
+        assert lit_share(canvas_pixels(driver, "viewer-laptop")) > 0.05
+        driver.save_screenshot(str(ARTEFACTS / "laptop.png"))
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_a_browser_without_the_token_is_refused(app, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.delete_all_cookies()
+    for path in ("", "static/app.js", "api/studies/TCGA-FG-6692/volumes/consensus.nii.gz"):
+        browser.get(app.url.split("?")[0] + path)
+        assert "needs the token" in browser.find_element(By.TAG_NAME, "body").text
