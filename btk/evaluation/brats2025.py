@@ -154,7 +154,22 @@ class Brats2025Row:
 
 
 @dataclass(frozen=True)
-class Brats2025MetsRow(Brats2025Row):
+class LesionSizeDetection:
+    """The metastases variant's detection of large and small reference lesions apart (see the module): counts
+    and F1 per size, NaN where the reference has no lesion of that size."""
+
+    large_instance_tp: float
+    large_instance_fp: float
+    large_instance_fn: float
+    large_instance_f1: float
+    small_instance_tp: float
+    small_instance_fp: float
+    small_instance_fn: float
+    small_instance_f1: float
+
+
+@dataclass(frozen=True)
+class Brats2025MetsRow(Brats2025Row, LesionSizeDetection):
     """The metastases variant's metrics of one region of one case: the lesion-wise means are the large
     lesions' (see the module), and detection is counted for large and small reference lesions apart."""
 
@@ -169,15 +184,6 @@ class Brats2025MetsRow(Brats2025Row):
         "small_instance_fn",
         "small_instance_f1",
     )
-
-    large_instance_tp: float
-    large_instance_fp: float
-    large_instance_fn: float
-    large_instance_f1: float
-    small_instance_tp: float
-    small_instance_fp: float
-    small_instance_fn: float
-    small_instance_f1: float
 
 
 @dataclass(frozen=True)
@@ -270,7 +276,9 @@ def evaluate_brats2025(
         lesions = region_lesions(np.isin(predicted, values), np.isin(actual, values), sampling)
         if settings.by_lesion_size:
             rows.append(
-                Brats2025MetsRow(case, region, **asdict(lesions.mets_scores(mets_thresholds or MetsThresholds())))
+                Brats2025MetsRow(
+                    case=case, region=region, **asdict(lesions.mets_scores(mets_thresholds or MetsThresholds()))
+                )
             )
         else:
             rows.append(Brats2025Row(case, region, **asdict(lesions.scores())))
@@ -335,18 +343,9 @@ class RegionScores:
 
 
 @dataclass(frozen=True)
-class MetsRegionScores(RegionScores):
+class MetsRegionScores(RegionScores, LesionSizeDetection):
     """The metastases variant's metrics of one region (see the module's documentation); NaN counts where
     the reference has no lesion of that size."""
-
-    large_instance_tp: float
-    large_instance_fp: float
-    large_instance_fn: float
-    large_instance_f1: float
-    small_instance_tp: float
-    small_instance_fp: float
-    small_instance_fn: float
-    small_instance_f1: float
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,7 @@ import numpy as np
 
 from btk.io import atomic_path
 from btk.labels import get_convention
-from btk.report.colours import label_colours
-from btk.report.figures import canonical, tumour_centre
+from btk.report.figures import canonical, display_window, draw_overlay, overlay_colours, tumour_centre
 from btk.report.html import page, table, write_page
 
 DISCLAIMER = "For research use only; not for diagnosis or treatment decisions."
@@ -59,23 +58,17 @@ def side_by_side(
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    colours = np.zeros((256, 4))
-    for value, ((red, green, blue), _) in label_colours(get_convention(labels)).items():
-        colours[value] = (red / 255, green / 255, blue / 255, 0.45)
+    colours = overlay_colours(get_convention(labels))
     maps = [canonical(segmentation).astype(np.uint8) for segmentation in segmentations]
     _, y, z = tumour_centre(maps[0])
     figure, axes = plt.subplots(2, len(names), figsize=(3.2 * len(names), 6.4), facecolor="black", squeeze=False)
     for column, (image, labels_map, name) in enumerate(zip(images, maps, names)):
         anatomy = canonical(image).astype(np.float32)
-        low, high = np.percentile(anatomy[anatomy > 0], (0.5, 99.5)) if (anatomy > 0).any() else (0.0, 1.0)
+        window = display_window(anatomy)
         for row, (picture, mask, plane) in enumerate(
             ((anatomy[:, :, z], labels_map[:, :, z], "axial"), (anatomy[:, y, :], labels_map[:, y, :], "coronal"))
         ):
-            axis = axes[row][column]
-            axis.imshow(picture.T, cmap="gray", origin="lower", vmin=low, vmax=high, interpolation="bilinear")
-            axis.imshow(colours[mask.T], origin="lower", interpolation="nearest")
-            axis.set_title(f"{name}: {plane}", color="white", fontsize=10)
-            axis.axis("off")
+            draw_overlay(axes[row][column], picture, mask, colours, window, f"{name}: {plane}", fontsize=10)
     try:
         with atomic_path(output) as temporary:
             figure.savefig(temporary, format="png", dpi=80, facecolor="black")

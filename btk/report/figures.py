@@ -27,6 +27,38 @@ def canonical(image: nib.Nifti1Image) -> np.ndarray:
     return np.asanyarray(nib.as_closest_canonical(image).dataobj)
 
 
+def display_window(anatomy: np.ndarray) -> tuple[float, float]:
+    """The grey-level window of an image: its 0.5th and 99.5th percentiles inside the head."""
+    if not (anatomy > 0).any():
+        return 0.0, 1.0
+    low, high = np.percentile(anatomy[anatomy > 0], (0.5, 99.5))
+    return float(low), float(high)
+
+
+def overlay_colours(convention: LabelConvention) -> np.ndarray:
+    """Label value -> RGBA (translucent), for :func:`draw_overlay`."""
+    colours = np.zeros((256, 4))
+    for value, ((red, green, blue), _) in label_colours(convention).items():
+        colours[value] = (red / 255, green / 255, blue / 255, 0.45)
+    return colours
+
+
+def draw_overlay(
+    axis,
+    picture: np.ndarray,
+    mask: np.ndarray,
+    colours: np.ndarray,
+    window: tuple[float, float],
+    title: str,
+    fontsize: int,
+) -> None:
+    """One slice of an image on a matplotlib axis with its labels on top, patient the usual way round."""
+    axis.imshow(picture.T, cmap="gray", origin="lower", vmin=window[0], vmax=window[1], interpolation="bilinear")
+    axis.imshow(colours[mask.T], origin="lower", interpolation="nearest")
+    axis.set_title(title, color="white", fontsize=fontsize)
+    axis.axis("off")
+
+
 def overlay_figure(
     image: nib.Nifti1Image, segmentation: nib.Nifti1Image, convention: LabelConvention, title: str, output: Path
 ) -> Path:
@@ -39,10 +71,8 @@ def overlay_figure(
     anatomy = canonical(image).astype(np.float32)
     labels = canonical(segmentation).astype(np.uint8)
     x, y, z = tumour_centre(labels)
-    low, high = np.percentile(anatomy[anatomy > 0], (0.5, 99.5)) if (anatomy > 0).any() else (0.0, 1.0)
-    colours = np.zeros((256, 4))
-    for value, ((red, green, blue), _) in label_colours(convention).items():
-        colours[value] = (red / 255, green / 255, blue / 255, 0.45)
+    low, high = display_window(anatomy)
+    colours = overlay_colours(convention)
     planes = (
         ("axial", anatomy[:, :, z], labels[:, :, z]),
         ("coronal", anatomy[:, y, :], labels[:, y, :]),
@@ -51,10 +81,7 @@ def overlay_figure(
     figure, axes = plt.subplots(1, 3, figsize=(12, 4.4), facecolor="black", layout="tight")
     figure.suptitle(title, color="white", fontsize=12)
     for axis, (plane, picture, mask) in zip(axes, planes, strict=True):
-        axis.imshow(picture.T, cmap="gray", origin="lower", vmin=low, vmax=high, interpolation="bilinear")
-        axis.imshow(colours[mask.T], origin="lower", interpolation="nearest")
-        axis.set_title(plane, color="white", fontsize=11)
-        axis.axis("off")
+        draw_overlay(axis, picture, mask, colours, (low, high), plane, fontsize=11)
     try:
         with atomic_path(output) as temporary:
             figure.savefig(temporary, format="png", dpi=90, facecolor="black")
