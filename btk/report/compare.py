@@ -13,9 +13,8 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from btk.io import atomic_path
 from btk.labels import get_convention
-from btk.report.figures import canonical, display_window, draw_overlay, overlay_colours, tumour_centre
+from btk.report.figures import canonical, display_window, draw_overlay, overlay_colours, save_png, tumour_centre
 from btk.report.html import page, table, write_page
 
 DISCLAIMER = "For research use only; not for diagnosis or treatment decisions."
@@ -36,12 +35,7 @@ def volume_plot(comparison: Mapping[str, Any], output: Path) -> Path:
     axis.set_ylabel("volume (ml)")
     axis.set_title("Volume over time")
     axis.legend()
-    try:
-        with atomic_path(output) as temporary:
-            figure.savefig(temporary, format="png", dpi=90)
-    finally:
-        plt.close(figure)
-    return output
+    return save_png(plt, figure, output)
 
 
 def side_by_side(
@@ -69,12 +63,7 @@ def side_by_side(
             ((anatomy[:, :, z], labels_map[:, :, z], "axial"), (anatomy[:, y, :], labels_map[:, y, :], "coronal"))
         ):
             draw_overlay(axes[row][column], picture, mask, colours, window, f"{name}: {plane}", fontsize=10)
-    try:
-        with atomic_path(output) as temporary:
-            figure.savefig(temporary, format="png", dpi=80, facecolor="black")
-    finally:
-        plt.close(figure)
-    return output
+    return save_png(plt, figure, output, dpi=80, facecolor="black")
 
 
 def write_compare_page(comparison: Mapping[str, Any], path: Path, image_notes: Sequence[str]) -> Path:

@@ -19,6 +19,7 @@ import numpy as np
 from btk import __version__
 from btk.evaluation.cohort import FEATURE_COLUMNS, CohortAnalysis
 from btk.io import FOLDER_MARKERS, atomic_path, save_json
+from btk.report.figures import save_png
 from btk.report.html import link, page, table, write_page
 
 #: The record in the report folder (its key marks the folder as btk's: ``--force`` may replace it).
@@ -128,15 +129,6 @@ def _figure(columns: int):
     return plt, *plt.subplots(1, columns, figsize=(5.5 * columns, 4.2), layout="tight", squeeze=False)
 
 
-def _save(plt, figure, path: Path) -> Path:
-    try:
-        with atomic_path(path) as temporary:
-            figure.savefig(temporary, format="png", dpi=90)
-    finally:
-        plt.close(figure)
-    return path
-
-
 def _box_plots(analysis: CohortAnalysis, path: Path) -> Path:
     """Box plots (with every case as a dot) of the ranked Dice and HD95 per region (finite values)."""
     plt, figure, axes = _figure(2)
@@ -149,7 +141,7 @@ def _box_plots(analysis: CohortAnalysis, path: Path) -> Path:
         for index, points in enumerate(values, start=1):
             axis.scatter(np.full(len(points), index) + np.linspace(-0.12, 0.12, len(points)), points, s=10, alpha=0.6)
         axis.set_title(metric.replace("_", " "))
-    return _save(plt, figure, path)
+    return save_png(plt, figure, path)
 
 
 def _dice_against_volume(analysis: CohortAnalysis, path: Path) -> Path:
@@ -169,4 +161,4 @@ def _dice_against_volume(analysis: CohortAnalysis, path: Path) -> Path:
         axis.set_ylabel(analysis.dice_metric.replace("_", " "))
         axis.set_ylim(-0.05, 1.05)
         axis.set_title(region)
-    return _save(plt, figure, path)
+    return save_png(plt, figure, path)

@@ -27,6 +27,16 @@ def canonical(image: nib.Nifti1Image) -> np.ndarray:
     return np.asanyarray(nib.as_closest_canonical(image).dataobj)
 
 
+def save_png(plt, figure, output: Path, dpi: int = 90, facecolor: str = "auto") -> Path:
+    """Write a matplotlib figure as a PNG atomically (no half-written file), then close it."""
+    try:
+        with atomic_path(output) as temporary:
+            figure.savefig(temporary, format="png", dpi=dpi, facecolor=facecolor)
+    finally:
+        plt.close(figure)
+    return output
+
+
 def display_window(anatomy: np.ndarray) -> tuple[float, float]:
     """The grey-level window of an image: its 0.5th and 99.5th percentiles inside the head."""
     if not (anatomy > 0).any():
@@ -82,9 +92,4 @@ def overlay_figure(
     figure.suptitle(title, color="white", fontsize=12)
     for axis, (plane, picture, mask) in zip(axes, planes, strict=True):
         draw_overlay(axis, picture, mask, colours, (low, high), plane, fontsize=11)
-    try:
-        with atomic_path(output) as temporary:
-            figure.savefig(temporary, format="png", dpi=90, facecolor="black")
-    finally:
-        plt.close(figure)
-    return output
+    return save_png(plt, figure, output, dpi=90, facecolor="black")
