@@ -95,12 +95,18 @@ class ContainerSpec:
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """How a container ended; ``log`` holds (the bounded part of) what it printed."""
+    """How a container ended.
+
+    ``log`` holds (the bounded part of) everything it printed, stdout and stderr interleaved as the engine
+    delivered them (Docker does not keep the two in order); ``stderr_tail`` is the end of its stderr alone,
+    in order, which is where a failing program says why.
+    """
 
     exit_code: int | None
     timed_out: bool
     seconds: float
     log: BoundedLog
+    stderr_tail: str = ""
 
 
 class Engine:
@@ -247,7 +253,7 @@ class Engine:
             exit_code, timed_out = None, True
         seconds = time.perf_counter() - start
         follower.finish()
-        return RunOutcome(exit_code, timed_out, seconds, log)
+        return RunOutcome(exit_code, timed_out, seconds, log, _stderr_tail(container))
 
     def remove(self, container: Any) -> None:
         """Remove a container, killing it first if it still runs."""
@@ -287,6 +293,15 @@ class Engine:
         label = f"{LABEL}={name}" if name else LABEL
         with _engine_errors("cannot list btk's containers"):
             return self.client.containers.list(all=True, filters={"label": label})
+
+
+def _stderr_tail(container: Any, lines: int = 50, size: int = 64 * 1024) -> str:
+    """The last ``lines`` lines (at most ``size`` bytes) of an ended container's stderr; empty if unavailable."""
+    try:
+        tail = container.logs(stdout=False, stderr=True, tail=lines)
+    except (docker.errors.APIError, requests.exceptions.RequestException):
+        return ""
+    return bytes(tail[-size:]).decode("utf-8", errors="replace")
 
 
 class _LogFollower:

@@ -600,7 +600,8 @@ class Segmentor:
             )
         if outcome.exit_code != 0:
             raise ContainerError(
-                f"the container exited with code {outcome.exit_code} ({_last_words(outcome.log.last_text())})"
+                f"the container exited with code {outcome.exit_code} "
+                f"({_last_words(outcome.stderr_tail or outcome.log.last_text())})"
             )
 
     def _collect(

@@ -52,6 +52,14 @@ def read_nifti(path):
     return data
 
 
+def crash():
+    """Fail as real programs do: the reason on stderr, then more on stdout (which Docker may deliver later)."""
+    print("fakeseg: simulated crash", file=sys.stderr, flush=True)
+    time.sleep(0.5)  # so that the merged log surely ends with the stdout line
+    print("fakeseg: cleaning up after the crash", flush=True)
+    sys.exit(1)
+
+
 def write_nifti(path, labels, dtype=np.uint8):
     """A NIfTI-1 (uint8 or float32) with an identity affine: the orchestrator must re-stamp the input's geometry."""
     header = bytearray(348)
@@ -220,7 +228,7 @@ def main(argv):
             print(f"fakeseg: parameters {parameters.name}: {parameters.read_text().strip()}")
         if mode == "synthesise":
             if options.get("fault") == "exit":
-                sys.exit("fakeseg: simulated crash")
+                crash()
             synthesise(case, out_dir)
             return
         images = staged(case)
@@ -237,7 +245,7 @@ def main(argv):
         print("fakeseg: wrote into the input folder")
     fault = options.get("fault")
     if fault == "exit":
-        sys.exit("fakeseg: simulated crash")
+        crash()
     if fault == "hang":
         print("fakeseg: hanging", flush=True)
         time.sleep(10**6)
