@@ -263,12 +263,34 @@ GZIP_LEVEL = 1
 NIFTI_STAMP = f"btk {__version__}"
 
 
+#: The free-text fields of NIfTI-1 and NIfTI-2 headers besides ``descrip`` (converters and other tools write
+#: names, dates and protocol notes there).
+FREE_TEXT_FIELDS = ("aux_file", "intent_name", "db_name", "data_type")
+
+
+def holds_free_text(header: nib.Nifti1Header) -> bool:
+    """Whether a NIfTI header carries free text: a non-empty text field, or any header extension."""
+    fields = ("descrip", *FREE_TEXT_FIELDS)
+    return bool(header.extensions) or any(bytes(header[key]).strip(b"\0 ") for key in fields if key in header)
+
+
+def scrub_free_text(header: nib.Nifti1Header, description: bytes = b"") -> None:
+    """Empty a NIfTI header's free-text fields and drop its extensions (which may hold a whole DICOM header);
+    ``descrip`` becomes ``description``. The geometry, data type and scaling are left as they are."""
+    header["descrip"] = description
+    for key in FREE_TEXT_FIELDS:
+        if key in header:
+            header[key] = b""
+    header.extensions.clear()
+
+
 def save_nifti(image: nib.Nifti1Image, path: str | Path) -> None:
     """Write a NIfTI image atomically (``.nii.gz`` is gzip-compressed, ``.nii`` not).
 
-    The image's ``descrip`` header field is set to :data:`NIFTI_STAMP`.
+    Nothing of an input's header text reaches the file: the ``descrip`` field is set to :data:`NIFTI_STAMP`,
+    the other free-text fields are emptied and header extensions are dropped (:func:`scrub_free_text`).
     """
-    image.header["descrip"] = NIFTI_STAMP.encode()
+    scrub_free_text(image.header, NIFTI_STAMP.encode())
     raw = image.to_bytes()
     if str(path).lower().endswith(".gz"):
         raw = gzip_compress(raw, compresslevel=GZIP_LEVEL)

@@ -24,7 +24,7 @@ import numpy as np
 from btk.console import logger
 from btk.deid import allowed_sidecar
 from btk.errors import InputError, MissingFileError, OutputError, OutputExistsError, unwritable_folder
-from btk.io import open_nifti
+from btk.io import holds_free_text, open_nifti, scrub_free_text
 from btk.modalities import DISPLAY_NAMES
 from btk.preprocess.dicom_headers import DicomSeriesHeaders, is_dicom_file, read_series
 from btk.preprocess.modalities import Candidate, choose, recognise
@@ -222,9 +222,8 @@ def _scrub_nifti(path: Path) -> None:
     """Clear the free-text fields of a NIfTI header (dcm2niix writes acquisition details there)."""
     image = open_nifti(path)
     header = image.header
-    if any(bytes(header[key]).strip(b"\0") for key in ("descrip", "aux_file", "db_name")):
-        for key in ("descrip", "aux_file", "db_name"):
-            header[key] = b""
+    if holds_free_text(header):
+        scrub_free_text(header)
         nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj), image.affine, header), str(path))
 
 
