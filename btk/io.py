@@ -11,15 +11,18 @@ import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nibabel as nib
 import numpy as np
 
 from btk import __version__
 from btk.deid import guard
 from btk.errors import InputError, MissingFileError, OutputError, OutputExistsError, unwritable_folder
+from btk.nifti import NiftiHeader, read_nifti, read_nifti_header
 from btk.staging import hold_file, remove_abandoned
+
+if TYPE_CHECKING:  # nibabel is imported where it is used: reading label maps and writing them needs none of it
+    import nibabel as nib
 
 try:  # ISA-L (de)compresses gzip several times faster than zlib
     from isal.igzip import compress as gzip_compress
@@ -57,6 +60,8 @@ def open_nifti(path: str | Path) -> nib.Nifti1Image:
     Raises:
         nibabel.filebasedimages.ImageFileError: If nibabel reads the file as another kind of image.
     """
+    import nibabel as nib
+
     image = nib.load(str(path))
     if not isinstance(image, nib.Nifti1Image):
         raise nib.filebasedimages.ImageFileError(f"{path} is not a NIfTI image but {type(image).__name__}")
@@ -73,6 +78,29 @@ def load_nifti(path: str | Path, *, copy: bool = True) -> tuple[nib.Nifti1Image,
         copy: If false, unscaled voxel data come as a read-only view of the decompressed file, which
             saves one copy of the volume for callers that only read it.
     """
+    import nibabel as nib
+
+    path = _readable_nifti_path(path)
+    with _unreadable_image(path, nib.filebasedimages.ImageFileError, nib.wrapstruct.WrapStructError):
+        image, raw = _read_nifti(path)
+        data = np.asanyarray(image.dataobj) if copy else _voxel_view(image, raw)
+    return image, data
+
+
+def read_label_map(path: str | Path) -> tuple[NiftiHeader, np.ndarray]:
+    """Read a segmentation without nibabel (:mod:`btk.nifti`): its header and its voxels as ``uint8``.
+
+    The same checks and messages as :func:`load_label_map`; the voxels are a read-only view when the file
+    holds unscaled ``uint8`` labels. For commands that must start fast (``btk fuse``).
+    """
+    path = _readable_nifti_path(path)
+    with _unreadable_image(path):
+        header, data = read_nifti(path, decompress=gunzip)
+    return header, as_label_array(data, source=path)
+
+
+def _readable_nifti_path(path: str | Path) -> Path:
+    """``path``, if it names an existing NIfTI file; else the error saying what it is instead."""
     path = Path(path)
     if not path.exists():
         raise MissingFileError("file not found", path=path, hint="check the path")
@@ -80,24 +108,21 @@ def load_nifti(path: str | Path, *, copy: bool = True) -> tuple[nib.Nifti1Image,
         raise InputError("is a folder, expected a NIfTI file (.nii or .nii.gz)", path=path)
     if not is_nifti(path):
         raise InputError("not a NIfTI file name (expected .nii or .nii.gz)", path=path)
+    return path
+
+
+@contextlib.contextmanager
+def _unreadable_image(path: Path, *errors: type[Exception]) -> Iterator[None]:
+    """Turn a failure to read or decode an image into the :class:`InputError` saying the file is damaged."""
+    caught: tuple[type[Exception], ...] = (OSError, EOFError, ValueError, zlib.error, *errors)
     try:
-        image, raw = _read_nifti(path)
-        data = np.asanyarray(image.dataobj) if copy else _voxel_view(image, raw)
-    except (
-        OSError,
-        EOFError,
-        ValueError,
-        zlib.error,
-        nib.filebasedimages.ImageFileError,
-        nib.wrapstruct.WrapStructError,
-        nib.spatialimages.HeaderDataError,
-    ) as error:
+        yield
+    except caught as error:
         raise InputError(
             f"cannot read the image ({error.__class__.__name__}: {error}); the file is corrupt or truncated",
             path=path,
             hint="re-export or copy the file again",
         ) from None
-    return image, data
 
 
 def _read_nifti(path: Path) -> tuple[nib.Nifti1Image, bytes]:
@@ -105,6 +130,8 @@ def _read_nifti(path: Path) -> tuple[nib.Nifti1Image, bytes]:
 
     Returns the image and the file's uncompressed bytes (which the image's data are read from).
     """
+    import nibabel as nib
+
     raw = path.read_bytes()
     if path.name.lower().endswith(".gz"):
         raw = gunzip(raw)
@@ -117,6 +144,8 @@ def _read_nifti(path: Path) -> tuple[nib.Nifti1Image, bytes]:
 
 def _voxel_view(image: nib.Nifti1Image, raw: bytes) -> np.ndarray:
     """The voxel data as a read-only view of ``raw`` when they need no scaling, else a scaled copy."""
+    import nibabel as nib
+
     proxy = image.dataobj  # where nibabel found the data: the header's vox_offset may be 0 in .nii files
     if not isinstance(proxy, nib.arrayproxy.ArrayProxy) or proxy.slope != 1.0 or proxy.inter != 0.0:
         return np.asanyarray(proxy)
@@ -291,25 +320,29 @@ def save_nifti(image: nib.Nifti1Image, path: str | Path) -> None:
     the other free-text fields are emptied and header extensions are dropped (:func:`scrub_free_text`).
     """
     scrub_free_text(image.header, NIFTI_STAMP.encode())
-    raw = image.to_bytes()
+    write_nifti_bytes(image.to_bytes(), path)
+
+
+def write_nifti_bytes(raw: bytes, path: str | Path) -> None:
+    """Write a whole NIfTI file's bytes atomically, gzip-compressed when ``path`` ends in ``.gz``."""
     if str(path).lower().endswith(".gz"):
         raw = gzip_compress(raw, compresslevel=GZIP_LEVEL)
     with atomic_path(path) as temporary:
         temporary.write_bytes(raw)
 
 
-def save_label_map(data: np.ndarray, reference: nib.Nifti1Image, path: str | Path) -> None:
-    """Write a ``uint8`` label map atomically with the affine and header of ``reference``."""
-    header = reference.header.copy()
-    header.set_data_dtype(np.uint8)
-    header["scl_slope"], header["scl_inter"] = 1, 0
-    image = nib.Nifti1Image(np.asarray(data, dtype=np.uint8), reference.affine, header)
-    image.header["cal_min"], image.header["cal_max"] = 0, int(np.max(data, initial=0))
-    save_nifti(image, path)
+def save_label_map(data: np.ndarray, reference: nib.Nifti1Image | NiftiHeader, path: str | Path) -> None:
+    """Write a ``uint8`` label map atomically with the geometry and header of ``reference`` (an image, or a
+    header read by :func:`read_label_map`); no scaling, ``cal_max`` the highest label, the header's text as
+    :func:`save_nifti` leaves it."""
+    header = reference if isinstance(reference, NiftiHeader) else NiftiHeader.of_image(reference)
+    write_nifti_bytes(header.label_map_file(data, NIFTI_STAMP.encode()), path)
 
 
 def save_float_image(data: np.ndarray, reference: nib.Nifti1Image, path: str | Path) -> None:
     """Write a ``float32`` image atomically with the affine and header of ``reference`` (no scaling)."""
+    import nibabel as nib
+
     header = reference.header.copy()
     header.set_data_dtype(np.float32)
     image = nib.Nifti1Image(np.asarray(data, dtype=np.float32), reference.affine, header)
@@ -408,10 +441,10 @@ def written_by_btk(path: str | Path) -> bool:
         return any(_json_has_key(path / name, key) for name, key in FOLDER_MARKERS.items())
     if path.is_file() and is_nifti(path):
         try:
-            descrip = bytes(open_nifti(path).header["descrip"])
+            description = read_nifti_header(path).description
         except Exception:  # an unreadable file is not recognisably btk's
             return False
-        return descrip.split(b"\0", 1)[0].startswith(b"btk ")
+        return description.startswith(b"btk ")
     return False
 
 

@@ -87,6 +87,33 @@ def test_the_command_line_starts_without_heavy_libraries():
     assert "btk.segment.registry" not in steps[-1]["btk"]  # btk's own pydantic models
 
 
+def test_btk_fuse_reads_and_writes_label_maps_without_nibabel(tmp_path: Path):
+    # nibabel (with the SciPy and pydicom it imports) costs more than the fusion: `btk fuse` must not need it.
+    # It is made unimportable here, so the command surely worked without it; nibabel then reads the result.
+    import nibabel as nib
+    import numpy as np
+
+    from btk.fusion import Fusionator
+
+    candidates = REPO / "examples" / "candidates" / "TCGA-FG-6692"
+    output = tmp_path / "fused.nii.gz"
+    found = run_python(
+        f"""
+        import contextlib, io, json, sys
+        from btk.cli import main
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = main(["fuse", {str(candidates)!r}, "-o", {str(output)!r}, "--method", "mav", "--no-agreement"])
+        print(json.dumps({{"code": code, "top": sorted({{m.split(".")[0] for m in sys.modules}})}}))
+    """,
+        blocked=("nibabel", "scipy", "pydicom"),
+    )
+    assert found["code"] == 0 and not {"nibabel", "scipy", "pydicom"} & set(found["top"])
+    written, first = nib.load(str(output)), nib.load(str(sorted(candidates.iterdir())[0]))
+    expected = Fusionator().fuse(sorted(candidates.iterdir()), method="mav", agreement=False).segmentation
+    assert np.array_equal(np.asanyarray(written.dataobj), expected)
+    assert np.array_equal(written.affine, first.affine) and written.get_data_dtype() == np.uint8
+
+
 def test_the_report_is_a_leaf():
     loaded = run_python("""
         import json, sys

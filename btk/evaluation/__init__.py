@@ -19,9 +19,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import nibabel as nib
 import numpy as np
 
 from btk.errors import BtkError, InputError, MissingFileError
@@ -39,6 +38,9 @@ from btk.evaluation.metrics import (
 )
 from btk.io import atomic_path, is_nifti, load_label_map, strip_nifti_suffix
 from btk.labels import LabelConvention, detect_convention, get_convention
+
+if TYPE_CHECKING:
+    import nibabel as nib
 
 __all__ = [
     "CSV_COLUMNS",

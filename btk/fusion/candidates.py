@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Any, Union
 
-import nibabel as nib
 import numpy as np
 
 from btk.errors import InputError
-from btk.io import as_label_array, is_nifti, load_label_map, sha256, strip_nifti_suffix
+from btk.io import as_label_array, is_nifti, read_label_map, sha256, strip_nifti_suffix
+from btk.nifti import NiftiHeader
+
+if TYPE_CHECKING:  # candidate files are read without nibabel (btk.nifti): `btk fuse` starts faster
+    import nibabel as nib
 
 #: What a candidate may be: a NIfTI file, a nibabel image or a label array.
-CandidateLike = Union[str, Path, nib.Nifti1Image, np.ndarray]
+CandidateLike = Union[str, Path, "nib.Nifti1Image", np.ndarray]
 
 
 @dataclass
@@ -27,8 +31,8 @@ class Candidates:
     """``uint8`` array of shape ``(candidates, x, y, z)``."""
     names: list[str]
     paths: list[Path | None]
-    reference: nib.Nifti1Image | None
-    """The first candidate's image: its affine and header are given to the fused result."""
+    reference: NiftiHeader | None
+    """The first candidate's header (files and images): its geometry and header are given to the fused result."""
     checksums: list[str | None] = field(default_factory=list)
     """SHA-256 of each candidate file (None for images and arrays given in memory)."""
 
@@ -86,7 +90,7 @@ def load_candidates(
         )
     if names is not None and len(names) != len(items):
         raise InputError(f"got {len(names)} names for {len(items)} candidates")
-    images: list[nib.Nifti1Image | None] = [None] * len(items)
+    headers: list[NiftiHeader | None] = [None] * len(items)
     paths = [Path(item) if isinstance(item, (str, Path)) else None for item in items]
     _check_given_once(paths)
     checksums: list[str | None] = [None] * len(items)
@@ -96,13 +100,17 @@ def load_candidates(
     def read(index: int) -> np.ndarray:
         item = items[index]
         if isinstance(item, (str, Path)):
-            images[index], array = load_label_map(item, copy=False)  # only read, then copied into the stack
+            headers[index], array = read_label_map(item)  # only read, then copied into the stack
             checksums[index] = sha256(item)
             return array
-        if isinstance(item, nib.Nifti1Image):
-            images[index] = item
-            item = np.asanyarray(item.dataobj)
-        return as_label_array(item, f"candidate {index}")
+        if isinstance(item, np.ndarray):
+            return as_label_array(item, f"candidate {index}")
+        if _is_nibabel_image(item):
+            headers[index] = NiftiHeader.of_image(item)
+            return as_label_array(np.asanyarray(item.dataobj), f"candidate {index}")
+        raise InputError(
+            f"candidate {index} is a {type(item).__name__}: expected a NIfTI file, a nibabel image or an array"
+        )
 
     first = read(0)
     # Each candidate is stored in Fortran order, as NIfTI files hold voxels: copies in and out stay sequential.
@@ -121,11 +129,17 @@ def load_candidates(
 
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         list(pool.map(read_into_stack, range(1, len(items))))
-    _check_same_grid(first.shape, mismatched, images, candidate_names, paths)
+    _check_same_grid(first.shape, mismatched, headers, candidate_names, paths)
     if not allow_identical:
         empty = [not stack[index].any() for index in range(len(items))]
         _check_distinct_content(paths, checksums, empty)
-    return Candidates(stack, candidate_names, paths, next((i for i in images if i is not None), None), checksums)
+    return Candidates(stack, candidate_names, paths, next((h for h in headers if h is not None), None), checksums)
+
+
+def _is_nibabel_image(item: Any) -> bool:
+    """Whether ``item`` is a nibabel NIfTI image (if nibabel was never imported, it cannot be one)."""
+    nibabel = sys.modules.get("nibabel")
+    return nibabel is not None and isinstance(item, nibabel.Nifti1Image)
 
 
 def _check_given_once(paths: list[Path | None]) -> None:
@@ -177,12 +191,12 @@ def _unique(names: list[str]) -> list[str]:
 def _check_same_grid(
     first_shape: tuple[int, ...],
     mismatched: dict[int, tuple[int, ...]],
-    images: list[nib.Nifti1Image | None],
+    headers: list[NiftiHeader | None],
     names: list[str],
     paths: list[Path | None],
 ) -> None:
-    first_affine = next((image.affine for image in images if image is not None), None)
-    for index, (image, name, path) in enumerate(zip(images, names, paths)):
+    first_affine = next((header.affine for header in headers if header is not None), None)
+    for index, (image, name, path) in enumerate(zip(headers, names, paths)):
         label = "" if path is not None else f"{name}: "
         if index in mismatched:
             raise InputError(

@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nibabel as nib
 import numpy as np
 
 from btk import __version__
@@ -19,8 +19,12 @@ from btk.fusion.methods import FusionMethod, fusion_method
 from btk.fusion.names import DEFAULT, MAV, flavour_name
 from btk.fusion.outputs import check_outputs, publish, sidecar_paths
 from btk.fusion.parameters import SimpleParameters
-from btk.io import save_json, save_label_map
+from btk.io import NIFTI_STAMP, save_json, save_label_map
 from btk.labels import LabelConvention, common_convention, convert, get_convention
+from btk.nifti import NiftiHeader
+
+if TYPE_CHECKING:
+    import nibabel as nib
 
 
 @dataclass
@@ -47,11 +51,13 @@ class FusionResult:
     ``take``; the other regions were fused from every candidate."""
 
     def to_nifti(self) -> nib.Nifti1Image:
-        """The fused label map as a ``uint8`` NIfTI image with the candidates' affine and header."""
-        reference = self._reference()
-        header = reference.header.copy()
-        header.set_data_dtype(np.uint8)
-        return nib.Nifti1Image(self.segmentation.astype(np.uint8), reference.affine, header)
+        """The fused label map as a ``uint8`` NIfTI image with the candidates' affine and header: the image
+        :meth:`save` writes."""
+        import nibabel as nib
+
+        raw = self._reference().label_map_file(self.segmentation, NIFTI_STAMP.encode())
+        image_class = nib.Nifti2Image if self._reference().version == 2 else nib.Nifti1Image
+        return image_class.from_bytes(raw)
 
     def sidecar(self, output_sha256: str | None = None) -> dict:
         """Provenance of the fusion: method, flavour, parameters, candidates with checksums and label
@@ -114,9 +120,9 @@ class FusionResult:
         publish(path, lambda target: save_label_map(self.segmentation, reference, target), sidecars)
         return path
 
-    def _reference(self) -> nib.Nifti1Image:
-        """The image whose affine and header the result gets (a unit grid for candidates given as arrays)."""
-        return self.candidates.reference or nib.Nifti1Image(np.zeros((1, 1, 1), np.uint8), np.eye(4))
+    def _reference(self) -> NiftiHeader:
+        """The header whose geometry the result gets (a unit grid for candidates given as arrays)."""
+        return self.candidates.reference or NiftiHeader.unit_grid(self.segmentation.shape)
 
 
 @dataclass(frozen=True)
@@ -326,7 +332,7 @@ def _agreement(
     """Each candidate's agreement with the consensus, computed inside the tumour box only (widened by one
     voxel for the surfaces): Dice and HD95 do not change outside it."""
     reference = candidates.reference
-    spacing = tuple(float(s) for s in reference.header.get_zooms()[:3]) if reference else (1.0, 1.0, 1.0)
+    spacing = tuple(reference.zooms[:3]) if reference else (1.0, 1.0, 1.0)
     box = _box(any_label | (fused > 0), 1) or (slice(0, 1),) * fused.ndim
     cropped = list(stack[_all_candidates(box)])
     return agreement_report(cropped, candidates.names, fused[box], convention, spacing, case or "case")
