@@ -82,7 +82,8 @@ def test_one_exam_dicom_mixed_with_nifti_and_a_visit_named_compare_are_refused(t
     named = tmp_path / "named"
     brats_visit(named / "visit-1")
     brats_visit(named / "compare")
-    result = run_btk("run", named, "-o", tmp_path / "out", "--candidates", EXAMPLE_CANDIDATES, "--visits", "compare,visit-1")
+    order = ["--visits", "compare,visit-1"]
+    result = run_btk("run", named, "-o", tmp_path / "out", "--candidates", EXAMPLE_CANDIDATES, *order)
     assert_user_error(result, "a visit is named 'compare'")
     assert_no_leftovers(tmp_path / "out")
 
