@@ -206,12 +206,12 @@ def compare_visits(
     visits = tuple(visits)
     with markers.study_lock(output):
         shutil.rmtree(markers.state_folder(output) / "partial" / COMPARISON_STAGE, ignore_errors=True)
-        not_ok = [results.get(visit) for visit in visits]
+        outcomes = [results.get(visit) for visit in visits]
         reasons = [
             f"visit {visit} was not processed"
             if result is None
             else f"visit {visit} failed at {result.stage}: {result.reason}"
-            for visit, result in zip(visits, not_ok)
+            for visit, result in zip(visits, outcomes)
             if result is None or result.status != "ok"
         ]
         try:
