@@ -97,6 +97,22 @@ def run(
     scheduler: Annotated[
         Optional[str], typer.Option(help="Run on a Dask cluster: the scheduler's address, tcp://HOST:PORT.")
     ] = None,
+    longitudinal: Annotated[
+        bool,
+        typer.Option(
+            "--longitudinal",
+            help="INPUT is one patient's folder whose exams are visits: once all are done, compare them "
+            "(OUTPUT/compare/, as btk compare). DICOM visits are ordered by StudyDate, NIfTI ones by --visits or "
+            "by the numbers in their folder names.",
+        ),
+    ] = False,
+    visits: Annotated[
+        Optional[str],
+        typer.Option(
+            metavar="NAME,NAME,...",
+            help="The NIfTI visits' folder names in order, baseline first (implies --longitudinal).",
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Redo every stage, even finished ones.")] = False,
     pdf: Annotated[
         bool,
@@ -109,7 +125,8 @@ def run(
     Resumable: finished stages are skipped when run again (--force redoes them). A failing study is
     recorded with its reason and the others go on; the exit code is 1 if any study failed. Writes
     OUTPUT/manifest.csv, OUTPUT/summary.csv and OUTPUT/summary.html, and per study a report
-    (OUTPUT/STUDY/report/report.html).
+    (OUTPUT/STUDY/report/report.html). With --longitudinal, the patient's visits are then compared
+    (OUTPUT/compare/compare.html); a failed visit refuses the comparison (exit code 1).
     """
     common.set_verbose(verbose)
     from btk.pipeline import Pipeline
@@ -129,6 +146,8 @@ def run(
         reference=reference,
         workers=workers,
         scheduler=scheduler,
+        longitudinal=longitudinal,
+        visits=_visit_names(visits),
         method=method,
         regions=regions,
         take={region: tuple(names) for region, names in common.parse_take(take or []).items()},
@@ -147,8 +166,31 @@ def run(
     console.print(f"Summary: {batch.output / 'summary.html'} (and summary.csv)", highlight=False)
     if len(batch.results) == 1 and batch.ok:
         console.print(f"Report: {batch.output / batch.results[0].study / 'report' / 'report.html'}", highlight=False)
+    followup = batch.followup
+    if followup is not None and followup.folder is not None:
+        for visit, response in followup.responses.items():
+            console.print(f"{visit}: {response}", highlight=False)
+        console.print(
+            f"Follow-up comparison ({followup.status}): {followup.folder / 'compare.html'}. For research use only.",
+            highlight=False,
+        )
+    elif followup is not None:
+        console.print(f"Follow-up comparison refused: {followup.reason}", style="bold red", highlight=False)
     if not batch.ok:
         raise typer.Exit(1)
+
+
+def _visit_names(visits: str | None) -> list[str] | None:
+    """``--visits a,b,c`` as names; an empty name is a usage error."""
+    if visits is None:
+        return None
+    names = [name.strip() for name in visits.split(",")]
+    if len(names) < 2 or not all(names):
+        raise InputError(
+            f"--visits takes two or more visit names separated by commas, got {visits!r}",
+            hint="e.g. --visits baseline,3-months,6-months",
+        )
+    return names
 
 
 def summary_table(batch: BatchResult) -> Table:

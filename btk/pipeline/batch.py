@@ -15,24 +15,31 @@ from btk.evaluation import case_id
 from btk.io import is_nifti, refuse_overlap
 from btk.pipeline.discovery import Study, discover, refuse_other_space, with_synthesis
 from btk.pipeline.executors import DaskExecutor, LocalExecutor, default_workers
+from btk.pipeline.followup import ComparisonResult, compare_visits, visit_t1c
 from btk.pipeline.manifest import write_manifest
 from btk.pipeline.options import PipelineOptions, StudyTask
 from btk.pipeline.progress import BatchProgress
 from btk.pipeline.study import StudyResult
+from btk.pipeline.visits import order_visits
 
 
 @dataclass
 class BatchResult:
-    """The results of a run, one per study, and where the summary went."""
+    """The results of a run, one per study, and where the summary went.
+
+    ``followup``: the comparison of the patient's visits (``longitudinal`` runs; None for the others).
+    """
 
     output: Path
     results: list[StudyResult]
     seconds: float
+    followup: ComparisonResult | None = None
 
     @property
     def ok(self) -> bool:
-        """Whether every study succeeded."""
-        return all(result.status == "ok" for result in self.results)
+        """Whether every study succeeded (and, for a patient's visits, the comparison was made)."""
+        compared = self.followup is None or self.followup.status != "refused"
+        return compared and all(result.status == "ok" for result in self.results)
 
     @property
     def failed(self) -> list[StudyResult]:
@@ -55,6 +62,10 @@ class Pipeline:
             named like the studies.
         workers: Local worker processes (default: as many as studies, cores and memory allow).
         scheduler: Address of a Dask scheduler (``tcp://HOST:PORT``) to run the studies on instead.
+        longitudinal: The input is one patient's folder whose studies are visits (time points): once they are
+            done, they are compared (``OUT/compare/``, as ``btk compare``). How the visits are found and ordered:
+            :mod:`btk.pipeline.visits`.
+        visits: The NIfTI visits' folder names in order, baseline first (implies ``longitudinal``).
         **settings: Further :class:`PipelineOptions` (``method``, ``regions``, ``labels``, ``device``,
             ``fast``, ``atlas``, ``cpu``, ``gpus``, ``force``, ``simple``).
     """
@@ -67,6 +78,8 @@ class Pipeline:
         reference: str | Path | None = None,
         workers: int | None = None,
         scheduler: str | None = None,
+        longitudinal: bool = False,
+        visits: Sequence[str] | None = None,
         **settings: Any,
     ):
         self.options = PipelineOptions(Path(output).resolve(), tuple(algorithms), **settings)
@@ -74,6 +87,8 @@ class Pipeline:
         self.reference = Path(reference) if reference is not None else None
         self.workers = workers
         self.scheduler = scheduler
+        self.visits = tuple(visits) if visits else None
+        self.longitudinal = longitudinal or self.visits is not None
 
     def plan(self, input_path: str | Path) -> list[StudyTask]:
         """Find the studies and, for each, its candidate segmentations and reference."""
@@ -96,6 +111,8 @@ class Pipeline:
             studies = [with_synthesis(study) for study in studies]
         if self.options.algorithms or self.options.synthesise:  # they work in one atlas space
             studies = [refuse_other_space(study, self.options.space.name) for study in studies]
+        if self.longitudinal:
+            studies = order_visits(studies, self.options.space.name, self.visits)
         single = len(studies) == 1
         return [
             StudyTask(study, *self._candidates_of(study, single), self._reference_of(study, single))
@@ -156,10 +173,26 @@ class Pipeline:
                     logger.warning("%s: failed at %s: %s", result.study, result.stage, result.reason)
         ordered = [results[t.name] for t in tasks if t.name in results]
         write_manifest(manifest, tasks, results)
+        followup = self._compare_visits(tasks, results) if self.longitudinal else None
         from btk.pipeline.summary import write_batch_summary
 
-        write_batch_summary(output, tasks, ordered, pdf=self.options.pdf)
-        return BatchResult(output, ordered, time.perf_counter() - started)
+        write_batch_summary(
+            output, tasks, ordered, pdf=self.options.pdf, followup=followup.record(output) if followup else None
+        )
+        return BatchResult(output, ordered, time.perf_counter() - started, followup)
+
+    def _compare_visits(self, tasks: list[StudyTask], results: dict[str, StudyResult]) -> ComparisonResult:
+        """The comparison of the patient's visits, once every visit is done (see :func:`compare_visits`)."""
+        visits = [task for task in tasks if task.study.visit]  # in visit order (order_visits)
+        t1c = {task.name: image for task in visits if (image := visit_t1c(task.study)) is not None}
+        followup = compare_visits(
+            self.options.output, [t.name for t in visits], results, force=self.options.force, t1c_images=t1c
+        )
+        if followup.status == "refused":
+            logger.warning("comparison of the visits: %s", followup.reason)
+        else:
+            logger.info("comparison of the visits (%s): %s", followup.status, followup.folder)
+        return followup
 
     def _check_candidates(self, tasks: list[StudyTask]) -> None:
         if self.options.algorithms or self.candidates is None:

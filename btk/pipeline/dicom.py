@@ -34,11 +34,17 @@ class DicomSeries:
 
 @dataclass
 class DicomStudy:
-    """One study (StudyInstanceUID) with its series and the patient identifiers its headers hold."""
+    """One study (StudyInstanceUID) with its series and the patient identifiers its headers hold.
+
+    ``acquired`` (the StudyDate and StudyTime, ``YYYYMMDDHHMMSS``) and ``patients`` (the PatientIDs) are kept in
+    memory only, for ordering one patient's visits; they are never shown or written.
+    """
 
     uid: str
     series: dict[str, DicomSeries] = field(default_factory=dict)
     identifiers: set[str] = field(default_factory=set, repr=False)
+    acquired: set[str] = field(default_factory=set, repr=False)
+    patients: set[str] = field(default_factory=set, repr=False)
 
     @property
     def files(self) -> list[Path]:
@@ -65,6 +71,8 @@ def group_dicom_files(paths: Iterable[Path]):
             continue
         study = studies.setdefault(series.study_uid, DicomStudy(series.study_uid))
         study.identifiers |= series.identifiers
+        study.acquired |= {series.acquired} - {""}
+        study.patients |= {series.patient} - {""}
         study.series[series.uid] = DicomSeries(
             series.uid,
             series.shown,

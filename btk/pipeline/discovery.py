@@ -54,6 +54,12 @@ class Study:
         missing: The modalities it lacks (``t1n``, ``t1c``, ``t2w``, ``t2f``); a study is processed with one
             missing only when it is to be synthesised (see :func:`with_synthesis`).
         space: The atlas space its images lie in (``brats`` and ``preprocessed`` studies; None for the others).
+        visit: Its place among one patient's visits (1: the baseline; ``btk run --longitudinal``, see
+            :mod:`btk.pipeline.visits`); 0 when the run is not of one patient's visits.
+        acquired: When a ``dicom`` study was made (its StudyDate and StudyTime, ``YYYYMMDDHHMMSS``; ``""`` when
+            unknown): in memory only, for ordering visits; never written.
+        patient: A pseudonym of the patient of a ``dicom`` study (a salted hash of its PatientIDs; ``""``
+            without one): in memory only, for telling whether visits are of one patient; never written.
     """
 
     name: str
@@ -65,6 +71,9 @@ class Study:
     identifiers: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
     missing: tuple[str, ...] = ()
     space: str | None = None
+    visit: int = 0
+    acquired: str = field(default="", repr=False, compare=False)
+    patient: str = field(default="", repr=False, compare=False)
 
 
 def refuse_other_space(study: Study, space: str) -> Study:
@@ -117,6 +126,10 @@ def discover(input_path: str | Path, salt: str | None = None) -> list[Study]:
                 problem,
                 frozenset(dicom_study.identifiers),
                 tuple(missing),
+                acquired=min(dicom_study.acquired, default=""),
+                patient=pseudonym("\0".join(sorted(dicom_study.patients)), salt, prefix="patient")
+                if dicom_study.patients
+                else "",
             )
         )
     for bad in unreadable:

@@ -16,7 +16,8 @@ from btk.modalities import SHORT_NAMES
 from btk.pipeline.options import StudyTask
 from btk.pipeline.study import StudyResult
 
-COLUMNS = ("study", "kind", "source", "modalities", "dicom_files", "candidates", "status", "stage", "reason")
+#: ``visit``: the study's place among the patient's visits (1: the baseline; ``btk run --longitudinal``), else empty.
+COLUMNS = ("study", "kind", "visit", "source", "modalities", "dicom_files", "candidates", "status", "stage", "reason")
 
 
 def write_manifest(path: Path, tasks: Sequence[StudyTask], results: dict[str, StudyResult] | None = None) -> None:
@@ -32,6 +33,7 @@ def write_manifest(path: Path, tasks: Sequence[StudyTask], results: dict[str, St
                 {
                     "study": study.name,
                     "kind": study.kind,
+                    "visit": study.visit or "",
                     "source": str(study.source),
                     "modalities": ";".join(SHORT_NAMES[modality] for modality in study.modalities),
                     "dicom_files": len(study.files),

@@ -68,6 +68,11 @@ def marker_outputs(study_folder: Path, marker: dict) -> dict[str, Path]:
     return {name: study_folder / output["path"] for name, output in marker["outputs"].items()}
 
 
+def remove_marker(study_folder: Path, stage: str) -> None:
+    """Forget that ``stage`` is complete (before its outputs are replaced or removed)."""
+    marker_path(study_folder, stage).unlink(missing_ok=True)
+
+
 def clear_markers(study_folder: Path) -> None:
     """Forget every completed stage of a study (``--force``)."""
     for path in state_folder(study_folder).glob("*.json"):

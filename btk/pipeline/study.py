@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from btk.deid import guard
 from btk.errors import BtkError
 from btk.pipeline import markers
 from btk.pipeline.options import PipelineOptions, StudyTask
-from btk.pipeline.stages import Stage, StudyContext, stages_for
+from btk.pipeline.stages import Stage, StageResult, StudyContext, stages_for
 
 
 @dataclass
@@ -104,20 +104,35 @@ def _run_stage(stage: Stage, context: StudyContext) -> str:
         return "done before"
     markers.write_status(folder, stage.name)
     logger.info("%s: %s", context.name, stage.description)
-    partial = markers.state_folder(folder) / "partial" / stage.name
-    final = folder / stage.name
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    started = time.perf_counter()
-    outputs, details = stage.run(context, partial)
-    details = {**details, "seconds": round(time.perf_counter() - started, 2)}
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(partial, final)
-    outputs = {name: final / Path(path).resolve().relative_to(partial.resolve()) for name, path in outputs.items()}
-    markers.write_marker(folder, stage.name, outputs, details)
+    outputs, details = run_atomically(folder, stage.name, lambda partial: stage.run(context, partial))
     context.outputs[stage.name] = outputs
     context.details[stage.name] = details
     return "ran"
+
+
+def run_atomically(folder: Path, name: str, produce: Callable[[Path], StageResult]) -> StageResult:
+    """Make ``folder/name`` with ``produce`` so that it is complete or absent, then mark it complete.
+
+    ``produce`` writes into a fresh, empty folder (``folder/.btk/partial/name``) and returns its outputs (name
+    -> file in it) and details; the folder then replaces ``folder/name`` and the marker
+    ``folder/.btk/name.json`` is written. The caller holds ``folder``'s lock (:func:`markers.study_lock`).
+
+    Returns:
+        The outputs, at their final place, and the details (with the seconds it took).
+    """
+    partial = markers.state_folder(folder) / "partial" / name
+    final = folder / name
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    started = time.perf_counter()
+    outputs, details = produce(partial)
+    details = {**details, "seconds": round(time.perf_counter() - started, 2)}
+    markers.remove_marker(folder, name)  # a marker never outlives the outputs it describes
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(partial, final)
+    outputs = {key: final / Path(path).resolve().relative_to(partial.resolve()) for key, path in outputs.items()}
+    markers.write_marker(folder, name, outputs, details)
+    return outputs, details
 
 
 def _failed(result: StudyResult, stage: str, reason: str, started: float, folder: Path) -> StudyResult:

@@ -13,7 +13,7 @@ from btk.fusion.agreement import AgreementReport, CandidateAgreement, ensemble_a
 from btk.pipeline.options import StudyTask
 from btk.pipeline.study import StudyResult
 from btk.report.cohort import write_cohort_summary
-from btk.report.data import AgreementRecord, CohortRow, RaisedAlarm
+from btk.report.data import AgreementRecord, CohortRow, FollowUpRecord, RaisedAlarm
 from btk.report.exam import read_exam_report, write_exam_page
 
 #: The fewest fused studies the ensemble alarms are computed over (a median and a MAD need a few cases).
@@ -21,7 +21,12 @@ MIN_COHORT = 3
 
 
 def write_batch_summary(
-    output: Path, tasks: Sequence[StudyTask], results: Sequence[StudyResult], *, pdf: bool = True
+    output: Path,
+    tasks: Sequence[StudyTask],
+    results: Sequence[StudyResult],
+    *,
+    pdf: bool = True,
+    followup: FollowUpRecord | None = None,
 ) -> dict[str, Path]:
     """Write ``summary.csv``, ``summary.html`` and (cohorts of 3+) ``alarms.json``; render the exam pages again.
 
@@ -30,6 +35,8 @@ def write_batch_summary(
         tasks: Every study of the batch.
         results: What became of each study, in the batch's order.
         pdf: Also print each exam's page to ``report.pdf`` (now that it holds the cohort's alarms).
+        followup: The comparison of a patient's visits (``btk run --longitudinal``): the summary and each
+            visit's page link it, or say why there is none.
 
     Returns:
         ``csv``, ``html`` and (when computed) ``alarms`` -> the file written.
@@ -55,6 +62,7 @@ def write_batch_summary(
             None if alarms is None else alarms.get(study, []),
             len(agreements),
             pdf=pdf,
+            followup=followup,
         )
     kinds = {task.name: task.study.kind for task in tasks}
     rows = [
@@ -70,7 +78,7 @@ def write_batch_summary(
         )
         for result in results
     ]
-    return {**written, **write_cohort_summary(output, rows, alarms is not None)}
+    return {**written, **write_cohort_summary(output, rows, alarms is not None, followup)}
 
 
 def _agreement_report(record: AgreementRecord) -> AgreementReport:

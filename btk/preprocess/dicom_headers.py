@@ -7,6 +7,7 @@ shown of them is :attr:`DicomSeriesHeaders.shown` (acquisition words only).
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ TAGS = [
     "SeriesNumber",
     "ImagePositionPatient",
     "ImageOrientationPatient",
+    "StudyDate",
+    "StudyTime",
     *IDENTIFYING_ATTRIBUTES,
 ]
 #: Relative spread of the distances between neighbouring slices above which a series is unevenly spaced.
@@ -46,6 +49,10 @@ class DicomSeriesHeaders:
         modality: The DICOM Modality (``MR``, ``CT``, ...).
         files: The series' files.
         identifiers: The identifying values seen in the headers.
+        acquired: When the study was made, ``YYYYMMDDHHMMSS`` from StudyDate and StudyTime (``""`` without a
+            valid StudyDate): in memory only, for ordering a patient's visits; never shown or written.
+        patient: The PatientID (``""`` when absent): in memory only, for telling whether studies are of one
+            patient; never shown or written.
     """
 
     uid: str
@@ -56,6 +63,8 @@ class DicomSeriesHeaders:
     modality: str
     files: list[Path] = field(default_factory=list)
     identifiers: set[str] = field(default_factory=set, repr=False)
+    acquired: str = field(default="", repr=False)
+    patient: str = field(default="", repr=False)
     _positions: list[tuple[float, ...]] = field(default_factory=list, repr=False)
     _orientations: set[tuple[float, ...]] = field(default_factory=set, repr=False)
 
@@ -158,6 +167,8 @@ def read_series(paths: Iterable[Path]) -> tuple[list[DicomSeriesHeaders], list[U
                 " / ".join(text for text in texts if text),
                 False,
                 str(header.get("Modality", "MR") or "MR"),
+                acquired=acquisition_moment(header.get("StudyDate"), header.get("StudyTime")),
+                patient=str(header.get("PatientID", "") or "").strip(),
             )
         entry.files.append(path)
         entry.identifiers |= identifiers
@@ -167,6 +178,18 @@ def read_series(paths: Iterable[Path]) -> tuple[list[DicomSeriesHeaders], list[U
         if orientation is not None:
             entry._orientations.add(tuple(round(value, 4) for value in orientation))
     return list(series.values()), unreadable
+
+
+def acquisition_moment(date, time) -> str:
+    """``YYYYMMDDHHMMSS`` from a DICOM date (DA) and time (TM, possibly shortened to HH or HHMM); ``""`` when
+    the date is not a valid DA value. The time defaults to midnight."""
+    date_text = str(date or "").strip()
+    if not re.fullmatch(r"\d{8}", date_text):
+        return ""
+    time_text = str(time or "").strip().split(".")[0]
+    if not re.fullmatch(r"\d{2}(\d{2}){0,2}", time_text):
+        time_text = ""
+    return date_text + time_text.ljust(6, "0")
 
 
 def _floats(value, count: int) -> tuple[float, ...] | None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
+from html import escape
 from pathlib import Path
 
 from btk.console import logger
 from btk.io import atomic_path
 from btk.labels import REGIONS
-from btk.report.data import CohortRow
+from btk.report.data import CohortRow, FollowUpRecord
 from btk.report.exam import REPORT_PAGE
 from btk.report.html import link, page, table, write_page
 
@@ -36,13 +37,16 @@ def columns(regions: Sequence[str]) -> tuple[str, ...]:
     )
 
 
-def write_cohort_summary(output: Path, rows: Sequence[CohortRow], alarms_computed: bool) -> dict[str, Path]:
+def write_cohort_summary(
+    output: Path, rows: Sequence[CohortRow], alarms_computed: bool, followup: FollowUpRecord | None = None
+) -> dict[str, Path]:
     """Write ``summary.csv`` and ``summary.html`` into ``output``.
 
     Args:
         output: The batch's output folder (each study's report is in ``<study>/report/``).
         rows: One row per study, in the batch's order.
         alarms_computed: Whether ensemble alarms were computed over the cohort (3 or more fused studies).
+        followup: The comparison of a patient's visits, linked from the page (or why there is none).
 
     Returns:
         ``csv`` and ``html`` -> the file written.
@@ -51,7 +55,7 @@ def write_cohort_summary(output: Path, rows: Sequence[CohortRow], alarms_compute
     values = [_values(row, regions) for row in rows]
     written = {
         "csv": _write_csv(output / "summary.csv", values, regions),
-        "html": write_page(output / "summary.html", _summary_page(values, regions, alarms_computed)),
+        "html": write_page(output / "summary.html", _summary_page(values, regions, alarms_computed, followup)),
     }
     logger.info("Cohort summary: %s", written["html"])
     return written
@@ -90,7 +94,9 @@ def _write_csv(path: Path, rows: list[dict[str, object]], regions: Sequence[str]
     return path
 
 
-def _summary_page(rows: list[dict[str, object]], regions: Sequence[str], alarms_computed: bool) -> str:
+def _summary_page(
+    rows: list[dict[str, object]], regions: Sequence[str], alarms_computed: bool, followup: FollowUpRecord | None
+) -> str:
     failed = [row for row in rows if row["status"] != "ok"]
     body = [
         f"<p>{len(rows)} studies: {len(rows) - len(failed)} done, "
@@ -102,6 +108,8 @@ def _summary_page(rows: list[dict[str, object]], regions: Sequence[str], alarms_
         )
         + "</p>"
     ]
+    if followup is not None:
+        body.append(_followup(followup))
     header = [
         "study",
         "status",
@@ -132,3 +140,16 @@ def _summary_page(rows: list[dict[str, object]], regions: Sequence[str], alarms_
         )
     )
     return page("btk cohort summary", body)
+
+
+def _followup(followup: FollowUpRecord) -> str:
+    """The paragraph on the comparison of a patient's visits: its page and each follow-up's response, or why
+    there is none."""
+    visits = f"{len(followup.visits)} visits of one patient (baseline {escape(followup.visits[0])})"
+    if followup.page is None:
+        return f'<h2>Follow-up</h2><p>{visits}: <span class="failed">{escape(followup.reason)}</span></p>'
+    responses = "".join(f"<li>{escape(visit)}: {escape(text)}</li>" for visit, text in followup.responses.items())
+    return (
+        f"<h2>Follow-up</h2><p>{visits}: {link(followup.page, 'the follow-up comparison')} (volumes over time, "
+        f"new and vanished foci, response).</p><ul>{responses}</ul>"
+    )

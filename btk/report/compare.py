@@ -15,7 +15,7 @@ import numpy as np
 
 from btk.labels import get_convention
 from btk.report.figures import canonical, display_window, draw_overlay, overlay_colours, save_png, tumour_centre
-from btk.report.html import page, table, write_page
+from btk.report.html import link, page, table, write_page
 
 DISCLAIMER = "For research use only; not for diagnosis or treatment decisions."
 
@@ -66,9 +66,19 @@ def side_by_side(
     return save_png(plt, figure, output, dpi=80, facecolor="black")
 
 
-def write_compare_page(comparison: Mapping[str, Any], path: Path, image_notes: Sequence[str]) -> Path:
-    """Write ``compare.html`` (it shows ``volumes.png`` and ``slices.png`` of its folder)."""
+def write_compare_page(
+    comparison: Mapping[str, Any], path: Path, image_notes: Sequence[str], reports: Mapping[str, str] | None = None
+) -> Path:
+    """Write ``compare.html`` (it shows ``volumes.png`` and ``slices.png`` of its folder).
+
+    Args:
+        comparison: ``compare.json``'s content.
+        path: The page to write.
+        image_notes: Notes on the images shown (an exam shown over the atlas T1, ...).
+        reports: Exam name -> its report page (relative to the page's folder), linked from the volume table.
+    """
     exams = comparison["exams"]
+    reports = reports or {}
     body = [f'<p class="disclaimer">{escape(DISCLAIMER)}</p>']
     body.append(
         f"<p>Baseline: <b>{escape(exams[0])}</b>; follow-ups: {escape(', '.join(exams[1:]))}. "
@@ -79,7 +89,13 @@ def write_compare_page(comparison: Mapping[str, Any], path: Path, image_notes: S
     body.append(
         table(
             ["exam", *(f"{r} (ml)" for r in regions)],
-            [[exam, *(float(comparison["volumes_ml"][r][i]) for r in regions)] for i, exam in enumerate(exams)],
+            [
+                [
+                    link(reports[exam], exam) if exam in reports else exam,
+                    *(float(comparison["volumes_ml"][r][i]) for r in regions),
+                ]
+                for i, exam in enumerate(exams)
+            ],
         )
     )
     body.append("<h2>Change and response</h2>")

@@ -303,3 +303,25 @@ class CohortRow:
     reason: str = ""
     report: ExamReportData | None = None
     alarms: int | None = None
+
+
+@dataclass(frozen=True)
+class FollowUpRecord:
+    """The comparison of one patient's visits (``btk run --longitudinal``), for the summary and each visit's page.
+
+    Args:
+        visits: The visits' study names, baseline first.
+        page: The comparison page (``compare/compare.html``), relative to the batch's output folder; None when
+            there is no comparison.
+        reason: Why there is none (a visit failed, ...); empty when there is one.
+        responses: Follow-up visit -> its response category and why (``"PD: 1 new focus/foci"``).
+    """
+
+    visits: tuple[str, ...]
+    page: str | None
+    reason: str = ""
+    responses: dict[str, str] = field(default_factory=dict)
+
+    def visit_number(self, study: str) -> int:
+        """The study's place among the visits (1: the baseline), 0 when it is none."""
+        return self.visits.index(study) + 1 if study in self.visits else 0

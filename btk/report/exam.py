@@ -19,7 +19,7 @@ from btk.labels import get_convention
 from btk.modalities import DISPLAY_NAMES, canonical
 from btk.report.clinical import disclaimer, render_clinical
 from btk.report.colours import label_colours, write_itksnap_labels, write_slicer_colour_table
-from btk.report.data import ExamReportData, RaisedAlarm, ReportFiles
+from btk.report.data import ExamReportData, FollowUpRecord, RaisedAlarm, ReportFiles
 from btk.report.figures import overlay_figure
 from btk.report.html import Raw, link, page, table, write_page
 from btk.report.pdf import find_browser, print_pdf
@@ -110,16 +110,18 @@ def write_exam_page(
     cohort_size: int = 0,
     *,
     pdf: bool = False,
+    followup: FollowUpRecord | None = None,
 ) -> Path:
     """Write (or write again, with the cohort's alarms) ``report.html`` into ``folder``; returns it.
 
     Args:
         folder: The report's folder.
-        data, alarms, cohort_size: As for :func:`render_exam_report`.
+        data, alarms, cohort_size, followup: As for :func:`render_exam_report`.
         pdf: Also print the page to ``report.pdf`` with headless Chromium (skipped, with a warning, when
             there is none); without it, an earlier ``report.pdf`` is removed.
     """
-    written = write_page(folder / REPORT_PAGE, render_exam_report(data, alarms, cohort_size, pdf=pdf))
+    html = render_exam_report(data, alarms, cohort_size, pdf=pdf, followup=followup)
+    written = write_page(folder / REPORT_PAGE, html)
     if pdf:
         print_pdf(written, folder / REPORT_PDF)
     else:  # a PDF of an earlier page no longer matches this one
@@ -128,7 +130,12 @@ def write_exam_page(
 
 
 def render_exam_report(
-    data: ExamReportData, alarms: Sequence[RaisedAlarm] | None = None, cohort_size: int = 0, *, pdf: bool = False
+    data: ExamReportData,
+    alarms: Sequence[RaisedAlarm] | None = None,
+    cohort_size: int = 0,
+    *,
+    pdf: bool = False,
+    followup: FollowUpRecord | None = None,
 ) -> str:
     """The HTML page of one exam.
 
@@ -137,6 +144,9 @@ def render_exam_report(
         alarms: The cohort's ensemble alarms raised for this exam (None: no alarms were computed).
         cohort_size: How many fused exams the batch had (0: not part of a batch).
         pdf: The page is printed to ``report.pdf`` (it links it, or says why there is none).
+        followup: The comparison of the patient's visits, when this exam is one of them (the page says which
+            visit it is and links the comparison, in ``<output>/<study>/report/``'s terms, or says why there is
+            none).
 
     Returns:
         A complete, self-contained HTML document.
@@ -153,6 +163,8 @@ def render_exam_report(
             f"<code>{escape(data.synthetic.algorithm)}</code> synthesised it from the other three before the "
             "segmentation. Read the result with that in mind.</p>"
         )
+    if followup is not None and followup.visit_number(data.study):
+        body.append(_followup(data.study, followup))
     body.append("<h2>Fused segmentation</h2>")
     body += [f'<img src="{name}.png" alt="fused segmentation over {_shown(data, name)}">' for name in ("t1c", "flair")]
     legend = ", ".join(
@@ -188,6 +200,19 @@ def render_exam_report(
         body.append(f"<p>Preprocessed exam: <code>{escape(data.preprocessed)}</code></p>")
     body.append("<h2>Please cite</h2><ol>" + "".join(f"<li>{escape(c)}</li>" for c in data.citations) + "</ol>")
     return page(f"btk report: {data.study}", body)
+
+
+def _followup(study: str, followup: FollowUpRecord) -> str:
+    """Which of the patient's visits this exam is, its response, and the comparison (or why there is none)."""
+    number = followup.visit_number(study)
+    where = "the baseline" if number == 1 else f"a follow-up (baseline: {escape(followup.visits[0])})"
+    text = f"<h2>Follow-up</h2><p>Visit {number} of {len(followup.visits)} of this patient, {where}."
+    if followup.page is None:
+        return text + f' <span class="failed">{escape(followup.reason)}</span></p>'
+    response = followup.responses.get(study)
+    if response:
+        text += f" Response against the baseline: <b>{escape(response)}</b>."
+    return text + f" {link('../../' + followup.page, 'The follow-up comparison')} of the visits.</p>"
 
 
 def _files(files: ReportFiles, *, clinical: bool, pdf: bool) -> str:
