@@ -157,7 +157,11 @@ def test_evaluation_and_a_changed_output_makes_its_stage_run_again(tmp_path: Pat
     fused.write_bytes(fused.read_bytes()[:100])  # truncated behind btk's back
     assert read_marker(out / "case", "fuse") is None
     batch = pipeline.run(studies / "case")
-    assert batch.ok and batch.results[0].stages["fuse"] == "ran" and batch.results[0].stages["segment"] == "done before"
+    stages = batch.results[0].stages
+    assert batch.ok and stages["fuse"] == "ran" and stages["segment"] == "done before"
+    # every stage after the one that ran again reads its new output: none keeps its earlier result
+    after = list(stages)[list(stages).index("fuse") + 1 :]
+    assert after and all(stages[name] == "ran" for name in after), stages
     nib.load(fused).get_fdata()
 
 

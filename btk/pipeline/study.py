@@ -58,9 +58,12 @@ def run_study(task: StudyTask, options: PipelineOptions) -> StudyResult:
             if options.force:
                 markers.clear_markers(folder)
             context = StudyContext(task, options, folder)
+            upstream_ran = False
             for stage in stages_for(task):
                 result.stage = stage.name
-                result.stages[stage.name] = _run_stage(stage, context)
+                # a stage after one that ran again reads new inputs: its earlier outputs are stale
+                result.stages[stage.name] = _run_stage(stage, context, reuse=not upstream_ran)
+                upstream_ran = upstream_ran or result.stages[stage.name] == "ran"
     except BtkError as error:
         return _failed(result, result.stage, str(error), started, folder)
     except Exception as error:  # a bug or an unexpected failure of a tool: keep the traceback, go on
@@ -94,10 +97,13 @@ def _study_log(folder: Path) -> Iterator[None]:
         handler.close()
 
 
-def _run_stage(stage: Stage, context: StudyContext) -> str:
-    """Run one stage into a fresh folder, move it into place, then mark it complete."""
+def _run_stage(stage: Stage, context: StudyContext, reuse: bool = True) -> str:
+    """Run one stage into a fresh folder, move it into place, then mark it complete.
+
+    With ``reuse``, a stage whose marker shows it complete is not run again ("done before").
+    """
     folder = context.folder
-    marker = markers.read_marker(folder, stage.name)
+    marker = markers.read_marker(folder, stage.name) if reuse else None
     if marker is not None:
         context.outputs[stage.name] = markers.marker_outputs(folder, marker)
         context.details[stage.name] = marker.get("details", {})
