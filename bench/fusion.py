@@ -11,7 +11,8 @@ The reference tools live in their own virtual environments under ``~/.cache/btk-
 
 - ``btk``: the default flavour, mav, simple and staple;
 - ``btk-lean``: the same with ``--no-agreement`` (no agreement report: what the reference tools do);
-- ``btk-compat``: ``--flavour brats-toolkit`` (BraTS Toolkit's results), mav and simple;
+- ``btk-compat``: ``--flavour brats-toolkit --no-agreement`` (BraTS Toolkit's results, and like BraTS Toolkit
+  no agreement report), mav and simple;
 - ``brats-toolkit``: its Fusionator, mav and simple;
 - ``labelfusion``: its ``fuse_images``: mav is its ITK voting (SimpleITK's LabelVotingImageFilter), staple
   SimpleITK's MultiLabelSTAPLE, simple its own SIMPLE.
@@ -161,7 +162,9 @@ def run_process(argv: list[str], memory_limit_gb: float) -> Process:
 
 def btk_command(tool: str, method: str, paths: list[str], output: Path) -> list[str]:
     """``python -m btk fuse`` as a user runs it."""
-    options = {"btk-compat": ["--flavour", "brats-toolkit"], "btk-lean": ["--no-agreement"]}.get(tool, [])
+    options = {"btk-compat": ["--flavour", "brats-toolkit", "--no-agreement"], "btk-lean": ["--no-agreement"]}.get(
+        tool, []
+    )
     return [sys.executable, "-m", "btk", "fuse", *paths, "-o", str(output), "--method", method, *options, "--force"]
 
 

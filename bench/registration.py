@@ -41,7 +41,11 @@ VARIANTS = {
     "two-levels": {"iterations": (1000, 500), "shrink_factors": (8, 4), "smoothing_sigmas": (3, 2)},
     "coarsest-4": {"iterations": (1000, 500), "shrink_factors": (4, 2), "smoothing_sigmas": (2, 1)},
     "step-0.2": {"gradient_step": 0.2},
+    "atlas-to-t1-inverted": {},
 }
+#: Variants that register the atlas onto the T1 (the metric then samples the T1's small grid, not the 1 mm
+#: atlas) and invert the affine; their co-registrations are the default ones, so only T1 to atlas runs.
+INVERTED = {"atlas-to-t1-inverted"}
 
 
 def sample_points(path: Path, threshold: float | None = None, step: int = 7) -> np.ndarray:
@@ -61,6 +65,15 @@ def mean_displacement_mm(ours: Path, theirs: Path, points: np.ndarray) -> float:
     return float(np.linalg.norm(moved[0] - moved[1], axis=1).mean())
 
 
+def _inverted(transform: Path) -> Path:
+    """The inverse of an affine transform file, written beside it."""
+    import SimpleITK as sitk
+
+    inverse = transform.with_name(transform.stem + "-inverted.mat")
+    sitk.WriteTransform(sitk.ReadTransform(str(transform)).GetInverse(), str(inverse))
+    return inverse
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
@@ -77,10 +90,16 @@ def main() -> None:
         cells, total = [], 0.0
         with tempfile.TemporaryDirectory() as work:
             for name, (pattern, to_atlas, reference) in PAIRS.items():
+                if variant in INVERTED and not to_atlas:
+                    cells.append("(default)")
+                    continue
                 moving = next(EXAM.glob(pattern))
                 fixed = get_space("brats-sri24").template_path() if to_atlas else t1
                 started = time.perf_counter()
-                transform = register(fixed, moving, Path(work) / f"{name}.mat", settings)
+                if variant in INVERTED:
+                    transform = _inverted(register(moving, fixed, Path(work) / f"{name}-inverse.mat", settings))
+                else:
+                    transform = register(fixed, moving, Path(work) / f"{name}.mat", settings)
                 seconds = time.perf_counter() - started
                 total += seconds
                 shift = mean_displacement_mm(transform, REFERENCE / "registrations" / reference, points[to_atlas])
