@@ -38,7 +38,7 @@ def compare(
     from btk.clinical.compare import Exam, compare_exams
     from btk.io import atomic_path, guard_output, load_label_map, open_nifti, require_grid, save_json
     from btk.report.compare import side_by_side, volume_plot, write_compare_page
-    from btk.spaces import get_space
+    from btk.spaces import SPACES
 
     if len(exams) < 2:
         raise InputError(
@@ -54,8 +54,8 @@ def compare(
         image, segmentation = load_label_map(fused)
         require_grid(
             image,
-            get_space("brats-sri24").grid.shape,
-            get_space("brats-sri24").grid.affine,
+            SPACES["brats-sri24"].grid.shape,
+            SPACES["brats-sri24"].grid.affine,
             path=fused,
             grid="the BraTS grid",
             hint="compare btk results in BraTS space (the fused segmentation of btk run)",
@@ -71,7 +71,7 @@ def compare(
         t1c = _t1c(folder)
         if t1c is None:
             notes.append(f"{folder.name}: its T1c was not found; shown on the BraTS atlas T1 (SRI24).")
-        images.append(open_nifti(t1c or get_space("brats-sri24").template_path()))
+        images.append(open_nifti(t1c or SPACES["brats-sri24"].template_path()))
     result = compare_exams(loaded)
     comparison = result.to_dict()
     output.mkdir(parents=True, exist_ok=True)
