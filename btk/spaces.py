@@ -173,6 +173,10 @@ class AtlasSpace:
         """The modalities an exam in this space holds: all four."""
         return MODALITIES
 
+    def describe_grid(self) -> str:
+        """``"240 x 240 x 155, 1 mm"``: the space's grid, for messages."""
+        return self.grid.describe()
+
     def template_path(self) -> Path:
         """The T1 template file (see :meth:`TemplateSource.path` for the errors)."""
         return self.template.path()
@@ -247,6 +251,10 @@ class NativeSpace:
     reference: str
     modalities: tuple[str, ...]
     default_mode: str = "deface"
+
+    def describe_grid(self) -> str:
+        """``"the t1c's own grid"``: where an exam of this space lies, for messages."""
+        return f"the {self.reference}'s own grid"
 
     def record(self) -> dict:
         """What an exam's provenance records of its space."""

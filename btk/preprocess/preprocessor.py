@@ -177,9 +177,13 @@ class Preprocessor:
         layout = output_layout(case_id, self.naming, self.mode, self.space)
         out = {role: folder / relative for role, relative in layout.items()}
         if isinstance(self.space, NativeSpace):
-            inputs, extraction, volume = self._process_native(self.space, exam_path, overrides, case_id, work, out, timer)
+            inputs, extraction, volume = self._process_native(
+                self.space, exam_path, overrides, case_id, work, out, timer
+            )
         else:
-            inputs, extraction, volume = self._process_atlas(self.space, exam_path, overrides, case_id, work, out, timer)
+            inputs, extraction, volume = self._process_atlas(
+                self.space, exam_path, overrides, case_id, work, out, timer
+            )
         provenance = self._provenance(case_id, inputs, extraction, volume, timer, layout)
         save_json(redact(provenance, inputs.patient_names), folder / PROVENANCE)
 
