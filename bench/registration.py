@@ -20,7 +20,7 @@ import nibabel as nib
 import numpy as np
 
 from btk.preprocess.registration import RegistrationSettings, register
-from btk.spaces import get_space
+from btk.spaces import SPACES
 
 REPO = Path(__file__).resolve().parents[1]
 EXAM = REPO / "examples" / "exams" / "TCGA-FG-6692"
@@ -94,7 +94,7 @@ def main() -> None:
                     cells.append("(default)")
                     continue
                 moving = next(EXAM.glob(pattern))
-                fixed = get_space("brats-sri24").template_path() if to_atlas else t1
+                fixed = SPACES["brats-sri24"].template_path() if to_atlas else t1
                 started = time.perf_counter()
                 if variant in INVERTED:
                     transform = _inverted(register(moving, fixed, Path(work) / f"{name}-inverse.mat", settings))

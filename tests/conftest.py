@@ -2,6 +2,6 @@
 
 pytest_plugins = [
     "tests.support.data",  # fusion_case
-    "tests.support.preprocess",  # preprocessed_tcga (SRI24) and preprocessed_tcga_mni: real preprocessing runs
+    "tests.support.preprocess",  # preprocessed_tcga (SRI24), _mni and _native: real preprocessing runs
     "tests.support.docker_engine",  # docker_engine, base_image, fakeseg_image
 ]

@@ -24,10 +24,11 @@ FastOption = Annotated[
     ),
 ]
 
-#: ``--atlas``: the atlas space to register to (names from :data:`btk.spaces.SPACES`).
+#: ``--atlas``: the space to preprocess into (names from :data:`btk.spaces.SPACES` and ``NATIVE_SPACES``).
 ATLAS_HELP = (
-    "Atlas space: brats-sri24 (BraTS SRI24 grid, 240 x 240 x 155: every track but adult glioma 2024-2025) or "
-    "brats-mni152 (MNI152 1 mm, 182 x 218 x 182: BraTS 2024-2025 adult glioma, pre & post treatment)."
+    "Space: brats-sri24 (BraTS SRI24 grid, 240 x 240 x 155: every track but the two below), brats-mni152 "
+    "(MNI152 1 mm, 182 x 218 x 182: BraTS 2024-2025 adult glioma, pre & post treatment) or native-t1c (no "
+    "registration: the T1c alone on its own grid, defaced: BraTS 2024-2025 meningioma radiotherapy)."
 )
 
 

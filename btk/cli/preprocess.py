@@ -22,8 +22,12 @@ def preprocess(
     fast: common.FastOption = False,
     registration: Annotated[str, typer.Option(help="T1-to-atlas transform: rigid (BraTS) or affine.")] = "rigid",
     mode: Annotated[
-        str, typer.Option(help="skullstrip (BraTS) or deface (remove the face, keep the skull).")
-    ] = "skullstrip",
+        Optional[str],
+        typer.Option(
+            help="skullstrip (BraTS) or deface (Quickshear: remove the face, keep the skull); default: deface in "
+            "the native-t1c space, skullstrip otherwise."
+        ),
+    ] = None,
     naming: Annotated[str, typer.Option(help="File names: 2023 (<id>-t1n.nii.gz) or 2020 (<id>_t1.nii.gz).")] = "2023",
     atlas: Annotated[str, typer.Option(help=common.ATLAS_HELP)] = "brats-sri24",
     case_id: Annotated[
@@ -101,11 +105,14 @@ def native(
             "--output", "-o", callback=common.nifti_output, help="Native-space label map to write (.nii.gz or .nii)."
         ),
     ],
-    modality: Annotated[str, typer.Option(help="Whose native grid: t1, t1c, t2 or flair.")] = "t1",
+    modality: Annotated[
+        Optional[str],
+        typer.Option(help="Whose native grid: t1, t1c, t2 or flair (default: t1; the T1c in the native-t1c space)."),
+    ] = None,
     force: common.ForceOption = False,
     verbose: common.VerboseOption = False,
 ) -> None:
-    """Map an atlas-space segmentation (either space) back onto an exam's native image."""
+    """Map a segmentation of an exam's brats/ images (any space) back onto its native image."""
     common.set_verbose(verbose)
     from btk.preprocess import to_native
 

@@ -39,7 +39,7 @@ import numpy as np
 from btk.clinical.exam import tumour_box
 from btk.clinical.foci import Foci, find_foci
 from btk.labels import LabelConvention, get_convention
-from btk.spaces import get_space
+from btk.spaces import SPACES
 
 #: Volume growth from the nadir that is progression (%).
 PROGRESSION_PERCENT = 40.0
@@ -276,7 +276,7 @@ def _foci_changes(
     box = tumour_box(np.maximum(before.segmentation, after.segmentation))
     old = convention.region_mask(before.segmentation[box], region)
     new = convention.region_mask(after.segmentation[box], region)
-    affine = get_space("brats-sri24").grid.affine
+    affine = SPACES["brats-sri24"].grid.affine
     appeared = _unmatched(find_foci(new, affine), old)
     gone = _unmatched(find_foci(old, affine), new)
     return appeared, gone

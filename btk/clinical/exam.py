@@ -23,7 +23,7 @@ from btk.clinical.rano import MEASURABLE_MM, BidimensionalMeasure, axial_axis, m
 from btk.clinical.size import principal_diameters_mm, volume_ml, voxel_volume_ml
 from btk.io import atomic_path, save_json
 from btk.labels import LabelConvention, get_convention
-from btk.spaces import get_space
+from btk.spaces import SPACES
 
 #: The region RANO measures: the convention's enhancing tumour.
 ENHANCING = "ET"
@@ -188,7 +188,7 @@ def measure_exam(
         The findings.
     """
     convention = get_convention(labels)
-    on_grid = get_space("brats-sri24").grid.holds(segmentation.shape, affine)
+    on_grid = SPACES["brats-sri24"].grid.holds(segmentation.shape, affine)
     box = tumour_box(segmentation)
     crop = segmentation[box]
     origin = np.array([part.start for part in box], dtype=np.float64)

@@ -13,7 +13,8 @@ from btk.deid import output_salt
 from btk.errors import InputError, MissingFileError, OutputError, unwritable_folder
 from btk.evaluation import case_id
 from btk.io import is_nifti, refuse_overlap
-from btk.pipeline.discovery import Study, discover, refuse_other_space, with_synthesis
+from btk.modalities import MODALITIES
+from btk.pipeline.discovery import Study, discover, needing_only, refuse_other_space, with_synthesis
 from btk.pipeline.executors import DaskExecutor, LocalExecutor, default_workers
 from btk.pipeline.followup import ComparisonResult, compare_visits, visit_t1c
 from btk.pipeline.manifest import write_manifest
@@ -109,6 +110,8 @@ class Pipeline:
         studies = discover(input_path, salt=output_salt(self.options.output))
         if self.options.synthesise:
             studies = [with_synthesis(study) for study in studies]
+        if set(self.options.space.modalities) != set(MODALITIES):  # a native space: its modalities alone
+            studies = [needing_only(study, self.options.space.modalities) for study in studies]
         if self.options.algorithms or self.options.synthesise:  # they work in one atlas space
             studies = [refuse_other_space(study, self.options.space.name) for study in studies]
         if self.longitudinal:

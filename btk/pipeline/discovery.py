@@ -80,7 +80,7 @@ def refuse_other_space(study: Study, space: str) -> Study:
     """The study, refused (its ``problem`` set) when its images lie in another atlas space than ``space``."""
     if study.space is None or study.space == space or study.problem:
         return study
-    grid = get_space(study.space).grid.describe()
+    grid = get_space(study.space).describe_grid()
     return replace(
         study,
         problem=f"its images are in the {study.space} space ({grid}), but the algorithms expect the {space} "
@@ -232,6 +232,17 @@ def with_synthesis(study: Study) -> Study:
         problem=f"missing modality: no {short_names(list(study.missing))} image; it can be synthesised only for "
         "exams on an atlas grid (btk preprocess needs all four modalities)",
     )
+
+
+def needing_only(study: Study, modalities: Sequence[str]) -> Study:
+    """The study as a run that reads only ``modalities`` sees it (``native-t1c``: the T1c alone): lacking the
+    others is then no problem, and nothing is synthesised for them."""
+    if not study.missing or any(m in study.missing for m in modalities):
+        return study
+    only_missing = study.problem == _missing_problem(study.modalities, study.missing, study.kind) or (
+        study.kind == "dicom" and study.problem.startswith("missing modality:")
+    )
+    return replace(study, problem="", missing=()) if only_missing else study
 
 
 def atlas_space_of(path: Path) -> str | None:

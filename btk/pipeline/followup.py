@@ -61,11 +61,11 @@ def write_comparison(
     from btk.clinical.compare import Exam, compare_exams
     from btk.io import atomic_path, load_label_map, open_nifti, require_grid, save_json
     from btk.report.compare import side_by_side, volume_plot, write_compare_page
-    from btk.spaces import get_space
+    from btk.spaces import SPACES
 
     if len(exams) < 2:
         raise InputError("a comparison needs a baseline and at least one follow-up", hint="name two or more exams")
-    space = get_space(COMPARED_SPACE)
+    space = SPACES[COMPARED_SPACE]
     loaded: list[Exam] = []
     images: list[nib.Nifti1Image] = []
     maps: list[nib.Nifti1Image] = []

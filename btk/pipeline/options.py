@@ -10,7 +10,7 @@ from btk.fusion.names import method_name
 from btk.fusion.parameters import SimpleParameters
 from btk.labels import BRATS_2023, LabelConvention, get_convention, holding_convention, labels_advice
 from btk.pipeline.discovery import Study
-from btk.spaces import DEFAULT_SPACE, AtlasSpace, get_space
+from btk.spaces import DEFAULT_SPACE, MODES, Space, get_space
 
 #: Where the preprocessing may run (``auto``: a GPU when the worker has one).
 DEVICES = ("auto", "cpu", "cuda")
@@ -38,8 +38,11 @@ class PipelineOptions:
             when there are none.
         device: Device of the preprocessing (``auto``, ``cpu``, ``cuda``).
         fast: Fast brain extraction (HD-BET without test-time augmentation).
-        atlas: The atlas space the studies are preprocessed to (:mod:`btk.spaces`); None: the one the
-            algorithms expect (they must agree), else ``brats-sri24``. Set to the space it resolved to.
+        atlas: The space the studies are preprocessed to (:mod:`btk.spaces`); None: the one the algorithms
+            expect (they must agree), else ``brats-sri24``. Set to the space it resolved to.
+        mode: What the preprocessing does with the skull (``skullstrip``, ``deface``); None: what the
+            algorithms' tracks expect (they must agree: deface for pediatric and meningioma-rt), else the
+            space's default. Set to the mode it resolved to.
         cpu: Run segmentation containers without a GPU.
         gpus: GPU indices the segmentation may use (default: all).
         registry: Extra algorithm registry files, on top of the shipped registry.
@@ -64,6 +67,7 @@ class PipelineOptions:
     device: str = "auto"
     fast: bool = False
     atlas: str | None = None
+    mode: str | None = None
     cpu: bool = False
     gpus: tuple[str, ...] | None = None
     registry: tuple[Path, ...] = ()
@@ -80,9 +84,12 @@ class PipelineOptions:
             raise InputError(f"unknown device {self.device!r}", hint=f"use one of {', '.join(DEVICES)}")
         if self.gpus is not None and not all(str(gpu).isdigit() for gpu in self.gpus):
             raise InputError(f"GPU indices are whole numbers, got {', '.join(map(repr, self.gpus))}")
-        declared = self._check_algorithms() if self.algorithms else {}
+        declared, declared_mode = self._check_algorithms() if self.algorithms else ({}, None)
         if not self.algorithms:
             object.__setattr__(self, "atlas", get_space(self.atlas or DEFAULT_SPACE).name)
+        object.__setattr__(self, "mode", self.mode or declared_mode or self.space.default_mode)
+        if self.mode not in MODES:
+            raise InputError(f"unknown mode {self.mode!r}", hint=f"use one of {', '.join(MODES)}")
         if self.synthesise:
             self._check_synthesis()
         if self.labels == AUTO_LABELS:
@@ -116,12 +123,12 @@ class PipelineOptions:
                 hint="choose a synthesis and segmentation algorithms of one atlas space",
             )
 
-    def _check_algorithms(self) -> dict[str, LabelConvention]:
-        """Each algorithm's own label convention; every algorithm must be in the registry the studies'
-        segmentation will load (shipped + extra files), and all must expect one atlas space (``atlas``,
-        when it is given; it is set to theirs otherwise)."""
+    def _check_algorithms(self) -> tuple[dict[str, LabelConvention], str | None]:
+        """Each algorithm's own label convention, and the preprocessing mode they expect; every algorithm must
+        be in the registry the studies' segmentation will load (shipped + extra files), and all must expect
+        one atlas space (``atlas``, when it is given; it is set to theirs otherwise) and one mode."""
         from btk.segment.additional_files import require_cached
-        from btk.segment.registry import common_space, load_registry  # pydantic: only when algorithms run
+        from btk.segment.registry import common_mode, common_space, load_registry  # pydantic: when algorithms run
 
         registry = load_registry(list(self.registry) or None)
         entries = [registry.get(name) for name in self.algorithms]
@@ -136,11 +143,12 @@ class PipelineOptions:
         for entry in entries:
             if entry.additional_files is not None:
                 require_cached(entry)  # before any study starts, not in every study's segmentation
-        return {a.name: get_convention(a.labels) for a in entries if a.labels}
+        conventions = {a.name: get_convention(a.labels) for a in entries if a.labels}
+        return conventions, common_mode(entries)
 
     @property
-    def space(self) -> AtlasSpace:
-        """The atlas space the studies are preprocessed to and the algorithms expect."""
+    def space(self) -> Space:
+        """The space the studies are preprocessed to and the algorithms expect."""
         return get_space(self.atlas or DEFAULT_SPACE)
 
     @property

@@ -18,9 +18,9 @@ from btk.console import logger
 from btk.errors import BtkError, ContainerError, InputError, MissingExtraError
 from btk.io import load_label_map, save_label_map, sha256, strip_nifti_suffix
 from btk.labels import convert, get_convention, read_in
-from btk.modalities import MODALITIES, SHORT_NAMES, canonical, short_names
+from btk.modalities import DISPLAY_NAMES, MODALITIES, SHORT_NAMES, canonical, short_names
 from btk.pipeline.options import PipelineOptions, StudyTask
-from btk.spaces import AtlasSpace, get_space, space_of_grid
+from btk.spaces import AtlasSpace, Grid, Space, get_space, space_of_grid
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,14 +53,24 @@ class StudyContext:
             return self.folder / "preprocess"
         return None
 
-    def space(self) -> AtlasSpace:
+    def space(self) -> Space:
         """The atlas space of the study's images: found at discovery (``brats``, ``preprocessed``), else the
         run's (the space the study is preprocessed to)."""
         return get_space(self.task.study.space or self.options.space.name)
 
+    def grid(self) -> Grid:
+        """The grid the study's images lie on: its atlas space's, or in a native space the reference image's own."""
+        space = self.space()
+        if isinstance(space, AtlasSpace):
+            return space.grid
+        from btk.io import open_nifti
+
+        image = open_nifti(self.brats_images()[space.reference])
+        return Grid((int(image.shape[0]), int(image.shape[1]), int(image.shape[2])), image.affine)
+
     def brats_images(self) -> dict[str, Path]:
-        """The four modalities on the study's atlas grid: modality (``t1n``, ``t1c``, ``t2w``, ``t2f``) -> image
-        (the synthesised one among them, for a study that lacked it)."""
+        """The modalities on the study's grid: modality (``t1n``, ``t1c``, ``t2w``, ``t2f``) -> image (the four in
+        an atlas space, the synthesised one among them for a study that lacked it; the T1c alone in native-t1c)."""
         if "synthesise" in self.outputs:
             return {m: self.outputs["synthesise"][m] for m in MODALITIES}
         if self.task.study.kind in ("brats", "preprocessed"):  # found on an atlas grid at discovery
@@ -100,15 +110,16 @@ def convert_stage(context: StudyContext, folder: Path) -> StageResult:
         conversion = convert_dicom(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    needed = context.options.space.modalities
     images = {m: Path(p) for m, p in conversion.modalities.items() if m in MODALITIES}
-    missing = [m for m in MODALITIES if m not in images]
+    missing = [m for m in needed if m not in images]
     if missing:
         found = ", ".join(f"{s['description']!r} -> {s['modality'] or 'not used'}" for s in conversion.summary())
         notes = "".join(f"; {note}" for note in conversion.notes)
         raise InputError(
             f"missing modality: no {short_names(missing)} series among the study's series ({found}){notes}",
             path=context.task.study.source,
-            hint="each study needs T1, T1c, T2 and FLAIR series",
+            hint=f"each study needs {_listing([DISPLAY_NAMES[m] for m in needed])} series",
         )
     return images, {"dicom_files": len(context.task.study.files), "series": conversion.summary()}
 
@@ -121,7 +132,7 @@ def preprocess_stage(context: StudyContext, folder: Path) -> StageResult:
     converted = context.outputs.get("convert")  # DICOM: the converted images, named explicitly
     source = Path(next(iter(converted.values()))).parent if converted else study.source
     options = context.options
-    exam = Preprocessor(device=options.device, fast=options.fast, atlas=options.space.name).run(
+    exam = Preprocessor(device=options.device, fast=options.fast, mode=options.mode, atlas=options.space.name).run(
         source, folder, modalities=dict(converted) if converted else None, case_id=context.name
     )
     return {role: Path(path) for role, path in exam.outputs.items()}, {"source": str(study.source)}
@@ -149,17 +160,18 @@ def segment_stage(context: StudyContext, folder: Path) -> StageResult:
     """Gather the candidate segmentations: imported ones (``--candidates``) and those of the algorithms."""
     labels = get_convention(context.options.labels)
     images = context.brats_images()
-    space = context.space()
+    space, grid = context.space(), context.grid()
     candidates: dict[str, Path] = {}
     provenance = []
     for path in context.task.candidates:
         name = strip_nifti_suffix(path)
         target = folder / f"{name}.nii.gz"
         image, data = load_label_map(path)
-        if data.ndim != 3 or not space.grid.holds(data.shape, image.affine, tolerance_mm=1e-2):
+        if data.ndim != 3 or not grid.holds(data.shape, image.affine, tolerance_mm=1e-2):
+            where = "atlas space" if isinstance(space, AtlasSpace) else f"space ({space.describe_grid()})"
             raise InputError(
-                f"the candidate segmentation is not on the grid of the study's atlas space, {space.name} "
-                f"({space.grid.describe()}): {_grid_found(data.shape, image.affine)}",
+                f"the candidate segmentation is not on the grid of the study's {where}, {space.name} "
+                f"({grid.describe()}): {_grid_found(data.shape, image.affine)}",
                 path=path,
                 hint=f"candidates must lie in the {space.name} space, like the study's images and the algorithms' "
                 "outputs",
@@ -204,15 +216,16 @@ def segment_stage(context: StudyContext, folder: Path) -> StageResult:
 def _run_algorithms(
     context: StudyContext, images: dict[str, Path], folder: Path, candidates: dict[str, Path], provenance: list[dict]
 ) -> list[dict]:
-    from btk.segment import Exam, Segmentor
+    from btk.segment import Exam, PartialExam, Segmentor
 
     options = context.options
     segmentor = Segmentor(list(options.registry) or None, cpu=options.cpu, gpus=options.gpus, labels=options.labels)
-    report = segmentor.run(
-        Exam.from_files(images["t1n"], images["t1c"], images["t2w"], images["t2f"]),
-        algorithms=list(options.algorithms),
-        output=folder,
+    exam = (
+        Exam.from_files(images["t1n"], images["t1c"], images["t2w"], images["t2f"])
+        if set(images) == set(MODALITIES)
+        else PartialExam({SHORT_NAMES[m]: Path(p) for m, p in images.items()}, context.name)  # native-t1c: T1c
     )
+    report = segmentor.run(exam, algorithms=list(options.algorithms), output=folder)
     runs = report.to_dict()["runs"]
     for name, path in report.outputs.items():
         key = name if name not in candidates else f"{name}-run"
@@ -342,7 +355,7 @@ def report_stage(context: StudyContext, folder: Path) -> StageResult:
     images = context.brats_images()
     written = write_exam_report(
         exam_report_data(context, findings.to_dict()),
-        ReportImages(context.fused(), images["t1c"], images["t2f"]),
+        ReportImages(context.fused(), images["t1c"], images.get("t2f")),
         folder,
     )
     return {**written, **clinical_files}, {}
@@ -433,6 +446,7 @@ def exam_report_data(context: StudyContext, clinical: dict | None = None) -> Exa
             details.get("dicom", {}).get("reason", "") or NO_DICOM_SOURCE.get(study.kind, ""),
         ),
         clinical=clinical,
+        figures=("t1c", "flair") if "t2f" in context.brats_images() else ("t1c",),
     )
 
 
@@ -473,3 +487,8 @@ def _grid_found(shape: tuple[int, ...], affine: np.ndarray) -> str:
     if other is not None:
         return f"it is on the {other.name} grid ({other.grid.describe()})"
     return f"its shape is {' x '.join(map(str, shape))}"
+
+
+def _listing(names: list[str]) -> str:
+    """``"T1, T1c, T2 and FLAIR"``, ``"T1c"``: names in a sentence."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"

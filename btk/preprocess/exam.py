@@ -7,43 +7,51 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from btk.errors import BtkError, InputError
-from btk.modalities import FILE_SUFFIXES, MODALITIES, SEPARATORS, file_stem
-from btk.spaces import DEFAULT_SPACE, AtlasSpace, get_space
+from btk.modalities import FILE_SUFFIXES, SEPARATORS, file_stem
+from btk.spaces import DEFAULT_SPACE, MODES, SPACES, AtlasSpace, Space, get_space
 
 #: The exam's record, written last: what was done, and every output by role (read only by this module).
 PROVENANCE = "provenance.json"
 #: The BraTS file namings an exam's outputs can follow.
 NAMINGS = tuple(FILE_SUFFIXES)
-MODES = ("skullstrip", "deface")
 #: Transform roles: what each ``.mat`` file maps (moving -> fixed).
 TRANSFORM_ROLES = {"t1c": "transform/t1c_to_t1", "t2w": "transform/t2w_to_t1", "t2f": "transform/t2f_to_t1"}
 ATLAS_TRANSFORM_ROLE = "transform/t1_to_atlas"
 
 
-def output_layout(case_id: str, naming: str = "2023", mode: str = "skullstrip") -> dict[str, str]:
+def output_layout(
+    case_id: str, naming: str = "2023", mode: str = "skullstrip", space: Space = SPACES[DEFAULT_SPACE]
+) -> dict[str, str]:
     """Role -> path relative to the exam folder, for every output of an exam.
 
     In ``deface`` mode the ``brats/`` and ``native/`` images are defaced instead of skull-stripped and there
     are no ``brats_skull/`` images (they would still show the face).
+
+    In a native space (:class:`btk.spaces.NativeSpace`) the ``brats/`` images (its modalities only) and
+    ``brats/mask`` lie on the reference image's own grid: there are no ``native/`` images, native masks or
+    transforms, since nothing was moved.
     """
     if naming not in NAMINGS:
         raise InputError(f"unknown naming {naming!r}", hint=f"use one of {', '.join(NAMINGS)}")
     if mode not in MODES:
         raise InputError(f"unknown mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
+    registered = isinstance(space, AtlasSpace)
     separator = SEPARATORS[naming]
     layout: dict[str, str] = {}
-    for modality in MODALITIES:
+    for modality in space.modalities:
         name = file_stem(case_id, modality, naming)
         layout[f"brats/{modality}"] = f"brats/{name}.nii.gz"
         if mode == "skullstrip":
             layout[f"brats_skull/{modality}"] = f"brats_skull/{name}.nii.gz"
-        layout[f"native/{modality}"] = f"native/{name}.nii.gz"
-        layout[f"native_mask/{modality}"] = f"masks/{name}{separator}brain-native.nii.gz"
+        if registered:
+            layout[f"native/{modality}"] = f"native/{name}.nii.gz"
+            layout[f"native_mask/{modality}"] = f"masks/{name}{separator}brain-native.nii.gz"
         layout[f"qc/{modality}"] = f"qc/{name}.png"
     layout["brats/mask"] = f"masks/{case_id}{separator}brain-brats.nii.gz"
-    for modality, role in TRANSFORM_ROLES.items():
-        layout[role] = f"transforms/{case_id}{separator}{modality}_to_t1.mat"
-    layout[ATLAS_TRANSFORM_ROLE] = f"transforms/{case_id}{separator}t1_to_atlas.mat"
+    if registered:
+        for modality, role in TRANSFORM_ROLES.items():
+            layout[role] = f"transforms/{case_id}{separator}{modality}_to_t1.mat"
+        layout[ATLAS_TRANSFORM_ROLE] = f"transforms/{case_id}{separator}t1_to_atlas.mat"
     return layout
 
 
@@ -70,9 +78,9 @@ class PreprocessedExam:
         return str(self.provenance["case_id"])
 
     @property
-    def space(self) -> AtlasSpace:
-        """The atlas space the exam's ``brats/`` images lie in (exams preprocessed before btk knew spaces:
-        the BraTS SRI24 space, the only one there was).
+    def space(self) -> Space:
+        """The space the exam's ``brats/`` images lie in (exams preprocessed before btk knew spaces: the BraTS
+        SRI24 space, the only one there was).
 
         Raises:
             InputError: the provenance names a space this btk does not know.
@@ -87,24 +95,26 @@ class PreprocessedExam:
             ) from None
 
     def images(self, space: str = "brats") -> dict[str, Path]:
-        """Modality (``t1n``, ``t1c``, ``t2w``, ``t2f``) -> absolute path of its image in one space.
+        """Modality (``t1n``, ``t1c``, ``t2w``, ``t2f``) -> absolute path of its image in one space, for each
+        modality the exam's :attr:`space` holds (all four; the T1c alone in ``native-t1c``).
 
         Args:
-            space: ``brats`` (on the grid of the exam's atlas space, :attr:`space`), ``brats_skull`` (with the
+            space: ``brats`` (on the grid of the exam's space, :attr:`space`), ``brats_skull`` (with the
                 skull) or ``native``.
 
         Raises:
             InputError: the provenance lists no such image for some modality (the preprocessing did not finish).
         """
         outputs = self.outputs
-        missing = [f"{space}/{modality}" for modality in MODALITIES if f"{space}/{modality}" not in outputs]
+        modalities = self.space.modalities
+        missing = [f"{space}/{modality}" for modality in modalities if f"{space}/{modality}" not in outputs]
         if missing:
             raise InputError(
                 f"the provenance lists no {', '.join(missing)} image: the preprocessing did not finish",
                 path=self.folder / PROVENANCE,
                 hint="re-run `btk preprocess` on this exam",
             )
-        return {modality: outputs[f"{space}/{modality}"] for modality in MODALITIES}
+        return {modality: outputs[f"{space}/{modality}"] for modality in modalities}
 
     @staticmethod
     def has_provenance(folder: str | Path) -> bool:

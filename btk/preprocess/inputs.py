@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,14 +48,17 @@ def normalise_overrides(modalities: Mapping[str, str | Path | None] | None) -> d
     return overrides
 
 
-def find_exam_inputs(exam: Path, overrides: dict[str, Path], conversion_dir: Path) -> ExamInputs:
-    """The four modality images of ``exam``; DICOM series are converted into ``conversion_dir``.
+def find_exam_inputs(
+    exam: Path, overrides: dict[str, Path], conversion_dir: Path, required: Sequence[str] = MODALITIES
+) -> ExamInputs:
+    """The modality images of ``exam`` (at least the ``required`` ones: by default all four); DICOM series are
+    converted into ``conversion_dir``.
 
     Raises:
-        BtkError: the exam is empty, holds no images, or a modality is missing (listing what was found).
+        BtkError: the exam is empty, holds no images, or a required modality is missing (listing what was found).
     """
     exam = Path(exam)
-    if len(overrides) == len(MODALITIES):
+    if set(required) <= set(overrides):
         return ExamInputs(dict(overrides), "explicit")
     if not exam.exists():
         raise MissingFileError("the exam folder does not exist", path=exam)
@@ -82,7 +85,7 @@ def find_exam_inputs(exam: Path, overrides: dict[str, Path], conversion_dir: Pat
             path=exam,
         )
     found.images.update(overrides)
-    missing = [m for m in MODALITIES if m not in found.images]
+    missing = [m for m in required if m not in found.images]
     if missing:
         raise InputError(
             f"missing {', '.join(DISPLAY_NAMES[m] for m in missing)}; found: {_found_list(found)}",

@@ -1,4 +1,5 @@
-"""The Preprocessor: one exam from raw DICOM or NIfTI to atlas-space, skull-stripped (or defaced) images."""
+"""The Preprocessor: one exam from raw DICOM or NIfTI to atlas-space (or native-space), skull-stripped (or defaced)
+images."""
 
 from __future__ import annotations
 
@@ -25,10 +26,9 @@ from btk.io import (
 )
 from btk.modalities import DISPLAY_NAMES, MODALITIES
 from btk.preprocess import brain_extraction, orientation
-from btk.preprocess.deface import deface
+from btk.preprocess.deface import DEFACE_BUFFER_MM, METHOD, deface
 from btk.preprocess.exam import (
     ATLAS_TRANSFORM_ROLE,
-    MODES,
     NAMINGS,
     PROVENANCE,
     TRANSFORM_ROLES,
@@ -42,7 +42,7 @@ from btk.preprocess.provenance import StepTimer, redact, tool_versions, utc_now
 from btk.preprocess.qc import write_overview
 from btk.preprocess.registration import RegistrationJob, RegistrationSettings, register_all
 from btk.preprocess.resampling import resample
-from btk.spaces import DEFAULT_SPACE, get_space
+from btk.spaces import DEFAULT_SPACE, MODES, AtlasSpace, NativeSpace, get_space
 from btk.staging import OwnedFolder
 
 #: A brain mask outside this range (ml) means the image is not a head MRI (or HD-BET failed on it).
@@ -55,21 +55,25 @@ REQUIRED_FREE_MB = 150
 
 
 class Preprocessor:
-    """Preprocess exams the BraTS way: co-register to T1, register T1 to an atlas, HD-BET brain masks.
+    """Preprocess exams the BraTS way: co-register to T1, register T1 to an atlas, HD-BET brain masks; or, in a
+    native space, only the brain mask and the skull stripping or defacing of the reference image (the T1c).
 
     Args:
         device: Where HD-BET runs: ``"cpu"``, ``"cuda"`` or ``"auto"`` (GPU when present).
         fast: HD-BET fast mode (1 fold, no mirroring) instead of accurate (5 folds, 8 mirrorings each).
         registration: T1-to-atlas transform: ``"rigid"`` (BraTS default) or ``"affine"``; co-registrations to
             T1 are always rigid.
-        mode: ``"skullstrip"`` (BraTS) or ``"deface"`` (remove the face, keep skull and brain).
+        mode: ``"skullstrip"`` (BraTS) or ``"deface"`` (remove the face, keep skull and brain: Quickshear,
+            :mod:`btk.preprocess.deface`); None: the space's (``deface`` in ``native-t1c``, else ``skullstrip``).
         naming: ``"2023"`` (``<id>-t1n.nii.gz``, ``-t1c``, ``-t2w``, ``-t2f``) or ``"2020"`` (``<id>_t1``,
             ``_t1ce``, ``_t2``, ``_flair``).
         memory_budget_gb: If set and HD-BET's accurate mode is estimated to need more memory, fast mode is used.
         workers: Registrations run in parallel processes (one ITK thread each); default: one per CPU core.
         atlas: The atlas space (:mod:`btk.spaces`): ``"brats-sri24"`` (default; the BraTS SRI24 grid,
             240 x 240 x 155) or ``"brats-mni152"`` (MNI152 1 mm, 182 x 218 x 182: BraTS 2024-2025 adult
-            glioma). With a brain-only template (MNI152) the brain-extracted T1 is registered to it.
+            glioma). With a brain-only template (MNI152) the brain-extracted T1 is registered to it. Or
+            ``"native-t1c"`` (BraTS 2024-2025 meningioma radiotherapy): the T1c alone, on its own grid, no
+            registration; the other modalities are not needed (nor used).
 
     Example:
         >>> exam = Preprocessor(fast=True).run("exams/patient-01", "out/patient-01")
@@ -81,7 +85,7 @@ class Preprocessor:
         device: str = "auto",
         fast: bool = False,
         registration: str = "rigid",
-        mode: str = "skullstrip",
+        mode: str | None = None,
         naming: str = "2023",
         memory_budget_gb: float | None = None,
         workers: int | None = None,
@@ -89,9 +93,10 @@ class Preprocessor:
     ):
         if naming not in NAMINGS:
             raise InputError(f"unknown naming {naming!r}", hint=f"use one of {', '.join(NAMINGS)}")
+        self.space = get_space(atlas)
+        mode = mode or self.space.default_mode
         if mode not in MODES:
             raise InputError(f"unknown mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
-        self.space = get_space(atlas)
         self.device = brain_extraction.resolve_device(device)
         self.hdbet_mode = "fast" if fast else "accurate"
         self.atlas_registration = RegistrationSettings(transform=registration)
@@ -103,20 +108,31 @@ class Preprocessor:
 
     def parameters(self) -> dict:
         """All parameters of this preprocessor (as recorded in the provenance)."""
-        return {
+        parameters: dict = {
             "device": self.device,
             "hdbet_mode": self.hdbet_mode,
             "mode": self.mode,
             "naming": self.naming,
             "atlas": self.space.name,
-            "atlas_registration_input": "brain-extracted T1" if self.space.skull_stripped else "T1 with skull",
-            "memory_budget_gb": self.memory_budget_gb,
-            "atlas_registration": self.atlas_registration.as_dict(),
-            "coregistration": self.coregistration.as_dict(),
-            "image_interpolation": "B-spline (order 3), negative values clipped to 0",
-            "mask_interpolation": "nearest neighbour",
-            "brain_volume_ml_accepted": list(BRAIN_VOLUME_ML),
         }
+        if isinstance(self.space, AtlasSpace):
+            parameters |= {
+                "atlas_registration_input": "brain-extracted T1" if self.space.skull_stripped else "T1 with skull",
+                "memory_budget_gb": self.memory_budget_gb,
+                "atlas_registration": self.atlas_registration.as_dict(),
+                "coregistration": self.coregistration.as_dict(),
+                "image_interpolation": "B-spline (order 3), negative values clipped to 0",
+                "mask_interpolation": "nearest neighbour",
+            }
+        else:
+            parameters |= {
+                "registration": f"none: the {self.space.reference} keeps its own grid",
+                "memory_budget_gb": self.memory_budget_gb,
+            }
+        parameters["brain_volume_ml_accepted"] = list(BRAIN_VOLUME_ML)
+        if self.mode == "deface":
+            parameters["defacing"] = {"method": METHOD, "buffer_mm": DEFACE_BUFFER_MM}
+        return parameters
 
     def run(
         self,
@@ -158,24 +174,48 @@ class Preprocessor:
     def _process(self, exam_path: Path, overrides: dict[str, Path], case_id: str, folder: Path, work: Path) -> None:
         """Preprocess one exam into ``folder`` (its staging folder), with intermediate files in ``work``."""
         timer = StepTimer()
-        layout = output_layout(case_id, self.naming, self.mode)
+        layout = output_layout(case_id, self.naming, self.mode, self.space)
         out = {role: folder / relative for role, relative in layout.items()}
-        atlas = self.space.template_path()
+        if isinstance(self.space, NativeSpace):
+            inputs, extraction, volume = self._process_native(
+                self.space, exam_path, overrides, case_id, work, out, timer
+            )
+        else:
+            inputs, extraction, volume = self._process_atlas(
+                self.space, exam_path, overrides, case_id, work, out, timer
+            )
+        provenance = self._provenance(case_id, inputs, extraction, volume, timer, layout)
+        save_json(redact(provenance, inputs.patient_names), folder / PROVENANCE)
+
+    def _process_atlas(
+        self,
+        space: AtlasSpace,
+        exam_path: Path,
+        overrides: dict[str, Path],
+        case_id: str,
+        work: Path,
+        out: dict[str, Path],
+        timer: StepTimer,
+    ) -> tuple[ExamInputs, brain_extraction.BrainExtractionResult, float]:
+        """Co-registration, atlas registration, brain mask and resampling: the inputs, the brain extraction and
+        the brain's volume (ml)."""
+        atlas = space.template_path()
         atlas_image = open_nifti(atlas)
         with progress() as bar:
             task = bar.add_task("Finding the modalities", total=6)
             with timer.step("inputs"):
-                inputs, images, working = _read_inputs(exam_path, overrides, case_id, work)
+                inputs, images = _read_inputs(exam_path, overrides, case_id, work, MODALITIES)
+                working = {m: _write_working_copy(images[m], work / f"{m}.nii.gz") for m in MODALITIES}
             bar.update(task, advance=1, description=f"Brain extraction (HD-BET, {self.hdbet_mode} mode)")
             with timer.step("brain_extraction"):
                 extraction, t1_mask = self._extract_brain(images["t1n"], inputs.images["t1n"], bar, task)
             bar.update(task, advance=1, description="Registering T1 to the atlas and T1c, T2, FLAIR to T1")
             with timer.step("registration"):
-                self._register(atlas, working, t1_mask, work, out)
+                self._register(space, atlas, working, t1_mask, work, out)
             bar.update(task, advance=1, description="Brain masks in native and atlas space")
             with timer.step("masks"):
                 native_masks, brats_mask = _write_masks(t1_mask, images, working, atlas, atlas_image, out)
-            bar.update(task, advance=1, description=f"Resampling into the {self.space.name} space")
+            bar.update(task, advance=1, description=f"Resampling into the {space.name} space")
             with timer.step("resampling_and_masking"):
                 brats_images = self._write_images(images, working, native_masks, brats_mask, atlas, atlas_image, out)
             bar.update(task, advance=1, description="Quality-control overviews")
@@ -189,18 +229,68 @@ class Preprocessor:
                         out[f"qc/{modality}"],
                     )
             bar.update(task, advance=1)
-        provenance = self._provenance(case_id, inputs, extraction, _volume_ml(t1_mask, images["t1n"][0]), timer, layout)
-        save_json(redact(provenance, inputs.patient_names), folder / PROVENANCE)
+        return inputs, extraction, _volume_ml(t1_mask, images["t1n"][0])
+
+    def _process_native(
+        self,
+        space: NativeSpace,
+        exam_path: Path,
+        overrides: dict[str, Path],
+        case_id: str,
+        work: Path,
+        out: dict[str, Path],
+        timer: StepTimer,
+    ) -> tuple[ExamInputs, brain_extraction.BrainExtractionResult, float]:
+        """The reference image's brain mask, and the image skull-stripped or defaced on its own grid (nothing is
+        registered or resampled): the inputs, the brain extraction and the brain's volume (ml)."""
+        reference = space.reference
+        with progress() as bar:
+            task = bar.add_task(f"Finding the {DISPLAY_NAMES[reference]}", total=4)
+            with timer.step("inputs"):
+                inputs, images = _read_inputs(exam_path, overrides, case_id, work, space.modalities)
+            bar.update(task, advance=1, description=f"Brain extraction (HD-BET, {self.hdbet_mode} mode)")
+            with timer.step("brain_extraction"):
+                extraction, mask = self._extract_brain(images[reference], inputs.images[reference], bar, task)
+            doing = "Defacing" if self.mode == "deface" else "Skull stripping"
+            bar.update(task, advance=1, description=f"{doing} the {DISPLAY_NAMES[reference]} on its own grid")
+            with timer.step("masks"):
+                save_label_map(mask, images[reference][0], out["brats/mask"])
+            with timer.step("skullstrip_or_deface"):
+                for modality in space.modalities:
+                    if self.mode == "skullstrip":
+                        _save_like_input(images[modality], images[modality][1], out[f"brats_skull/{modality}"])
+                    self._write_native(images[modality], mask, modality, out, "brats")
+            bar.update(task, advance=1, description="Quality-control overview")
+            with timer.step("qc"):
+                for modality in space.modalities:
+                    shown = open_nifti(out[f"brats/{modality}"])
+                    view = nib.as_closest_canonical(shown)  # axial slices, whatever the acquisition
+                    view_mask = nib.as_closest_canonical(nib.Nifti1Image(mask, shown.affine))
+                    write_overview(
+                        np.asanyarray(view.dataobj, dtype=np.float32),
+                        np.asanyarray(view_mask.dataobj),
+                        view.affine,
+                        f"{case_id} {DISPLAY_NAMES[modality]}",
+                        out[f"qc/{modality}"],
+                    )
+            bar.update(task, advance=1)
+        return inputs, extraction, _volume_ml(mask, images[reference][0])
 
     def _register(
-        self, atlas: Path, working: dict[str, Path], t1_mask: np.ndarray, work: Path, out: dict[str, Path]
+        self,
+        space: AtlasSpace,
+        atlas: Path,
+        working: dict[str, Path],
+        t1_mask: np.ndarray,
+        work: Path,
+        out: dict[str, Path],
     ) -> None:
         """Register T1 to the atlas, and T1c, T2 and FLAIR to T1, into the transform files of ``out``.
 
         A brain-only template is matched by the brain-extracted T1 (the skull would pull the registration).
         """
         t1_for_atlas = working["t1n"]
-        if self.space.skull_stripped:
+        if space.skull_stripped:
             t1 = open_nifti(working["t1n"])
             brain = np.asarray(t1.dataobj, dtype=np.float32) * (t1_mask > 0)
             t1_for_atlas = work / "t1n_brain.nii.gz"
@@ -302,13 +392,12 @@ class Preprocessor:
         save_float_image(defaced, atlas_image, out[f"brats/{modality}"])
         return defaced
 
-    def _write_native(self, image_and_data, mask, modality, out) -> None:
+    def _write_native(self, image_and_data, mask, modality, out, space: str = "native") -> None:
+        """Write one image on its own grid, skull-stripped by ``mask`` or defaced, as ``<space>/<modality>``, with
+        the input's voxel type and header."""
         image, data = image_and_data
         result = data * (mask > 0) if self.mode == "skullstrip" else deface(image, data, mask)
-        header = image.header.copy()
-        save_nifti(
-            nib.Nifti1Image(result.astype(data.dtype, copy=False), image.affine, header), out[f"native/{modality}"]
-        )
+        _save_like_input(image_and_data, result, out[f"{space}/{modality}"])
 
 
 #: One input image and its voxels, as :func:`btk.preprocess.images.load_checked_image` reads them.
@@ -316,16 +405,21 @@ _Image = tuple[nib.Nifti1Image, np.ndarray]
 
 
 def _read_inputs(
-    exam_path: Path, overrides: dict[str, Path], case_id: str, work: Path
-) -> tuple[ExamInputs, dict[str, _Image], dict[str, Path]]:
-    """The exam's recognised inputs, each image read and checked, and a working copy of each for ANTs."""
-    inputs = find_exam_inputs(exam_path, overrides, work / "dicom")
+    exam_path: Path, overrides: dict[str, Path], case_id: str, work: Path, modalities: tuple[str, ...]
+) -> tuple[ExamInputs, dict[str, _Image]]:
+    """The exam's recognised inputs (``modalities`` at least), and each of those images read and checked."""
+    inputs = find_exam_inputs(exam_path, overrides, work / "dicom", modalities)
     refuse_identifying_name(case_id, "the case identifier (--case-id, or the output folder's name)")
     for modality, path in inputs.images.items():
-        logger.info("%s: %s", DISPLAY_NAMES[modality], path.name)
-    images = {m: load_checked_image(inputs.images[m]) for m in MODALITIES}
-    working = {m: _write_working_copy(images[m], work / f"{m}.nii.gz") for m in MODALITIES}
-    return inputs, images, working
+        if modality in modalities:
+            logger.info("%s: %s", DISPLAY_NAMES[modality], path.name)
+    return inputs, {m: load_checked_image(inputs.images[m]) for m in modalities}
+
+
+def _save_like_input(image_and_data: _Image, result: np.ndarray, path: Path) -> None:
+    """Write ``result`` (on the input's grid) with the input image's voxel type and header."""
+    image, data = image_and_data
+    save_nifti(nib.Nifti1Image(result.astype(data.dtype, copy=False), image.affine, image.header.copy()), path)
 
 
 def _write_masks(

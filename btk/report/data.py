@@ -169,6 +169,8 @@ class ExamReportData:
         dicom_seg: The DICOM SEG written back for the source series, or why there is none (None: not recorded).
         clinical: The clinical measures of the fused segmentation, as ``clinical.json`` holds them
             (:meth:`btk.clinical.ClinicalFindings.to_dict`; None: not measured).
+        figures: The images the segmentation is shown on (``t1c``, ``flair``; the T1c alone for an exam
+            without FLAIR, as in meningioma radiotherapy).
     """
 
     study: str
@@ -190,6 +192,7 @@ class ExamReportData:
     synthetic: SyntheticRecord | None = None
     dicom_seg: DicomSegRecord | None = None
     clinical: dict[str, Any] | None = None
+    figures: tuple[str, ...] = ("t1c", "flair")
 
     def to_dict(self) -> dict[str, Any]:
         """The data as JSON-ready dictionaries and lists (the content of ``report.json``)."""
@@ -245,6 +248,7 @@ class ExamReportData:
                 synthetic=SyntheticRecord(**payload["synthetic"]) if payload.get("synthetic") else None,
                 dicom_seg=DicomSegRecord(**payload["dicom_seg"]) if payload.get("dicom_seg") else None,
                 clinical=dict(payload["clinical"]) if payload.get("clinical") else None,
+                figures=tuple(payload.get("figures", ("t1c", "flair"))),
             )
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"not the data of an exam report ({error.__class__.__name__}: {error})") from None

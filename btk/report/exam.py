@@ -37,12 +37,12 @@ class ReportImages:
     Args:
         segmentation: The fused segmentation.
         t1c: The contrast-enhanced T1 image.
-        flair: The FLAIR image.
+        flair: The FLAIR image (None: the exam has none, as in meningioma radiotherapy's T1c-only data).
     """
 
     segmentation: Path
     t1c: Path
-    flair: Path
+    flair: Path | None = None
 
 
 def region_volumes_ml(segmentation: np.ndarray, zooms: tuple[float, ...], labels: str) -> dict[str, float]:
@@ -80,6 +80,8 @@ def write_exam_report(data: ExamReportData, images: ReportImages, folder: Path) 
     segmentation, _ = load_label_map(images.segmentation)
     outputs: dict[str, Path] = {}
     for modality, image in (("t1c", images.t1c), ("flair", images.flair)):
+        if image is None:
+            continue
         anatomy, _ = load_nifti(image)
         outputs[f"figure_{modality}"] = overlay_figure(
             anatomy,
@@ -166,7 +168,7 @@ def render_exam_report(
     if followup is not None and followup.visit_number(data.study):
         body.append(_followup(data.study, followup))
     body.append("<h2>Fused segmentation</h2>")
-    body += [f'<img src="{name}.png" alt="fused segmentation over {_shown(data, name)}">' for name in ("t1c", "flair")]
+    body += [f'<img src="{name}.png" alt="fused segmentation over {_shown(data, name)}">' for name in data.figures]
     legend = ", ".join(
         f'<span style="color: rgb{colour}">&#9632;</span> {value}: {escape(name)}'
         for value, (colour, name) in label_colours(convention).items()

@@ -21,7 +21,7 @@ import difflib
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Final, Literal, Union, get_args
@@ -82,7 +82,11 @@ def check_track(track: str) -> str:
 DEFAULT_TRACKS: Final[tuple[str, ...]] = ("glioma", "glioma-post")
 #: The atlas space of each track whose data are not in the BraTS SRI24 space (:data:`btk.spaces.DEFAULT_SPACE`):
 #: the orchestrator preprocesses adult glioma pre & post treatment (BraTS 2024-2025) to MNI152.
-TRACK_SPACES: Final[dict[str, str]] = {"glioma-post": "brats-mni152"}
+TRACK_SPACES: Final[dict[str, str]] = {"glioma-post": "brats-mni152", "meningioma-rt": "native-t1c"}
+#: The tracks whose exams the orchestrator defaces rather than skull-strips in an atlas space (paediatric: SRI24,
+#: defaced); the others follow their space's default (:attr:`btk.spaces.AtlasSpace.default_mode`: skull-stripped,
+#: the native-t1c space of meningioma radiotherapy defaced).
+TRACK_MODES: Final[dict[str, str]] = {"pediatric": "deface"}
 #: A modality by its short name (see :data:`btk.modalities.SHORT_NAMES`).
 Modality = Literal["t1", "t1c", "t2", "flair"]
 _MODALITIES: tuple[Modality, ...] = ("t1", "t1c", "t2", "flair")
@@ -299,8 +303,8 @@ class Algorithm(BaseModel):
     )
     atlas: str | None = Field(
         default=None,
-        description="The atlas space the image expects its inputs in (brats-sri24, brats-mni152); None: its "
-        "track's (brats-mni152 for glioma-post, brats-sri24 otherwise).",
+        description="The space the image expects its inputs in (brats-sri24, brats-mni152, native-t1c); None: "
+        "its track's (brats-mni152 for glioma-post, native-t1c for meningioma-rt, brats-sri24 otherwise).",
     )
     timeout_s: float = Field(default=3600, gt=0)
     shm_size: str | None = Field(
@@ -374,6 +378,12 @@ class Algorithm(BaseModel):
     def atlas_space(self) -> str:
         """The atlas space the image expects: its ``atlas``, else its track's (:data:`TRACK_SPACES`)."""
         return self.atlas or TRACK_SPACES.get(self.track_name, DEFAULT_SPACE)
+
+    @property
+    def preprocess_mode(self) -> str:
+        """What the preprocessing does with the skull for this image: its track's (:data:`TRACK_MODES`), else its
+        space's default (``skullstrip``; ``deface`` in native-t1c)."""
+        return TRACK_MODES.get(self.track_name) or get_space(self.atlas_space).default_mode
 
     @property
     def cpu_compatible(self) -> bool:
@@ -477,16 +487,32 @@ def common_space(algorithms: Iterable[Algorithm]) -> str | None:
     Raises:
         InputError: they expect different spaces (one preprocessing cannot serve them all).
     """
-    by_space: dict[str, list[str]] = {}
+    return _common(algorithms, lambda a: a.atlas_space, "atlas spaces", "space", "atlas")
+
+
+def common_mode(algorithms: Iterable[Algorithm]) -> str | None:
+    """The one preprocessing mode (skullstrip or deface) ``algorithms`` expect (None for none given).
+
+    Raises:
+        InputError: they expect different ones (one preprocessing cannot serve them all).
+    """
+    return _common(algorithms, lambda a: a.preprocess_mode, "preprocessing modes", "mode", "track")
+
+
+def _common(
+    algorithms: Iterable[Algorithm], key: Callable[[Algorithm], str], what: str, each: str, column: str
+) -> str | None:
+    """The one value of ``key`` among ``algorithms`` (None for none given), else an InputError listing them."""
+    by_value: dict[str, list[str]] = {}
     for algorithm in algorithms:
-        by_space.setdefault(algorithm.atlas_space, []).append(algorithm.name)
-    if len(by_space) > 1:
-        listing = "; ".join(f"{space}: {', '.join(names)}" for space, names in sorted(by_space.items()))
+        by_value.setdefault(key(algorithm), []).append(algorithm.name)
+    if len(by_value) > 1:
+        listing = "; ".join(f"{value}: {', '.join(names)}" for value, names in sorted(by_value.items()))
         raise InputError(
-            f"the chosen algorithms expect inputs in different atlas spaces ({listing})",
-            hint="run the algorithms of each space separately (see the atlas column of `btk algorithms list`)",
+            f"the chosen algorithms expect inputs in different {what} ({listing})",
+            hint=f"run the algorithms of each {each} separately (see the {column} column of `btk algorithms list`)",
         )
-    return next(iter(by_space), None)
+    return next(iter(by_value), None)
 
 
 def builtin_registry_text() -> str:

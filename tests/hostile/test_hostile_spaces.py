@@ -60,3 +60,25 @@ def test_a_candidate_on_the_other_spaces_grid_fails_its_study_with_the_reason(tm
     assert row["failed_stage"] == "segment"
     assert "not on the grid of the study's atlas space, brats-sri24 (240 x 240 x 155, 1 mm)" in row["reason"]
     assert "it is on the brats-mni152 grid (182 x 218 x 182, 1 mm)" in row["reason"]
+
+
+def test_an_exam_without_a_t1c_is_refused_for_the_native_t1c_space(tmp_path):
+    """Meningioma radiotherapy works on the T1c alone: an exam without one fails at once, naming what it found."""
+    from tests.support.preprocess import raw_image
+
+    exam = tmp_path / "exam"
+    exam.mkdir()
+    for modality, name in (("t1n", "case_t1"), ("t2w", "case_t2"), ("t2f", "case_flair")):
+        (exam / f"{name}.nii.gz").write_bytes(raw_image(modality).read_bytes())
+    listing = files_under(tmp_path)
+    result = run_btk("preprocess", exam, "-o", tmp_path / "out", "--atlas", "native-t1c", "--device", "cpu")
+    assert_user_error(result, exam)
+    flat = " ".join(result.output.split())
+    assert "missing T1c" in flat and "case_t1.nii.gz -> T1" in flat
+    assert_no_leftovers(tmp_path, listing)
+
+
+def test_an_unknown_mode_is_refused_before_any_work(tmp_path):
+    result = run_btk("preprocess", tmp_path, "-o", tmp_path / "out", "--atlas", "native-t1c", "--mode", "blur")
+    assert_user_error(result)
+    assert "unknown mode 'blur'" in result.output and not (tmp_path / "out").exists()

@@ -134,3 +134,13 @@ def preprocessed_tcga_mni(tmp_path_factory: pytest.TempPathFactory):
 
     root = tmp_path_factory.mktemp("preprocess-tcga-mni")
     return Preprocessor(device="cpu", fast=True, atlas="brats-mni152").run(RAW, root / "TCGA-FG-6692")
+
+
+@pytest.fixture(scope="session")
+def preprocessed_tcga_native(tmp_path_factory: pytest.TempPathFactory):
+    """The TCIA exam's NIfTI files preprocessed once per session into the native-t1c space (BraTS meningioma
+    radiotherapy: the T1c alone on its own grid, defaced; HD-BET fast mode on CPU, no registration)."""
+    from btk.preprocess import Preprocessor
+
+    root = tmp_path_factory.mktemp("preprocess-tcga-native")
+    return Preprocessor(device="cpu", fast=True, atlas="native-t1c").run(RAW, root / "TCGA-FG-6692")
