@@ -8,7 +8,8 @@ app adds to a run.
    frame with the overlay (``window.btkViewer.overlayShown``, on the page's clock), median of ``--repeat``.
    The same for ``/#study=NAME&images=four`` (four canvases, the four modalities with the consensus): its
    difference from the first is what the four-image view costs. Then, in that view, a label toggle (hiding
-   the oedema on all four canvases) and the switch back to one image (nothing reloaded), in wall seconds.
+   the oedema on all four canvases) and the switch back to one image (its canvas loads from the bytes the
+   four-image view fetched), in wall seconds.
 2. **Run overhead**: the same ``btk run`` of the shipped example (its imported candidates) once from the
    command line (a fresh process, as a user types it) and once through the app's API (POST /api/runs until
    the run is done); both resume the finished output, so every stage is skipped and the difference is what

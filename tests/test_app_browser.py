@@ -205,6 +205,8 @@ def test_the_four_images_with_one_overlay_one_crosshair_and_one_set_of_label_tog
 
     Select(driver.find_element(By.ID, "images")).select_by_value("one")
     wait_overlay(driver, "consensus")
+    carried = driver.execute_script("return window.btkViewer.crosshairs()")
+    assert np.allclose(carried, crosshairs[:1], atol=0.01), "the single view lost the crosshair's place"
     single = canvas_pixels(driver, "one-image-after-four")
     assert lit_share(single) > 0.05
     assert green_pixels(single) < oedema_in_one / 20, "the single view missed the label toggle"

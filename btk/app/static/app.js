@@ -3,7 +3,7 @@
 
 const $ = (id) => document.getElementById(id);
 const state = { config: null, root: "0", path: "", input: null, candidates: null, study: null, detail: null,
-  hidden: new Set(), studies: [] };
+  hidden: new Set(), studies: [], crosshair: null };
 /* What the viewer shows, for scripts and tests: when the overlay was first drawn, and where each view's crosshair is. */
 window.btkViewer = { overlayShown: null, study: null, segmentation: null, images: null,
   crosshairs: () => activeViews().filter((v) => v.nv).map((v) => Array.from(v.nv.frac2mm(v.nv.scene.crosshairPos)).slice(0, 3)) };
@@ -298,7 +298,10 @@ function applyOverlayStyle(view) {
   const overlay = nv.volumes[1];
   overlay.setColormapLabel(labelColormap());
   overlay.opacity = Number($("opacity").value);
-  nv.updateGLVolume();
+  // Only the overlay's layer is redrawn: updateGLVolume() would redo the image's too, and its 3-D gradients,
+  // which in software WebGL takes seconds per canvas.
+  nv.refreshLayers(overlay, 1);
+  nv.drawScene();
   view.style = state.style;
 }
 
@@ -336,6 +339,7 @@ async function showVolumes() {
   await Promise.all(views.map((view) =>
     loadView(view, space + "/" + (view.modality || $("modality").value), key, generation)));
   if (generation !== state.generation) return;
+  placeCrosshairs(views, space);
   views[0].nv.createOnLocationChange();  // the line under the controls, for the crosshair where it is
   requestAnimationFrame(() => Object.assign(window.btkViewer,
     { overlayShown: performance.now(), segmentation: key, images: four ? "four" : "one" }));
@@ -352,6 +356,16 @@ function applyLayout() {
   }
 }
 
+/* The views just shown take over the crosshair of those shown before (same study, same space). */
+function placeCrosshairs(views, space) {
+  const last = state.crosshair;
+  if (!last || last.study !== state.study || last.space !== space) return;
+  for (const { nv } of views) {
+    nv.scene.crosshairPos = nv.mm2frac(last.mm);
+    nv.drawScene();
+  }
+}
+
 /* A volume's value at a point (mm), or null outside it. */
 function valueAt(volume, mm) {
   if (!volume) return null;
@@ -365,6 +379,7 @@ function valueAt(volume, mm) {
 function showLocation(location) {
   if (!location || !location.mm || !state.detail) return;
   const mm = Array.from(location.mm).slice(0, 3);
+  state.crosshair = { study: state.study, space: $("space").value, mm };
   const views = activeViews().filter((view) => view.nv && view.nv.volumes.length > 1);
   if (!views.length) return;
   const value = Math.round(valueAt(views[0].nv.volumes[1], mm) || 0);
