@@ -1,10 +1,15 @@
-"""btk app's two speed figures: opening a finished study in the viewer, and what the app adds to a run.
+"""btk app's speed figures: opening a finished study in the viewer (one image, the four images), and what the
+app adds to a run.
 
     python -m bench.app [--output FINISHED_OUTPUT] [--repeat 3]
 
 1. **Viewer**: headless Chromium (Debian's, software WebGL through SwiftShader where there is no GPU) opens
    ``/#study=NAME`` of a finished output; the figure is the time from the navigation's start to the first
    frame with the overlay (``window.btkViewer.overlayShown``, on the page's clock), median of ``--repeat``.
+   The same for ``/#study=NAME&images=four`` (four canvases, the four modalities with the consensus): its
+   difference from the first is what the four-image view costs. Then, in that view, a label toggle (hiding
+   the oedema on all four canvases) and the switch back to one image (its canvas loads from the bytes the
+   four-image view fetched), in wall seconds.
 2. **Run overhead**: the same ``btk run`` of the shipped example (its imported candidates) once from the
    command line (a fresh process, as a user types it) and once through the app's API (POST /api/runs until
    the run is done); both resume the finished output, so every stage is skipped and the difference is what
@@ -61,18 +66,31 @@ def app_run(app, output: Path) -> float:
     return seconds
 
 
-def viewer_open(app, study: str, repeat: int) -> list[float]:
-    """Seconds from navigation to the first overlay frame, ``repeat`` times in one browser."""
+def viewer_open(app, study: str, repeat: int) -> dict[str, list[float]]:
+    """Seconds from navigation to the first overlay frame (one image, four images), a label toggle and the
+    switch back to one image in the four-image view, ``repeat`` times in one browser."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
     from tests.support.app import chrome, wait_overlay
 
     driver = chrome()
     try:
         driver.get(app.url)
-        times = []
-        for _ in range(repeat):
+        times: dict[str, list[float]] = {"one": [], "four": [], "toggle": [], "back to one": []}
+        for images in ("one", "four") * repeat:
             driver.get("about:blank")
-            driver.get(app.url.split("?")[0] + f"#study={study}")
-            times.append(wait_overlay(driver, "consensus") / 1000)
+            driver.get(app.url.split("?")[0] + f"#study={study}&images={images}")
+            times[images].append(wait_overlay(driver, "consensus", images) / 1000)
+            if images == "four":
+                started = time.perf_counter()
+                driver.find_element(By.CSS_SELECTOR, "#label-toggles input[data-label='2']").click()
+                driver.execute_async_script("requestAnimationFrame(() => arguments[0]())")
+                times["toggle"].append(time.perf_counter() - started)
+                started = time.perf_counter()
+                Select(driver.find_element(By.ID, "images")).select_by_value("one")
+                wait_overlay(driver, "consensus", "one")
+                times["back to one"].append(time.perf_counter() - started)
         renderer = driver.execute_script(
             "const g = document.createElement('canvas').getContext('webgl2');"
             "const d = g && g.getExtension('WEBGL_debug_renderer_info');"
@@ -99,7 +117,12 @@ def main() -> None:
         with App(output, roots=[REPO / "examples"]) as app:
             print("1. viewer: navigation -> first overlay frame (finished study)")
             times = viewer_open(app, EXAM.name, arguments.repeat)
-            print(f"  {', '.join(f'{t:.2f}' for t in times)} s; median {statistics.median(times):.2f} s (target 2 s)")
+            for what, seconds in times.items():
+                print(
+                    f"  {what}: {', '.join(f'{t:.2f}' for t in seconds)} s; median {statistics.median(seconds):.2f} s"
+                )
+            extra = statistics.median(times["four"]) - statistics.median(times["one"])
+            print(f"  the four images cost {extra:+.2f} s more than one (target for one: 2 s)")
             print("2. run overhead: btk run vs the same run through the app (every stage resumed)")
             cli = [cli_run(output) for _ in range(arguments.repeat)]
             through_app = [app_run(app, output) for _ in range(arguments.repeat)]
@@ -109,7 +132,8 @@ def main() -> None:
             f"  app run:  {', '.join(f'{t:.2f}' for t in through_app)} s (median {statistics.median(through_app):.2f})"
         )
         print(f"  the app adds {added:+.2f} s (target at most 1 s)")
-        print(json.dumps({"viewer_s": statistics.median(times), "app_added_s": round(added, 2)}))
+        medians = {f"viewer_{what.replace(' ', '_')}_s": round(statistics.median(t), 2) for what, t in times.items()}
+        print(json.dumps({**medians, "app_added_s": round(added, 2)}))
 
 
 if __name__ == "__main__":

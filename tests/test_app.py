@@ -49,6 +49,41 @@ def test_every_request_needs_the_token(app, path):
     assert "Access-Control-Allow-Origin" not in answer
 
 
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "127.0.0.1.evil.example:{port}"])
+def test_a_request_for_another_host_name_is_refused_before_the_token_is_looked_at(app, host):
+    """DNS rebinding: a page of evil.example, its name resolved to 127.0.0.1, sends its own name as the Host."""
+    port = app.server.server_address[1]
+    for forged in ({"Host": host.format(port=port), "Cookie": f"btk_app_token={app.token}"}, {"Host": host}):
+        for path in ("/", f"/?token={app.token}", "/api/studies", "/files/manifest.csv", "/api/nothing"):
+            status, headers, body = request(base(app) + path, headers=forged)
+            assert status == 403, path  # 403 with or without the token: the answer says nothing about it
+            assert "own address" in json.loads(body)["error"]
+            assert "Set-Cookie" not in headers and app.token.encode() not in body and b"study" not in body
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:{port}", "localhost:{port}", "LOCALHOST", "[::1]:{port}", "127.0.0.1:8890"]
+)
+def test_the_machines_own_names_are_answered(app, host):
+    status, _, body = request(
+        base(app) + "/files/manifest.csv",
+        headers={"Host": host.format(port=app.server.server_address[1]), "Cookie": f"btk_app_token={app.token}"},
+    )
+    assert (status, body) == (200, b"study,kind,status\n")
+
+
+def test_an_app_listening_on_an_address_answers_to_it_and_every_interface_to_any_address(tmp_path):
+    with App(tmp_path / "out", roots=[tmp_path], host="127.0.0.2") as app:
+        assert app.server.hosts.allows("127.0.0.2:1") and not app.server.hosts.allows("10.0.0.5")
+        status, _, _ = request(app.url, headers={"Host": "127.0.0.3"})
+        assert status == 403
+        status, headers, _ = request(app.url)  # urllib sends the URL's own host: 127.0.0.2
+        assert status == 303 and "Set-Cookie" in headers
+    with App(tmp_path / "out", roots=[tmp_path], host="0.0.0.0") as app:
+        hosts = app.server.hosts
+        assert hosts.allows("10.0.0.5:8890") and hosts.allows("localhost") and not hosts.allows("evil.example")
+
+
 def test_the_token_in_the_url_becomes_a_strict_cookie_and_leaves_the_url(app):
     status, headers, _ = request(app.url)
     assert status == 303 and headers["Location"] == "/"

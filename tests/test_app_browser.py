@@ -7,13 +7,28 @@ go to ``test-artefacts/app/`` (``BTK_TEST_ARTEFACTS``).
 
 from __future__ import annotations
 
+import itertools
+import re
 import shutil
+from collections import Counter
 
+import nibabel as nib
 import numpy as np
 import pytest
 
 from btk.app import App
-from tests.support.app import ARTEFACTS, canvas_pixels, chrome, green_pixels, lit_share, wait_for, wait_overlay
+from btk.app.volumes import study_volumes
+from tests.support.app import (
+    ARTEFACTS,
+    api,
+    canvas_pixels,
+    chrome,
+    green_mask,
+    green_pixels,
+    lit_share,
+    wait_for,
+    wait_overlay,
+)
 from tests.support.pipeline import EXAMPLE_CANDIDATES
 
 pytestmark = pytest.mark.slow
@@ -34,6 +49,18 @@ def app(preprocessed_tcga, tmp_path_factory):
     shutil.copytree(EXAMPLE_CANDIDATES, candidates / "TCGA-FG-6692")
     with App(root / "out", roots=[preprocessed_tcga.folder.parent, candidates]) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def finished_study(app):
+    """The example study, finished: run through the page by the first test, or (run alone) through the API."""
+    study = app.state.output / "TCGA-FG-6692"
+    if not (study / "report" / "report.html").is_file():
+        payload = {"input": {"root": "0", "path": "TCGA-FG-6692"}, "candidates": {"root": "1", "path": "TCGA-FG-6692"}}
+        assert api(app, "/api/runs", "POST", payload)[0] == 202
+        wait_for(lambda: not app.state.runs.busy, 240, "the run to end")
+    assert (study / "report" / "report.html").is_file()
+    return study
 
 
 def click(driver, selector: str) -> None:
@@ -117,6 +144,81 @@ def test_a_run_through_the_page_then_the_viewer_the_candidates_and_the_report(ap
         driver.save_screenshot(str(ARTEFACTS / "laptop.png"))
     finally:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+#: The four images' canvases in the 2x2 view, by modality, with the names the page gives them.
+QUAD = {"t1c": "T1c", "t1n": "T1", "t2w": "T2", "t2f": "FLAIR"}
+
+
+def test_the_four_images_with_one_overlay_one_crosshair_and_one_set_of_label_toggles(app, browser, finished_study):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    driver = browser
+    driver.get(app.url)  # the token's cookie
+    driver.get("about:blank")
+    driver.get(app.url.split("?")[0] + "#study=TCGA-FG-6692")
+    wait_overlay(driver, "consensus")
+    oedema_in_one = green_pixels(canvas_pixels(driver, "one-image-before-four"))
+    Select(driver.find_element(By.ID, "images")).select_by_value("four")
+    wait_overlay(driver, "consensus", images="four")
+    driver.save_screenshot(str(ARTEFACTS / "four-images.png"))
+    shown = {modality: canvas_pixels(driver, f"four-{modality}", f"gl-{modality}") for modality in QUAD}
+    for modality, pixels in shown.items():
+        assert lit_share(pixels) > 0.05, f"the {modality} canvas is blank"
+        assert green_pixels(pixels) > 200, f"no oedema (green) over the {modality} image"
+    for first, second in itertools.combinations(QUAD, 2):
+        assert np.abs(shown[first] - shown[second]).sum() > 0, f"{first} and {second} show the same picture"
+    fetched = Counter(
+        name.split("/volumes/", 1)[1]
+        for name in driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        if "/volumes/" in name
+    )
+    wanted = {f"brats/{modality}.nii.gz" for modality in QUAD} | {"consensus.nii.gz"}
+    assert set(fetched) == wanted and set(fetched.values()) == {1}, f"volumes fetched more than once: {fetched}"
+
+    # A click on the oedema in the T2 canvas: every crosshair goes there; the line gives the label and 4 values.
+    ys, xs = np.nonzero(green_mask(shown["t2w"]))
+    canvas = driver.find_element(By.ID, "gl-t2w")
+    before = driver.execute_script("return window.btkViewer.crosshairs()")
+    x, y = int(xs[len(xs) // 2] - canvas.size["width"] / 2), int(ys[len(ys) // 2] - canvas.size["height"] / 2)
+    ActionChains(driver).move_to_element_with_offset(canvas, x, y).click().perform()
+    location = driver.find_element(By.ID, "location")
+    wait_for(lambda: "oedema" in location.text, 30, "the line under the controls to name the oedema")
+    crosshairs = np.array(driver.execute_script("return window.btkViewer.crosshairs()"))
+    assert crosshairs.shape == (4, 3) and np.allclose(crosshairs, crosshairs[0], atol=0.01), crosshairs
+    assert not np.allclose(crosshairs[0], before[0]), "the click did not move the crosshair"
+    volumes = study_volumes(finished_study)
+    for modality, name in QUAD.items():
+        found = re.search(rf"\b{name} (-?[0-9.]+)", location.text)
+        assert found, f"no {name} intensity in {location.text!r}"
+        near = voxel_values(volumes[f"brats/{modality}"], crosshairs[0])
+        assert any(abs(float(found[1]) - value) < 0.051 for value in near), (name, location.text, near)
+
+    driver.find_element(By.CSS_SELECTOR, "#label-toggles input[data-label='2']").click()
+    for modality, pixels in shown.items():
+        hidden = canvas_pixels(driver, f"four-{modality}-without-oedema", f"gl-{modality}")
+        assert green_pixels(hidden) < green_pixels(pixels) / 20, f"the oedema stayed over the {modality} image"
+        assert lit_share(hidden) > 0.05
+    driver.save_screenshot(str(ARTEFACTS / "four-images-without-oedema.png"))
+
+    Select(driver.find_element(By.ID, "images")).select_by_value("one")
+    wait_overlay(driver, "consensus")
+    carried = driver.execute_script("return window.btkViewer.crosshairs()")
+    assert np.allclose(carried, crosshairs[:1], atol=0.01), "the single view lost the crosshair's place"
+    single = canvas_pixels(driver, "one-image-after-four")
+    assert lit_share(single) > 0.05
+    assert green_pixels(single) < oedema_in_one / 20, "the single view missed the label toggle"
+
+
+def voxel_values(path, mm) -> set[float]:
+    """The values of the voxels next to a point in world mm (NiiVue rounds to one of them)."""
+    image = nib.load(str(path))
+    voxel = (np.linalg.inv(image.affine) @ [*mm, 1])[:3]
+    data = np.asanyarray(image.dataobj)
+    corners = itertools.product(*({int(np.floor(v + 0.01)), int(np.floor(v + 0.99))} for v in voxel))
+    return {float(data[corner]) for corner in corners}
 
 
 def test_a_browser_without_the_token_is_refused(app, browser):

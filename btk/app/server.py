@@ -1,6 +1,8 @@
 """The app's HTTP server: token-guarded pages, JSON API, server-sent events and file downloads.
 
-Routes (every one needs the token: ``?token=`` once, then the cookie it sets, or ``Authorization: Bearer``):
+Every request must be addressed to one of this server's names (the ``Host`` header: ``127.0.0.1``,
+``localhost``, ``[::1]`` or the address it listens on; others get 403, against DNS rebinding), and every route
+needs the token (``?token=`` once, then the cookie it sets, or ``Authorization: Bearer``):
 
 | route | what |
 | --- | --- |
@@ -33,7 +35,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from btk import __version__
 from btk.app.runs import RunManager, RunSettings
-from btk.app.security import TOKEN_COOKIE, confine, cookie_token, is_inside, token_matches
+from btk.app.security import TOKEN_COOKIE, AllowedHosts, confine, cookie_token, is_inside, token_matches
 from btk.app.studies import STAGE_ORDER, list_studies
 from btk.app.uploads import Uploads
 from btk.app.volumes import DISAGREEMENT_LABELS, DisagreementMaps, study_volumes
@@ -98,6 +100,7 @@ class AppServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], state: AppState):
         super().__init__(address, AppHandler)
         self.state = state
+        self.hosts = AllowedHosts.listening_on(address[0])
         self.stopping = threading.Event()
 
 
@@ -110,7 +113,7 @@ class HttpError(Exception):
 
 
 class AppHandler(BaseHTTPRequestHandler):
-    """One request: check the token, route, answer."""
+    """One request: check the host name and the token, route, answer."""
 
     server: AppServer
     protocol_version = "HTTP/1.1"
@@ -135,6 +138,11 @@ class AppHandler(BaseHTTPRequestHandler):
         self.query = parse_qs(url.query)
         path = unquote(url.path)
         try:
+            if not self.server.hosts.allows(self.headers.get("Host")):
+                raise HttpError(
+                    HTTPStatus.FORBIDDEN,
+                    "this server answers only to its own address: open the URL btk app printed",
+                )
             if not self._authorised(method, path):
                 return
             self._route(method, path)

@@ -89,31 +89,39 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def wait_overlay(driver: Any, segmentation: str) -> float:
-    """Wait until the viewer has drawn ``segmentation`` (its first frame); returns the page's time of it (ms)."""
+def wait_overlay(driver: Any, segmentation: str, images: str = "one") -> float:
+    """Wait until the viewer has drawn ``segmentation`` (its first frame) in the ``one`` or ``four`` image view;
+    returns the page's time of it (ms)."""
     return driver.execute_async_script(
-        """const [key, done] = arguments;
+        """const [key, images, done] = arguments;
         const check = () => { const v = window.btkViewer;
-          if (v && v.overlayShown && v.segmentation === key) done(v.overlayShown); else setTimeout(check, 50); };
+          if (v && v.overlayShown && v.segmentation === key && v.images === images) done(v.overlayShown);
+          else setTimeout(check, 50); };
         check();""",
         segmentation,
+        images,
     )
 
 
-def canvas_pixels(driver: Any, name: str) -> np.ndarray:
-    """The viewer's canvas as the browser shows it (RGB array); saved as a screenshot artefact ``name``.png."""
+def canvas_pixels(driver: Any, name: str, canvas: str = "gl") -> np.ndarray:
+    """A viewer canvas (element id ``canvas``) as the browser shows it (RGB array); saved as ``name``.png."""
     from PIL import Image
     from selenium.webdriver.common.by import By
 
-    png = driver.find_element(By.ID, "gl").screenshot_as_png
+    png = driver.find_element(By.ID, canvas).screenshot_as_png
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     (ARTEFACTS / f"{name}.png").write_bytes(png)
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
 
 
+def green_mask(pixels: np.ndarray, margin: int = 50) -> np.ndarray:
+    """Where green clearly dominates: the oedema label's colour (the crosshair is red, the images grey)."""
+    return pixels[..., 1] - np.maximum(pixels[..., 0], pixels[..., 2]) > margin
+
+
 def green_pixels(pixels: np.ndarray, margin: int = 50) -> int:
-    """Pixels where green clearly dominates: the oedema label's colour (the crosshair is red, the images grey)."""
-    return int(np.count_nonzero(pixels[..., 1] - np.maximum(pixels[..., 0], pixels[..., 2]) > margin))
+    """How many pixels show the oedema label's colour (:func:`green_mask`)."""
+    return int(np.count_nonzero(green_mask(pixels, margin)))
 
 
 def lit_share(pixels: np.ndarray) -> float:

@@ -3,8 +3,10 @@
 
 const $ = (id) => document.getElementById(id);
 const state = { config: null, root: "0", path: "", input: null, candidates: null, study: null, detail: null,
-  nv: null, hidden: new Set(), studies: [] };
-window.btkViewer = { overlayShown: null, study: null, segmentation: null };
+  hidden: new Set(), studies: [], crosshair: null };
+/* What the viewer shows, for scripts and tests: when the overlay was first drawn, and where each view's crosshair is. */
+window.btkViewer = { overlayShown: null, study: null, segmentation: null, images: null,
+  crosshairs: () => activeViews().filter((v) => v.nv).map((v) => Array.from(v.nv.frac2mm(v.nv.scene.crosshairPos)).slice(0, 3)) };
 
 function el(tag, text, attrs) {
   const node = document.createElement(tag);
@@ -27,7 +29,7 @@ const post = (path, payload) => api(path, { method: "POST", headers: { "Content-
 function showTab(name) {
   for (const tab of document.querySelectorAll(".tab")) tab.classList.toggle("active", tab.dataset.tab === name);
   for (const panel of document.querySelectorAll(".panel")) panel.classList.toggle("active", panel.id === name);
-  if (name === "viewer" && state.nv) state.nv.resizeListener();
+  if (name === "viewer") resizeViews();
 }
 
 /* ---- studies ---- */
@@ -163,24 +165,65 @@ async function upload(event) {
   $("upload-status").textContent += " — ready as the input";
 }
 
-/* ---- viewer ---- */
-async function viewer() {
-  if (state.nv) return state.nv;
+/* ---- viewer ----
+ * A view is one NiiVue canvas and what it shows. "One image" is one view of the chosen modality; "the four
+ * images" is four views (a 2x2 grid, one modality each) whose crosshairs, zoom and 3-D angle follow each other
+ * (NiiVue's broadcastTo). Each view keeps what it has loaded, so switching between the two reloads nothing,
+ * and every volume is fetched once per study (state.bytes): the costly part, each canvas's upload to its
+ * (software, without a GPU) WebGL, happens only for a view that shows something new. */
+const QUAD = [["t1c", "T1c"], ["t1n", "T1"], ["t2w", "T2"], ["t2f", "FLAIR"]];
+const newView = (canvas, modality) => ({ canvas, modality, nv: null, image: null, segmentation: null, style: -1 });
+state.single = newView("gl", null);
+state.quad = QUAD.map(([modality]) => newView("gl-" + modality, modality));
+state.bytes = new Map();
+state.style = 0;       // bumped by every change of the label toggles or the opacity
+state.generation = 0;  // bumped by every showVolumes(); an older one still loading stops
+
+const fourImages = () => $("images").value === "four";
+const activeViews = () => (fourImages() ? state.quad : [state.single]);
+
+async function attach(view) {
   const nv = new niivue.Niivue({ backColor: [0, 0, 0, 1], show3Dcrosshair: true, isColorbar: false,
-    multiplanarShowRender: niivue.SHOW_RENDER.NEVER, dragAndDropEnabled: false });
-  await nv.attachTo("gl");
+    multiplanarShowRender: niivue.SHOW_RENDER.NEVER, dragAndDropEnabled: false, trustCalMinMax: false });
+  await nv.attachTo(view.canvas);
   nv.onLocationChange = showLocation;
-  state.nv = nv;
-  return nv;
+  view.nv = nv;
+}
+
+async function viewers(views) {
+  const fresh = views.filter((view) => !view.nv);
+  await Promise.all(fresh.map(attach));
+  if (fresh.length && views === state.quad)
+    for (const view of views) view.nv.broadcastTo(views.filter((other) => other !== view).map((other) => other.nv),
+      { "2d": true, "3d": true });
 }
 
 function volumeUrl(key) {
   return "/api/studies/" + encodeURIComponent(state.study) + "/volumes/" + key + ".nii.gz";
 }
 
+/* A volume's file (gzipped NIfTI bytes), fetched once per study. */
+function bytesOf(key) {
+  if (!state.bytes.has(key)) {
+    const loading = fetch(volumeUrl(key), { credentials: "same-origin" }).then(async (response) => {
+      if (!response.ok) throw new Error("cannot load " + key + ": " + response.status);
+      return new Uint8Array(await response.arrayBuffer());
+    });
+    loading.catch(() => state.bytes.delete(key));
+    state.bytes.set(key, loading);
+  }
+  return state.bytes.get(key);
+}
+
+/* NiiVue reads from a copy of the bytes; the name only tells it the format. */
+const volumeOf = async (key, options) => niivue.NVImage.loadFromUrl({ url: await bytesOf(key),
+  name: key.replace(/\W/g, "_") + ".nii.gz", ...options });
+
 async function openStudy(name) {
   state.study = name;
-  window.btkViewer = { overlayShown: null, study: name, segmentation: null };
+  state.bytes = new Map();
+  for (const view of [state.single, ...state.quad]) { view.image = null; view.segmentation = null; }
+  window.btkViewer.study = name;
   showTab("viewer");
   showStage("images");
   const detail = await api("/api/studies/" + encodeURIComponent(name));
@@ -194,6 +237,7 @@ async function openStudy(name) {
   }
   $("space").querySelector("option[value=native]").disabled = !detail.volumes.includes("native/consensus");
   state.hidden.clear();
+  state.style++;
   await showVolumes();
 }
 
@@ -234,7 +278,7 @@ function renderToggles() {
     box1.checked = !state.hidden.has(label.value);
     box1.addEventListener("change", () => {
       if (box1.checked) state.hidden.delete(label.value); else state.hidden.add(label.value);
-      applyOverlayStyle();
+      restyle();
     });
     const swatch = el("span", null, { class: "swatch", style: "background: rgb(" + label.colour.join(",") + ")" });
     line.append(box1, swatch, document.createTextNode(" " + label.value + " " + label.name));
@@ -242,65 +286,124 @@ function renderToggles() {
   }
 }
 
-function applyOverlayStyle() {
-  const nv = state.nv;
-  if (!nv || nv.volumes.length < 2) return;
+/* The label toggles and the opacity go to the views on screen now, to the others when they are shown. */
+function restyle() {
+  state.style++;
+  for (const view of activeViews()) applyOverlayStyle(view);
+}
+
+function applyOverlayStyle(view) {
+  const nv = view.nv;
+  if (!nv || nv.volumes.length < 2 || view.style === state.style) return;
   const overlay = nv.volumes[1];
   overlay.setColormapLabel(labelColormap());
   overlay.opacity = Number($("opacity").value);
-  nv.updateGLVolume();
+  // Only the overlay's layer is redrawn: updateGLVolume() would redo the image's too, and its 3-D gradients,
+  // which in software WebGL takes seconds per canvas.
+  nv.refreshLayers(overlay, 1);
+  nv.drawScene();
+  view.style = state.style;
+}
+
+/* Bring one view to the image and segmentation asked for, loading only what it does not show yet. */
+async function loadView(view, imageKey, segmentationKey, generation) {
+  const nv = view.nv;
+  if (view.image === imageKey && view.segmentation === segmentationKey) return applyOverlayStyle(view);
+  // The label colours go in with the segmentation, so that its layer reaches the GPU once, already coloured.
+  const [image, overlay] = await Promise.all([
+    view.image === imageKey ? null : volumeOf(imageKey, { colormap: "gray", trustCalMinMax: false }),
+    volumeOf(segmentationKey, { opacity: Number($("opacity").value) }),
+  ]);
+  if (generation !== state.generation) return;
+  overlay.setColormapLabel(labelColormap());
+  if (image) {
+    await nv.loadVolumes([]);
+    nv.addVolume(image);
+  } else nv.removeVolume(nv.volumes[1]);
+  nv.addVolume(overlay);
+  Object.assign(view, { image: imageKey, segmentation: segmentationKey, style: state.style });
 }
 
 async function showVolumes() {
-  const nv = await viewer();
+  const generation = ++state.generation;
+  const four = fourImages();
   const space = $("space").value;
   const key = segmentationKey();
   renderToggles();
   window.btkViewer.overlayShown = null;
+  $("modality").disabled = four;
+  showStage("images");
+  const views = activeViews();
+  await viewers(views);
   applyLayout();
-  // The label colours go in with the segmentation, so that its layer reaches the GPU once, already coloured.
-  const [segmentation] = await Promise.all([fetchBase64(volumeUrl(key)),
-    // trustCalMinMax false: the display range from the intensities (preprocessed headers keep the raw range).
-    nv.loadVolumes([{ url: volumeUrl(space + "/" + $("modality").value), colormap: "gray", trustCalMinMax: false }])]);
-  const overlay = await niivue.NVImage.loadFromBase64({ base64: segmentation, name: key.replace(/\W/g, "_") + ".nii.gz",
-    opacity: Number($("opacity").value), colormapLabel: niivue.cmapper.makeLabelLut(labelColormap()) });
-  nv.addVolume(overlay);
-  requestAnimationFrame(() => { window.btkViewer.overlayShown = performance.now(); window.btkViewer.segmentation = key; });
-}
-
-async function fetchBase64(url) {
-  const response = await fetch(url, { credentials: "same-origin" });
-  if (!response.ok) throw new Error("cannot load " + url + ": " + response.status);
-  const bytes = new Uint8Array(await response.arrayBuffer());
-  let text = "";
-  for (let i = 0; i < bytes.length; i += 32768) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 32768));
-  return btoa(text);
+  await Promise.all(views.map((view) =>
+    loadView(view, space + "/" + (view.modality || $("modality").value), key, generation)));
+  if (generation !== state.generation) return;
+  placeCrosshairs(views, space);
+  views[0].nv.createOnLocationChange();  // the line under the controls, for the crosshair where it is
+  requestAnimationFrame(() => Object.assign(window.btkViewer,
+    { overlayShown: performance.now(), segmentation: key, images: four ? "four" : "one" }));
 }
 
 function applyLayout() {
-  const nv = state.nv; const value = $("layout").value;
-  const types = { axial: nv.sliceTypeAxial, coronal: nv.sliceTypeCoronal, sagittal: nv.sliceTypeSagittal,
-    render: nv.sliceTypeRender, multi: nv.sliceTypeMultiplanar, multi3d: nv.sliceTypeMultiplanar };
-  nv.opts.multiplanarShowRender = value === "multi3d" ? niivue.SHOW_RENDER.ALWAYS : niivue.SHOW_RENDER.NEVER;
-  nv.setSliceType(types[value]);
+  const value = $("layout").value;
+  for (const { nv } of activeViews()) {
+    if (!nv) continue;
+    const types = { axial: nv.sliceTypeAxial, coronal: nv.sliceTypeCoronal, sagittal: nv.sliceTypeSagittal,
+      render: nv.sliceTypeRender, multi: nv.sliceTypeMultiplanar, multi3d: nv.sliceTypeMultiplanar };
+    nv.opts.multiplanarShowRender = value === "multi3d" ? niivue.SHOW_RENDER.ALWAYS : niivue.SHOW_RENDER.NEVER;
+    nv.setSliceType(types[value]);
+  }
 }
 
+/* The views just shown take over the crosshair of those shown before (same study, same space). */
+function placeCrosshairs(views, space) {
+  const last = state.crosshair;
+  if (!last || last.study !== state.study || last.space !== space) return;
+  for (const { nv } of views) {
+    nv.scene.crosshairPos = nv.mm2frac(last.mm);
+    nv.drawScene();
+  }
+}
+
+/* A volume's value at a point (mm), or null outside it. */
+function valueAt(volume, mm) {
+  if (!volume) return null;
+  const [x, y, z] = volume.mm2vox(mm);
+  const [, nx, ny, nz] = volume.hdr.dims;
+  if (x < 0 || y < 0 || z < 0 || x >= nx || y >= ny || z >= nz) return null;
+  return volume.getValue(x, y, z, volume.frame4D);
+}
+
+/* The line under the controls: the crosshair's position, the label there and each image's intensity. */
 function showLocation(location) {
-  if (!location || !location.values || !state.detail) return;
-  const [image, overlay] = location.values;
-  const value = overlay ? Math.round(overlay.value) : 0;
+  if (!location || !location.mm || !state.detail) return;
+  const mm = Array.from(location.mm).slice(0, 3);
+  state.crosshair = { study: state.study, space: $("space").value, mm };
+  const views = activeViews().filter((view) => view.nv && view.nv.volumes.length > 1);
+  if (!views.length) return;
+  const value = Math.round(valueAt(views[0].nv.volumes[1], mm) || 0);
   const label = currentLabels().find((l) => l.value === value);
-  const mm = location.mm ? Array.from(location.mm).slice(0, 3).map((v) => v.toFixed(1)).join(", ") : "";
-  $("location").textContent = "at " + mm + " mm — " + $("modality").selectedOptions[0].textContent + " " +
-    (image ? Number(image.value).toFixed(1) : "") + " — label " + value + (label ? " " + label.name : " (none)");
+  const names = Object.fromEntries(QUAD);
+  const intensities = views.map((view) => {
+    const intensity = valueAt(view.nv.volumes[0], mm);
+    return names[view.modality || $("modality").value] + " " + (intensity === null ? "–" : Number(intensity).toFixed(1));
+  });
+  $("location").textContent = "at " + mm.map((v) => v.toFixed(1)).join(", ") + " mm — label " + value +
+    (label ? " " + label.name : " (none)") + " — " + intensities.join(", ");
 }
 
-/* The viewer's stage shows one of: the images (canvas), the report, the downloads. */
+/* The viewer's stage shows one of: the images (one canvas or four), the report, the downloads. */
 function showStage(which) {
-  $("canvas-box").hidden = which !== "images";
+  $("canvas-box").hidden = which !== "images" || fourImages();
+  $("quad-box").hidden = which !== "images" || !fourImages();
   $("report-box").hidden = which !== "report";
   $("files-box").hidden = which !== "files";
-  if (which === "images" && state.nv) state.nv.resizeListener();
+  if (which === "images") resizeViews();
+}
+
+function resizeViews() {
+  for (const { nv } of activeViews()) if (nv) nv.resizeListener();
 }
 
 function showReport() {
@@ -344,8 +447,8 @@ async function main() {
   drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (event) => { drop.classList.remove("over"); upload(event).catch(say); });
-  for (const id of ["space", "modality", "segmentation"]) $(id).addEventListener("change", () => showVolumes().catch(say));
-  $("opacity").addEventListener("input", applyOverlayStyle);
+  for (const id of ["space", "modality", "segmentation", "images"]) $(id).addEventListener("change", () => showVolumes().catch(say));
+  $("opacity").addEventListener("input", restyle);
   $("layout").addEventListener("change", applyLayout);
   $("show-images").addEventListener("click", () => showStage("images"));
   $("show-report").addEventListener("click", showReport);
@@ -356,10 +459,12 @@ async function main() {
   await openFromHash();
 }
 
-/* ``#study=NAME`` opens a study in the viewer (a link to share with a colleague on the same machine). */
+/* ``#study=NAME`` opens a study in the viewer (a link to share with a colleague on the same machine);
+ * ``&images=four`` with the four images. */
 async function openFromHash() {
-  const wanted = new URLSearchParams(location.hash.slice(1)).get("study");
-  if (wanted && wanted !== state.study) await openStudy(wanted);
+  const wanted = new URLSearchParams(location.hash.slice(1));
+  if (wanted.get("images") === "four" || wanted.get("images") === "one") $("images").value = wanted.get("images");
+  if (wanted.get("study") && wanted.get("study") !== state.study) await openStudy(wanted.get("study"));
 }
 
 main().catch((error) => { document.body.prepend(el("p", "btk app: " + error.message, { class: "fatal" })); });
