@@ -18,7 +18,7 @@ import numpy as np
 from btk import __version__
 from btk.deid import guard
 from btk.errors import InputError, MissingFileError, OutputError, OutputExistsError, unwritable_folder
-from btk.nifti import NiftiHeader, read_nifti, read_nifti_header
+from btk.nifti import FREE_TEXT_FIELDS, NiftiHeader, read_nifti, read_nifti_header
 from btk.staging import hold_file, remove_abandoned
 
 if TYPE_CHECKING:  # nibabel is imported where it is used: reading label maps and writing them needs none of it
@@ -290,11 +290,6 @@ GZIP_LEVEL = 1
 #: What btk writes into the ``descrip`` header field of every NIfTI file it writes: its mark of ownership
 #: (``--force`` replaces only files that carry it), and no free text of an input's header reaches an output.
 NIFTI_STAMP = f"btk {__version__}"
-
-
-#: The free-text fields of NIfTI-1 and NIfTI-2 headers besides ``descrip`` (converters and other tools write
-#: names, dates and protocol notes there).
-FREE_TEXT_FIELDS = ("aux_file", "intent_name", "db_name", "data_type")
 
 
 def holds_free_text(header: nib.Nifti1Header) -> bool:

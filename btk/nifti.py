@@ -83,8 +83,9 @@ _FIELDS: Final[dict[int, dict[str, tuple[int, str]]]] = {
 }
 _HEADER_SIZES: Final = {1: 348, 2: 540}
 _SINGLE_FILE_MAGIC: Final = {1: b"n+1\0", 2: b"n+2\0\r\n\x1a\n"}
-#: The free-text fields :func:`btk.io.scrub_free_text` empties (``descrip`` gets btk's stamp).
-_FREE_TEXT: Final = ("data_type", "db_name", "aux_file", "intent_name")
+#: The free-text fields of NIfTI-1 and NIfTI-2 headers besides ``descrip`` (converters and other tools write
+#: names, dates and protocol notes there); btk empties them in everything it writes.
+FREE_TEXT_FIELDS: Final = ("aux_file", "intent_name", "db_name", "data_type")
 
 
 class NiftiFormatError(ValueError):
@@ -214,7 +215,7 @@ class NiftiHeader:
         offset = _voxel_offset(0, self.version)
         fields["vox_offset"] = offset
         fields["descrip"] = description
-        for name in _FREE_TEXT:
+        for name in FREE_TEXT_FIELDS:
             if name in _FIELDS[self.version]:
                 fields[name] = b""
         header = bytes(fields.raw)
