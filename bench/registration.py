@@ -42,10 +42,11 @@ VARIANTS = {
     "coarsest-4": {"iterations": (1000, 500), "shrink_factors": (4, 2), "smoothing_sigmas": (2, 1)},
     "step-0.2": {"gradient_step": 0.2},
     "atlas-to-t1-inverted": {},
+    "atlas-to-t1-inverted-0.5": {"sampling_rate": 0.5},
 }
 #: Variants that register the atlas onto the T1 (the metric then samples the T1's small grid, not the 1 mm
 #: atlas) and invert the affine; their co-registrations are the default ones, so only T1 to atlas runs.
-INVERTED = {"atlas-to-t1-inverted"}
+INVERTED = {"atlas-to-t1-inverted", "atlas-to-t1-inverted-0.5"}
 
 
 def sample_points(path: Path, threshold: float | None = None, step: int = 7) -> np.ndarray:

@@ -13,7 +13,6 @@ import numpy as np
 from btk import __version__
 from btk.console import logger
 from btk.errors import BtkError, InputError
-from btk.fusion.agreement import AgreementReport, agreement_report
 from btk.fusion.candidates import CandidateLike, Candidates, load_candidates, normalise_weights
 from btk.fusion.methods import FusionMethod, fusion_method
 from btk.fusion.names import DEFAULT, MAV, flavour_name
@@ -25,6 +24,8 @@ from btk.nifti import NiftiHeader
 
 if TYPE_CHECKING:
     import nibabel as nib
+
+    from btk.fusion.agreement import AgreementReport
 
 
 @dataclass
@@ -331,6 +332,8 @@ def _agreement(
 ) -> AgreementReport:
     """Each candidate's agreement with the consensus, computed inside the tumour box only (widened by one
     voxel for the surfaces): Dice and HD95 do not change outside it."""
+    from btk.fusion.agreement import agreement_report  # with its metrics, only where a report is asked for
+
     reference = candidates.reference
     spacing = tuple(reference.zooms[:3]) if reference else (1.0, 1.0, 1.0)
     box = _box(any_label | (fused > 0), 1) or (slice(0, 1),) * fused.ndim
