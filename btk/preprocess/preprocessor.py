@@ -40,7 +40,12 @@ from btk.preprocess.inputs import ExamInputs, find_exam_inputs, normalise_overri
 from btk.preprocess.output_folder import WORK_PREFIX, built_atomically, remove_abandoned_outputs
 from btk.preprocess.provenance import StepTimer, redact, tool_versions, utc_now
 from btk.preprocess.qc import write_overview
-from btk.preprocess.registration import RegistrationJob, RegistrationSettings, register_all
+from btk.preprocess.registration import (
+    BackgroundRegistrations,
+    RegistrationJob,
+    RegistrationSettings,
+    register_all,
+)
 from btk.preprocess.resampling import resample
 from btk.spaces import DEFAULT_SPACE, MODES, AtlasSpace, NativeSpace, get_space
 from btk.staging import OwnedFolder
@@ -206,12 +211,9 @@ class Preprocessor:
             with timer.step("inputs"):
                 inputs, images = _read_inputs(exam_path, overrides, case_id, work, MODALITIES)
                 working = {m: _write_working_copy(images[m], work / f"{m}.nii.gz") for m in MODALITIES}
-            bar.update(task, advance=1, description=f"Brain extraction (HD-BET, {self.hdbet_mode} mode)")
-            with timer.step("brain_extraction"):
-                extraction, t1_mask = self._extract_brain(images["t1n"], inputs.images["t1n"], bar, task)
-            bar.update(task, advance=1, description="Registering T1 to the atlas and T1c, T2, FLAIR to T1")
-            with timer.step("registration"):
-                self._register(space, atlas, working, t1_mask, work, out)
+            extraction, t1_mask = self._extract_and_register(
+                space, atlas, images, inputs, working, work, out, timer, bar, task
+            )
             bar.update(task, advance=1, description="Brain masks in native and atlas space")
             with timer.step("masks"):
                 native_masks, brats_mask = _write_masks(t1_mask, images, working, atlas, atlas_image, out)
@@ -276,31 +278,61 @@ class Preprocessor:
             bar.update(task, advance=1)
         return inputs, extraction, _volume_ml(mask, images[reference][0])
 
-    def _register(
+    def _extract_and_register(
         self,
         space: AtlasSpace,
         atlas: Path,
+        images: dict[str, _Image],
+        inputs: ExamInputs,
         working: dict[str, Path],
-        t1_mask: np.ndarray,
         work: Path,
         out: dict[str, Path],
-    ) -> None:
-        """Register T1 to the atlas, and T1c, T2 and FLAIR to T1, into the transform files of ``out``.
+        timer: StepTimer,
+        bar,
+        task,
+    ) -> tuple[brain_extraction.BrainExtractionResult, np.ndarray]:
+        """The T1's brain mask (HD-BET) and the four registrations, written into the transform files of
+        ``out``: the brain extraction and the mask.
 
-        A brain-only template is matched by the brain-extracted T1 (the skull would pull the registration).
+        The registrations run in worker processes during the brain extraction, except for a brain-only
+        template, whose registration needs the brain mask first. The ``registration`` timing is then the wait
+        after the brain extraction.
         """
-        t1_for_atlas = working["t1n"]
-        if space.skull_stripped:
-            t1 = open_nifti(working["t1n"])
-            brain = np.asarray(t1.dataobj, dtype=np.float32) * (t1_mask > 0)
-            t1_for_atlas = work / "t1n_brain.nii.gz"
-            nib.save(nib.Nifti1Image(brain, t1.affine, t1.header), str(t1_for_atlas))
-        transforms = [RegistrationJob(atlas, t1_for_atlas, out[ATLAS_TRANSFORM_ROLE], self.atlas_registration)]
-        transforms += [
+        if space.skull_stripped:  # the brain-only template is matched by the brain-extracted T1: mask first
+            bar.update(task, advance=1, description=f"Brain extraction (HD-BET, {self.hdbet_mode} mode)")
+            with timer.step("brain_extraction"):
+                extraction, t1_mask = self._extract_brain(images["t1n"], inputs.images["t1n"], bar, task)
+            bar.update(task, advance=1, description="Registering T1 to the atlas and T1c, T2, FLAIR to T1")
+            with timer.step("registration"):
+                register_all(
+                    self._registration_jobs(atlas, _brain_only(working["t1n"], t1_mask, work), working, out),
+                    self.workers,
+                )
+        else:  # the registrations run in their worker processes during the brain extraction
+            jobs = self._registration_jobs(atlas, working["t1n"], working, out)
+            with BackgroundRegistrations(jobs, self.workers) as registrations:
+                bar.update(
+                    task,
+                    advance=1,
+                    description=f"Brain extraction (HD-BET, {self.hdbet_mode} mode) and registrations",
+                )
+                with timer.step("brain_extraction"):
+                    extraction, t1_mask = self._extract_brain(images["t1n"], inputs.images["t1n"], bar, task)
+                bar.update(task, advance=1, description="Registering T1 to the atlas and T1c, T2, FLAIR to T1")
+                with timer.step("registration"):
+                    registrations.wait()
+        return extraction, t1_mask
+
+    def _registration_jobs(
+        self, atlas: Path, t1_for_atlas: Path, working: dict[str, Path], out: dict[str, Path]
+    ) -> list[RegistrationJob]:
+        """T1 (``t1_for_atlas``: the head, or the brain for a brain-only template) to the atlas, and T1c, T2
+        and FLAIR to T1, into the transform files of ``out``; the longest first."""
+        jobs = [RegistrationJob(atlas, t1_for_atlas, out[ATLAS_TRANSFORM_ROLE], self.atlas_registration)]
+        return jobs + [
             RegistrationJob(working["t1n"], working[m], out[role], self.coregistration)
             for m, role in TRANSFORM_ROLES.items()
         ]
-        register_all(transforms, self.workers)
 
     def _write_images(
         self,
@@ -402,6 +434,16 @@ class Preprocessor:
 
 #: One input image and its voxels, as :func:`btk.preprocess.images.load_checked_image` reads them.
 _Image = tuple[nib.Nifti1Image, np.ndarray]
+
+
+def _brain_only(t1_path: Path, mask: np.ndarray, work: Path) -> Path:
+    """The T1 with everything outside the brain mask set to 0, written into ``work`` (for a brain-only
+    template)."""
+    t1 = open_nifti(t1_path)
+    brain = np.asarray(t1.dataobj, dtype=np.float32) * (mask > 0)
+    path = work / "t1n_brain.nii.gz"
+    nib.save(nib.Nifti1Image(brain, t1.affine, t1.header), str(path))
+    return path
 
 
 def _read_inputs(

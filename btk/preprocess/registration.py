@@ -10,6 +10,7 @@ importing this module changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -17,9 +18,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO
 
 from btk.errors import BtkError, InputError, MissingExtraError, error_kind
 from btk.io import DISK_FULL_ERRORS, disk_full
@@ -193,7 +196,7 @@ class RegistrationJob:
         return [sys.executable, "-m", "btk.preprocess.registration_worker", json.dumps(job), str(os.getpid())]
 
 
-def register_all(jobs: list[RegistrationJob], workers: int | None = None) -> None:
+def register_all(jobs: list[RegistrationJob], workers: int | None = None, stop: threading.Event | None = None) -> None:
     """Run several registrations in parallel processes (one ITK thread each, so results stay reproducible).
 
     Separate interpreters (not ``multiprocessing``) so that callers' scripts need no ``__main__`` guard. The
@@ -202,38 +205,78 @@ def register_all(jobs: list[RegistrationJob], workers: int | None = None) -> Non
     Args:
         jobs: The registrations; the longest should come first.
         workers: Processes at a time (default: the number of CPU cores).
+        stop: When set (by another thread), the running workers are killed and no other starts.
     """
     _require_ants()  # before any worker starts: the error names the extra to install
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    stop = stop or threading.Event()
     pending = list(jobs)
-    running: list[tuple[RegistrationJob, subprocess.Popen[str]]] = []
+    running: list[tuple[RegistrationJob, subprocess.Popen[str], IO[str]]] = []
     failures: list[tuple[RegistrationJob, str]] = []
-    try:
-        while pending or running:
-            while pending and len(running) < workers:
-                job = pending.pop(0)
-                running.append(
-                    (
-                        job,
-                        subprocess.Popen(
-                            job.command(),
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE,
-                            text=True,
-                            env=_worker_environment(),
-                        ),
+    with contextlib.ExitStack() as files:
+        try:
+            while (pending or running) and not stop.is_set():
+                while pending and len(running) < workers:
+                    job = pending.pop(0)
+                    errors: IO[str] = files.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8"))  # never full
+                    process = subprocess.Popen(
+                        job.command(), stdout=subprocess.DEVNULL, stderr=errors, text=True, env=_worker_environment()
                     )
-                )
-            job, process = running.pop(0)
-            _, error = process.communicate()
-            if process.returncode != 0:
-                failures.append((job, error.strip()))
-    finally:
-        for _, process in running:
-            process.kill()
+                    running.append((job, process, errors))
+                for entry in [entry for entry in running if entry[1].poll() is not None]:
+                    running.remove(entry)
+                    if entry[1].returncode != 0:
+                        entry[2].seek(0)
+                        failures.append((entry[0], entry[2].read().strip()))
+                stop.wait(_POLL_SECONDS)
+        finally:
+            for _, process, _ in running:
+                process.kill()
+                process.wait()
     if failures:
         job, error = failures[0]
         raise _worker_error(job, error)
+
+
+#: How often :func:`register_all` looks at its workers (seconds); a registration takes seconds to minutes.
+_POLL_SECONDS = 0.05
+
+
+class BackgroundRegistrations:
+    """Registrations that run in worker processes (:func:`register_all`) while the caller goes on, e.g. with
+    the brain extraction that does not need them; leaving the ``with`` block by an exception kills them.
+
+    >>> with BackgroundRegistrations(jobs) as registrations:
+    ...     mask = extract_the_brain()
+    ...     registrations.wait()  # raises what a registration raised
+    """
+
+    def __init__(self, jobs: list[RegistrationJob], workers: int | None = None):
+        _require_ants()  # in the caller's thread, so that the error reaches it at once
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(jobs, workers), daemon=True)
+
+    def _run(self, jobs: list[RegistrationJob], workers: int | None) -> None:
+        try:
+            register_all(jobs, workers, self._stop)
+        except BaseException as error:  # handed to the caller's thread by wait()
+            self._error = error
+
+    def __enter__(self) -> BackgroundRegistrations:
+        self._thread.start()
+        return self
+
+    def wait(self) -> None:
+        """Wait for every registration to end; raise the error of the first that failed."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None or self._thread.is_alive():
+            self._stop.set()
+        self._thread.join()
 
 
 def _worker_error(job: RegistrationJob, stderr: str) -> BtkError:
