@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import nibabel as nib
 import numpy as np
@@ -12,6 +15,7 @@ import SimpleITK as sitk
 from btk.cli import main
 from btk.modalities import MODALITIES
 from btk.preprocess import PreprocessedExam, Preprocessor, output_layout, to_native
+from btk.preprocess.registration import COREGISTRATION_SAMPLING_RATE
 from btk.spaces import get_space
 from tests.support.preprocess import PATIENT_ID, PATIENT_NAME, REFERENCE, REFERENCE_NAMES, dice
 
@@ -101,7 +105,19 @@ def test_provenance_records_inputs_versions_parameters_timings_and_fallback(prep
     assert {"brain_extraction", "registration", "resampling_and_masking"} <= set(provenance["timings_seconds"])
     extraction = provenance["brain_extraction"]
     assert extraction["mode_used"] == "fast" and "budget" in extraction["fallback"]  # accurate asked, memory budget
+    assert provenance["parameters"]["coregistration"]["sampling_rate"] == COREGISTRATION_SAMPLING_RATE
     assert {c["modality"] for c in provenance["recognition"]["candidates"]} == set(MODALITIES)
+
+
+def test_hdbet_runs_on_the_cores_the_background_registrations_leave(preprocessed_tcga):
+    import torch
+
+    cores, workers = os.cpu_count() or 1, min(os.cpu_count() or 1, 4)  # four registrations, one per core at most
+    assert preprocessed_tcga.provenance["brain_extraction"]["cpu_threads"] == max(1, cores - workers)
+    fresh = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.get_num_threads())"], capture_output=True, text=True
+    )
+    assert torch.get_num_threads() == int(fresh.stdout)  # restored for the rest of the process
 
 
 def test_patient_identity_appears_nowhere_in_the_outputs(preprocessed_tcga):

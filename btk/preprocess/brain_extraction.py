@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -41,6 +41,8 @@ class BrainExtractionResult:
     device: str
     fallback: str | None = None
     weights: list[str] = field(default_factory=list)
+    #: PyTorch's CPU threads during the run (None on a GPU).
+    cpu_threads: int | None = None
 
 
 def resolve_device(device: str) -> str:
@@ -94,6 +96,7 @@ def extract_brain(
     device: str = "auto",
     memory_budget_gb: float | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    cpu_threads: int | None = None,
 ) -> BrainExtractionResult:
     """Brain mask (``uint8``, same shape as ``data``) of a 3-D head MRI.
 
@@ -104,10 +107,18 @@ def extract_brain(
         device: ``cpu``, ``cuda`` or ``auto``.
         memory_budget_gb: If given and accurate mode is estimated to need more, fast mode is used instead.
         on_step: Called with (done, total) after each network fold.
+        cpu_threads: PyTorch threads on the CPU while it runs (default: PyTorch's, one per core), e.g. fewer
+            when other processes use some of the cores. The mask does not depend on it.
     """
     if mode not in MODES:
         raise InputError(f"unknown HD-BET mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
     device = resolve_device(device)
+    with _torch_threads(cpu_threads if device == "cpu" else None):
+        return _extract(data, spacing, mode, device, memory_budget_gb, on_step)
+
+
+def _extract(data, spacing, mode, device, memory_budget_gb, on_step) -> BrainExtractionResult:
+    """:func:`extract_brain` on a resolved device: the mode asked for, or fast mode if accurate needs too much."""
     if mode == "accurate" and memory_budget_gb is not None:
         needed = estimated_memory_gb(data.shape, spacing, "accurate")
         if needed > memory_budget_gb:
@@ -122,6 +133,22 @@ def extract_brain(
         reason = f"accurate mode ran out of memory ({error.__class__.__name__}: {str(error).splitlines()[0]})"
         logger.warning("HD-BET: %s; falling back to fast mode", reason)
         return _fallback(data, spacing, device, reason, on_step)
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """PyTorch's CPU thread count set to ``threads`` (unless None) for the block, then restored."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _fallback(data, spacing, device, reason, on_step) -> BrainExtractionResult:
@@ -178,5 +205,9 @@ def _run(data, spacing, mode, device, on_step) -> BrainExtractionResult:
         mask = padorcut(resize_image(segmentation, MODEL_SPACING, spacing, order=0), data.shape)
     logger.debug("HD-BET output: %s", quiet.getvalue().strip().replace("\n", " | "))
     return BrainExtractionResult(
-        mask=(mask > 0).astype(np.uint8), mode=mode, device=device, weights=[p.name for p in files]
+        mask=(mask > 0).astype(np.uint8),
+        mode=mode,
+        device=device,
+        weights=[p.name for p in files],
+        cpu_threads=torch.get_num_threads() if device == "cpu" else None,
     )
