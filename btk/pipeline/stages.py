@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from btk.clinical import ClinicalFindings
-    from btk.report.data import ExamReportData
+    from btk.report.data import AgreementRecord, AlgorithmRunRecord, CandidateRecord, ExamReportData
 
 StageResult = tuple[dict[str, Path], dict]
 
@@ -379,7 +379,6 @@ def exam_report_data(context: StudyContext, clinical: dict | None = None) -> Exa
 
     ``clinical``: the clinical measures (``ClinicalFindings.to_dict()``), if measured.
     """
-    from btk.fusion.agreement import AgreementReport
     from btk.report import data as report
     from btk.report.citations import citations
     from btk.report.exam import region_volumes_ml
@@ -395,8 +394,6 @@ def exam_report_data(context: StudyContext, clinical: dict | None = None) -> Exa
         path = context.outputs.get(stage, {}).get(name)
         return None if path is None else os.path.relpath(path, final)
 
-    agreement_file = context.outputs["fuse"].get("agreement")
-    agreement = AgreementReport.load(agreement_file) if agreement_file else None
     return report.ExamReportData(
         study=context.name,
         kind=study.kind,
@@ -406,27 +403,13 @@ def exam_report_data(context: StudyContext, clinical: dict | None = None) -> Exa
         fusion=report.FusionRecord(
             str(fuse.get("method", "")), fuse.get("mode", ""), fuse.get("flavour", ""), fuse.get("sources", {})
         ),
-        candidates=tuple(
-            report.CandidateRecord(c["name"], c["origin"], c["source"], c["sha256"], c["labels"])
-            for c in segment.get("candidates", [])
-        ),
+        candidates=_candidate_records(segment),
         files=report.ReportFiles(
             relative("fuse", "fused") or "", relative("native", "native"), relative("evaluate", "evaluation")
         ),
         candidates_source=segment.get("candidates_source", ""),
-        algorithm_runs=tuple(
-            report.AlgorithmRunRecord(
-                r["algorithm"], r["status"], r.get("message", ""), r.get("device", "-"), r.get("seconds", 0.0)
-            )
-            for r in segment.get("algorithm_runs", [])
-        ),
-        agreement=None
-        if agreement is None
-        else report.AgreementRecord(
-            agreement.case,
-            agreement.convention,
-            tuple(report.CandidateAgreementRecord(c.name, c.dice, c.hd95_mm) for c in agreement.candidates),
-        ),
+        algorithm_runs=_algorithm_run_records(segment),
+        agreement=_agreement_record(context.outputs["fuse"].get("agreement")),
         evaluation=report.EvaluationRecord(evaluate["reference"], evaluate["dice"]) if evaluate else None,
         stages={
             stage: report.StageRecord(float(d.get("seconds", 0.0)), d.get("source") or d.get("reference") or "")
@@ -447,6 +430,43 @@ def exam_report_data(context: StudyContext, clinical: dict | None = None) -> Exa
         ),
         clinical=clinical,
         figures=("t1c", "flair") if "t2f" in context.brats_images() else ("t1c",),
+    )
+
+
+def _candidate_records(segment: dict) -> tuple[CandidateRecord, ...]:
+    """The report's records of the candidates the segment stage gathered."""
+    from btk.report import data as report
+
+    return tuple(
+        report.CandidateRecord(c["name"], c["origin"], c["source"], c["sha256"], c["labels"])
+        for c in segment.get("candidates", [])
+    )
+
+
+def _algorithm_run_records(segment: dict) -> tuple[AlgorithmRunRecord, ...]:
+    """The report's records of the algorithms the segment stage ran."""
+    from btk.report import data as report
+
+    return tuple(
+        report.AlgorithmRunRecord(
+            r["algorithm"], r["status"], r.get("message", ""), r.get("device", "-"), r.get("seconds", 0.0)
+        )
+        for r in segment.get("algorithm_runs", [])
+    )
+
+
+def _agreement_record(agreement_file: Path | None) -> AgreementRecord | None:
+    """The candidates' agreement with the consensus, from the fuse stage's agreement report (if it wrote one)."""
+    if agreement_file is None:
+        return None
+    from btk.fusion.agreement import AgreementReport
+    from btk.report import data as report
+
+    agreement = AgreementReport.load(agreement_file)
+    return report.AgreementRecord(
+        agreement.case,
+        agreement.convention,
+        tuple(report.CandidateAgreementRecord(c.name, c.dice, c.hd95_mm) for c in agreement.candidates),
     )
 
 

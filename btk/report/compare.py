@@ -78,27 +78,43 @@ def write_compare_page(
         reports: Exam name -> its report page (relative to the page's folder), linked from the volume table.
     """
     exams = comparison["exams"]
-    reports = reports or {}
     body = [f'<p class="disclaimer">{escape(DISCLAIMER)}</p>']
     body.append(
         f"<p>Baseline: <b>{escape(exams[0])}</b>; follow-ups: {escape(', '.join(exams[1:]))}. "
         f"Labels: {escape(comparison['labels'])}.</p>"
     )
     body.append('<h2>Volumes</h2><img src="volumes.png" alt="volume of each region over time">')
-    regions = list(comparison["volumes_ml"])
-    body.append(
-        table(
-            ["exam", *(f"{r} (ml)" for r in regions)],
-            [
-                [
-                    link(reports[exam], exam) if exam in reports else exam,
-                    *(float(comparison["volumes_ml"][r][i]) for r in regions),
-                ]
-                for i, exam in enumerate(exams)
-            ],
-        )
-    )
+    body.append(_volume_table(comparison, reports or {}))
     body.append("<h2>Change and response</h2>")
+    body.append(_response_table(comparison))
+    body.append(
+        f'<p class="note">Response on the {escape(comparison["response_region"])} volume; new and vanished foci of '
+        "the outermost region since the exam before. Rule: "
+        f"{escape(comparison['source'])}. Only the images are assessed, not RANO's clinical conditions. Resection "
+        f"class: {escape(comparison['resection_source'])}.</p>"
+    )
+    body.append('<h2>The same slices</h2><img src="slices.png" alt="every exam on the same slices">')
+    body += [f'<p class="note">{escape(note)}</p>' for note in image_notes]
+    return write_page(path, page("btk follow-up", body))
+
+
+def _volume_table(comparison: Mapping[str, Any], reports: Mapping[str, str]) -> str:
+    """Each exam's volume per region (ml), the exam linked to its report where it has one."""
+    regions = list(comparison["volumes_ml"])
+    return table(
+        ["exam", *(f"{r} (ml)" for r in regions)],
+        [
+            [
+                link(reports[exam], exam) if exam in reports else exam,
+                *(float(comparison["volumes_ml"][r][i]) for r in regions),
+            ]
+            for i, exam in enumerate(comparison["exams"])
+        ],
+    )
+
+
+def _response_table(comparison: Mapping[str, Any]) -> str:
+    """Per follow-up: the change from baseline, foci, RANO sum of products, response and extent of resection."""
     rows = []
     for follow in comparison["follow_ups"]:
         changes = "; ".join(
@@ -120,27 +136,14 @@ def write_compare_page(
                 "-" if resection is None else f"{resection:.1f} % (RANO resect class {follow['resection_class']})",
             ]
         )
-    body.append(
-        table(
-            [
-                "follow-up",
-                "change from baseline",
-                "new foci",
-                "vanished foci",
-                "RANO sum of products",
-                "response",
-                "why",
-                "extent of resection (ET), class",
-            ],
-            rows,
-        )
-    )
-    body.append(
-        f'<p class="note">Response on the {escape(comparison["response_region"])} volume; new and vanished foci of '
-        "the outermost region since the exam before. Rule: "
-        f"{escape(comparison['source'])}. Only the images are assessed, not RANO's clinical conditions. Resection "
-        f"class: {escape(comparison['resection_source'])}.</p>"
-    )
-    body.append('<h2>The same slices</h2><img src="slices.png" alt="every exam on the same slices">')
-    body += [f'<p class="note">{escape(note)}</p>' for note in image_notes]
-    return write_page(path, page("btk follow-up", body))
+    headers = [
+        "follow-up",
+        "change from baseline",
+        "new foci",
+        "vanished foci",
+        "RANO sum of products",
+        "response",
+        "why",
+        "extent of resection (ET), class",
+    ]
+    return table(headers, rows)
