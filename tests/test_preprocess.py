@@ -14,7 +14,7 @@ import SimpleITK as sitk
 
 from btk.cli import main
 from btk.modalities import MODALITIES
-from btk.preprocess import PreprocessedExam, Preprocessor, output_layout, to_native
+from btk.preprocess import PreprocessedExam, Preprocessor, brain_extraction, output_layout, to_native
 from btk.preprocess.registration import COREGISTRATION_SAMPLING_RATE
 from btk.spaces import get_space
 from tests.support.preprocess import PATIENT_ID, PATIENT_NAME, REFERENCE, REFERENCE_NAMES, dice
@@ -107,6 +107,15 @@ def test_provenance_records_inputs_versions_parameters_timings_and_fallback(prep
     assert extraction["mode_used"] == "fast" and "budget" in extraction["fallback"]  # accurate asked, memory budget
     assert provenance["parameters"]["coregistration"]["sampling_rate"] == COREGISTRATION_SAMPLING_RATE
     assert {c["modality"] for c in provenance["recognition"]["candidates"]} == set(MODALITIES)
+
+
+def test_accurate_mode_is_planned_as_fast_mode_beyond_the_memory_budget():
+    shape, spacing = (256, 224, 26), (0.9, 0.9, 5.5)
+    assert brain_extraction.planned_mode("accurate", shape, spacing) == ("accurate", None)
+    assert brain_extraction.planned_mode("fast", shape, spacing, memory_budget_gb=0.01) == ("fast", None)
+    mode, reason = brain_extraction.planned_mode("accurate", shape, spacing, memory_budget_gb=0.01)
+    assert mode == "fast" and reason is not None and "budget of 0.0 GiB" in reason
+    assert brain_extraction.planned_mode("accurate", shape, spacing, memory_budget_gb=64) == ("accurate", None)
 
 
 def test_hdbet_runs_on_the_cores_the_background_registrations_leave(preprocessed_tcga):

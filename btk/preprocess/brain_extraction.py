@@ -117,14 +117,25 @@ def extract_brain(
         return _extract(data, spacing, mode, device, memory_budget_gb, on_step)
 
 
+def planned_mode(
+    mode: str, shape: tuple[int, ...], spacing: tuple[float, ...], memory_budget_gb: float | None = None
+) -> tuple[str, str | None]:
+    """The mode :func:`extract_brain` runs for an image of this shape and voxel size, and why it is not
+    ``mode`` (None when it is): accurate mode falls back to fast mode when it would exceed the budget."""
+    if mode == "accurate" and memory_budget_gb is not None:
+        needed = estimated_memory_gb(shape, spacing, "accurate")
+        if needed > memory_budget_gb:
+            budget = f"the budget of {memory_budget_gb:.1f} GiB"
+            return "fast", f"accurate mode needs about {needed:.1f} GiB, more than {budget}"
+    return mode, None
+
+
 def _extract(data, spacing, mode, device, memory_budget_gb, on_step) -> BrainExtractionResult:
     """:func:`extract_brain` on a resolved device: the mode asked for, or fast mode if accurate needs too much."""
-    if mode == "accurate" and memory_budget_gb is not None:
-        needed = estimated_memory_gb(data.shape, spacing, "accurate")
-        if needed > memory_budget_gb:
-            reason = f"accurate mode needs about {needed:.1f} GiB, more than the budget of {memory_budget_gb:.1f} GiB"
-            logger.warning("HD-BET: %s; falling back to fast mode", reason)
-            return _fallback(data, spacing, device, reason, on_step)
+    _, reason = planned_mode(mode, data.shape, spacing, memory_budget_gb)
+    if reason is not None:
+        logger.warning("HD-BET: %s; falling back to fast mode", reason)
+        return _fallback(data, spacing, device, reason, on_step)
     try:
         return _run(data, spacing, mode, device, on_step)
     except (MemoryError, RuntimeError) as error:

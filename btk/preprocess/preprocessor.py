@@ -299,8 +299,7 @@ class Preprocessor:
 
         The registrations run in worker processes during the brain extraction, except for a brain-only
         template, whose registration needs the brain mask first. The ``registration`` timing is then the wait
-        after the brain extraction, and HD-BET runs on the CPU cores the workers leave (at least one): more
-        threads than cores would make PyTorch's threads wait for each other (on 2 cores: 38 s instead of 53 s).
+        after the brain extraction (see :meth:`_extract_brain` for the cores HD-BET uses meanwhile).
         """
         if space.skull_stripped:  # the brain-only template is matched by the brain-extracted T1: mask first
             bar.update(task, advance=1, description=f"Brain extraction (HD-BET, {self.hdbet_mode} mode)")
@@ -314,7 +313,6 @@ class Preprocessor:
                 )
         else:  # the registrations run in their worker processes during the brain extraction
             jobs = self._registration_jobs(atlas, working["t1n"], working, out)
-            threads = max(1, (os.cpu_count() or 1) - worker_count(jobs, self.workers))
             with BackgroundRegistrations(jobs, self.workers) as registrations:
                 bar.update(
                     task,
@@ -323,7 +321,7 @@ class Preprocessor:
                 )
                 with timer.step("brain_extraction"):
                     extraction, t1_mask = self._extract_brain(
-                        images["t1n"], inputs.images["t1n"], bar, task, cpu_threads=threads
+                        images["t1n"], inputs.images["t1n"], bar, task, busy_cores=worker_count(jobs, self.workers)
                     )
                 bar.update(task, advance=1, description="Registering T1 to the atlas and T1c, T2, FLAIR to T1")
                 with timer.step("registration"):
@@ -395,10 +393,18 @@ class Preprocessor:
         }
 
     def _extract_brain(
-        self, t1, t1_path: Path, bar, task, cpu_threads: int | None = None
+        self, t1, t1_path: Path, bar, task, busy_cores: int = 0
     ) -> tuple[brain_extraction.BrainExtractionResult, np.ndarray]:
+        """HD-BET's brain mask of the T1 and how it was made, while ``busy_cores`` cores run other work.
+
+        In fast mode on the CPU, HD-BET then runs on the cores left (at least one): more PyTorch threads than
+        free cores wait for each other (on 2 cores beside two registrations: 28 s instead of 37 s, and the
+        same mask). Accurate mode (minutes) keeps PyTorch's thread count: the other work ends early in it.
+        """
         image, data = t1
         canonical, canonical_data, spacing = orientation.to_hdbet_axes(image, data)
+        mode, _ = brain_extraction.planned_mode(self.hdbet_mode, canonical_data.shape, spacing, self.memory_budget_gb)
+        cpu_threads = max(1, (os.cpu_count() or 1) - busy_cores) if busy_cores and mode == "fast" else None
         if self.hdbet_mode == "accurate" and self.device == "cpu":
             minutes = CPU_SECONDS_PER_PASS * 5 * 8 / 60
             logger.info(
