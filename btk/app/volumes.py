@@ -123,10 +123,13 @@ class ViewerVolumes:
             with self._lock:
                 if key in self._cache:
                     return self._cache[key]
-            data = make()
+            try:
+                data = make()
+            finally:
+                with self._lock:
+                    self._making.pop(key, None)
             with self._lock:
                 self._cache[key] = data
-                self._making.pop(key, None)
                 while len(self._cache) > self.keep:
                     self._cache.popitem(last=False)
         return data

@@ -241,8 +241,10 @@ async function openStudy(name) {
   const select = $("segmentation");
   select.replaceChildren(el("option", "consensus", { value: "consensus" }));
   // What the views will show is fetched, and their NiiVue started, while the study's details come.
-  for (const view of activeViews())
-    for (const [key, grid] of [[imageKeyOf(view)], [segmentationKey(), imageKeyOf(view)]]) bytesOf(key, grid).catch(() => {});
+  for (const view of activeViews()) {
+    bytesOf(imageKeyOf(view)).catch(() => {});
+    bytesOf(segmentationKey(), imageKeyOf(view)).catch(() => {});
+  }
   viewers(activeViews()).catch(say);
   const detail = await api("/api/studies/" + encodeURIComponent(name));
   state.detail = detail;
@@ -337,7 +339,7 @@ async function loadView(view, imageKey, segmentationKey, generation) {
     nv.volumes = [];
     nv.addVolume(image);  // the image's one pass, which also makes the colour-map texture
   } else nv.refreshColormaps();
-  nv.loadDrawing(labels);
+  if (!nv.loadDrawing(labels)) throw new Error("the segmentation " + segmentationKey + " is not on the image's grid");
   Object.assign(view, { image: imageKey, segmentation: segmentationKey, labels, style: state.style });
 }
 
