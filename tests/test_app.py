@@ -253,18 +253,15 @@ def test_cancelling_a_run_stops_it_and_leaves_no_half_written_stage(tmp_path):
         assert answer[0]["state"] == "incomplete"
 
 
-@pytest.mark.slow
-def test_a_disagreement_map_marks_where_a_candidate_differs_from_the_consensus(tmp_path):
-    from btk.app.volumes import disagreement_nifti
-    from btk.io import load_label_map
+def test_a_disagreement_map_marks_where_a_candidate_differs_from_the_consensus():
+    from btk.app.volumes import disagreement
+    from btk.io import read_label_map
     from tests.support.pipeline import CANDIDATES
 
     candidate, consensus = sorted(CANDIDATES["TCGA-FG-6692"].glob("*.nii.gz"))[:2]
-    path = tmp_path / "map.nii.gz"
-    path.write_bytes(disagreement_nifti(candidate, consensus))
-    _, result = load_label_map(path)
-    _, ours = load_label_map(candidate)
-    _, theirs = load_label_map(consensus)
+    _, ours = read_label_map(candidate)
+    _, theirs = read_label_map(consensus)
+    result = disagreement(ours, theirs)
     assert set(np.unique(result)) <= {0, 1, 2, 3}
     assert np.array_equal(result == 1, (ours > 0) & (theirs == 0))
     assert np.array_equal(result == 2, (ours == 0) & (theirs > 0))
@@ -300,3 +297,54 @@ def test_the_command_prints_the_url_and_stops_cleanly_on_ctrl_c(tmp_path):
         assert not list(tmp_path.glob("btk-app-uploads-*"))  # the upload workspace is gone
     finally:
         process.kill()
+
+
+def synthetic_image(path, affine, shape=(20, 22, 18), dtype=np.float32):
+    """A NIfTI image at ``path``: random values in a box inside a zero background."""
+    import nibabel as nib
+
+    data = np.zeros(shape, dtype)
+    data[3:15, 5:20, 2:17] = np.random.default_rng(0).uniform(1, 500, (12, 15, 15))
+    nib.save(nib.Nifti1Image(data, affine), path)
+    return data
+
+
+def test_the_viewer_gets_an_image_cut_to_its_brain_each_voxel_where_it_was(tmp_path):
+    import nibabel as nib
+
+    from btk.app.volumes import ViewerVolumes
+
+    affine = np.array([[-1.1, 0.1, 0, 30], [0, -0.9, 0.2, 120], [0.05, 0, 1.3, -5], [0, 0, 0, 1]])
+    data = synthetic_image(tmp_path / "t1c.nii.gz", affine)
+    cut = nib.Nifti1Image.from_bytes(ViewerVolumes().image(tmp_path / "t1c.nii.gz"))
+    assert cut.shape == (12, 15, 15) and cut.get_data_dtype() == np.float32
+    assert np.array_equal(cut.get_fdata(), data[3:15, 5:20, 2:17])
+    assert np.allclose(cut.affine @ [0, 0, 0, 1], affine @ [3, 5, 2, 1])  # the same corner voxel, the same place
+    assert np.allclose(cut.affine[:3, :3], affine[:3, :3])
+
+
+def test_the_viewer_gets_a_segmentation_on_the_grid_of_the_cut_image_it_is_drawn_over(tmp_path):
+    import nibabel as nib
+
+    from btk.app.volumes import ViewerVolumes
+
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0])
+    affine[:3, 3] = [0, 239, 0]
+    synthetic_image(tmp_path / "t2w.nii.gz", affine)
+    labels = np.zeros((20, 22, 18), np.uint8)
+    labels[4:8, 6:9, 3:5], labels[10, 12, 14] = 2, 3
+    flipped = affine @ np.array([[-1, 0, 0, 19], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])  # x stored reversed
+    nib.save(nib.Nifti1Image(labels[::-1], flipped), tmp_path / "candidate.nii.gz")
+    volumes = ViewerVolumes()
+    placed = nib.Nifti1Image.from_bytes(volumes.labels(tmp_path / "t2w.nii.gz", tmp_path / "candidate.nii.gz"))
+    assert placed.shape == (12, 15, 15) and placed.get_data_dtype() == np.uint8
+    assert np.allclose(placed.affine, nib.Nifti1Image.from_bytes(volumes.image(tmp_path / "t2w.nii.gz")).affine)
+    assert np.array_equal(np.asanyarray(placed.dataobj), labels[3:15, 5:20, 2:17])
+
+    # A label outside the brain (a candidate's mistake in the background) widens the image's box: it is drawn too.
+    labels[18, 2, 1] = 1
+    nib.save(nib.Nifti1Image(labels, affine), tmp_path / "consensus.nii.gz")
+    study = [tmp_path / "candidate.nii.gz", tmp_path / "consensus.nii.gz"]
+    placed = nib.Nifti1Image.from_bytes(volumes.labels(tmp_path / "t2w.nii.gz", study[1], segmentations=study))
+    assert placed.shape == (16, 18, 16)
+    assert np.array_equal(np.asanyarray(placed.dataobj), labels[3:19, 2:20, 1:17])

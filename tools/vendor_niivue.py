@@ -5,6 +5,8 @@
 
 ``npm pack @niivue/niivue@VERSION`` fetches the published package; its checksum must match the pinned one,
 and so must the UMD bundle taken from it (``dist/niivue.umd.js``: self-contained, no network at run time).
+btk's changes to it (:data:`PATCHES`, each replacing a text that occurs once) are made on the way, and the
+vendored file is pinned too (``VENDORED_SHA256``).
 NiiVue's own licence (BSD-2-Clause) is in ``LICENSE`` beside it (the npm package ships none; the text is the
 LICENSE file of github.com/niivue/niivue); the packages bundled into it are listed with their licences
 (fetched with ``npm pack`` too) in ``THIRD-PARTY-NOTICES.txt``.
@@ -16,7 +18,6 @@ import argparse
 import hashlib
 import json
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -26,6 +27,24 @@ from pathlib import Path
 VERSION = "0.69.0"
 PACKAGE_SHA256 = "6e9a6a471b428eb3b258a0086beca9187d95e43a781a39e8a519c6da246af485"
 BUNDLE_SHA256 = "47b896b77ec4a5be3ef1949c33ad393b6f45629921f326c279000bcf51bdb4af"
+VENDORED_SHA256 = "bc62327bf818d60a5acd384e2311432ef36f8d29a3bd7b704415e8c8a7af49fb"
+#: btk's changes to the bundle: (why, the text replaced, its replacement). NiiVue 0.69.0 computes the 3-D
+#: gradients of every new image (two passes over its voxels, in software WebGL about 80% of the image's cost)
+#: though only the gradient render shaders read them, and the default one, the only one btk app uses, does not:
+#: it computes them now only for those shaders, and when a gradient opacity selects one.
+PATCHES = (
+    (
+        "the gradients of a new image only for a render shader that reads them",
+        "g===0&&(this.volumeTexture=i,this.gradientTexture=Ti({",
+        "g===0&&(this.volumeTexture=i,this.gradientTexture=(this.renderShader===this.renderGradientShader||"
+        "this.renderShader===this.renderGradientValuesShader?Ti:B=>B.gradientTexture)({",
+    ),
+    (
+        "setGradientOpacity(): the gradients when it selects the gradient shader without illumination",
+        "this.renderShader.use(this.gl),this.gradientTextureAmount>0&&this.refreshLayers(this.volumes[0],0)",
+        "this.renderShader.use(this.gl),(this.gradientTextureAmount>0||A>0)&&this.refreshLayers(this.volumes[0],0)",
+    ),
+)
 TARGET = Path(__file__).resolve().parents[1] / "btk" / "app" / "static" / "vendor" / "niivue"
 BUNDLE = "niivue.umd.js"
 LICENCE_NAMES = ("LICENSE", "LICENSE.md", "LICENSE.txt", "license", "LICENCE", "license.md")
@@ -33,6 +52,15 @@ LICENCE_NAMES = ("LICENSE", "LICENSE.md", "LICENSE.txt", "license", "LICENCE", "
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def patched(bundle: str) -> str:
+    """The bundle with btk's :data:`PATCHES` made; each replaced text must occur exactly once."""
+    for why, text, replacement in PATCHES:
+        if bundle.count(text) != 1:
+            sys.exit(f"{BUNDLE}: the text to change for {why!r} occurs {bundle.count(text)} times, not once")
+        bundle = bundle.replace(text, replacement)
+    return bundle
 
 
 def npm_pack(spec: str, folder: Path) -> Path:
@@ -103,7 +131,10 @@ def vendor() -> None:
         if meta.get("license") != "BSD-2-Clause":
             sys.exit(f"NiiVue's licence is now {meta.get('license')!r}: review LICENSE before vendoring")
         TARGET.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(package / "dist" / BUNDLE, TARGET / BUNDLE)
+        bundle = patched((package / "dist" / BUNDLE).read_bytes().decode("utf-8"))
+        (TARGET / BUNDLE).write_bytes(bundle.encode("utf-8"))
+        if sha256(TARGET / BUNDLE) != VENDORED_SHA256:
+            sys.exit(f"{BUNDLE}: the patched bundle's checksum differs from the pinned {VENDORED_SHA256}")
         versions = resolved_versions(meta, bundled_packages(package))
         (TARGET / "THIRD-PARTY-NOTICES.txt").write_text(notices(versions, folder), encoding="utf-8")
     print(f"vendored NiiVue {VERSION} into {TARGET}")
@@ -111,11 +142,11 @@ def vendor() -> None:
 
 def check() -> None:
     bundle = TARGET / BUNDLE
-    if not bundle.is_file() or sha256(bundle) != BUNDLE_SHA256:
+    if not bundle.is_file() or sha256(bundle) != VENDORED_SHA256:
         sys.exit(f"{bundle}: missing or not NiiVue {VERSION}'s bundle; run python tools/vendor_niivue.py")
     if not (TARGET / "LICENSE").is_file():
         sys.exit(f"{TARGET / 'LICENSE'}: NiiVue's licence must be shipped with it")
-    print(f"{bundle}: NiiVue {VERSION}, checksum verified")
+    print(f"{bundle}: NiiVue {VERSION} with btk's patches, checksum verified")
 
 
 if __name__ == "__main__":

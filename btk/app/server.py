@@ -11,7 +11,7 @@ needs the token (``?token=`` once, then the cookie it sets, or ``Authorization: 
 | ``GET /api/config`` | the allowed folders, the output folder, the run options |
 | ``GET /api/browse?root=R&path=P`` | the folders and files at ``P`` inside allowed folder ``R`` |
 | ``GET /api/studies``, ``GET /api/studies/<study>`` | the studies of the output folder; one in detail |
-| ``GET /api/studies/<study>/volumes/<key>.nii.gz`` | an image or segmentation for the viewer |
+| ``GET /api/studies/<study>/volumes/<key>.nii`` | an image for the viewer; a segmentation on one's grid (``?grid=``) |
 | ``GET /api/events`` | server-sent events: the run and the studies, whenever they change |
 | ``POST /api/runs``, ``POST /api/runs/cancel`` | start a run; cancel it |
 | ``POST /api/uploads``, ``PUT /api/uploads/<id>/<path>`` | a new upload; one file of it |
@@ -38,7 +38,7 @@ from btk.app.runs import RunManager, RunSettings
 from btk.app.security import TOKEN_COOKIE, AllowedHosts, confine, cookie_token, is_inside, token_matches
 from btk.app.studies import STAGE_ORDER, list_studies
 from btk.app.uploads import Uploads
-from btk.app.volumes import DISAGREEMENT_LABELS, DisagreementMaps, study_volumes
+from btk.app.volumes import DISAGREEMENT_LABELS, ViewerVolumes, is_image_key, study_volumes
 from btk.errors import BtkError, MissingFileError
 from btk.fusion.names import METHODS
 from btk.io import is_nifti
@@ -71,7 +71,7 @@ class AppState:
     token: str
     uploads: Uploads
     runs: RunManager = field(init=False)
-    disagreements: DisagreementMaps = field(default_factory=DisagreementMaps)
+    viewer: ViewerVolumes = field(default_factory=ViewerVolumes)
 
     def __post_init__(self) -> None:
         self.runs = RunManager(self.output)
@@ -313,22 +313,34 @@ class AppHandler(BaseHTTPRequestHandler):
         runs = self.server.state.runs
         return list_studies(self.server.state.output, runs.run.started if runs.busy and runs.run else None)
 
-    def _volume(self, folder: Path, key: str) -> None:
-        if not key.endswith(".nii.gz"):
+    def _volume(self, folder: Path, name: str) -> None:
+        """An image (cut: :class:`ViewerVolumes`) or a segmentation on the grid of the image ``?grid=`` names."""
+        if not name.endswith(".nii"):
             raise HttpError(HTTPStatus.NOT_FOUND, "no such volume")
-        key = key[: -len(".nii.gz")]
+        key, grid = name[: -len(".nii")], self.query.get("grid", [""])[0]
         volumes = study_volumes(folder)
-        if key.startswith("disagreement/"):
-            candidate = volumes.get("candidate/" + key.split("/", 1)[1])
-            if candidate is None or "consensus" not in volumes:
-                raise HttpError(HTTPStatus.NOT_FOUND, "no such candidate")
-            body = self.server.state.disagreements.get(candidate, volumes["consensus"])
-            return self._bytes(body, "application/octet-stream", FILE_POLICY)
+        state = self.server.state
+        segmentations = sorted(
+            path for other, path in volumes.items() if not is_image_key(other) and state.readable(path)
+        )
+        viewer = state.viewer
+        if is_image_key(key):
+            body = viewer.image(self._readable(volumes, key), segmentations)
+        elif not is_image_key(grid):
+            raise HttpError(HTTPStatus.BAD_REQUEST, "a segmentation is drawn on an image's grid: name it (?grid=)")
+        else:
+            disagrees = key.startswith("disagreement/")
+            source = self._readable(volumes, "candidate/" + key.split("/", 1)[1] if disagrees else key)
+            consensus = self._readable(volumes, "consensus") if disagrees else None
+            body = viewer.labels(self._readable(volumes, grid), source, consensus, segmentations)
+        self._bytes(body, "application/octet-stream", FILE_POLICY)
+
+    def _readable(self, volumes: dict[str, Path], key: str) -> Path:
         if key not in volumes:
             raise HttpError(HTTPStatus.NOT_FOUND, "no such volume")
         if not self.server.state.readable(volumes[key]):
             raise HttpError(HTTPStatus.FORBIDDEN, "the file lies outside the allowed folders")
-        self._file(volumes[key])
+        return volumes[key]
 
     def api_events(self, rest: list[str]) -> None:
         """Server-sent events: ``{"run": ..., "studies": [...]}`` whenever it changes, until the client leaves."""

@@ -166,13 +166,16 @@ async function upload(event) {
 }
 
 /* ---- viewer ----
- * A view is one NiiVue canvas and what it shows. "One image" is one view of the chosen modality; "the four
- * images" is four views (a 2x2 grid, one modality each) whose crosshairs, zoom and 3-D angle follow each other
- * (NiiVue's broadcastTo). Each view keeps what it has loaded, so switching between the two reloads nothing,
- * and every volume is fetched once per study (state.bytes): the costly part, each canvas's upload to its
- * (software, without a GPU) WebGL, happens only for a view that shows something new. */
+ * A view is one NiiVue canvas and what it shows: an image, and over it the segmentation as NiiVue's drawing
+ * layer (a texture of label values that the shaders colour as they draw). Only a new image costs a pass of the
+ * (software, without a GPU) WebGL over its voxels; a new segmentation is one upload of its labels, and showing
+ * or hiding a label or changing the opacity only redraws. "One image" is one view of the chosen modality;
+ * "the four images" is four views (a 2x2 grid, one modality each) whose crosshairs, zoom and 3-D angle follow
+ * each other (NiiVue's broadcastTo). Each view keeps what it has loaded, so switching between the two reloads
+ * nothing, and every volume is fetched once per study (state.bytes), as soon as the study is opened. */
 const QUAD = [["t1c", "T1c"], ["t1n", "T1"], ["t2w", "T2"], ["t2f", "FLAIR"]];
-const newView = (canvas, modality) => ({ canvas, modality, nv: null, image: null, segmentation: null, style: -1 });
+const newView = (canvas, modality) => ({ canvas, modality, nv: null, started: null, image: null,
+  segmentation: null, labels: null, style: -1 });
 state.single = newView("gl", null);
 state.quad = QUAD.map(([modality]) => newView("gl-" + modality, modality));
 state.bytes = new Map();
@@ -181,56 +184,71 @@ state.generation = 0;  // bumped by every showVolumes(); an older one still load
 
 const fourImages = () => $("images").value === "four";
 const activeViews = () => (fourImages() ? state.quad : [state.single]);
+const imageKeyOf = (view) => $("space").value + "/" + (view.modality || $("modality").value);
 
-async function attach(view) {
-  const nv = new niivue.Niivue({ backColor: [0, 0, 0, 1], show3Dcrosshair: true, isColorbar: false,
-    multiplanarShowRender: niivue.SHOW_RENDER.NEVER, dragAndDropEnabled: false, trustCalMinMax: false });
-  await nv.attachTo(view.canvas);
-  nv.onLocationChange = showLocation;
-  view.nv = nv;
+/* A view's NiiVue, started once (its WebGL context and shaders). */
+function attach(view) {
+  if (!view.started) view.started = (async () => {
+    const nv = new niivue.Niivue({ backColor: [0, 0, 0, 1], show3Dcrosshair: true, isColorbar: false,
+      multiplanarShowRender: niivue.SHOW_RENDER.NEVER, dragAndDropEnabled: false, trustCalMinMax: false });
+    await nv.attachTo(view.canvas);
+    nv.onLocationChange = showLocation;
+    view.nv = nv;
+  })();
+  return view.started;
 }
 
 async function viewers(views) {
-  const fresh = views.filter((view) => !view.nv);
-  await Promise.all(fresh.map(attach));
-  if (fresh.length && views === state.quad)
+  const fresh = views.some((view) => !view.started);
+  await Promise.all(views.map(attach));
+  if (fresh && views === state.quad)
     for (const view of views) view.nv.broadcastTo(views.filter((other) => other !== view).map((other) => other.nv),
       { "2d": true, "3d": true });
 }
 
-function volumeUrl(key) {
-  return "/api/studies/" + encodeURIComponent(state.study) + "/volumes/" + key + ".nii.gz";
+/* An image's URL (the server cuts it to the box around the brain); with ``grid`` (an image's key), that of the
+ * segmentation ``key`` on that image's grid. */
+function volumeUrl(key, grid) {
+  return "/api/studies/" + encodeURIComponent(state.study) + "/volumes/" + key + ".nii" +
+    (grid ? "?grid=" + encodeURIComponent(grid) : "");
 }
 
-/* A volume's file (gzipped NIfTI bytes), fetched once per study. */
-function bytesOf(key) {
-  if (!state.bytes.has(key)) {
-    const loading = fetch(volumeUrl(key), { credentials: "same-origin" }).then(async (response) => {
+/* A volume's file (NIfTI bytes), fetched once per study. */
+function bytesOf(key, grid) {
+  const url = volumeUrl(key, grid);
+  if (!state.bytes.has(url)) {
+    const loading = fetch(url, { credentials: "same-origin" }).then(async (response) => {
       if (!response.ok) throw new Error("cannot load " + key + ": " + response.status);
       return new Uint8Array(await response.arrayBuffer());
     });
-    loading.catch(() => state.bytes.delete(key));
-    state.bytes.set(key, loading);
+    loading.catch(() => state.bytes.delete(url));
+    state.bytes.set(url, loading);
   }
-  return state.bytes.get(key);
+  return state.bytes.get(url);
 }
 
 /* NiiVue reads from a copy of the bytes; the name only tells it the format. */
-const volumeOf = async (key, options) => niivue.NVImage.loadFromUrl({ url: await bytesOf(key),
-  name: key.replace(/\W/g, "_") + ".nii.gz", ...options });
+const volumeOf = async (key, grid, options) => niivue.NVImage.loadFromUrl({ url: await bytesOf(key, grid),
+  name: key.replace(/\W/g, "_") + ".nii", ...options });
 
 async function openStudy(name) {
   state.study = name;
   state.bytes = new Map();
-  for (const view of [state.single, ...state.quad]) { view.image = null; view.segmentation = null; }
+  for (const view of [state.single, ...state.quad]) Object.assign(view, { image: null, segmentation: null, labels: null });
   window.btkViewer.study = name;
   showTab("viewer");
   showStage("images");
+  const select = $("segmentation");
+  select.replaceChildren(el("option", "consensus", { value: "consensus" }));
+  // What the views will show is fetched, and their NiiVue started, while the study's details come.
+  for (const view of activeViews()) {
+    bytesOf(imageKeyOf(view)).catch(() => {});
+    bytesOf(segmentationKey(), imageKeyOf(view)).catch(() => {});
+  }
+  viewers(activeViews()).catch(say);
   const detail = await api("/api/studies/" + encodeURIComponent(name));
   state.detail = detail;
   $("viewer-study").textContent = detail.name;
-  const select = $("segmentation");
-  select.replaceChildren(el("option", "consensus", { value: "consensus" }));
   for (const candidate of detail.candidates) {
     select.append(el("option", "candidate: " + candidate, { value: "candidate/" + candidate }));
     select.append(el("option", "disagreement: " + candidate + " vs consensus", { value: "disagreement/" + candidate }));
@@ -255,18 +273,18 @@ function currentLabels() {
   return state.detail.labels;
 }
 
-function labelColormap() {
-  const labels = currentLabels();
-  const top = Math.max(0, ...labels.map((l) => l.value));
+/* The drawing layer's colours: each label's, none for a hidden label or a value that is no label. */
+function labelColours() {
+  const labels = new Map(currentLabels().map((label) => [label.value, label]));
   const cmap = { R: [], G: [], B: [], A: [], I: [], labels: [] };
-  for (let value = 0; value <= top; value++) {
-    const label = labels.find((l) => l.value === value);
+  for (let value = 0; value < 256; value++) {
+    const label = labels.get(value);
     const colour = label ? label.colour : [0, 0, 0];
     cmap.I.push(value); cmap.R.push(colour[0]); cmap.G.push(colour[1]); cmap.B.push(colour[2]);
-    cmap.A.push(label && !state.hidden.has(value) ? 255 : 0);
+    cmap.A.push(label && value > 0 && !state.hidden.has(value) ? 255 : 0);
     cmap.labels.push(label ? label.name : "");
   }
-  return cmap;
+  return niivue.cmapper.makeDrawLut(cmap);
 }
 
 function renderToggles() {
@@ -292,15 +310,17 @@ function restyle() {
   for (const view of activeViews()) applyOverlayStyle(view);
 }
 
+/* The segmentation's colours and opacity, set on a view's NiiVue for its next colour-map texture. */
+function styleLabels(nv) {
+  nv.drawLut = labelColours();
+  nv.drawOpacity = Number($("opacity").value);
+}
+
 function applyOverlayStyle(view) {
   const nv = view.nv;
-  if (!nv || nv.volumes.length < 2 || view.style === state.style) return;
-  const overlay = nv.volumes[1];
-  overlay.setColormapLabel(labelColormap());
-  overlay.opacity = Number($("opacity").value);
-  // Only the overlay's layer is redrawn: updateGLVolume() would redo the image's too, and its 3-D gradients,
-  // which in software WebGL takes seconds per canvas.
-  nv.refreshLayers(overlay, 1);
+  if (!nv || !view.labels || view.style === state.style) return;
+  styleLabels(nv);
+  nv.refreshColormaps();  // the label colours are the colour-map texture's last row: nothing else is redone
   nv.drawScene();
   view.style = state.style;
 }
@@ -309,25 +329,23 @@ function applyOverlayStyle(view) {
 async function loadView(view, imageKey, segmentationKey, generation) {
   const nv = view.nv;
   if (view.image === imageKey && view.segmentation === segmentationKey) return applyOverlayStyle(view);
-  // The label colours go in with the segmentation, so that its layer reaches the GPU once, already coloured.
-  const [image, overlay] = await Promise.all([
-    view.image === imageKey ? null : volumeOf(imageKey, { colormap: "gray", trustCalMinMax: false }),
-    volumeOf(segmentationKey, { opacity: Number($("opacity").value) }),
+  const [image, labels] = await Promise.all([
+    view.image === imageKey ? nv.volumes[0] : volumeOf(imageKey, null, { colormap: "gray", trustCalMinMax: false }),
+    volumeOf(segmentationKey, imageKey),  // the drawing layer lies on the image's grid
   ]);
   if (generation !== state.generation) return;
-  overlay.setColormapLabel(labelColormap());
-  if (image) {
-    await nv.loadVolumes([]);
-    nv.addVolume(image);
-  } else nv.removeVolume(nv.volumes[1]);
-  nv.addVolume(overlay);
-  Object.assign(view, { image: imageKey, segmentation: segmentationKey, style: state.style });
+  styleLabels(nv);
+  if (image !== nv.volumes[0]) {
+    nv.volumes = [];
+    nv.addVolume(image);  // the image's one pass, which also makes the colour-map texture
+  } else nv.refreshColormaps();
+  if (!nv.loadDrawing(labels)) throw new Error("the segmentation " + segmentationKey + " is not on the image's grid");
+  Object.assign(view, { image: imageKey, segmentation: segmentationKey, labels, style: state.style });
 }
 
 async function showVolumes() {
   const generation = ++state.generation;
   const four = fourImages();
-  const space = $("space").value;
   const key = segmentationKey();
   renderToggles();
   window.btkViewer.overlayShown = null;
@@ -336,13 +354,20 @@ async function showVolumes() {
   const views = activeViews();
   await viewers(views);
   applyLayout();
-  await Promise.all(views.map((view) =>
-    loadView(view, space + "/" + (view.modality || $("modality").value), key, generation)));
+  await Promise.all(views.map((view) => loadView(view, imageKeyOf(view), key, generation)));
   if (generation !== state.generation) return;
-  placeCrosshairs(views, space);
+  placeCrosshairs(views, $("space").value);
   views[0].nv.createOnLocationChange();  // the line under the controls, for the crosshair where it is
+  for (const view of views) finishDrawing(view.nv);
   requestAnimationFrame(() => Object.assign(window.btkViewer,
     { overlayShown: performance.now(), segmentation: key, images: four ? "four" : "one" }));
+}
+
+/* Wait until a canvas's WebGL has done all it was given (reading a pixel waits for it): NiiVue's calls only queue
+ * the work, and the overlay counts as shown once it is drawn. */
+function finishDrawing(nv) {
+  const gl = nv.gl;
+  gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, new Uint8Array(4));
 }
 
 function applyLayout() {
@@ -380,9 +405,9 @@ function showLocation(location) {
   if (!location || !location.mm || !state.detail) return;
   const mm = Array.from(location.mm).slice(0, 3);
   state.crosshair = { study: state.study, space: $("space").value, mm };
-  const views = activeViews().filter((view) => view.nv && view.nv.volumes.length > 1);
+  const views = activeViews().filter((view) => view.labels);
   if (!views.length) return;
-  const value = Math.round(valueAt(views[0].nv.volumes[1], mm) || 0);
+  const value = Math.round(valueAt(views[0].labels, mm) || 0);
   const label = currentLabels().find((l) => l.value === value);
   const names = Object.fromEntries(QUAD);
   const intensities = views.map((view) => {
@@ -453,10 +478,9 @@ async function main() {
   $("show-images").addEventListener("click", () => showStage("images"));
   $("show-report").addEventListener("click", showReport);
   $("show-files").addEventListener("click", showFiles);
-  await browse("");
   listen();
   window.addEventListener("hashchange", () => openFromHash().catch(say));
-  await openFromHash();
+  await Promise.all([browse(""), openFromHash()]);
 }
 
 /* ``#study=NAME`` opens a study in the viewer (a link to share with a colleague on the same machine);
