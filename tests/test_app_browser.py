@@ -31,8 +31,11 @@ from tests.support.app import (
     wait_overlay,
 )
 from tests.support.pipeline import EXAMPLE_CANDIDATES
+from tests.support.preprocess import RAW as RAW_EXAM
 
 pytestmark = pytest.mark.slow
+#: The page has read its config once its folder list has the allowed roots.
+PAGE_STARTED = "return document.querySelectorAll('#root-select option').length"
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +94,7 @@ def test_a_run_through_the_page_then_the_viewer_the_candidates_and_the_report(ap
     driver = browser
     driver.get(app.url)
     assert "btk app" in driver.title
-    ready = "return document.querySelectorAll('#root-select option').length"  # the page has read its config
-    wait_for(lambda: driver.execute_script(ready) > 1, 20, "the page to start")
+    wait_for(lambda: driver.execute_script(PAGE_STARTED) > 1, 20, "the page to start")
     click(driver, "#tab-run")
     choose_folder(driver, "0", "TCGA-FG-6692", "#choose-input")
     choose_folder(driver, "1", "TCGA-FG-6692", "#choose-candidates")
@@ -223,6 +225,36 @@ def voxel_values(path, mm) -> set[float]:
     data = np.asanyarray(image.dataobj)
     corners = itertools.product(*({int(np.floor(v + 0.01)), int(np.floor(v + 0.99))} for v in voxel))
     return {float(data[corner]) for corner in corners}
+
+
+def test_an_exam_folder_dropped_on_the_page_is_uploaded_as_the_input(app, browser, tmp_path):
+    """A real drop of a folder: Chromium's own drag-and-drop input (DevTools' Input.dispatchDragEvent, with the
+    folder's path as the dragged file), so the page reads it through the browser's directory entries."""
+    from selenium.webdriver.common.by import By
+
+    exam = tmp_path / "TCGA-FG-6692"
+    shutil.copytree(RAW_EXAM, exam)
+    browser.get(app.url)
+    wait_for(lambda: browser.execute_script(PAGE_STARTED) > 1, 20, "the page to start")
+    click(browser, "#tab-run")
+    zone = browser.find_element(By.ID, "drop-zone")
+    x, y = browser.execute_script(
+        "const box = arguments[0].getBoundingClientRect(); return [box.x + box.width / 2, box.y + box.height / 2];",
+        zone,
+    )
+    dragged = {"items": [], "files": [str(exam)], "dragOperationsMask": 1}
+    for kind in ("dragEnter", "dragOver", "drop"):
+        browser.execute_cdp_cmd("Input.dispatchDragEvent", {"type": kind, "x": x, "y": y, "data": dragged})
+    status = browser.find_element(By.ID, "upload-status")
+    wait_for(lambda: "ready as the input" in status.text, 60, "the upload")
+    chosen = browser.find_element(By.ID, "input-chosen").text
+    upload = chosen.split("/")[1]
+    assert re.fullmatch(r"uploads/[0-9a-f]+/TCGA-FG-6692", chosen)
+    received = app.state.uploads.folder(upload) / "TCGA-FG-6692"
+    sent = sorted(path.name for path in exam.iterdir())
+    assert sorted(path.name for path in received.iterdir()) == sent and len(sent) == 4
+    assert all((received / name).read_bytes() == (exam / name).read_bytes() for name in sent)
+    assert sorted(path.name for path in exam.iterdir()) == sent  # the dropped folder is left as it was
 
 
 def test_a_browser_without_the_token_is_refused(app, browser):
