@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import nibabel as nib
 import numpy as np
@@ -119,14 +117,21 @@ def test_accurate_mode_is_planned_as_fast_mode_beyond_the_memory_budget():
 
 
 def test_hdbet_runs_on_the_cores_the_background_registrations_leave(preprocessed_tcga):
-    import torch
-
     cores, workers = os.cpu_count() or 1, min(os.cpu_count() or 1, 4)  # four registrations, one per core at most
     assert preprocessed_tcga.provenance["brain_extraction"]["cpu_threads"] == max(1, cores - workers)
-    fresh = subprocess.run(
-        [sys.executable, "-c", "import torch; print(torch.get_num_threads())"], capture_output=True, text=True
-    )
-    assert torch.get_num_threads() == int(fresh.stdout)  # restored for the rest of the process
+
+
+def test_hdbet_gives_pytorch_its_thread_count_back_even_when_it_fails():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        with pytest.raises(Exception, match="3D"):  # HD-BET refuses a 2-D image once its threads are set
+            brain_extraction.extract_brain(np.zeros((4, 4), np.float32), (1.0, 1.0), "fast", "cpu", cpu_threads=1)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_patient_identity_appears_nowhere_in_the_outputs(preprocessed_tcga):
