@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the shipped example exam: preprocess -> candidates -> fusion -> report.
 # Usage: bash examples/run.sh [OUTPUT_FOLDER [btk run options...]]   (default: examples/out)
-# Brain extraction runs in HD-BET's fast mode (about 5 minutes in all on a 2-core CPU); for the accurate mode
+# Brain extraction runs in HD-BET's fast mode (under a minute in all on a 2-core CPU); for the accurate mode
 # (5 folds x 8 mirrorings: tens of minutes on a CPU) run e.g.  bash examples/run.sh /tmp/out --accurate
 set -euo pipefail
 EXAMPLES="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
