@@ -8,6 +8,7 @@ not installed), not by mocking btk.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -109,6 +110,27 @@ def test_btk_fuse_reads_and_writes_label_maps_without_nibabel(tmp_path: Path):
     expected = Fusionator().fuse(sorted(candidates.iterdir()), method="mav", agreement=False).segmentation
     assert np.array_equal(np.asanyarray(written.dataobj), expected)
     assert np.array_equal(written.affine, first.affine) and written.get_data_dtype() == np.uint8
+
+
+@pytest.mark.parametrize("chosen", [None, "2"])
+def test_the_command_line_runs_blas_on_one_thread_unless_the_user_chose(chosen: str | None):
+    # OpenBLAS reads its thread count when numpy loads: the command line sets it before a command imports numpy.
+    found = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import contextlib, io, os; from btk.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()): main(['--version'])\n"
+            "import numpy, threadpoolctl\n"
+            "print(*{pool['num_threads'] for pool in threadpoolctl.threadpool_info() if pool['user_api'] == 'blas'})",
+        ],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+        | ({} if chosen is None else {"OPENBLAS_NUM_THREADS": chosen}),
+        cwd=REPO,
+    )
+    assert found.stdout.strip() == (chosen or "1"), found.stderr
 
 
 def test_the_report_is_a_leaf():
