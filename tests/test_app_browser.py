@@ -27,6 +27,7 @@ from tests.support.app import (
     green_mask,
     green_pixels,
     lit_share,
+    request,
     wait_for,
     wait_overlay,
 )
@@ -225,6 +226,32 @@ def voxel_values(path, mm) -> set[float]:
     data = np.asanyarray(image.dataobj)
     corners = itertools.product(*({int(np.floor(v + 0.01)), int(np.floor(v + 0.99))} for v in voxel))
     return {float(data[corner]) for corner in corners}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "?grid=",
+        "?grid=consensus",
+        "?grid=candidate/isen-20",
+        "?grid=../../../etc/passwd",
+        "?grid=/etc/passwd",
+        "?grid=brats/../../t1c",
+        "?grid=brats/t1c%00",
+        "?grid=brats/nan",
+        "?grid=native/t1c/../../../etc/passwd",
+    ],
+)
+def test_a_segmentation_on_a_grid_that_is_no_image_of_the_study_is_refused(app, finished_study, query):
+    """The viewer's ``?grid=`` names one of the study's images by key; anything else is one clear refusal."""
+    cookie = {"Cookie": f"btk_app_token={app.token}"}
+    url = app.url.split("?")[0] + f"api/studies/{finished_study.name}/volumes/consensus.nii{query}"
+    status, _, body = request(url, headers=cookie)
+    assert status in (400, 404), (query, status)
+    assert b"root:" not in body and b"Traceback" not in body
+    answered, _, drawn = request(url.split("?")[0] + "?grid=brats/t1c", headers=cookie)
+    assert answered == 200 and len(drawn) > 348  # the control: a real image's grid is answered
 
 
 def test_an_exam_folder_dropped_on_the_page_is_uploaded_as_the_input(app, browser, tmp_path):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from btk.arrays import bounding_box
 from btk.cli import main
 from btk.errors import BtkError
 from btk.labels import BRATS_2021, BRATS_2023
@@ -18,7 +19,7 @@ from btk.unet.checkpoints import find_checkpoints, load_model, read_checkpoint, 
 from btk.unet.inference import predict_probabilities, regions_to_labels, window_starts
 from btk.unet.losses import deep_supervision_loss, dice_focal_loss, focal_loss, soft_dice_loss
 from btk.unet.model import ModelConfig, UNet3D
-from btk.unet.normalise import CLIP_PERCENTILES, bounding_box, normalise
+from btk.unet.normalise import CLIP_PERCENTILES, normalise
 from btk.unet.sampling import extract, patch_start
 from btk.unet.training import Trainer, learning_rate_factor, split_cases
 from tests.support.lesions import write_dataset

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from btk.arrays import bounding_box
 from btk.errors import MissingFileError
 from btk.io import is_nifti, load_nifti, read_label_map
 from btk.modalities import MODALITIES
@@ -155,7 +156,7 @@ def cut_image(path: Path, segmentations: Sequence[Path] = ()) -> bytes:
         header, labels = read_label_map(segmentation)
         if labels.shape == kept.shape and np.allclose(header.affine, image.affine, atol=1e-4):
             kept |= labels != 0
-    box = nonzero_box(kept)
+    box = bounding_box(kept)
     affine = image.affine.copy()
     affine[:3, 3] += image.affine[:3, :3] @ [axis.start for axis in box]
     header = image.header.copy()
@@ -163,15 +164,6 @@ def cut_image(path: Path, segmentations: Sequence[Path] = ()) -> bytes:
     cut = type(image)(np.ascontiguousarray(data[box]), affine, header)
     cut.header["scl_slope"], cut.header["scl_inter"] = 1, 0
     return cut.to_bytes()
-
-
-def nonzero_box(mask: np.ndarray) -> tuple[slice, slice, slice]:
-    """The smallest box (a slice per axis) holding every true voxel of a 3-D mask; the whole grid if none is."""
-    box = []
-    for axis in range(3):
-        hits = np.flatnonzero(mask.any(axis=tuple(other for other in range(3) if other != axis)))
-        box.append(slice(int(hits[0]), int(hits[-1]) + 1) if hits.size else slice(0, mask.shape[axis]))
-    return box[0], box[1], box[2]
 
 
 def disagreement(candidate: np.ndarray, consensus: np.ndarray) -> np.ndarray:

@@ -67,17 +67,13 @@ def _root(
     common.set_verbose(verbose)
 
 
-#: numpy's BLAS (OpenBLAS) starts a thread per core and keeps them spinning after each call; btk's array work
-#: has no large matrix products, so a command runs BLAS on one thread unless the user chose otherwise
-#: (``btk fuse`` of five candidates: 0.30 -> 0.21 CPU-s and 0.28 -> 0.26 s).
-BLAS_THREADS = {"OPENBLAS_NUM_THREADS": "1"}
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit code."""
-    if "numpy" not in sys.modules:  # read when numpy loads: too late once it has (a caller's own process)
-        for variable, value in BLAS_THREADS.items():
-            os.environ.setdefault(variable, value)
+    # numpy's BLAS (OpenBLAS) starts a thread per core and keeps them spinning after each call; btk's array work
+    # has no large matrix products, so a command runs BLAS on one thread unless the user chose otherwise
+    # (``btk fuse`` of five candidates: 0.30 -> 0.21 CPU-s). Read when numpy loads: too late once it has.
+    if "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     configure_logging(verbose=False)
     try:
         app(args=argv, prog_name="btk")

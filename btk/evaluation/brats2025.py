@@ -54,6 +54,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from btk.arrays import bounding_box
 from btk.console import logger
 from btk.errors import InputError
 from btk.labels import (
@@ -263,7 +264,7 @@ def evaluate_brats2025(
     # the official tool's (z, y, x) view, with the spacing still in (x, y, z) order (see the module)
     predicted, actual = (array.T for array in maps)
     # only the box around both maps' labels matters (a voxel to spare keeps every border and distance)
-    box = _box((predicted > 0) | (actual > 0), margin=1)
+    box = bounding_box((predicted > 0) | (actual > 0), margin=1)
     predicted, actual = predicted[box], actual[box]
     sampling = tuple(float(s) for s in spacing)
     if mets_thresholds is not None and not settings.by_lesion_size:
@@ -440,7 +441,7 @@ def region_lesions(
 ) -> RegionLesions:
     """The instances of two boolean masks of one region, matched and scored, on arrays in the official
     (z, y, x) view (``sampling``: the spacing per array axis of the lesion-wise distances)."""
-    box = _box(predicted | actual, margin=1)
+    box = bounding_box(predicted | actual, margin=1)
     predicted, actual = predicted[box], actual[box]
     predicted_instances, n_predicted = _instances(predicted)
     actual_instances, n_actual = _instances(actual)
@@ -582,15 +583,3 @@ def _nsd(from_actual: np.ndarray, from_predicted: np.ndarray, tolerance: float) 
     far_predicted = np.sum(from_predicted > tolerance) / from_predicted.size
     total = near_actual + near_predicted + far_actual + far_predicted + sys.float_info.min
     return float((near_actual + near_predicted) / total)
-
-
-def _box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
-    """The box around a mask, ``margin`` voxels wider where the array allows (the whole array if empty)."""
-    if not mask.any():
-        return tuple(slice(0, n) for n in mask.shape)
-    box = []
-    for axis in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        indices = np.flatnonzero(mask.any(axis=other))
-        box.append(slice(max(int(indices[0]) - margin, 0), min(int(indices[-1]) + margin + 1, mask.shape[axis])))
-    return tuple(box)

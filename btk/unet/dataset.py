@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from btk.arrays import bounding_box
 from btk.console import logger, progress
 from btk.errors import unwritable_folder
 from btk.io import atomic_path, save_json
 from btk.unet.cases import Case, load_images, load_regions
-from btk.unet.normalise import bounding_box, brain_mask, normalise
+from btk.unet.normalise import brain_mask, normalise
 
 #: Version of the cache layout; a cache written by another version is rebuilt.
 CACHE_VERSION = 1

@@ -11,13 +11,14 @@ import nibabel as nib
 import numpy as np
 import torch
 
+from btk.arrays import bounding_box
 from btk.errors import InputError
 from btk.labels import LabelConvention, get_convention
 from btk.unet.cases import Case, load_images
 from btk.unet.checkpoints import find_checkpoints, load_model
 from btk.unet.devices import resolve_device
 from btk.unet.model import DEPTH, UNet3D
-from btk.unet.normalise import bounding_box, brain_mask, normalise
+from btk.unet.normalise import brain_mask, normalise
 
 #: Default sliding-window patch (voxels per axis).
 DEFAULT_PATCH = (128, 128, 128)

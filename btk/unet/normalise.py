@@ -34,14 +34,3 @@ def normalise(images: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         std = values.std()
         result[channel][mask] = ((values - values.mean()) / (std if std > 0 else 1.0)).astype(np.float32)
     return result
-
-
-def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...]:
-    """The smallest box holding all of ``mask`` (grown by ``margin`` voxels, kept inside the volume)."""
-    if not mask.any():
-        return tuple(slice(0, n) for n in mask.shape)
-    box = []
-    for axis in range(mask.ndim):
-        present = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        box.append(slice(max(int(present[0]) - margin, 0), min(int(present[-1]) + 1 + margin, mask.shape[axis])))
-    return tuple(box)
