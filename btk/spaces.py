@@ -30,7 +30,7 @@ import hashlib
 import importlib.util
 from dataclasses import dataclass
 from functools import cache
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Union
 
@@ -133,6 +133,8 @@ class TemplateSource:
         """The installed version of the package that ships the file (None for btk's own files)."""
         if self.package is None:
             return None
+        from importlib import metadata  # 15 ms at start-up, and only asked for in provenance and errors
+
         try:
             return metadata.version(self.package)
         except metadata.PackageNotFoundError:

@@ -7,7 +7,8 @@ import SimpleITK as sitk
 
 from btk.cli import main
 from btk.evaluation import HD95_EMPTY_PENALTY_MM, evaluate_case, evaluate_folders
-from btk.evaluation.metrics import dice, hd95, region_metrics
+from btk.evaluation.metrics import dice, hd95, region_metrics, surface_voxels
+from btk.evaluation.nearest import nearest_distance_percentile
 from tests.support.data import DATA, save, sphere
 
 
@@ -38,6 +39,42 @@ def test_hd95_matches_simpleitk(spacing):
     theirs = _sitk_hd95(a, b, spacing)
     assert ours > 3.0
     assert ours == pytest.approx(theirs, abs=1e-3)
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.9, 0.9, 3.0), (0.5, 1.2, 1.0)])
+def test_nearest_distance_percentiles_equal_a_kd_tree(spacing):
+    # SciPy's k-d tree, which btk used before, as the reference: points near the targets (found among the first
+    # offsets), a far blob (beyond the last offsets: measured against every target) and single points.
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(7)
+    scale = np.asarray(spacing)
+    shape = (40, 44, 30)
+    near = sphere(shape, (20, 22, 15), 8)
+    cases = [
+        (sphere(shape, (22, 20, 15), 7), near),
+        (sphere(shape, (22, 20, 15), 7) | sphere(shape, (3, 3, 27), 2), near),
+        (rng.random(shape) < 0.01, rng.random(shape) < 0.002),
+        (sphere(shape, (2, 2, 2), 1), sphere(shape, (37, 41, 27), 1)),
+    ]
+    for points_mask, targets in cases:
+        points = np.argwhere(points_mask)
+        expected = cKDTree(np.argwhere(targets) * scale).query(points * scale)[0]
+        for percentile in (0.0, 50.0, 95.0, 100.0):
+            found = nearest_distance_percentile(points, targets, spacing, percentile)
+            assert found == pytest.approx(np.percentile(expected, percentile), abs=1e-9)
+    assert nearest_distance_percentile(np.array([[5, 5, 5]]), near, spacing, 95.0) > 0
+    with pytest.raises(ValueError, match="at least one point and one target"):
+        nearest_distance_percentile(points, np.zeros(shape, bool), spacing)
+
+
+def test_surfaces_are_the_voxels_a_6_connected_erosion_removes():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    for mask in (rng.random((12, 9, 7)) < 0.7, sphere((20, 20, 20), (10, 10, 10), 6), np.ones((4, 4, 4), bool)):
+        eroded = ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(3, 1), border_value=0)
+        assert np.array_equal(surface_voxels(mask), mask & ~eroded)
 
 
 def test_dice_matches_simpleitk_overlap_measures():

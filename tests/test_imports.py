@@ -83,13 +83,16 @@ def test_the_command_line_starts_without_heavy_libraries():
     assert not set(HEAVY) & set(steps[-1]["top"]), f"a command's --help imported {set(HEAVY) & set(steps[-1]['top'])}"
 
 
-def test_btk_fuse_reads_and_writes_label_maps_without_nibabel(tmp_path: Path):
-    # nibabel (with the SciPy and pydicom it imports) costs more than the fusion: `btk fuse` must not need it.
-    # It is made unimportable here, so the command surely worked without it; nibabel then reads the result.
+@pytest.mark.parametrize("agreement", [True, False])
+def test_btk_fuse_reads_and_writes_label_maps_without_nibabel_or_scipy(tmp_path: Path, agreement: bool):
+    # nibabel (with the SciPy and pydicom it imports) and SciPy (for the agreement report's surface distances)
+    # each cost more than the fusion: `btk fuse` must need neither. They are made unimportable here, so the
+    # command surely worked without them; nibabel then reads the result.
     import nibabel as nib
     import numpy as np
 
     from btk.fusion import Fusionator
+    from btk.fusion.agreement import AgreementReport
 
     candidates = REPO / "examples" / "candidates" / "TCGA-FG-6692"
     output = tmp_path / "fused.nii.gz"
@@ -98,18 +101,45 @@ def test_btk_fuse_reads_and_writes_label_maps_without_nibabel(tmp_path: Path):
         import contextlib, io, json, sys
         from btk.cli import main
         with contextlib.redirect_stdout(io.StringIO()):
-            code = main(["fuse", {str(candidates)!r}, "-o", {str(output)!r}, "--method", "mav", "--no-agreement"])
+            code = main(["fuse", {str(candidates)!r}, "-o", {str(output)!r}, "--method", "mav"]
+                        + ([] if {agreement!r} else ["--no-agreement"]))
         print(json.dumps({{"code": code, "modules": sorted(sys.modules)}}))
     """,
         blocked=("nibabel", "scipy", "pydicom"),
     )
     top = {module.split(".")[0] for module in found["modules"]}
     assert found["code"] == 0 and not {"nibabel", "scipy", "pydicom", "pydantic"} & top
-    assert "btk.evaluation" not in found["modules"]  # the agreement report's metrics, not asked for
+    # the agreement report needs the metrics alone, never the evaluation of cases or the BraTS schemes
+    assert not {"btk.evaluation.cases", "btk.evaluation.brats2023", "btk.evaluation.brats2025"} & set(found["modules"])
+    assert ("btk.evaluation.metrics" in found["modules"]) is agreement
     written, first = nib.load(str(output)), nib.load(str(sorted(candidates.iterdir())[0]))
-    expected = Fusionator().fuse(sorted(candidates.iterdir()), method="mav", agreement=False).segmentation
-    assert np.array_equal(np.asanyarray(written.dataobj), expected)
+    expected = Fusionator().fuse(sorted(candidates.iterdir()), method="mav", agreement=agreement)
+    assert np.array_equal(np.asanyarray(written.dataobj), expected.segmentation)
     assert np.array_equal(written.affine, first.affine) and written.get_data_dtype() == np.uint8
+    report = output.with_name("fused_agreement.json")
+    assert report.exists() is agreement
+    if agreement:
+        assert AgreementReport.load(report).candidates == expected.agreement.candidates
+
+
+def test_a_command_run_builds_only_that_command():
+    # typer builds the click command of every command it holds on each run; a run holds only the one it names
+    # (and the root's options), the root's help and a mistyped command get them all.
+    import typer
+
+    from btk.cli import _app_for, app
+
+    every = set(typer.main.get_command(app).commands)
+    assert {"fuse", "algorithms", "unet-predict", "dicom-seg"} <= every
+    for arguments, expected in [
+        (["fuse", "a.nii.gz", "-o", "b.nii.gz"], {"fuse"}),
+        (["--verbose", "unet-predict", "--help"], {"unet-predict"}),
+        (["algorithms", "list"], {"algorithms"}),
+        (["--help", "fuse"], every),
+        (["fusee", "a"], every),
+        (["--version"], every),
+    ]:
+        assert set(typer.main.get_command(_app_for(arguments)).commands) == expected, arguments
 
 
 @pytest.mark.parametrize("chosen", [None, "2"])
