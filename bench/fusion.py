@@ -17,7 +17,8 @@ The reference tools live in their own virtual environments under ``~/.cache/btk-
 - ``labelfusion``: its ``fuse_images``: mav is its ITK voting (SimpleITK's LabelVotingImageFilter), staple
   SimpleITK's MultiLabelSTAPLE, simple its own SIMPLE.
 
-Two timings, each in a fresh process, median of the repeats:
+Two timings, each in a fresh process, median of the repeats (btk's modules byte-compiled first, as installing
+it does: :func:`bench.compile_btk`):
 
 - whole process: interpreter start, imports, reading (gzip), fusing, writing, exit. For btk the real
   command, ``python -m btk fuse ... --force`` (which also writes the sidecar and the agreement report and prints
@@ -54,7 +55,7 @@ from statistics import median
 import nibabel as nib
 import numpy as np
 
-from bench import fusion_breakdown
+from bench import compile_btk, fusion_breakdown
 
 REPO = Path(__file__).resolve().parents[1]
 CASE = REPO / "tests" / "data" / "fusion" / "TCGA-FG-6692"
@@ -383,6 +384,7 @@ def main() -> None:
         tool: reference_python(tool) if tool in REFERENCE_PACKAGES else Path(sys.executable) for tool in args.tools
     }
     rows, sets = [], {}
+    compile_btk()
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         for size in args.sizes:

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from statistics import median
 
+from bench import compile_btk
+
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = (
     "numpy",
@@ -117,6 +119,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=12, help="how many of the slowest imports to show")
     parser.add_argument("--all-commands", action="store_true", help="also time every command's --help")
     options = parser.parse_args()
+    compile_btk()
 
     cases = [["--version"], ["--help"], ["fuse", "--help"]]
     if options.all_commands:

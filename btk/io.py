@@ -178,10 +178,21 @@ def as_label_array(data: np.ndarray, source: str | Path | None = None) -> np.nda
             path=source,
             hint="pass one 3-D label map per candidate",
         )
-    if data.dtype.kind == "b":
+    if data.dtype.kind == "b" or data.dtype == np.uint8:
         return data.astype(np.uint8, copy=False)
     if data.dtype.kind not in "iuf":
         raise InputError(f"voxel type {data.dtype} is not numeric", path=source)
+    # One cast and one comparison check everything: a NaN, an infinity, a fraction or a value outside 0-255
+    # never survives the cast to uint8 unchanged. Only a map that fails is looked at again, to say why.
+    with np.errstate(invalid="ignore"):
+        labels = data.astype(np.uint8)
+    if not np.array_equal(labels, data):
+        _refuse_label_values(data, source)
+    return labels
+
+
+def _refuse_label_values(data: np.ndarray, source: str | Path | None) -> None:
+    """Raise the :class:`InputError` saying why ``data`` (numeric, not all uint8 values) is no label map."""
     if data.dtype.kind == "f":
         if not np.isfinite(data).all():
             raise InputError("the segmentation contains NaN or infinite values", path=source)
@@ -191,9 +202,7 @@ def as_label_array(data: np.ndarray, source: str | Path | None = None) -> np.nda
                 path=source,
                 hint="threshold it into a label map first",
             )
-    if data.min() < 0 or data.max() > 255:
-        raise InputError(f"label values must lie between 0 and 255, found {data.min()} to {data.max()}", path=source)
-    return data.astype(np.uint8, copy=False)
+    raise InputError(f"label values must lie between 0 and 255, found {data.min()} to {data.max()}", path=source)
 
 
 def sha256(path: str | Path) -> str:

@@ -8,7 +8,7 @@ import SimpleITK as sitk
 from btk.cli import main
 from btk.evaluation import HD95_EMPTY_PENALTY_MM, evaluate_case, evaluate_folders
 from btk.evaluation.metrics import dice, hd95, region_metrics, surface_voxels
-from btk.evaluation.nearest import nearest_distance_percentile
+from btk.evaluation.nearest import EXHAUSTIVE_PAIRS, nearest_distance_percentile
 from tests.support.data import DATA, save, sphere
 
 
@@ -57,6 +57,12 @@ def test_nearest_distance_percentiles_equal_a_kd_tree(spacing):
         (rng.random(shape) < 0.01, rng.random(shape) < 0.002),
         (sphere(shape, (2, 2, 2), 1), sphere(shape, (37, 41, 27), 1)),
     ]
+    # two large spheres far apart: too many pairs left for the exhaustive search, measured by a k-d tree
+    big = (120, 60, 60)
+    far_apart = (sphere(big, (30, 30, 30), 26), sphere(big, (92, 30, 30), 26))
+    far_surfaces = (surface_voxels(far_apart[0]), surface_voxels(far_apart[1]))
+    assert np.count_nonzero(far_surfaces[0]) * np.count_nonzero(far_surfaces[1]) > EXHAUSTIVE_PAIRS
+    cases.append(far_surfaces)
     for points_mask, targets in cases:
         points = np.argwhere(points_mask)
         expected = cKDTree(np.argwhere(targets) * scale).query(points * scale)[0]

@@ -250,3 +250,36 @@ def test_the_itk_thread_count_is_set_where_registrations_run_not_at_import():
         print(json.dumps(os.environ.get("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS")))
     """)
     assert environment is None
+
+
+def test_the_btk_program_collects_garbage_while_its_command_runs():
+    # run() pauses the collector only while the command line loads, and exits with the command's code.
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import gc, sys\n"
+            "import btk.cli\n"
+            "real = btk.cli.main\n"
+            "def probe():\n"
+            "    print('collecting', gc.isenabled(), 'frozen', gc.get_freeze_count() > 0, flush=True)\n"
+            "    return real()\n"
+            "btk.cli.main = probe\n"
+            "sys.argv = ['btk', 'fuse', 'missing-a.nii.gz', 'missing-b.nii.gz', '-o', 'fused.nii.gz']\n"
+            "from btk.__main__ import run\n"
+            "run()\n",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    assert done.stdout.startswith("collecting True frozen True"), done.stdout + done.stderr
+    assert done.returncode == 2 and "missing-a.nii.gz" in done.stdout + done.stderr
+
+
+def test_the_console_script_is_the_btk_program():
+    import tomllib
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"btk": "btk.__main__:run"}

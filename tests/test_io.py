@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from btk.errors import BtkError
-from btk.io import load_nifti, save_nifti
+from btk.io import as_label_array, load_nifti, save_nifti
 from tests.support.data import DATA
 
 
@@ -87,3 +87,34 @@ def test_an_output_hard_linked_to_an_input_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BtkError, match="one of the command's inputs"):
         guard_output(tmp_path / "out.nii.gz", [source], force=True)
     guard_output(tmp_path / "new.nii.gz", [source])  # a new name beside it is fine
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16, np.int64, np.uint16, ">f4", bool, np.uint8])
+def test_label_arrays_of_every_numeric_type_become_the_same_uint8_labels(dtype) -> None:
+    labels = np.zeros((6, 5, 4), np.uint8)
+    labels[1:3, 1:4, 1:3] = [[[1, 2]], [[4, 255]]] if dtype is not bool else 1
+    converted = as_label_array(labels.astype(dtype))
+    assert converted.dtype == np.uint8 and np.array_equal(converted, labels)
+
+
+@pytest.mark.parametrize(
+    "value, dtype, message",
+    [
+        (np.nan, np.float32, "NaN or infinite"),
+        (np.inf, np.float64, "NaN or infinite"),
+        (-np.inf, np.float32, "NaN or infinite"),
+        (2.5, np.float32, "non-integer values"),
+        (1.0000001, np.float64, "non-integer values"),
+        (256.0, np.float32, "between 0 and 255, found 0.0 to 256.0"),
+        (-1.0, np.float32, "between 0 and 255, found -1.0 to 0.0"),
+        (300, np.int16, "between 0 and 255, found 0 to 300"),
+        (-1, np.int64, "between 0 and 255, found -1 to 0"),
+        (256, np.uint16, "between 0 and 255, found 0 to 256"),
+    ],
+)
+def test_a_value_no_label_map_holds_is_named(value, dtype, message: str) -> None:
+    # The fast check (one cast, one comparison) refuses every one of them; the message says which it is.
+    data = np.zeros((6, 5, 4), dtype)
+    data[2, 2, 2] = value
+    with pytest.raises(BtkError, match=message):
+        as_label_array(data, source="candidate.nii.gz")

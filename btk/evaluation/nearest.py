@@ -1,4 +1,4 @@
-"""Exact distances from voxels to the nearest voxel of a mask on the same grid, with numpy alone.
+"""Exact distances from voxels to the nearest voxel of a mask on the same grid, mostly with numpy alone.
 
 :func:`nearest_distance_percentile` is what the HD95 of :mod:`btk.evaluation.metrics` needs: a percentile
 of the distances from some voxels (one surface's) to the nearest voxel of a mask (the other surface). A k-d
@@ -8,8 +8,9 @@ tree (SciPy's ``cKDTree``) gives the same numbers, but importing SciPy takes lon
 The search visits the offsets around every point in order of distance (in millimetres, with the voxel
 spacing), nearest first, in a few batches of growing radius: the first offset that lands on the mask gives
 the point's distance exactly. After each batch it stops as soon as the points not yet found, all farther
-than the batch's radius, cannot move the percentile; points farther than the last radius are measured
-against every voxel of the mask.
+than the batch's radius, cannot move the percentile. Points farther than the last radius are measured
+against every voxel of the mask, or, when there are many of them and of those voxels (two large masks far
+apart, which costs a k-d tree less), by SciPy's k-d tree.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import numpy as np
 BATCH_RADII_VOXELS = (1.0, 2.0, 4.0, 8.0)
 #: Elements of one batch's index matrix (points x offsets) or of one exhaustive block (points x targets).
 _BLOCK_ELEMENTS = 2_000_000
+#: Above this many point-target pairs left after the batches, a k-d tree measures them (about 0.1 s of
+#: exhaustive search here).
+EXHAUSTIVE_PAIRS = 20_000_000
 
 
 def nearest_distance_percentile(
@@ -61,7 +65,11 @@ def nearest_distance_percentile(
         unresolved = np.concatenate(still)
         if count - len(unresolved) >= needed:
             return float(np.percentile(distances, percentile))
-    distances[unresolved] = _exhaustive_distances(points[unresolved], np.argwhere(targets), scale)
+    far, target_points = points[unresolved], np.argwhere(targets)
+    if len(far) * len(target_points) > EXHAUSTIVE_PAIRS:
+        distances[unresolved] = _kd_tree_distances(far, target_points, scale)
+    else:
+        distances[unresolved] = _exhaustive_distances(far, target_points, scale)
     return float(np.percentile(distances, percentile))
 
 
@@ -103,3 +111,11 @@ def _exhaustive_distances(points: np.ndarray, targets: np.ndarray, scale: np.nda
         )
         nearest[start : start + rows] = np.sqrt(squared.min(axis=1))
     return nearest
+
+
+def _kd_tree_distances(points: np.ndarray, targets: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """The distance from each point to the nearest of ``targets`` (indices), by SciPy's k-d tree."""
+    from scipy.spatial import cKDTree  # only for large masks far apart: its import costs more than most searches
+
+    distances, _ = cKDTree(targets * scale).query(points * scale)
+    return distances
