@@ -7,8 +7,8 @@ import SimpleITK as sitk
 
 from btk.cli import main
 from btk.evaluation import HD95_EMPTY_PENALTY_MM, evaluate_case, evaluate_folders
-from btk.evaluation.metrics import dice, hd95, region_metrics, surface_voxels
-from btk.evaluation.nearest import EXHAUSTIVE_PAIRS, nearest_distance_percentile
+from btk.evaluation.metrics import dice, hd95, hd95_against, region_metrics, surface_voxels
+from btk.evaluation.nearest import EXHAUSTIVE_PAIRS, nearest_distance_percentile, nearest_distances
 from tests.support.data import DATA, save, sphere
 
 
@@ -58,8 +58,8 @@ def test_nearest_distance_percentiles_equal_a_kd_tree(spacing):
         (sphere(shape, (2, 2, 2), 1), sphere(shape, (37, 41, 27), 1)),
     ]
     # two large spheres far apart: too many pairs left for the exhaustive search, measured by a k-d tree
-    big = (120, 60, 60)
-    far_apart = (sphere(big, (30, 30, 30), 26), sphere(big, (92, 30, 30), 26))
+    big = (140, 70, 70)
+    far_apart = (sphere(big, (35, 35, 35), 31), sphere(big, (105, 35, 35), 31))
     far_surfaces = (surface_voxels(far_apart[0]), surface_voxels(far_apart[1]))
     assert np.count_nonzero(far_surfaces[0]) * np.count_nonzero(far_surfaces[1]) > EXHAUSTIVE_PAIRS
     cases.append(far_surfaces)
@@ -72,6 +72,40 @@ def test_nearest_distance_percentiles_equal_a_kd_tree(spacing):
     assert nearest_distance_percentile(np.array([[5, 5, 5]]), near, spacing, 95.0) > 0
     with pytest.raises(ValueError, match="at least one point and one target"):
         nearest_distance_percentile(points, np.zeros(shape, bool), spacing)
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.9, 0.9, 3.0)])
+def test_all_nearest_distances_equal_a_kd_tree(spacing):
+    # every distance, near and far (the far blob is measured against every target by the matrix product)
+    from scipy.spatial import cKDTree
+
+    shape = (40, 44, 30)
+    points = np.argwhere(sphere(shape, (22, 20, 15), 7) | sphere(shape, (3, 3, 27), 2))
+    targets = sphere(shape, (20, 22, 15), 8)
+    scale = np.asarray(spacing)
+    expected = cKDTree(np.argwhere(targets) * scale).query(points * scale)[0]
+    assert nearest_distances(points, targets, spacing) == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.5, 1.2, 1.0)])
+def test_hd95_against_one_reference_equals_each_pair_alone(spacing):
+    # the agreement report's way (the predictions' surfaces measured against the reference at once) gives each
+    # pair's own HD95: near and far predictions, an empty one, and the empty reference
+    shape = (48, 44, 36)
+    reference = sphere(shape, (24, 22, 18), 9)
+    predictions = [
+        sphere(shape, (25, 21, 18), 8),
+        sphere(shape, (24, 22, 18), 9),
+        sphere(shape, (22, 24, 17), 10) | sphere(shape, (3, 3, 32), 2),
+        np.zeros(shape, bool),
+        sphere(shape, (40, 36, 28), 4),
+    ]
+    expected = [hd95(prediction, reference, spacing, 500.0) for prediction in predictions]
+    assert expected[3] == 500.0 and expected[1] == 0.0 and expected[4] > 10
+    assert hd95_against(reference, predictions, spacing, 500.0) == pytest.approx(expected, abs=1e-12)
+    empty = np.zeros(shape, bool)
+    assert hd95_against(empty, predictions, spacing, 500.0) == [500.0, 500.0, 500.0, 0.0, 500.0]
+    assert hd95_against(reference, [empty, empty], spacing, 500.0) == [500.0, 500.0]
 
 
 def test_surfaces_are_the_voxels_a_6_connected_erosion_removes():

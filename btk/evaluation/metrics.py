@@ -16,12 +16,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from btk.arrays import bounding_box
-from btk.evaluation.nearest import nearest_distance_percentile
+from btk.evaluation.nearest import nearest_distance_percentile, nearest_distances
 from btk.spaces import DEFAULT_SPACE, SPACES
 
 #: HD95 when exactly one of the two masks is empty on the BraTS SRI24 grid (and on grids of no atlas space):
@@ -67,16 +68,47 @@ def hd95(
 ) -> float:
     """Symmetric 95th-percentile Hausdorff distance between the surfaces of two masks, in mm
     (``empty_penalty_mm`` when exactly one is empty; see :func:`empty_hd95_penalty_mm`)."""
-    has_prediction, has_reference = bool(prediction.any()), bool(reference.any())
-    if not has_prediction and not has_reference:
-        return 0.0
-    if not has_prediction or not has_reference:
-        return empty_penalty_mm
-    box = bounding_box(prediction | reference, margin=1)  # surface distances never leave it
-    surface_prediction, surface_reference = surface_voxels(prediction[box]), surface_voxels(reference[box])
-    forward = nearest_distance_percentile(np.argwhere(surface_prediction), surface_reference, spacing, 95)
-    backward = nearest_distance_percentile(np.argwhere(surface_reference), surface_prediction, spacing, 95)
-    return max(forward, backward)
+    return hd95_against(reference, [prediction], spacing, empty_penalty_mm)[0]
+
+
+def hd95_against(
+    reference: np.ndarray,
+    predictions: Sequence[np.ndarray],
+    spacing: tuple[float, ...] = (1.0, 1.0, 1.0),
+    empty_penalty_mm: float = HD95_EMPTY_PENALTY_MM,
+) -> list[float]:
+    """:func:`hd95` of each prediction against one reference, as the agreement report needs it: the distances
+    from the predictions' surfaces to the reference's are measured once for all of them (their union)."""
+    predictions = [np.asarray(prediction, dtype=bool) for prediction in predictions]
+    reference = np.asarray(reference, dtype=bool)
+    present = [bool(prediction.any()) for prediction in predictions]
+    if not reference.any():
+        return [empty_penalty_mm if has else 0.0 for has in present]
+    measured = [prediction for prediction, has in zip(predictions, present) if has]
+    if not measured:
+        return [empty_penalty_mm] * len(predictions)
+    box = bounding_box(np.logical_or.reduce([reference, *measured]), margin=1)  # surface distances never leave it
+    surface_reference = surface_voxels(reference[box])
+    surfaces = [surface_voxels(prediction[box]) for prediction in measured]
+    reference_points = np.argwhere(surface_reference)
+    scores = iter(
+        [
+            max(forward, nearest_distance_percentile(reference_points, surface, spacing, 95))
+            for forward, surface in zip(_percentiles_to(surface_reference, surfaces, spacing), surfaces)
+        ]
+    )
+    return [next(scores) if has else empty_penalty_mm for has in present]
+
+
+def _percentiles_to(targets: np.ndarray, surfaces: list[np.ndarray], spacing: tuple[float, ...]) -> list[float]:
+    """The 95th percentile of the distances from each surface's voxels to ``targets``: a single surface by
+    the search that stops early, several by the distances of their union found once."""
+    if len(surfaces) == 1:
+        return [nearest_distance_percentile(np.argwhere(surfaces[0]), targets, spacing, 95)]
+    union = np.logical_or.reduce(surfaces)
+    distances = np.zeros(union.shape)
+    distances[union] = nearest_distances(np.argwhere(union), targets, spacing)
+    return [float(np.percentile(distances[surface], 95)) for surface in surfaces]
 
 
 #: The HD95 definitions :func:`region_metrics` offers: btk's, and the BraTS 2023 code's (surface-area weighted).

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from btk.errors import InputError, MissingFileError
-from btk.evaluation.metrics import dice, empty_hd95_penalty_mm, hd95
+from btk.evaluation.metrics import dice, empty_hd95_penalty_mm, hd95_against
 from btk.fusion.names import DEFAULT_ALPHA
 from btk.io import is_nifti, save_json
 from btk.labels import LabelConvention, get_convention
@@ -128,18 +128,16 @@ def agreement_report(
 ) -> AgreementReport:
     """Score each candidate against the consensus per region (Dice, HD95 in mm)."""
     names_of_regions = convention.region_names
-    consensus_regions = {region: convention.region_mask(consensus, region) for region in names_of_regions}
     penalty = empty_hd95_penalty_mm(consensus.shape, spacing)
-    scores = []
-    for name, candidate in zip(names, candidates):
-        regions = {region: convention.region_mask(candidate, region) for region in names_of_regions}
-        scores.append(
-            CandidateAgreement(
-                name,
-                {r: dice(regions[r], consensus_regions[r]) for r in names_of_regions},
-                {r: hd95(regions[r], consensus_regions[r], spacing, penalty) for r in names_of_regions},
-            )
-        )
+    dice_scores: list[dict[str, float]] = [{} for _ in candidates]
+    hd95_scores: list[dict[str, float]] = [{} for _ in candidates]
+    for region in names_of_regions:
+        reference = convention.region_mask(consensus, region)
+        masks = [convention.region_mask(candidate, region) for candidate in candidates]
+        for index, (mask, distance) in enumerate(zip(masks, hd95_against(reference, masks, spacing, penalty))):
+            dice_scores[index][region] = dice(mask, reference)
+            hd95_scores[index][region] = distance
+    scores = [CandidateAgreement(name, d, h) for name, d, h in zip(names, dice_scores, hd95_scores)]
     return AgreementReport(case, convention.name, scores)
 
 
