@@ -121,7 +121,10 @@ class LabelConvention:
 
     def region_mask(self, segmentation: np.ndarray, region: str) -> np.ndarray:
         """Boolean mask of a region in a label map of this convention."""
-        return np.isin(segmentation, self.region_labels(region))
+        mask = np.zeros(np.shape(segmentation), dtype=bool)
+        for value in self.region_labels(region):  # a comparison per label: several times faster than np.isin
+            mask |= segmentation == value
+        return mask
 
     def tie_order(self) -> tuple[int, ...]:
         """Label values in the order ties are resolved: background first, then outer to inner classes."""

@@ -8,7 +8,7 @@ import SimpleITK as sitk
 from btk.cli import main
 from btk.evaluation import HD95_EMPTY_PENALTY_MM, evaluate_case, evaluate_folders
 from btk.evaluation.metrics import dice, hd95, hd95_against, region_metrics, surface_voxels
-from btk.evaluation.nearest import EXHAUSTIVE_PAIRS, nearest_distance_percentile, nearest_distances
+from btk.evaluation.nearest import EXHAUSTIVE_PAIRS, nearest_distance_percentile, nearest_distance_percentiles
 from tests.support.data import DATA, save, sphere
 
 
@@ -70,21 +70,33 @@ def test_nearest_distance_percentiles_equal_a_kd_tree(spacing):
             found = nearest_distance_percentile(points, targets, spacing, percentile)
             assert found == pytest.approx(np.percentile(expected, percentile), abs=1e-9)
     assert nearest_distance_percentile(np.array([[5, 5, 5]]), near, spacing, 95.0) > 0
-    with pytest.raises(ValueError, match="at least one point and one target"):
+    with pytest.raises(ValueError, match="at least one point per group and one target"):
         nearest_distance_percentile(points, np.zeros(shape, bool), spacing)
 
 
 @pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.9, 0.9, 3.0)])
-def test_all_nearest_distances_equal_a_kd_tree(spacing):
-    # every distance, near and far (the far blob is measured against every target by the matrix product)
+def test_percentiles_of_groups_of_points_equal_each_group_alone(spacing):
+    # groups sharing points, one near the targets, one with a far blob (measured against every target), one
+    # of a single point: each group's percentile is the one it has measured alone, and the k-d tree's
     from scipy.spatial import cKDTree
 
     shape = (40, 44, 30)
-    points = np.argwhere(sphere(shape, (22, 20, 15), 7) | sphere(shape, (3, 3, 27), 2))
+    near, far = sphere(shape, (22, 20, 15), 7), sphere(shape, (22, 20, 15), 6) | sphere(shape, (3, 3, 27), 2)
+    single = np.zeros(shape, bool)
+    single[20, 20, 15] = True
+    union = near | far | single
+    points = np.argwhere(union)
+    groups = np.stack([near[union], far[union], single[union]])
     targets = sphere(shape, (20, 22, 15), 8)
     scale = np.asarray(spacing)
-    expected = cKDTree(np.argwhere(targets) * scale).query(points * scale)[0]
-    assert nearest_distances(points, targets, spacing) == pytest.approx(expected, abs=1e-9)
+    distances = cKDTree(np.argwhere(targets) * scale).query(points * scale)[0]
+    for percentile in (0.0, 50.0, 95.0, 100.0):
+        found = nearest_distance_percentiles(points, groups, targets, spacing, percentile)
+        alone = [nearest_distance_percentile(points[members], targets, spacing, percentile) for members in groups]
+        assert found == alone
+        assert found == pytest.approx([np.percentile(distances[members], percentile) for members in groups], abs=1e-9)
+    with pytest.raises(ValueError, match="at least one point per group"):
+        nearest_distance_percentiles(points, np.zeros((1, len(points)), bool), targets, spacing)
 
 
 @pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.5, 1.2, 1.0)])

@@ -6,10 +6,21 @@ from btk.labels import (
     BRATS_2021,
     BRATS_2023,
     BRATS_2024_POST,
+    CONVENTIONS,
     convert,
     detect_convention,
     get_convention,
 )
+
+
+def test_region_masks_equal_numpy_isin():
+    # the comparisons per label give np.isin's mask for every region of every convention, whatever the type
+    segmentation = np.random.default_rng(5).integers(0, 256, (12, 10, 8)).astype(np.uint8)
+    for convention in CONVENTIONS.values():
+        for region in convention.region_names:
+            expected = np.isin(segmentation.astype(np.int16), convention.region_labels(region))
+            assert np.array_equal(convention.region_mask(segmentation, region), expected)
+            assert np.array_equal(convention.region_mask(segmentation.astype(np.int16), region), expected)
 
 
 def test_regions_are_nested_in_every_convention():

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from btk.arrays import bounding_box
-from btk.evaluation.nearest import nearest_distance_percentile, nearest_distances
+from btk.evaluation.nearest import nearest_distance_percentile, nearest_distance_percentiles
 from btk.spaces import DEFAULT_SPACE, SPACES
 
 #: HD95 when exactly one of the two masks is empty on the BraTS SRI24 grid (and on grids of no atlas space):
@@ -101,14 +101,12 @@ def hd95_against(
 
 
 def _percentiles_to(targets: np.ndarray, surfaces: list[np.ndarray], spacing: tuple[float, ...]) -> list[float]:
-    """The 95th percentile of the distances from each surface's voxels to ``targets``: a single surface by
-    the search that stops early, several by the distances of their union found once."""
-    if len(surfaces) == 1:
-        return [nearest_distance_percentile(np.argwhere(surfaces[0]), targets, spacing, 95)]
+    """The 95th percentile of the distances from each surface's voxels to ``targets``, the voxels of several
+    surfaces measured once (their union)."""
     union = np.logical_or.reduce(surfaces)
-    distances = np.zeros(union.shape)
-    distances[union] = nearest_distances(np.argwhere(union), targets, spacing)
-    return [float(np.percentile(distances[surface], 95)) for surface in surfaces]
+    points = np.argwhere(union)
+    groups = np.stack([surface[union] for surface in surfaces])
+    return nearest_distance_percentiles(points, groups, targets, spacing, 95)
 
 
 #: The HD95 definitions :func:`region_metrics` offers: btk's, and the BraTS 2023 code's (surface-area weighted).

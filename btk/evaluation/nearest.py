@@ -10,7 +10,9 @@ spacing), nearest first, in a few batches of growing radius: the first offset th
 the point's distance exactly. After each batch it stops as soon as the points not yet found, all farther
 than the batch's radius, cannot move the percentile. Points farther than the last radius are measured
 against every voxel of the mask, or, when there are many of them and of those voxels (two large masks far
-apart, which costs a k-d tree less), by SciPy's k-d tree.
+apart, which costs a k-d tree less), by SciPy's k-d tree. :func:`nearest_distance_percentiles` does this for
+several groups of points at once (several surfaces against one), measuring each point once and stopping
+when every group's percentile is known.
 """
 
 from __future__ import annotations
@@ -42,26 +44,37 @@ def nearest_distance_percentile(
         spacing: The voxel size along each axis, in mm.
         percentile: Between 0 and 100.
     """
-    count = len(points)
+    return nearest_distance_percentiles(points, np.ones((1, len(points)), dtype=bool), targets, spacing, percentile)[0]
+
+
+def nearest_distance_percentiles(
+    points: np.ndarray, groups: np.ndarray, targets: np.ndarray, spacing: tuple[float, ...], percentile: float = 95.0
+) -> list[float]:
+    """:func:`nearest_distance_percentile` of several groups of points at once (the surfaces of several masks
+    against one), each point measured once however many groups hold it.
+
+    Args:
+        points: As for :func:`nearest_distance_percentile`: the union of the groups' points.
+        groups: A boolean matrix, one row per group and one column per point: which points each group holds
+            (every group at least one).
+        targets, spacing, percentile: As for :func:`nearest_distance_percentile`.
+    """
+    groups = np.asarray(groups, dtype=bool)
+    sizes = np.count_nonzero(groups, axis=1)
+    if len(points) == 0 or not targets.any() or not sizes.all():
+        raise ValueError("nearest distances need at least one point per group and one target voxel")
     # np.percentile interpolates between two order statistics; once both are known, farther points don't matter
-    needed = min(count, int(np.floor(percentile / 100.0 * (count - 1))) + 2)
-    return float(np.percentile(_search(points, targets, spacing, needed), percentile))
+    needed = np.minimum(sizes, np.floor(percentile / 100.0 * (sizes - 1)).astype(int) + 2)
+    distances = _search(points, groups, targets, spacing, needed)
+    return [float(np.percentile(distances[members], percentile)) for members in groups]
 
 
-def nearest_distances(points: np.ndarray, targets: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
-    """The distance, in mm, from each point to the nearest true voxel of ``targets`` (arguments as for
-    :func:`nearest_distance_percentile`): every distance exact, for points whose percentiles are taken by
-    subsets (the surfaces of several masks measured against one)."""
-    return _search(points, targets, spacing, len(points))
-
-
-def _search(points: np.ndarray, targets: np.ndarray, spacing: tuple[float, ...], needed: int) -> np.ndarray:
-    """Distances from the points to the targets, exact for at least the ``needed`` nearest points (the others
-    are left infinite, farther than all of those)."""
-    count = len(points)
-    if count == 0 or not targets.any():
-        raise ValueError("nearest distances need at least one point and one target voxel")
-    distances = np.full(count, np.inf)
+def _search(
+    points: np.ndarray, groups: np.ndarray, targets: np.ndarray, spacing: tuple[float, ...], needed: np.ndarray
+) -> np.ndarray:
+    """Distances from the points to the targets, exact for at least the ``needed`` nearest points of each
+    group (the others are left infinite, farther than all of those)."""
+    distances = np.full(len(points), np.inf)
     scale = np.asarray(spacing, dtype=np.float64)
     batches = _offset_batches(tuple(float(s) for s in scale))
     reach = np.max(np.abs(np.concatenate([offsets for offsets, _ in batches])), axis=0)
@@ -70,18 +83,23 @@ def _search(points: np.ndarray, targets: np.ndarray, spacing: tuple[float, ...],
     strides = np.asarray(padded.strides) // padded.itemsize
     index_type = np.int32 if padded.size < 2**31 else np.int64
     flat_points = ((points + reach) @ strides).astype(index_type)
-    unresolved = np.arange(count)
+    unresolved, resolved_per_group = np.arange(len(points)), np.zeros(len(groups), dtype=int)
     for offsets, offset_distances in batches:
         flat_offsets = (offsets @ strides).astype(index_type)
-        still = []
+        still, resolved = [], []
         for block in np.array_split(unresolved, max(1, len(unresolved) * len(offsets) // _BLOCK_ELEMENTS)):
             hits = flat_targets[flat_points[block, None] + flat_offsets[None, :]]
             found = hits.any(axis=1)
             distances[block[found]] = offset_distances[hits[found].argmax(axis=1)]
             still.append(block[~found])
+            resolved.append(block[found])
         unresolved = np.concatenate(still)
-        if count - len(unresolved) >= needed:
+        resolved_per_group += np.count_nonzero(groups[:, np.concatenate(resolved)], axis=1)
+        undone = resolved_per_group < needed
+        if not undone.any():
             return distances
+        if not undone.all():  # the points only finished groups hold are moot
+            unresolved = unresolved[groups[undone][:, unresolved].any(axis=0)]
     far, target_points = points[unresolved], np.argwhere(targets)
     if len(far) * len(target_points) > EXHAUSTIVE_PAIRS:
         distances[unresolved] = _kd_tree_distances(far, target_points, scale)

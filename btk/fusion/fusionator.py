@@ -337,8 +337,10 @@ def _agreement(
     reference = candidates.reference
     spacing = tuple(reference.zooms[:3]) if reference else (1.0, 1.0, 1.0)
     box = _box(any_label | (fused > 0), 1) or (slice(0, 1),) * fused.ndim
-    cropped = list(stack[_all_candidates(box)])
-    return agreement_report(cropped, candidates.names, fused[box], convention, spacing, case or "case")
+    # compact copies of the box: the metrics' many passes then run over contiguous memory, not the whole volumes'
+    cropped = list(np.ascontiguousarray(stack[_all_candidates(box)]))
+    consensus = np.ascontiguousarray(fused[box])
+    return agreement_report(cropped, candidates.names, consensus, convention, spacing, case or "case")
 
 
 def _validate_labels(stack: np.ndarray, convention: LabelConvention, candidates: Candidates, first: int = 0) -> None:
