@@ -158,10 +158,11 @@ def _hd95(
 
 def surface_voxels(mask: np.ndarray) -> np.ndarray:
     """Voxels of the mask that touch the background (6-connectivity); the image border counts as background."""
-    padded = np.pad(mask, 1)
-    inner = tuple(slice(1, -1) for _ in range(mask.ndim))
+    mask = np.asarray(mask, dtype=bool)
     interior = mask.copy()
-    for axis in range(mask.ndim):
-        for shift in (slice(None, -2), slice(2, None)):
-            interior &= padded[inner[:axis] + (shift,) + inner[axis + 1 :]]
+    for axis in range(mask.ndim):  # a voxel is inside when both its neighbours along every axis are
+        head: tuple[slice, ...] = (slice(None),) * axis
+        interior[head + (slice(1, None),)] &= mask[head + (slice(None, -1),)]
+        interior[head + (slice(None, -1),)] &= mask[head + (slice(1, None),)]
+        interior[head + (0,)] = interior[head + (-1,)] = False
     return mask & ~interior

@@ -77,8 +77,9 @@ def _search(
     distances = np.full(len(points), np.inf)
     scale = np.asarray(spacing, dtype=np.float64)
     batches = _offset_batches(tuple(float(s) for s in scale))
-    reach = np.max(np.abs(np.concatenate([offsets for offsets, _ in batches])), axis=0)
-    padded = np.pad(np.asarray(targets, dtype=bool), [(int(r), int(r)) for r in reach])
+    reach = _reach(tuple(float(s) for s in scale))
+    padded = np.zeros(tuple(int(n + 2 * r) for n, r in zip(targets.shape, reach)), dtype=bool)
+    padded[tuple(slice(int(r), int(r + n)) for n, r in zip(targets.shape, reach))] = targets
     flat_targets = padded.ravel()
     strides = np.asarray(padded.strides) // padded.itemsize
     index_type = np.int32 if padded.size < 2**31 else np.int64
@@ -88,7 +89,7 @@ def _search(
         flat_offsets = (offsets @ strides).astype(index_type)
         still, resolved = [], []
         for block in np.array_split(unresolved, max(1, len(unresolved) * len(offsets) // _BLOCK_ELEMENTS)):
-            hits = flat_targets[flat_points[block, None] + flat_offsets[None, :]]
+            hits = np.take(flat_targets, flat_points[block, None] + flat_offsets[None, :])
             found = hits.any(axis=1)
             distances[block[found]] = offset_distances[hits[found].argmax(axis=1)]
             still.append(block[~found])
@@ -129,6 +130,12 @@ def _offset_batches(spacing: tuple[float, ...]) -> list[tuple[np.ndarray, np.nda
     return batches
 
 
+@cache
+def _reach(spacing: tuple[float, ...]) -> np.ndarray:
+    """How far, in voxels along each axis, the offsets of :func:`_offset_batches` reach."""
+    return np.max(np.abs(np.concatenate([offsets for offsets, _ in _offset_batches(spacing)])), axis=0)
+
+
 def _lengths_mm(differences: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """The length in mm of integer index differences (one row each): one formula for both searches, so a
     distance found either way is the same number."""
@@ -138,24 +145,30 @@ def _lengths_mm(differences: np.ndarray, scale: np.ndarray) -> np.ndarray:
 def _exhaustive_distances(points: np.ndarray, targets: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """The distance from each point to the nearest of ``targets`` (indices), measured against all of them.
 
-    The squared distances of all pairs come from one matrix product (|p|^2 + |t|^2 - 2 p.t); the pairs within
-    its rounding error of each point's smallest are measured again with :func:`_lengths_mm`, so the result is
-    the exact nearest distance, the same number the offset search gives."""
+    A matrix product ranks the targets of each point (|t|^2 - 2 p.t: its squared distance less |p|^2); the
+    nearest, and any other within the product's rounding error of it, are measured again with
+    :func:`_lengths_mm`, so the result is the exact nearest distance, the same number the offset search gives."""
     scaled_points, scaled_targets = points * scale, targets * scale
     point_norms = np.einsum("ij,ij->i", scaled_points, scaled_points)
     target_norms = np.einsum("ij,ij->i", scaled_targets, scaled_targets)
+    doubled = -2.0 * scaled_points
     nearest = np.empty(len(points))
     rows = max(1, _BLOCK_ELEMENTS // len(targets))
     for start in range(0, len(points), rows):
         block = slice(start, start + rows)
-        squared = scaled_points[block] @ scaled_targets.T
-        squared *= -2.0
-        squared += point_norms[block, None]
-        squared += target_norms[None, :]
-        tolerance = _ROUNDING * (point_norms[block] + target_norms.max() + 1.0)
-        pairs_row, pairs_target = np.nonzero(squared <= (squared.min(axis=1) + tolerance)[:, None])
-        exact = _lengths_mm(points[block][pairs_row] - targets[pairs_target], scale)
-        nearest[block] = np.minimum.reduceat(exact, np.flatnonzero(np.diff(pairs_row, prepend=-1)))
+        ranks = doubled[block] @ scaled_targets.T
+        ranks += target_norms
+        index = np.arange(len(ranks))
+        best = ranks.argmin(axis=1)
+        closest = ranks[index, best] + _ROUNDING * (point_norms[block] + target_norms.max() + 1.0)
+        found = _lengths_mm(points[block] - targets[best], scale)
+        ranks[index, best] = np.inf
+        tied = np.flatnonzero(ranks.min(axis=1) <= closest)  # another target as near, within rounding
+        if len(tied):
+            tied_rows, tied_targets = np.nonzero(ranks[tied] <= closest[tied, None])
+            others = _lengths_mm(points[block][tied[tied_rows]] - targets[tied_targets], scale)
+            np.minimum.at(found, tied[tied_rows], others)
+        nearest[block] = found
     return nearest
 
 
