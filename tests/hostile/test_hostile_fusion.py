@@ -308,3 +308,55 @@ def test_kill_9_never_leaves_sidecars_without_their_image(tmp_path: Path):
     assert run_btk(*arguments).code == 0
     assert _state(out) == "complete"
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporaries of killed runs were not cleaned"
+
+
+# --- the agreement report on awkward shapes ------------------------------------------------------------
+
+
+def _oracle_hd95(mask: np.ndarray, reference: np.ndarray, spacing: tuple[float, ...], penalty: float) -> float:
+    """HD95 the way btk computed it before its own search: SciPy's 6-connected erosion and k-d tree."""
+    from scipy import ndimage
+    from scipy.spatial import cKDTree
+
+    if not mask.any() or not reference.any():
+        return 0.0 if not mask.any() and not reference.any() else penalty
+    cross = ndimage.generate_binary_structure(3, 1)
+    surfaces = [m & ~ndimage.binary_erosion(m, structure=cross, border_value=0) for m in (mask, reference)]
+    points = [np.argwhere(s) * np.asarray(spacing) for s in surfaces]
+    forward = cKDTree(points[1]).query(points[0])[0]
+    backward = cKDTree(points[0]).query(points[1])[0]
+    return max(float(np.percentile(forward, 95)), float(np.percentile(backward, 95)))
+
+
+@pytest.mark.slow
+def test_the_agreement_report_of_awkward_candidates_equals_a_kd_tree(tmp_path: Path):
+    # anisotropic voxels; a candidate touching the volume's border, one with a far-away blob (beyond the offset
+    # search), one empty: btk fuse's report (all candidates measured at once) equals each pair measured by SciPy
+    from btk.evaluation.metrics import empty_hd95_penalty_mm
+    from btk.labels import BRATS_2021
+
+    shape, spacing = (30, 28, 20), (0.9, 1.2, 2.0)
+    affine = np.diag([*spacing, 1.0])
+    base = np.zeros(shape, np.uint8)
+    base[10:20, 9:19, 6:14] = 2
+    base[12:18, 11:17, 8:12] = 1
+    base[14:16, 13:15, 9:11] = 4
+    border = np.roll(base, 1, axis=0)
+    border[0:3, 10:14, 8:12] = 2
+    far = base.copy()
+    far[26:29, 1:4, 16:19] = 4
+    candidates = [base, border, far, np.zeros(shape, np.uint8)]
+    paths = [_save(c, tmp_path / "in" / f"c{i}.nii.gz", affine) for i, c in enumerate(candidates)]
+    out = tmp_path / "out" / "fused.nii.gz"
+    result = run_btk("fuse", *paths, "-o", out, "--method", "mav")
+    assert result.code == 0, result.stderr
+    fused = np.asanyarray(nib.load(str(out)).dataobj)
+    report = json.loads((tmp_path / "out" / "fused_agreement.json").read_text())
+    penalty = empty_hd95_penalty_mm(shape, spacing)
+    for candidate, scores in zip(candidates, report["candidates"]):
+        for region in BRATS_2021.region_names:
+            mask, reference = (np.isin(a, BRATS_2021.region_labels(region)) for a in (candidate, fused))
+            expected = _oracle_hd95(mask, reference, spacing, penalty)
+            assert scores["hd95_mm"][region] == pytest.approx(expected, abs=1e-6), (scores["name"], region)
+    assert report["candidates"][3]["hd95_mm"]["WT"] == pytest.approx(penalty)
+    assert report["candidates"][2]["hd95_mm"]["ET"] > 8 * min(spacing)
