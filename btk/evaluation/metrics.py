@@ -91,12 +91,9 @@ def hd95_against(
     surface_reference = surface_voxels(reference[box])
     surfaces = [surface_voxels(prediction[box]) for prediction in measured]
     reference_points = np.argwhere(surface_reference)
-    scores = iter(
-        [
-            max(forward, nearest_distance_percentile(reference_points, surface, spacing, 95))
-            for forward, surface in zip(_percentiles_to(surface_reference, surfaces, spacing), surfaces)
-        ]
-    )
+    forward = _percentiles_to(surface_reference, surfaces, spacing)
+    backward = [nearest_distance_percentile(reference_points, surface, spacing, 95) for surface in surfaces]
+    scores = iter(map(max, forward, backward))
     return [next(scores) if has else empty_penalty_mm for has in present]
 
 

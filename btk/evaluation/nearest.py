@@ -76,8 +76,8 @@ def _search(
     group (the others are left infinite, farther than all of those)."""
     distances = np.full(len(points), np.inf)
     scale = np.asarray(spacing, dtype=np.float64)
-    batches = _offset_batches(tuple(float(s) for s in scale))
-    reach = _reach(tuple(float(s) for s in scale))
+    key = tuple(float(s) for s in scale)
+    batches, reach = _offset_batches(key), _reach(key)
     padded = np.zeros(tuple(int(n + 2 * r) for n, r in zip(targets.shape, reach)), dtype=bool)
     padded[tuple(slice(int(r), int(r + n)) for n, r in zip(targets.shape, reach))] = targets
     flat_targets = padded.ravel()
